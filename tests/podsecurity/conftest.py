@@ -1,0 +1,9 @@
+"""Make the repository importable when the package is not installed into the venv."""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    # pyproject has no pytest pythonpath, and `webhook` may not be pip-installed yet.
+    sys.path.insert(0, str(ROOT))
