@@ -1,0 +1,76 @@
+"""RFC 6902 patches that kube-apiserver can always apply.
+
+kube-apiserver applies a webhook's patch with evanphx/json-patch v4 to the very object it sent
+us; an op that fails to apply is a 500 for the user whatever the failurePolicy. So the patch is
+built by a strict structural diff of that object and our result:
+- a missing member is added whole (never an `add` below a parent that does not exist);
+- lists of equal length are patched item by item, a list that only grew gets its new items
+  appended at explicit indices, anything else is replaced whole (no index shifting);
+- `True` and `1`, `False` and `0` are different values (Python's `==` says they are equal).
+
+This is also cheaper than `jsonpatch.make_patch` on a whole pod, which dominated a prototype's
+profile: unchanged subtrees are skipped by identity before they are compared.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def escape_pointer_token(token: str) -> str:
+    """RFC 6901: `~` becomes `~0` (first), `/` becomes `~1`."""
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def diff_patch(old: Any, new: Any) -> list[dict]:
+    """The JSON patch that turns `old` into `new`."""
+    ops: list[dict] = []
+    _diff(old, new, "", ops)
+    return ops
+
+
+def _diff(old: Any, new: Any, path: str, ops: list[dict]) -> None:
+    if old is new:
+        return
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in old:
+            if key not in new:
+                ops.append({"op": "remove", "path": f"{path}/{escape_pointer_token(key)}"})
+        for key, value in new.items():
+            sub = f"{path}/{escape_pointer_token(key)}"
+            if key in old:
+                _diff(old[key], value, sub, ops)
+            else:
+                ops.append({"op": "add", "path": sub, "value": value})
+        return
+    if isinstance(old, list) and isinstance(new, list):
+        if len(old) <= len(new) and all(json_equal(a, b) for a, b in zip(old, new, strict=False)):
+            for i in range(len(old), len(new)):
+                ops.append({"op": "add", "path": f"{path}/{i}", "value": new[i]})
+            return
+        if len(old) == len(new):
+            for i, (a, b) in enumerate(zip(old, new, strict=True)):
+                _diff(a, b, f"{path}/{i}", ops)
+            return
+        ops.append({"op": "replace", "path": path, "value": new})
+        return
+    if not json_equal(old, new):
+        ops.append({"op": "replace", "path": path, "value": new})
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality of JSON values that tells booleans from numbers."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        # 1 and 1.0 are the same JSON number; True and 1 are not the same JSON value.
+        numeric = (int, float)
+        return (
+            isinstance(a, numeric) and isinstance(b, numeric)
+            and not isinstance(a, bool) and not isinstance(b, bool) and a == b
+        )
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(json_equal(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    return a == b

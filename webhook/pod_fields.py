@@ -1,0 +1,106 @@
+"""Check a pod fragment's fields and types against the Kubernetes Pod model.
+
+kube-apiserver silently drops unknown fields (a typo like `resource:` would do nothing) and
+answers a wrong type with a 500 after our patch: both are caught here, with the field's path.
+The table comes from the official client's models (tools/gen_pod_fields.py).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from kubernetes.utils.quantity import parse_quantity
+
+
+@cache
+def _model() -> dict:
+    text = resources.files("webhook").joinpath("schema/pod-fields.json").read_text()
+    return json.loads(text)
+
+
+def fragment_errors(fragment: Any, path: str = "") -> list[tuple[str, str]]:
+    """(field path, reason) for every unknown field or wrong type in a pod fragment."""
+    errors: list[tuple[str, str]] = []
+    if not isinstance(fragment, dict):
+        return [(path or "<root>", f"must be an object, got {_json_type(fragment)}")]
+    body = {k: v for k, v in fragment.items() if k not in ("apiVersion", "kind")}
+    _check(body, _model()["root"], path, errors)
+    return errors
+
+
+def _check(value: Any, type_ref: Any, path: str, errors: list[tuple[str, str]]) -> None:
+    if value is None:
+        return  # null removes a field: valid anywhere
+    if isinstance(type_ref, dict) and "list" in type_ref:
+        if not isinstance(value, list):
+            errors.append((path, f"must be a list, got {_json_type(value)}"))
+            return
+        for i, item in enumerate(value):
+            label = item.get("name") if isinstance(item, dict) else None
+            _check(item, type_ref["list"], f"{path}[{label if label else i}]", errors)
+        return
+    if isinstance(type_ref, dict) and "map" in type_ref:
+        if not isinstance(value, dict):
+            errors.append((path, f"must be a map, got {_json_type(value)}"))
+            return
+        for key, item in value.items():
+            _check(item, type_ref["map"], f"{path}.{key}", errors)
+        if path.endswith(("resources.limits", "resources.requests")):
+            errors.extend(_quantity_errors(value, path))
+        return
+    if isinstance(type_ref, str) and type_ref in _model()["types"]:
+        if not isinstance(value, dict):
+            errors.append((path, f"must be an object, got {_json_type(value)}"))
+            return
+        fields = _model()["types"][type_ref]
+        for key, item in value.items():
+            sub = f"{path}.{key}" if path else key
+            if key not in fields:
+                errors.append((sub, "is not a field of " + _kind_name(type_ref)))
+            else:
+                _check(item, fields[key], sub, errors)
+        return
+    reason = _scalar_error(value, type_ref)
+    if reason:
+        errors.append((path, reason))
+
+
+def _quantity_errors(value: dict, path: str) -> list[tuple[str, str]]:
+    out = []
+    for key, item in value.items():
+        try:
+            parse_quantity(item)
+        except (ValueError, TypeError, ArithmeticError):
+            out.append((f"{path}.{key}", f"is not a Kubernetes quantity: {item!r}"))
+    return out
+
+
+def _scalar_error(value: Any, type_ref: str) -> str | None:
+    ok = {
+        "str": isinstance(value, str),
+        "datetime": isinstance(value, str),
+        "bool": isinstance(value, bool),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        # IntOrString and quantities
+        "object": isinstance(value, (str, int, float)) and not isinstance(value, bool),
+    }.get(type_ref, True)
+    if ok:
+        return None
+    wanted = {"str": "a string", "datetime": "a timestamp string", "bool": "true or false",
+              "int": "an integer", "float": "a number", "object": "a string or a number"}
+    return f"must be {wanted.get(type_ref, type_ref)}, got {_json_type(value)}"
+
+
+def _kind_name(type_ref: str) -> str:
+    return type_ref.removeprefix("V1").removeprefix("CoreV1")
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    return {dict: "object", list: "list", str: "string", int: "integer", float: "number",
+            type(None): "null"}.get(type(value), type(value).__name__)

@@ -1,0 +1,217 @@
+"""The compiled, immutable policy set the mutating and validating hooks read."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from fnmatch import fnmatchcase
+from types import MappingProxyType
+from typing import Any
+
+from webhook.airflow_pods import AirflowTask, PodType
+from webhook.field_paths import Segment
+
+DEFAULT_ANNOTATION_PREFIX = "airflow-pod-webhook.io/"
+AIRFLOW_POD_TYPES = frozenset({PodType.EXECUTOR, PodType.KPO})
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    match_labels: tuple[tuple[str, str], ...] = ()
+    match_expressions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        if any(labels.get(k) != v for k, v in self.match_labels):
+            return False
+        for key, op, values in self.match_expressions:
+            present = key in labels
+            ok = {
+                "In": present and labels.get(key) in values,
+                "NotIn": not present or labels.get(key) not in values,
+                "Exists": present,
+                "DoesNotExist": not present,
+            }[op]
+            if not ok:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class Match:
+    """Which pods a policy applies to. Empty lists mean "any"."""
+
+    pod_types: frozenset[PodType] = AIRFLOW_POD_TYPES
+    namespaces: tuple[str, ...] = ()
+    dag_ids: tuple[str, ...] = ()
+    task_ids: tuple[str, ...] = ()
+    selector: LabelSelector | None = None
+
+    def matches(self, task: AirflowTask) -> bool:
+        if task.pod_type not in self.pod_types:
+            return False
+        # Foreign pods are only ever covered through an explicit label selector.
+        if task.pod_type is PodType.OTHER and self.selector is None:
+            return False
+        if self.namespaces and not any(fnmatchcase(task.namespace, p) for p in self.namespaces):
+            return False
+        if self.dag_ids and not any(task.matches_dag(p) for p in self.dag_ids):
+            return False
+        if self.task_ids and not any(task.matches_task(p) for p in self.task_ids):
+            return False
+        return self.selector is None or self.selector.matches(task.labels or {})
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a policy came from, for messages and the explain annotation."""
+
+    file: str
+    index: int
+
+
+@dataclass(frozen=True)
+class PodTemplate:
+    name: str
+    match: Match
+    priority: int
+    template: Mapping[str, Any]
+    locked: tuple[tuple[Segment, ...], ...]
+    locked_text: tuple[str, ...]
+    source: Source
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    match: Match
+    template: Mapping[str, Any]
+    source: Source
+
+
+@dataclass(frozen=True)
+class TaskPolicy:
+    name: str
+    match: Match
+    template: Mapping[str, Any]
+    source: Source
+
+
+@dataclass(frozen=True)
+class TolerationRule:
+    key: str
+    values: tuple[str, ...] = ()
+    effects: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OverridePolicy:
+    name: str
+    match: Match
+    allowed_fields: tuple[tuple[Segment, ...], ...]
+    max_resources: Mapping[str, Any]  # resource name -> Decimal
+    max_resources_text: Mapping[str, str]
+    node_selector: Mapping[str, tuple[str, ...]]
+    tolerations: tuple[TolerationRule, ...]
+    allowed_profiles: tuple[str, ...]
+    source: Source
+
+
+@dataclass(frozen=True)
+class ValidationPolicy:
+    name: str
+    match: Match
+    mode: str
+    pod_security_level: str | None
+    pod_security_version: str
+    rules: Mapping[str, Mapping[str, Any]]
+    source: Source
+
+
+@dataclass(frozen=True)
+class Exemption:
+    name: str
+    match: Match
+    rules: tuple[str, ...]
+    reason: str
+    expires: date | None
+    source: Source
+
+    def active(self, today: date) -> bool:
+        return self.expires is None or today <= self.expires
+
+
+@dataclass(frozen=True)
+class TrustedCreators:
+    namespaces: tuple[str, ...]
+    usernames: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Settings:
+    annotation_prefix: str = DEFAULT_ANNOTATION_PREFIX
+    node_pool_label: str = "node-pool"
+    trusted_creators: tuple[TrustedCreators, ...] = ()
+    untrusted: str = "warn"
+
+    def creator_trusted(self, namespace: str, username: str) -> bool | None:
+        """True/False when some rule names trusted creators for this namespace, else None."""
+        rules = [r for r in self.trusted_creators
+                 if not r.namespaces or any(fnmatchcase(namespace, p) for p in r.namespaces)]
+        if not rules:
+            return None
+        return any(fnmatchcase(username, u) for r in rules for u in r.usernames)
+
+
+def _freeze(mapping: dict) -> Mapping:
+    return MappingProxyType(mapping)
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """Everything loaded from one policy folder, compiled and indexed once."""
+
+    revision: str
+    settings: Settings = field(default_factory=Settings)
+    templates: tuple[PodTemplate, ...] = ()
+    profiles: Mapping[str, Profile] = field(default_factory=lambda: _freeze({}))
+    task_policies_exact: Mapping[str, tuple[TaskPolicy, ...]] = field(
+        default_factory=lambda: _freeze({}))
+    task_policies_glob: tuple[TaskPolicy, ...] = ()
+    override_policies: tuple[OverridePolicy, ...] = ()
+    validation_policies: tuple[ValidationPolicy, ...] = ()
+    exemptions: tuple[Exemption, ...] = ()
+    document_count: int = 0
+
+    def templates_for(self, task: AirflowTask) -> list[PodTemplate]:
+        return [t for t in self.templates if t.match.matches(task)]
+
+    def task_policies_for(self, task: AirflowTask) -> list[TaskPolicy]:
+        """Per-DAG policies by index lookup, then the few glob ones; in name order."""
+        found: dict[str, TaskPolicy] = {}
+        if task.dag_id is not None:
+            for policy in self.task_policies_exact.get(task.dag_id, ()):
+                found[policy.name] = policy
+        for policy in self.task_policies_glob:
+            found[policy.name] = policy
+        return [p for _, p in sorted(found.items()) if p.match.matches(task)]
+
+    def override_policy_for(self, task: AirflowTask) -> OverridePolicy | None:
+        return next((p for p in self.override_policies if p.match.matches(task)), None)
+
+    def validation_policies_for(self, task: AirflowTask) -> list[ValidationPolicy]:
+        return [p for p in self.validation_policies if p.match.matches(task)]
+
+    def exemptions_for(self, task: AirflowTask, today: date) -> list[Exemption]:
+        return [e for e in self.exemptions if e.active(today) and e.match.matches(task)]
+
+    def covers(self, task: AirflowTask) -> bool:
+        """Whether any policy applies to this pod at all (foreign pods are never touched)."""
+        if task.pod_type is not PodType.OTHER:
+            return True
+        groups: tuple[Any, ...] = (self.templates, tuple(self.profiles.values()),
+                                   self.task_policies_glob, self.override_policies,
+                                   self.validation_policies)
+        return any(p.match.matches(task) for group in groups for p in group) or any(
+            p.match.matches(task) for ps in self.task_policies_exact.values() for p in ps)
