@@ -98,33 +98,39 @@ def _key_field(list_field: str) -> str:
     return MERGE_KEYS.get(list_field, ("name",))[0]
 
 
-def get_values(doc: Any, segments: tuple[Segment, ...]) -> list[tuple[tuple, Any]]:
-    """Every (concrete path, value) a path selects in `doc`; missing fields are skipped."""
+def get_values(doc: Any, segments: tuple[Segment, ...], *, wildcard: bool = True
+               ) -> list[tuple[tuple, Any]]:
+    """Every (concrete path, value) a path selects in `doc`; missing fields are skipped.
+
+    With `wildcard=False`, `[*]` selects only an item literally named `*` (a template's entry
+    for every container), not every item.
+    """
     found: list[tuple[tuple, Any]] = []
-    _walk(doc, segments, (), None, found)
+    _walk(doc, segments, (), None, found, wildcard)
     return found
 
 
 def _walk(node: Any, rest: tuple[Segment, ...], done: tuple, field: str | None,
-          found: list[tuple[tuple, Any]]) -> None:
+          found: list[tuple[tuple, Any]], wildcard: bool) -> None:
     if not rest:
         found.append((done, node))
         return
     head, tail = rest[0], rest[1:]
     if isinstance(head, Item) and isinstance(node, dict):
         if head.key in node:
-            _walk(node[head.key], tail, (*done, head), head.key, found)
+            _walk(node[head.key], tail, (*done, head), head.key, found, wildcard)
         return
     if isinstance(head, Item):
         if not isinstance(node, list):
             return
         key = _key_field(field or "")
         for item in node:
-            if isinstance(item, dict) and (head.key == "*" or item.get(key) == head.key):
-                _walk(item, tail, (*done, Item(str(item.get(key)))), None, found)
+            if isinstance(item, dict) and (
+                    (wildcard and head.key == "*") or item.get(key) == head.key):
+                _walk(item, tail, (*done, Item(str(item.get(key)))), None, found, wildcard)
         return
     if isinstance(node, dict) and head in node:
-        _walk(node[head], tail, (*done, head), head, found)
+        _walk(node[head], tail, (*done, head), head, found, wildcard)
 
 
 def set_value(doc: dict, segments: tuple[Segment, ...], value: Any) -> None:

@@ -1,0 +1,127 @@
+"""The mutating hook's decision: which policies apply to a pod, and the patch that applies them.
+
+Order (later wins): the pod as Airflow built it fills in under the cluster templates' defaults,
+then profiles, per-DAG task policies, DAG authors' annotations, and last the templates'
+locked fields. Pure: pod and policy set in, MutationResult out.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from webhook.airflow_pods import AIRFLOW_ANNOTATIONS, AIRFLOW_LABELS, AirflowTask, identify
+from webhook.field_paths import ensure_parents, get_values, set_value
+from webhook.merge import merge_pod
+from webhook.overrides import APPLIED, Refusal, check_allowed, read_overrides
+from webhook.patch import diff_patch
+from webhook.pod_invariants import keep_pod_valid
+from webhook.policy.model import PodTemplate, PolicySet
+
+
+@dataclass(frozen=True)
+class MutationResult:
+    task: AirflowTask
+    pod: dict
+    patch: list[dict]
+    applied: tuple[str, ...] = ()
+    refusals: tuple[Refusal, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def allowed(self) -> bool:
+        return not self.refusals
+
+    @property
+    def malformed(self) -> bool:
+        return any(r.malformed for r in self.refusals)
+
+
+def mutate_pod(
+    pod: dict, policies: PolicySet, namespace: str = "", username: str | None = None
+) -> MutationResult:
+    task = identify(pod, namespace)
+    if not policies.covers(task):
+        return MutationResult(task, pod, [])
+    templates = policies.templates_for(task)
+    warnings: list[str] = []
+    trusted = (True if username is None
+               else policies.settings.creator_trusted(task.namespace, username))
+    result = pod
+    applied: list[str] = []
+    for template in templates:
+        result = merge_pod(result, template.template, fragment_wins=False)
+        applied.append(f"PodTemplate/{template.name}")
+    if trusted is False:
+        # Anyone can label a pod as Airflow's: only the trusted creators get profiles and
+        # overrides; everyone still gets the safe defaults and locks.
+        warnings.append(f"{username} is not a trusted creator of Airflow pods in namespace "
+                        f"{task.namespace}: profiles, task policies and override annotations "
+                        "were not applied")
+    else:
+        request = read_overrides(pod, task, policies)
+        refusals = list(request.refusals)
+        refusals += check_allowed(request, task, policies.override_policy_for(task), templates)
+        if refusals:
+            return MutationResult(task, pod, [], refusals=tuple(sorted(set(refusals))))
+        for name in request.profiles:
+            result = merge_pod(result, policies.profiles[name].template)
+            applied.append(f"Profile/{name}")
+        for policy in policies.task_policies_for(task):
+            result = merge_pod(result, policy.template)
+            applied.append(f"TaskPolicy/{policy.name}")
+        for annotation in request.annotations:
+            result = merge_pod(result, annotation.fragment)
+        if request.annotations:
+            applied.append("annotations:" + ",".join(
+                a.key.removeprefix(policies.settings.annotation_prefix)
+                for a in request.annotations))
+    result = _apply_locks(result, templates)
+    result = keep_pod_valid(pod, result)
+    result = _keep_airflow_metadata(pod, result)
+    result = _explain(result, policies, applied)
+    return MutationResult(task, result, diff_patch(pod, result), tuple(applied),
+                          warnings=tuple(warnings))
+
+
+def _apply_locks(pod: dict, templates: list[PodTemplate]) -> dict:
+    locks = [(t, path) for t in templates for path in t.locked]
+    if not locks:
+        return pod
+    pod = copy.deepcopy(pod)
+    for template, path in locks:
+        found = get_values(template.template, path, wildcard=False)
+        value = copy.deepcopy(found[0][1]) if found else None  # unset in the template: unset
+        ensure_parents(pod, path)
+        set_value(pod, path, value)
+    return pod
+
+
+def _keep_airflow_metadata(original: dict, result: dict) -> dict:
+    """Airflow's own labels and annotations leave exactly as they came in."""
+    if result is original:
+        return result
+    meta_in = original.get("metadata") if isinstance(original.get("metadata"), dict) else {}
+    meta_out = result.get("metadata") if isinstance(result.get("metadata"), dict) else {}
+    fixed = dict(meta_out)
+    for field_name, owned in (("labels", AIRFLOW_LABELS), ("annotations", AIRFLOW_ANNOTATIONS)):
+        before = meta_in.get(field_name) if isinstance(meta_in.get(field_name), dict) else {}
+        after = meta_out.get(field_name) if isinstance(meta_out.get(field_name), dict) else None
+        if after is None:
+            continue
+        merged = {k: v for k, v in after.items() if k not in owned}
+        merged.update({k: v for k, v in before.items() if k in owned})
+        fixed[field_name] = merged
+    return {**result, "metadata": fixed}
+
+
+def _explain(pod: dict, policies: PolicySet, applied: list[str]) -> dict:
+    """Record what was applied on the pod itself: `kubectl get pod -o yaml` then says why."""
+    if not applied:
+        return pod
+    meta = dict(pod.get("metadata") or {})
+    annotations = dict(meta.get("annotations") or {})
+    annotations[policies.settings.annotation_prefix + APPLIED] = (
+        f"revision={policies.revision}; " + "; ".join(applied))
+    meta["annotations"] = annotations
+    return {**pod, "metadata": meta}

@@ -1,0 +1,290 @@
+"""DAG authors' override annotations: parsed, then held to the admin's allowlist.
+
+A task asks for changes with annotations under one prefix (default `airflow-pod-webhook.io/`):
+
+| annotation          | effect on the pod                                                      |
+|---------------------|------------------------------------------------------------------------|
+| `pod-override`      | a pod fragment (JSON or YAML), the same shape as `pod_override`        |
+| `profiles`          | comma-separated Profile names, applied in order                        |
+| `cpu`               | base container `resources.requests.cpu`                                |
+| `cpu-limit`         | base container `resources.limits.cpu`                                  |
+| `memory`            | base container memory request *and* limit (memory is not compressible) |
+| `memory-limit`      | base container `resources.limits.memory` (wins over `memory`)          |
+| `ephemeral-storage` | base container ephemeral-storage request and limit                     |
+| `gpu`               | base container `nvidia.com/gpu` limit (GPUs are requested by limit)    |
+| `node-pool`         | `spec.nodeSelector[<Settings nodePoolLabel>]`                          |
+
+Anything an annotation sets that the matching OverridePolicy does not allow is refused with a
+message naming the annotation, the field and the rule; nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from kubernetes.utils.quantity import parse_quantity
+
+from webhook.airflow_pods import AIRFLOW_ANNOTATIONS, AIRFLOW_LABELS, AirflowTask, PodType
+from webhook.field_paths import Item, Segment, covers, format_path, leaf_paths
+from webhook.pod_fields import fragment_errors
+from webhook.policy.model import OverridePolicy, PodTemplate, PolicySet
+
+POD_OVERRIDE = "pod-override"
+PROFILES = "profiles"
+APPLIED = "applied"  # the explain annotation the webhook writes
+MAX_OVERRIDE_BYTES = 64 * 1024
+_SHORT = ("cpu", "cpu-limit", "memory", "memory-limit", "ephemeral-storage", "gpu", "node-pool")
+KNOWN = (POD_OVERRIDE, PROFILES, APPLIED, *_SHORT)
+_OWNED_META = ("name", "generateName", "namespace", "uid", "ownerReferences")
+
+
+@dataclass(frozen=True, order=True)
+class Refusal:
+    """Why an annotation cannot be applied; `malformed` ones are bad input (HTTP 400)."""
+
+    annotation: str
+    field: str
+    reason: str
+    rule: str
+    malformed: bool = False
+
+    @property
+    def message(self) -> str:
+        where = f"{self.field}: " if self.field else ""
+        return f"annotation {self.annotation}: {where}{self.reason} ({self.rule})"
+
+
+@dataclass(frozen=True)
+class OverrideAnnotation:
+    """One annotation turned into the pod fragment it asks for."""
+
+    key: str
+    fragment: dict
+
+
+@dataclass(frozen=True)
+class OverrideRequest:
+    profiles: tuple[str, ...]
+    annotations: tuple[OverrideAnnotation, ...]
+    refusals: tuple[Refusal, ...]
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """Refuses YAML anchors and aliases: a few bytes of aliases can expand to gigabytes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.constructor.ConstructorError(
+                None, None, "YAML aliases are not allowed in annotations", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def parse_fragment_text(text: str) -> Any:
+    """JSON first (the common case, and what a V1Pod serialises to), then alias-free YAML."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return yaml.load(text, Loader=_NoAliasLoader)
+
+
+def read_overrides(pod: dict, task: AirflowTask, policies: PolicySet) -> OverrideRequest:
+    """Parse every override annotation of a pod; malformed ones become refusals."""
+    meta = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
+    annotations = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
+    prefix = policies.settings.annotation_prefix
+    ours = {k[len(prefix):]: v for k, v in annotations.items()
+            if isinstance(k, str) and k.startswith(prefix)}
+    refusals: list[Refusal] = []
+    fragments: list[OverrideAnnotation] = []
+    for name in sorted(set(ours) - set(KNOWN)):
+        refusals.append(Refusal(prefix + name, "", "unknown annotation; known ones are "
+                                + ", ".join(prefix + k for k in KNOWN if k != APPLIED),
+                                "annotations", malformed=True))
+    for name, value in ours.items():
+        if not isinstance(value, str):
+            refusals.append(Refusal(prefix + name, "", "must be a string", "annotations", True))
+    profiles = _profiles(ours.get(PROFILES), prefix, policies, refusals)
+    if isinstance(ours.get(POD_OVERRIDE), str):
+        fragment = _pod_override(ours[POD_OVERRIDE], prefix + POD_OVERRIDE, refusals)
+        if fragment is not None:
+            fragments.append(OverrideAnnotation(prefix + POD_OVERRIDE, fragment))
+    container = base_container_name(pod)
+    for name in _SHORT:
+        if isinstance(ours.get(name), str):
+            fragment = _short(name, ours[name].strip(), container, policies, prefix, refusals)
+            if fragment is not None:
+                fragments.append(OverrideAnnotation(prefix + name, fragment))
+    return OverrideRequest(tuple(profiles), tuple(fragments), tuple(sorted(refusals)))
+
+
+def base_container_name(pod: dict) -> str:
+    """The task's container: `base` in every Airflow pod, else the first one."""
+    spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
+    containers = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
+    names = [c.get("name") for c in containers]
+    if "base" in names or not names or not isinstance(names[0], str):
+        return "base"
+    return names[0]
+
+
+def _profiles(value: Any, prefix: str, policies: PolicySet, refusals: list[Refusal]
+              ) -> list[str]:
+    if not isinstance(value, str):
+        return []
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    for name in names:
+        if name not in policies.profiles:
+            known = ", ".join(sorted(policies.profiles)) or "none are defined"
+            refusals.append(Refusal(prefix + PROFILES, "", f"unknown profile {name!r} "
+                                    f"(known: {known})", "profiles", malformed=True))
+    return [n for n in names if n in policies.profiles]
+
+
+def _pod_override(text: str, key: str, refusals: list[Refusal]) -> dict | None:
+    if len(text.encode()) > MAX_OVERRIDE_BYTES:
+        refusals.append(Refusal(key, "", f"is larger than {MAX_OVERRIDE_BYTES} bytes",
+                                "annotations", malformed=True))
+        return None
+    try:
+        fragment = parse_fragment_text(text)
+    except (yaml.YAMLError, RecursionError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        refusals.append(Refusal(key, "", f"is neither JSON nor YAML: {reason}", "annotations",
+                                malformed=True))
+        return None
+    errors = fragment_errors(fragment)
+    for field, reason in errors:
+        refusals.append(Refusal(key, field, reason, "Pod schema", malformed=True))
+    return None if errors else {k: v for k, v in fragment.items()
+                                if k not in ("apiVersion", "kind")}
+
+
+def _short(name: str, value: str, container: str, policies: PolicySet, prefix: str,
+           refusals: list[Refusal]) -> dict | None:
+    if name == "node-pool":
+        if not value:
+            refusals.append(Refusal(prefix + name, "", "must name a node pool", "annotations",
+                                    malformed=True))
+            return None
+        return {"spec": {"nodeSelector": {policies.settings.node_pool_label: value}}}
+    try:
+        if parse_quantity(value) < 0:
+            raise ValueError("negative")
+    except (ValueError, TypeError, ArithmeticError):
+        refusals.append(Refusal(prefix + name, "", f"{value!r} is not a Kubernetes quantity "
+                                "(e.g. 500m, 2, 4Gi)", "annotations", malformed=True))
+        return None
+    resources = {
+        "cpu": {"requests": {"cpu": value}},
+        "cpu-limit": {"limits": {"cpu": value}},
+        "memory": {"requests": {"memory": value}, "limits": {"memory": value}},
+        "memory-limit": {"limits": {"memory": value}},
+        "ephemeral-storage": {"requests": {"ephemeral-storage": value},
+                              "limits": {"ephemeral-storage": value}},
+        "gpu": {"limits": {"nvidia.com/gpu": value}},
+    }[name]
+    return {"spec": {"containers": [{"name": container, "resources": resources}]}}
+
+
+def check_allowed(
+    request: OverrideRequest,
+    task: AirflowTask,
+    policy: OverridePolicy | None,
+    templates: list[PodTemplate],
+) -> list[Refusal]:
+    """Hold every annotation to the OverridePolicy and the templates' locked fields."""
+    refusals: list[Refusal] = []
+    if policy is not None and "*" not in policy.allowed_profiles:
+        for name in request.profiles:
+            if name not in policy.allowed_profiles:
+                refusals.append(Refusal("profiles", "", f"profile {name!r} is not allowed",
+                                        f"OverridePolicy/{policy.name} allowedProfiles"))
+    for annotation in request.annotations:
+        if policy is None:
+            refusals.append(Refusal(annotation.key, "", "no OverridePolicy allows DAG-author "
+                                    f"overrides in namespace {task.namespace!r}",
+                                    "OverridePolicy"))
+            continue
+        for path, value in leaf_paths(annotation.fragment):
+            refusals.extend(_check_leaf(annotation.key, path, value, task, policy, templates))
+    return refusals
+
+
+def _check_leaf(key: str, path: tuple[Segment, ...], value: Any, task: AirflowTask,
+                policy: OverridePolicy, templates: list[PodTemplate]) -> list[Refusal]:
+    field = format_path(path)
+    owned = _owned(path, task)
+    if owned:
+        return [Refusal(key, field, owned, "Airflow-owned field")]
+    for template in templates:
+        for locked, text in zip(template.locked, template.locked_text, strict=True):
+            if covers(locked, path) or covers(path, locked):
+                return [Refusal(key, field, f"is locked by the cluster template ({text})",
+                                f"PodTemplate/{template.name} lockedFields")]
+    rule = f"OverridePolicy/{policy.name}"
+    if not any(covers(allowed, path) for allowed in policy.allowed_fields):
+        return [Refusal(key, field, "may not be overridden", f"{rule} allowedFields")]
+    return _check_bounds(key, path, field, value, policy, rule)
+
+
+def _owned(path: tuple[Segment, ...], task: AirflowTask) -> str | None:
+    texts = [s.key if isinstance(s, Item) else s for s in path]
+    if texts[:1] == ["metadata"] and len(texts) > 1:
+        if texts[1] in _OWNED_META:
+            return "is set by Airflow and kube-apiserver"
+        owned = {"labels": AIRFLOW_LABELS, "annotations": AIRFLOW_ANNOTATIONS}.get(texts[1])
+        if owned and len(texts) > 2 and texts[2] in owned:
+            return "Airflow owns this key (it selects and adopts pods by it)"
+    if (task.pod_type is PodType.EXECUTOR and texts[:3] == ["spec", "containers", "base"]
+            and len(texts) > 3 and texts[3] in ("command", "args")):
+        return "Airflow sets the task's command; changing it breaks the task"
+    return None
+
+
+def _check_bounds(key: str, path: tuple[Segment, ...], field: str, value: Any,
+                  policy: OverridePolicy, rule: str) -> list[Refusal]:
+    texts = [s.key if isinstance(s, Item) else s for s in path]
+    if len(texts) >= 3 and texts[-3] == "resources" and texts[-2] in ("requests", "limits"):
+        maximum = policy.max_resources.get(texts[-1])
+        if maximum is not None and _quantity(value) > maximum:
+            return [Refusal(key, field, f"{value} exceeds the maximum "
+                            f"{policy.max_resources_text[texts[-1]]}",
+                            f"{rule} maxResources.{texts[-1]}")]
+    if texts[:2] == ["spec", "nodeSelector"] and len(texts) == 3 and policy.node_selector:
+        allowed = policy.node_selector.get(texts[2])
+        if allowed is None or value not in allowed:
+            choices = ", ".join(allowed) if allowed else "none for this key"
+            return [Refusal(key, field, f"{value!r} is not an allowed node selector "
+                            f"(allowed: {choices})", f"{rule} nodeSelector")]
+    if texts[:2] == ["spec", "tolerations"] and policy.tolerations:
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if not _toleration_allowed(item, policy):
+                return [Refusal(key, field, f"toleration {json.dumps(item, sort_keys=True)} is "
+                                "not allowed", f"{rule} tolerations")]
+    return []
+
+
+def _toleration_allowed(item: Any, policy: OverridePolicy) -> bool:
+    if not isinstance(item, dict):
+        return False
+    for rule in policy.tolerations:
+        if item.get("key") != rule.key:
+            continue
+        if rule.values and item.get("value") not in rule.values:
+            continue
+        if rule.effects and item.get("effect") not in rule.effects:
+            continue
+        return True
+    return False
+
+
+def _quantity(value: Any) -> Any:
+    try:
+        return parse_quantity(value)
+    except (ValueError, TypeError, ArithmeticError):
+        return 0  # malformed quantities are refused by the schema check already

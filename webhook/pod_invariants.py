@@ -1,0 +1,66 @@
+"""Keep a mutation from turning a pod Kubernetes would accept into one it rejects.
+
+kube-apiserver validates the mutated pod before any validating webhook runs; a default that
+makes the pod invalid gives the DAG author a confusing 422 instead of our clear denial. So a
+default that conflicts with what the pod already says about itself is taken back, and the
+unsafe pod is left for the validating hook to refuse.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+
+
+def keep_pod_valid(original: dict, mutated: dict) -> dict:
+    """Undo `allowPrivilegeEscalation: false` where the container is privileged or adds
+    CAP_SYS_ADMIN (Kubernetes rejects that combination, ValidateSecurityContext)."""
+    spec = mutated.get("spec")
+    if not isinstance(spec, dict):
+        return mutated
+    fixed_spec = None
+    for list_name in _CONTAINER_LISTS:
+        containers = spec.get(list_name)
+        if not isinstance(containers, list):
+            continue
+        before = _by_name(original, list_name)
+        new_list = None
+        for i, container in enumerate(containers):
+            if not _conflicts(container):
+                continue
+            previous = _ape(before.get(container.get("name")))
+            sc = dict(container["securityContext"])
+            if previous is None:
+                sc.pop("allowPrivilegeEscalation", None)
+            else:
+                sc["allowPrivilegeEscalation"] = previous
+            new_list = new_list or list(containers)
+            new_list[i] = {**container, "securityContext": sc}
+        if new_list is not None:
+            fixed_spec = fixed_spec or dict(spec)
+            fixed_spec[list_name] = new_list
+    return mutated if fixed_spec is None else {**mutated, "spec": fixed_spec}
+
+
+def _conflicts(container: Any) -> bool:
+    if not isinstance(container, dict) or not isinstance(container.get("securityContext"), dict):
+        return False
+    sc = container["securityContext"]
+    if sc.get("allowPrivilegeEscalation") is not False:
+        return False
+    caps = sc.get("capabilities") if isinstance(sc.get("capabilities"), dict) else {}
+    added = caps.get("add") if isinstance(caps.get("add"), list) else []
+    return sc.get("privileged") is True or any(c in ("SYS_ADMIN", "CAP_SYS_ADMIN") for c in added)
+
+
+def _ape(container: Any) -> Any:
+    if isinstance(container, dict) and isinstance(container.get("securityContext"), dict):
+        return container["securityContext"].get("allowPrivilegeEscalation")
+    return None
+
+
+def _by_name(pod: dict, list_name: str) -> dict:
+    spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
+    items = spec.get(list_name) if isinstance(spec.get(list_name), list) else []
+    return {c.get("name"): c for c in items if isinstance(c, dict)}
