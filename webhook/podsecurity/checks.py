@@ -382,11 +382,13 @@ def restricted_volumes_v1_0(meta: Meta, spec: Spec) -> list[Violation]:
         if any(struct(volume, source) is not None for source in VOLUMES_ALLOWED):
             continue
         kind = next((s for s in VOLUMES_RESTRICTED if struct(volume, s) is not None), None)
+        shown: Any = kind
         if kind is None:
-            # Upstream's "unknown" type: no volume source it recognises is set.
-            other = sorted(k for k in volume if isinstance(k, str) and k != "name")
-            kind = other or None
-        out.append(violation(f"spec.volumes[{label(volume, index)}]", requirement, kind,
+            sources = sorted(str(k) for k, v in volume.items() if isinstance(v, dict))
+            if not sources:
+                continue  # no source at all: API defaulting makes it an emptyDir, as upstream
+            shown = sources  # upstream's "unknown": a source type it does not recognise
+        out.append(violation(f"spec.volumes[{label(volume, index)}]", requirement, shown,
                              RESTRICTED_VOLUMES))
     return out
 
