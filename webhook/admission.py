@@ -1,0 +1,191 @@
+"""AdmissionReview in, AdmissionReview out (admission.k8s.io/v1), as kube-apiserver expects.
+
+Pure functions: the Flask app only moves bytes. See shared research, k8s-admission.md §1:
+the response must echo the request's uid, apiVersion and kind; `allowed` must be present; a
+patch is base64 of an RFC 6902 array with patchType JSONPatch; warnings and auditAnnotations
+have limits of their own.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+SUPPORTED_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
+MAX_WARNINGS_RUNES = 4096
+MAX_WARNING_RUNES = 256
+MAX_MESSAGE_CHARS = 4096
+_AUDIT_KEY = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class BadReview(ValueError):
+    """The body is not an AdmissionReview we can answer: HTTP 400 naming the field."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class AdmissionRequest:
+    api_version: str
+    uid: str
+    kind: Mapping[str, Any]
+    resource: Mapping[str, Any]
+    sub_resource: str
+    operation: str
+    namespace: str
+    name: str
+    username: str | None
+    object: Any
+    dry_run: bool
+
+    @property
+    def is_pod_create(self) -> bool:
+        """Only Pod CREATEs are acted on; Airflow later PATCHes labels on live pods."""
+        return (
+            self.operation == "CREATE"
+            and self.kind.get("kind") == "Pod"
+            and self.kind.get("group", "") == ""
+            and not self.sub_resource
+            and isinstance(self.object, dict)
+        )
+
+
+def parse_review(body: Any) -> AdmissionRequest:
+    """Check and unpack a decoded AdmissionReview; raises BadReview naming the bad field."""
+    if not isinstance(body, dict):
+        raise BadReview("<body>", "must be a JSON object (an AdmissionReview)")
+    if body.get("kind") != "AdmissionReview":
+        raise BadReview("kind", f"must be AdmissionReview, got {_short(body.get('kind'))}")
+    version = body.get("apiVersion")
+    if version not in SUPPORTED_VERSIONS:
+        raise BadReview("apiVersion", f"must be admission.k8s.io/v1, got {_short(version)}")
+    request = body.get("request")
+    if not isinstance(request, dict):
+        raise BadReview("request", "must be an object")
+    uid = request.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise BadReview("request.uid", "must be a non-empty string")
+    kind = request.get("kind")
+    if not isinstance(kind, dict):
+        raise BadReview("request.kind", "must be an object like {group, version, kind}")
+    operation = request.get("operation")
+    if operation not in ("CREATE", "UPDATE", "DELETE", "CONNECT"):
+        raise BadReview("request.operation", f"must be CREATE, UPDATE, DELETE or CONNECT, "
+                        f"got {_short(operation)}")
+    user = request.get("userInfo") if isinstance(request.get("userInfo"), dict) else {}
+    username = user.get("username") if isinstance(user.get("username"), str) else None
+    return AdmissionRequest(
+        api_version=version,
+        uid=uid,
+        kind=kind,
+        resource=request.get("resource") if isinstance(request.get("resource"), dict) else {},
+        sub_resource=_str(request.get("subResource")),
+        operation=operation,
+        namespace=_str(request.get("namespace")),
+        name=_str(request.get("name")),
+        username=username,
+        object=request.get("object"),
+        dry_run=request.get("dryRun") is True,
+    )
+
+
+def review_uid(body: Any) -> tuple[str, str] | None:
+    """(apiVersion, uid) when a bad review still names them, so a denial can be addressed."""
+    if not isinstance(body, dict) or not isinstance(body.get("request"), dict):
+        return None
+    uid, version = body["request"].get("uid"), body.get("apiVersion")
+    if isinstance(uid, str) and uid and version in SUPPORTED_VERSIONS:
+        return version, uid
+    return None
+
+
+def allow(request: AdmissionRequest, *, patch: list[dict] | None = None,
+          warnings: Iterable[str] = (), audit: Mapping[str, str] | None = None) -> dict:
+    response: dict[str, Any] = {"uid": request.uid, "allowed": True}
+    if patch:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = encode_patch(patch)
+    return _review(request.api_version, response, warnings, audit)
+
+
+def deny(api_version: str, uid: str, code: int, message: str, *,
+         warnings: Iterable[str] = (), audit: Mapping[str, str] | None = None,
+         reason: str = "Forbidden") -> dict:
+    response = {
+        "uid": uid,
+        "allowed": False,
+        "status": {
+            "status": "Failure",
+            "code": code,
+            "reason": reason,
+            "message": clip_message(message),
+        },
+    }
+    return _review(api_version, response, warnings, audit)
+
+
+def _review(api_version: str, response: dict, warnings: Iterable[str],
+            audit: Mapping[str, str] | None) -> dict:
+    fitted = fit_warnings(warnings)
+    if fitted:
+        response["warnings"] = fitted
+    clean_audit = audit_annotations(audit or {})
+    if clean_audit:
+        response["auditAnnotations"] = clean_audit
+    return {"apiVersion": api_version, "kind": "AdmissionReview", "response": response}
+
+
+def encode_patch(patch: list[dict]) -> str:
+    return base64.b64encode(json.dumps(patch, separators=(",", ":")).encode()).decode()
+
+
+def clip_message(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
+def fit_warnings(warnings: Iterable[str]) -> list[str]:
+    """Within kube-apiserver's budget: one line each, ≤256 runes, ≤4096 in all, no repeats.
+
+    Past the budget the apiserver truncates or drops warnings silently; we say how many more.
+    """
+    unique: list[str] = []
+    for text in warnings:
+        line = _CONTROL.sub(" ", str(text)).strip()
+        if len(line) > MAX_WARNING_RUNES:
+            line = line[: MAX_WARNING_RUNES - 1] + "…"
+        if line and line not in unique:
+            unique.append(line)
+    out: list[str] = []
+    used = 0
+    for i, line in enumerate(unique):
+        rest = len(unique) - i - 1
+        tail = 20 if rest else 0  # room for the "… and N more" line
+        if used + len(line) + tail > MAX_WARNINGS_RUNES:
+            out.append(f"… and {len(unique) - i} more")
+            break
+        out.append(line)
+        used += len(line)
+    return out
+
+
+def audit_annotations(audit: Mapping[str, str]) -> dict[str, str]:
+    """Keys kube-apiserver would drop (a `/`, not a qualified name) are never sent."""
+    return {k: str(v) for k, v in audit.items()
+            if isinstance(k, str) and len(k) <= 63 and _AUDIT_KEY.match(k)}
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

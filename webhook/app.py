@@ -1,0 +1,111 @@
+"""The Flask app: HTTP in and out around webhook.review; nothing is decided here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from typing import Any
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from webhook.decision_log import log_decision
+from webhook.policy.store import PolicyStore
+from webhook.review import MUTATE, VALIDATE, answer, error_body, last_resort
+
+MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's own request size cap
+log = logging.getLogger("airflow_pod_webhook.http")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_timeout(text: str | None) -> float | None:
+    """kube-apiserver's `?timeout=` is a Go duration such as `10s` or `1m30s`."""
+    if not text:
+        return None
+    total, rest = 0.0, text
+    while rest:
+        m = re.match(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", rest)
+        if not m:
+            raise ValueError(f"timeout {text!r} is not a duration such as 10s")
+        total += float(m.group(1)) * _UNITS[m.group(2)]
+        rest = rest[m.end():]
+    return total
+
+
+def create_app(store: PolicyStore) -> Flask:
+    app = Flask("airflow_pod_webhook")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+
+    def reply(status: int, body: dict) -> Response:
+        return Response(json.dumps(body, separators=(",", ":")), status=status,
+                        mimetype="application/json")
+
+    def review(hook: str) -> Response:
+        started = time.perf_counter()
+        try:
+            budget = parse_timeout(request.args.get("timeout"))
+        except ValueError as exc:
+            return reply(400, error_body(str(exc)))
+        if request.mimetype != "application/json":
+            return reply(415, error_body(
+                f"Content-Type must be application/json, got {request.mimetype or 'none'}"))
+        try:
+            body: Any = json.loads(request.get_data(cache=False))
+        except (ValueError, UnicodeDecodeError) as exc:
+            log.info("%s: malformed JSON: %s", hook, exc)
+            return reply(400, error_body(f"body is not valid JSON: {exc}"))
+        try:
+            status, payload, decision = answer(hook, body, store.current)
+        except Exception:  # a bug of ours must not become a 500 the user cannot read
+            log.exception("%s: unexpected error", hook)
+            status, payload, decision = last_resort(hook, body)
+        elapsed = time.perf_counter() - started
+        if budget is not None and elapsed > budget:
+            log.warning("%s answered after the API server's %.1fs timeout (%.3fs)",
+                        hook, budget, elapsed)
+        if decision.decision == "invalid":
+            log.info("%s: rejected review: %s", hook, decision.reason)
+        log_decision(decision, elapsed)
+        return reply(status, payload)
+
+    @app.post("/mutate")
+    def mutate() -> Response:
+        return review(MUTATE)
+
+    @app.post("/validate")
+    def validate() -> Response:
+        return review(VALIDATE)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return reply(200, {"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        state = store.state
+        detail: dict[str, Any] = {
+            "revision": state.policy_set.revision if state.policy_set else None,
+            "errors": [str(e) for e in state.errors],
+        }
+        if state.failed_revision:
+            detail["failed_revision"] = state.failed_revision
+        if state.policy_set is None:
+            return reply(503, {"status": "not ready: no valid policy set loaded", **detail})
+        return reply(200, {"status": "ready", **detail})
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        # 404, 405, 413 ... as JSON, with the limit named for an oversized body.
+        message = exc.description or exc.name
+        if exc.code == 413:
+            message = f"request body is larger than {MAX_BODY_BYTES} bytes"
+        return reply(exc.code or 500, error_body(message))
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        log.exception("unexpected error")
+        return reply(500, error_body(f"internal error: {type(exc).__name__}"))
+
+    return app

@@ -1,0 +1,274 @@
+"""`airflow-pod-webhook`: serve, make certs and manifests, and run the hooks offline.
+
+The offline commands call the same pure core the server does, so `mutate FILE` and
+`POST /mutate` agree on every pod. Exit codes: 0 allowed/ok, 1 denied/failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+EXIT_OK, EXIT_DENIED, EXIT_BAD_INPUT = 0, 1, 2
+DEFAULT_POLICIES = os.environ.get("AIRFLOW_POD_WEBHOOK_POLICIES", "policies")
+DEFAULT_CERT_DIR = os.environ.get("AIRFLOW_POD_WEBHOOK_CERT_DIR", "certs")
+DEFAULT_SERVICE = "airflow-pod-webhook"
+DEFAULT_NAMESPACE = "airflow-pod-webhook"
+
+
+class InputError(Exception):
+    """A file the user gave us cannot be used; printed as one line, exit 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return args.func(args)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="airflow-pod-webhook",
+        description="Admission webhook for Apache Airflow worker pods.")
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="serve /mutate and /validate over HTTPS (gunicorn)")
+    serve.add_argument("--policies", default=DEFAULT_POLICIES, help="policy folder")
+    serve.add_argument("--cert-dir", default=DEFAULT_CERT_DIR,
+                       help="tls.crt/tls.key (generated with a dev CA when absent)")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=8443)
+    serve.add_argument("--workers", type=int, default=2)
+    serve.add_argument("--threads", type=int, default=4)
+    serve.add_argument("--service", default=DEFAULT_SERVICE, help="for generated dev certs")
+    serve.add_argument("--namespace", default=DEFAULT_NAMESPACE, help="for generated dev certs")
+    serve.add_argument("--reload-interval", type=float, default=2.0,
+                       help="seconds between policy folder checks")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=cmd_serve)
+
+    certs = sub.add_parser("certs", help="write a CA and a serving cert (renews, keeps the CA)")
+    certs.add_argument("--service", default=DEFAULT_SERVICE)
+    certs.add_argument("--namespace", default=DEFAULT_NAMESPACE)
+    certs.add_argument("--out", default=DEFAULT_CERT_DIR)
+    certs.add_argument("--key-type", choices=("ecdsa", "rsa"), default="ecdsa")
+    certs.add_argument("--days", type=int, default=365)
+    certs.set_defaults(func=cmd_certs)
+
+    manifests = sub.add_parser("manifests",
+                               help="print the webhook configurations with caBundle filled")
+    manifests.add_argument("--cert-dir", default=DEFAULT_CERT_DIR)
+    manifests.add_argument("--service", default=DEFAULT_SERVICE)
+    manifests.add_argument("--namespace", default=DEFAULT_NAMESPACE)
+    manifests.add_argument("--url", help="call the webhook at this https URL instead")
+    manifests.add_argument("--all", action="store_true",
+                           help="print the whole `kubectl kustomize deploy/` output")
+    manifests.add_argument("--deploy-dir", default="deploy")
+    manifests.set_defaults(func=cmd_manifests)
+
+    mutate = sub.add_parser("mutate", help="print the pod as the mutating hook leaves it")
+    mutate.add_argument("file", help="a Pod or AdmissionReview, YAML or JSON ('-' for stdin)")
+    mutate.add_argument("--policies", default=DEFAULT_POLICIES)
+    mutate.add_argument("--patch", action="store_true", help="print the JSON patch instead")
+    mutate.add_argument("--namespace", default="", help="when the pod does not say")
+    mutate.add_argument("--username", help="who creates the pod (identity checks)")
+    mutate.set_defaults(func=cmd_mutate)
+
+    validate = sub.add_parser("validate", help="print each violation; exit 1 if any is denied")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.add_argument("--policies", default=DEFAULT_POLICIES)
+    validate.add_argument("--level", choices=("baseline", "restricted"),
+                          help="only Pod Security at this level (compare with the cluster PSA)")
+    validate.add_argument("--namespace", default="")
+    validate.add_argument("--username")
+    validate.set_defaults(func=cmd_validate)
+
+    policy = sub.add_parser("policy", help="check a policy folder")
+    policy_sub = policy.add_subparsers(metavar="ACTION")
+    lint = policy_sub.add_parser("lint", help="load every file; print precise errors")
+    lint.add_argument("dir")
+    lint.set_defaults(func=cmd_policy_lint)
+    test = policy_sub.add_parser("test", help="run the test cases kept in DIR/tests")
+    test.add_argument("dir")
+    test.set_defaults(func=cmd_policy_test)
+    return parser
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from webhook.certs import ensure_dev_certs
+    from webhook.policy.load import load_policy_dir
+    from webhook.server import ServeOptions, serve
+
+    result = load_policy_dir(args.policies)
+    for error in result.errors:
+        print(f"policy error: {error}", file=sys.stderr)
+    try:
+        paths, generated = ensure_dev_certs(Path(args.cert_dir), args.service, args.namespace)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"certificates in {args.cert_dir}: {exc}") from exc
+    if generated:
+        print(f"generated a development CA and serving cert in {paths.directory}/ "
+              f"(CA: {paths.ca_crt}); use real certs in production", file=sys.stderr)
+    serve(ServeOptions(policies=Path(args.policies), certfile=paths.tls_crt,
+                       keyfile=paths.tls_key, host=args.host, port=args.port,
+                       workers=args.workers, threads=args.threads,
+                       reload_interval=args.reload_interval, log_level=args.log_level))
+    return EXIT_OK
+
+
+def cmd_certs(args: argparse.Namespace) -> int:
+    from webhook.certs import cert_dns_names, cert_not_after, write_certs
+
+    try:
+        paths = write_certs(Path(args.out), args.service, args.namespace, args.key_type,
+                            args.days)
+    except (OSError, ValueError) as exc:
+        raise InputError(str(exc)) from exc
+    pem = paths.tls_crt.read_bytes()
+    print(f"CA:           {paths.ca_crt}")
+    print(f"serving cert: {paths.tls_crt} (key {paths.tls_key})")
+    print(f"DNS names:    {', '.join(cert_dns_names(pem))}")
+    print(f"valid until:  {cert_not_after(pem).isoformat()}")
+    return EXIT_OK
+
+
+def cmd_manifests(args: argparse.Namespace) -> int:
+    from webhook.registration import dump_yaml, render_manifests, webhook_configurations
+
+    ca_path = Path(args.cert_dir) / "ca.crt"
+    if not ca_path.is_file():
+        raise InputError(f"{ca_path} not found: run `airflow-pod-webhook certs --out "
+                         f"{args.cert_dir}` first")
+    ca = ca_path.read_bytes()
+    if args.all:
+        objects = render_manifests(args.deploy_dir, ca)
+    else:
+        objects = webhook_configurations(ca, args.service, args.namespace, url=args.url)
+    sys.stdout.write(dump_yaml(objects))
+    return EXIT_OK
+
+
+def cmd_mutate(args: argparse.Namespace) -> int:
+    from webhook.mutate import mutate_pod
+
+    policies = _policies(args.policies)
+    pod, namespace, username = read_pod(args.file)
+    result = mutate_pod(pod, policies, namespace or args.namespace, username or args.username)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if result.refusals:
+        for refusal in result.refusals:
+            print(f"refused: {refusal.message}", file=sys.stderr)
+        return EXIT_BAD_INPUT if result.malformed else EXIT_DENIED
+    if args.patch:
+        print(json.dumps(result.patch, indent=2))
+    else:
+        sys.stdout.write(yaml.safe_dump(result.pod, sort_keys=False))
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from webhook.validate import validate_pod
+
+    policies = _policies(args.policies)
+    worst = EXIT_OK
+    for file in args.files:
+        try:
+            pod, namespace, username = read_pod(file)
+        except InputError as exc:
+            print(f"{file}: error: {exc}", file=sys.stderr)
+            worst = EXIT_BAD_INPUT
+            continue
+        result = validate_pod(pod, policies, namespace or args.namespace,
+                              username or args.username, level=args.level)
+        print(f"{file}: {'allowed' if result.allowed else 'denied'}")
+        if not result.allowed:
+            print(f"  {result.message}")
+            worst = max(worst, EXIT_DENIED)
+        for warning in result.warnings:
+            print(f"  warning: {warning}")
+        for key, value in sorted(result.audit_annotations.items()):
+            print(f"  audit {key}: {value}")
+    return worst
+
+
+def cmd_policy_lint(args: argparse.Namespace) -> int:
+    from webhook.policy.load import load_policy_dir
+
+    result = load_policy_dir(args.dir)
+    for error in result.errors:
+        print(error)
+    if result.errors:
+        print(f"{len(result.errors)} error(s); the webhook would keep its last good policy set")
+        return EXIT_DENIED
+    assert result.policy_set is not None
+    print(f"ok: {result.policy_set.document_count} documents, revision {result.revision}")
+    return EXIT_OK
+
+
+def cmd_policy_test(args: argparse.Namespace) -> int:
+    from webhook.policy_tests import run_policy_tests
+
+    policies = _policies(args.dir)
+    results = run_policy_tests(Path(args.dir) / "tests", policies)
+    failed = [r for r in results if not r.passed]
+    for result in results:
+        print(f"{'PASS' if result.passed else 'FAIL'} {result.file}: {result.name}")
+        for mismatch in result.mismatches:
+            print(f"    {mismatch}")
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return EXIT_DENIED if failed or not results else EXIT_OK
+
+
+def _policies(folder: str) -> Any:
+    from webhook.policy.load import load_policy_dir
+
+    result = load_policy_dir(folder)
+    if result.policy_set is None:
+        raise InputError(f"policy folder {folder} does not load:\n  "
+                         + "\n  ".join(str(e) for e in result.errors))
+    return result.policy_set
+
+
+def read_pod(file: str) -> tuple[dict, str, str | None]:
+    """(pod, namespace, username) from a Pod or an AdmissionReview, YAML or JSON."""
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {file}: {exc}") from exc
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(f"{file} is neither JSON nor YAML: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InputError(f"{file} must hold a Pod or an AdmissionReview")
+    if doc.get("kind") == "AdmissionReview":
+        from webhook.admission import BadReview, parse_review
+
+        try:
+            request = parse_review(doc)
+        except BadReview as exc:
+            raise InputError(f"{file}: bad AdmissionReview: {exc}") from exc
+        if not isinstance(request.object, dict):
+            raise InputError(f"{file}: request.object must be a Pod")
+        return request.object, request.namespace, request.username
+    if doc.get("kind") not in (None, "Pod"):
+        raise InputError(f"{file}: kind must be Pod or AdmissionReview, got {doc.get('kind')}")
+    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    namespace = meta.get("namespace") if isinstance(meta.get("namespace"), str) else ""
+    return doc, namespace, None

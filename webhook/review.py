@@ -1,0 +1,141 @@
+"""One admission review, start to finish, for either hook: pure, shared by server and CLI.
+
+A review is answered with (HTTP status, JSON body, Decision). Bad input gets a 4xx with a
+precise reason, or an AdmissionReview denial when the body names a uid to answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from webhook import admission
+from webhook.admission import AdmissionRequest, BadReview
+from webhook.airflow_pods import AirflowTask, PodType
+from webhook.mutate import MutationResult, mutate_pod
+from webhook.policy.model import PolicySet
+from webhook.validate import ValidationResult, validate_pod
+
+MUTATE, VALIDATE = "mutate", "validate"
+# kube-apiserver treats a dry run like a real request for a sideEffects=None hook; we answer
+# it with a plain allow so `--dry-run=server` never depends on this webhook being up to date.
+ACT_ON_DRY_RUN = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one review decided: the decision log line and the metrics come from this."""
+
+    hook: str
+    decision: str  # allow | deny | skip | invalid
+    namespace: str = ""
+    pod: str = ""
+    task: AirflowTask | None = None
+    rules: tuple[str, ...] = ()
+    policies: tuple[str, ...] = ()
+    revision: str = ""
+    patch_ops: int = 0
+    warnings: int = 0
+    reason: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def answer(hook: str, body: Any, policies: PolicySet | None) -> tuple[int, dict, Decision]:
+    """Answer a decoded AdmissionReview for `hook` ("mutate" or "validate")."""
+    try:
+        request = admission.parse_review(body)
+    except BadReview as exc:
+        named = admission.review_uid(body)
+        decision = Decision(hook, "invalid", reason=str(exc))
+        if named is None:
+            return 400, error_body(str(exc)), decision
+        version, uid = named
+        return 200, admission.deny(version, uid, 400, f"bad AdmissionReview: {exc}",
+                                   reason="BadRequest"), decision
+    pod_name = _pod_name(request)
+    if not request.is_pod_create or (request.dry_run and not ACT_ON_DRY_RUN):
+        return 200, admission.allow(request), Decision(hook, "skip", request.namespace, pod_name)
+    if policies is None:
+        # Not ready: say so rather than pretend; the failurePolicy decides what happens.
+        return 503, error_body("no policy set is loaded yet"), Decision(
+            hook, "invalid", request.namespace, pod_name, reason="not ready")
+    if hook == MUTATE:
+        return _answer_mutation(request, policies, pod_name)
+    return _answer_validation(request, policies, pod_name)
+
+
+def _answer_mutation(request: AdmissionRequest, policies: PolicySet, pod_name: str
+                     ) -> tuple[int, dict, Decision]:
+    result: MutationResult = mutate_pod(request.object, policies, request.namespace,
+                                        request.username)
+    base = dict(hook=MUTATE, namespace=request.namespace, pod=pod_name, task=result.task,
+                revision=policies.revision, policies=result.applied,
+                warnings=len(result.warnings))
+    if result.task.pod_type is PodType.OTHER and not result.applied and not result.refusals:
+        return 200, admission.allow(request), Decision(**base, decision="skip")
+    if result.refusals:
+        code = 400 if result.malformed else 403
+        lead = _lead(pod_name, result.task, len(result.refusals), "override")
+        message = lead + "; ".join(r.message for r in result.refusals)
+        rules = tuple(sorted({r.rule for r in result.refusals}))
+        body = admission.deny(request.api_version, request.uid, code, message,
+                              warnings=result.warnings,
+                              reason="BadRequest" if code == 400 else "Forbidden")
+        return 200, body, Decision(**base, decision="deny", rules=rules)
+    audit = {"policy-revision": policies.revision} if result.patch else None
+    body = admission.allow(request, patch=result.patch, warnings=result.warnings, audit=audit)
+    return 200, body, Decision(**base, decision="allow", patch_ops=len(result.patch))
+
+
+def _answer_validation(request: AdmissionRequest, policies: PolicySet, pod_name: str
+                       ) -> tuple[int, dict, Decision]:
+    result: ValidationResult = validate_pod(request.object, policies, request.namespace,
+                                            request.username)
+    base = dict(hook=VALIDATE, namespace=request.namespace, pod=pod_name, task=result.task,
+                revision=policies.revision, policies=result.policies,
+                rules=result.rules_violated, warnings=len(result.warnings),
+                extra={"exempted": list(result.exempted)} if result.exempted else {})
+    if result.allowed:
+        body = admission.allow(request, warnings=result.warnings,
+                               audit=result.audit_annotations)
+        decision = "allow" if result.policies or result.rules_violated else "skip"
+        return 200, body, Decision(**base, decision=decision)
+    body = admission.deny(request.api_version, request.uid, result.code, result.message,
+                          warnings=result.warnings, audit=result.audit_annotations)
+    return 200, body, Decision(**base, decision="deny")
+
+
+def _lead(pod_name: str, task: AirflowTask, count: int, what: str) -> str:
+    ids = f" (dag_id={task.dag_id}, task_id={task.task_id})" if task.dag_id else ""
+    return f"pod {pod_name or '<unnamed>'}{ids}: {count} {what} refusal(s): "
+
+
+def _pod_name(request: AdmissionRequest) -> str:
+    """On CREATE with generateName the name is empty: show the prefix."""
+    if request.name:
+        return request.name
+    obj = request.object if isinstance(request.object, dict) else {}
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    name = meta.get("name") or meta.get("generateName") or ""
+    return name if isinstance(name, str) else ""
+
+
+def last_resort(hook: str, body: Any) -> tuple[int, dict, Decision]:
+    """After an unexpected error: mutate fails open, validate fails closed, both readable."""
+    named = admission.review_uid(body)
+    decision = Decision(hook, "invalid", reason="internal error")
+    if named is None:
+        return 500, error_body("internal error; see the webhook's log"), decision
+    version, uid = named
+    note = "airflow-pod-webhook hit an internal error; see its log"
+    if hook == MUTATE:
+        review = {"apiVersion": version, "kind": "AdmissionReview",
+                  "response": {"uid": uid, "allowed": True,
+                               "warnings": [f"{note}: cluster defaults were not applied"]}}
+        return 200, review, decision
+    return 200, admission.deny(version, uid, 403, f"{note}: pod not checked, so not admitted",
+                               reason="InternalError"), decision
+
+
+def error_body(message: str) -> dict:
+    return {"error": message}

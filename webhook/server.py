@@ -1,0 +1,142 @@
+"""Run the Flask app under gunicorn with TLS, the way kube-apiserver calls it.
+
+- `gthread` workers: kube-apiserver keeps HTTP/1.1 connections alive and reuses them; the
+  sync worker closes every connection, so each review would pay a TLS handshake.
+- keep-alive longer than Go's idle-connection timeout (90 s), so the API server, not we,
+  closes idle connections (a server-side close races with a request being sent).
+- one TLS context, reused for every connection and rebuilt when tls.crt/tls.key change on
+  disk (a mounted Secret updating): rotation without a restart or a dropped connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from webhook.app import create_app
+from webhook.policy.store import PolicyStore
+
+log = logging.getLogger("airflow_pod_webhook.server")
+KEEPALIVE_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    policies: Path
+    certfile: Path
+    keyfile: Path
+    host: str = "0.0.0.0"  # reachable from the API server, not only loopback
+    port: int = 8443
+    workers: int = 2
+    threads: int = 4
+    reload_interval: float = 2.0
+    graceful_timeout: int = 25
+    log_level: str = "info"
+
+
+class ReloadingTLSContext:
+    """A server SSLContext rebuilt when the cert or key files change.
+
+    Checked on each new connection (two stat calls). A half-written pair fails to load and
+    the previous context keeps serving until the pair is whole again.
+    """
+
+    def __init__(self, certfile: Path, keyfile: Path) -> None:
+        self.certfile, self.keyfile = Path(certfile), Path(keyfile)
+        self._stamp: tuple | None = None
+        self._context: ssl.SSLContext | None = None
+        self._lock = threading.Lock()
+        self.loads = 0
+
+    def _file_stamp(self) -> tuple:
+        return tuple((s.st_mtime_ns, s.st_size, s.st_ino)
+                     for s in (os.stat(self.certfile), os.stat(self.keyfile)))
+
+    def build(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(certfile=str(self.certfile), keyfile=str(self.keyfile))
+        context.set_alpn_protocols(["http/1.1"])
+        return context
+
+    def get(self) -> ssl.SSLContext:
+        try:
+            stamp = self._file_stamp()
+        except OSError:
+            stamp = self._stamp  # mid-swap: keep serving the context we have
+        if stamp != self._stamp or self._context is None:
+            with self._lock:
+                if stamp != self._stamp or self._context is None:
+                    try:
+                        self._context = self.build()
+                        self._stamp = stamp
+                        self.loads += 1
+                        if self.loads > 1:
+                            log.info("serving certificate reloaded from %s", self.certfile)
+                    except (OSError, ssl.SSLError) as exc:
+                        if self._context is None:
+                            raise
+                        log.warning("new certificate not loadable yet (%s); keeping the old", exc)
+        assert self._context is not None
+        return self._context
+
+
+class WebhookServer(BaseApplication):
+    def __init__(self, options: ServeOptions) -> None:
+        self.options = options
+        self.tls = ReloadingTLSContext(options.certfile, options.keyfile)
+        super().__init__()
+
+    def load_config(self) -> None:
+        o = self.options
+        settings: dict[str, Any] = {
+            "bind": [f"[{o.host}]:{o.port}" if ":" in o.host else f"{o.host}:{o.port}"],
+            "workers": o.workers,
+            "worker_class": "gthread",
+            "threads": o.threads,
+            "keepalive": KEEPALIVE_SECONDS,
+            "graceful_timeout": o.graceful_timeout,
+            "timeout": 30,
+            "certfile": str(o.certfile),
+            "keyfile": str(o.keyfile),
+            "loglevel": o.log_level,
+            "errorlog": "-",
+            "accesslog": None,
+            "proc_name": "airflow-pod-webhook",
+            # Heartbeat files in memory, not on a possibly read-only root filesystem.
+            "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,
+        }
+        for key, value in settings.items():
+            if value is not None:
+                self.cfg.set(key, value)
+        tls = self.tls
+        self.cfg.set("ssl_context", lambda conf, default_factory: tls.get())
+
+    def load(self) -> Any:
+        # Runs in each worker after fork: each worker owns its store and watcher thread.
+        configure_logging(self.options.log_level)
+        store = PolicyStore(self.options.policies, interval=self.options.reload_interval)
+        store.reload_if_changed()
+        store.watch()
+        return create_app(store)
+
+
+def configure_logging(level: str = "info") -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+def serve(options: ServeOptions) -> None:
+    WebhookServer(options).run()
