@@ -1,0 +1,289 @@
+"""The validating hook's decision: Pod Security and Airflow rules, modes, exemptions, identity.
+
+Pure: pod and policy set in, ValidationResult out; nothing here raises on a malformed pod.
+
+- Every ValidationPolicy matching the pod runs its podSecurity level and its Airflow rules;
+  its `mode` says what a violation does: `enforce` denies, `warn` adds an admission warning,
+  `audit` records it in auditAnnotations. A violation found by several policies is reported
+  once, in its strongest mode (enforce > warn > audit).
+- Exemptions waive matching violations (see `exemption_covers`); every waiver is still
+  reported, as a warning and in the `exempted` audit annotation.
+- Labels are not identity: a pod labelled as Airflow's by a creator the Settings do not trust
+  is denied or flagged (Settings identity.untrusted), and gets no exemptions, since those are
+  matched on the very labels the creator wrote.
+- Messages fit kube-apiserver's limits (shared/research/k8s-admission.md §1.4): warnings are
+  single lines of at most 256 characters and 4096 in total, audit annotation keys are
+  qualified names without `/`, and the denial message stays within 4096 characters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from fnmatch import fnmatchcase
+
+from webhook.airflow_pods import AirflowTask, PodType, identify
+from webhook.airflow_rules import evaluate_rules
+from webhook.podsecurity import LEVELS, evaluate_pod
+from webhook.policy.model import Exemption, PolicySet, ValidationPolicy
+from webhook.violations import Violation, violation
+
+MODES = ("enforce", "warn", "audit")  # strongest first
+_STRENGTH = {mode: rank for rank, mode in enumerate(MODES)}
+DENY_CODE = 403  # Airflow fails the task at once on 403, and never requeues it (airflow.md §3)
+ALLOW_CODE = 200
+MESSAGE_LIMIT = 4096
+WARNING_LIMIT = 256
+WARNINGS_BUDGET = 4096
+AUDIT_VALUE_LIMIT = 4096
+MESSAGE_ITEM_LIMIT = 1024  # one absurd value must not crowd every other violation out
+IDENTITY_RULE = "identity: trustedCreators"
+# Airflow's executor requeues a failed create whose message holds these (airflow.md §3): a
+# policy denial must fail the task, not loop it, whatever text a pod smuggles in.
+_REQUEUE_WORDS = re.compile(r"(exceeded) (quota)|(object) (has been modified)|"
+                            r"(too old) (resource version)", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    task: AirflowTask
+    allowed: bool
+    code: int
+    message: str  # the denial message; "" when allowed
+    violations: Mapping[str, tuple[Violation, ...]]  # mode -> what is reported in that mode
+    warnings: tuple[str, ...] = ()  # ready for AdmissionReview response.warnings
+    audit_annotations: dict[str, str] = field(default_factory=dict)
+    policies: tuple[str, ...] = ()  # ValidationPolicy names applied
+    rules_violated: tuple[str, ...] = ()  # rule names reported (not waived), sorted, unique
+    exempted: tuple[str, ...] = ()  # Exemption names that waived something
+    waived: tuple[tuple[Violation, str], ...] = ()  # (violation, exemption name)
+    creator_trusted: bool | None = None  # None: not checked, or no rule for the namespace
+
+
+def validate_pod(
+    pod: dict,
+    policies: PolicySet,
+    namespace: str = "",
+    username: str | None = None,
+    *,
+    level: str | None = None,
+    today: date | None = None,
+) -> ValidationResult:
+    """Judge a pod. With `level`, ignore the policies and check only that Pod Security level
+    (latest) on any pod, as the cluster's own PSA would. Raises only for an unknown level."""
+    if level is not None and level not in LEVELS:
+        raise ValueError(f"unknown Pod Security level {level!r}: want one of {', '.join(LEVELS)}")
+    pod = pod if isinstance(pod, dict) else {}
+    task = identify(pod, namespace)
+    try:
+        if level is not None:
+            return _decide(pod, task, {v: "enforce" for v in evaluate_pod(pod, level)},
+                           (), [], None, extra_audit={"level": level})
+        return _validate(pod, policies, task, username, today or date.today())
+    except Exception as exc:  # fail closed: an unjudged pod must not pass silently
+        unreadable = violation("spec", "must be readable by the validating webhook",
+                               type(exc).__name__, "webhook: internal")
+        return _decide(pod, task, {unreadable: "enforce"}, (), [], None)
+
+
+def _validate(pod: dict, policies: PolicySet, task: AirflowTask, username: str | None,
+              today: date) -> ValidationResult:
+    if not policies.covers(task):
+        return ValidationResult(task, True, ALLOW_CODE, "", {m: () for m in MODES})
+    applied = policies.validation_policies_for(task)
+    found: dict[Violation, str] = {}
+    for policy in applied:
+        for found_violation in policy_violations(pod, policy):
+            _report(found, found_violation, policy.mode)
+    trusted = None
+    if username is not None and task.pod_type is not PodType.OTHER:
+        trusted = policies.settings.creator_trusted(task.namespace, username)
+    if trusted is False:
+        mode = "enforce" if policies.settings.untrusted == "deny" else "warn"
+        _report(found, untrusted_creator(task, username or ""), mode)
+    # Exemptions are matched on labels the creator wrote: only trusted creators get them.
+    exemptions = [] if trusted is False else policies.exemptions_for(task, today)
+    audit = {"policy-revision": policies.revision}
+    if applied:
+        audit["policies"] = ",".join(p.name for p in applied)
+    if trusted is False:
+        audit["untrusted-creator"] = username or ""
+    return _decide(pod, task, found, tuple(p.name for p in applied), exemptions, trusted,
+                   extra_audit=audit)
+
+
+def policy_violations(pod: dict, policy: ValidationPolicy) -> list[Violation]:
+    found: list[Violation] = []
+    if policy.pod_security_level:
+        found += evaluate_pod(pod, policy.pod_security_level, policy.pod_security_version)
+    return found + evaluate_rules(pod, policy.rules)
+
+
+def _report(found: dict[Violation, str], reported: Violation, mode: str) -> None:
+    if reported not in found or _STRENGTH[mode] < _STRENGTH[found[reported]]:
+        found[reported] = mode
+
+
+def untrusted_creator(task: AirflowTask, username: str) -> Violation:
+    return violation(
+        "request.userInfo.username",
+        f"must be a trusted creator of Airflow pods in namespace {task.namespace or '<none>'} "
+        f"(Settings identity.trustedCreators) to create a pod labelled as an Airflow "
+        f"{task.pod_type.value} pod", username, IDENTITY_RULE)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exemptions
+
+
+def _normalise_rule(text: str) -> str:
+    return re.sub(r"\s*:\s*", ": ", text.strip())
+
+
+def exemption_covers(entry: str, rule: str) -> bool:
+    """Whether one entry of an Exemption's `rules` waives a violation of `rule`.
+
+    - `*` waives everything (except the identity check, which is never waived);
+    - a source without a colon (`baseline`, `restricted`, `airflow`) waives that source's
+      checks: `restricted` lets a pod run at baseline, it does not waive `baseline: ...`;
+    - `source: check` waives that check; spaces around the colon do not matter, and globs
+      work (`airflow: *`, `restricted: capabilities_*`). Case matters, as in check ids.
+    """
+    if rule == IDENTITY_RULE:
+        return False
+    entry = _normalise_rule(entry)
+    if entry == "*":
+        return True
+    if ":" not in entry:
+        return rule.split(":", 1)[0] == entry
+    return fnmatchcase(_normalise_rule(rule), entry)
+
+
+def waiver_for(reported: Violation, exemptions: Iterable[Exemption]) -> Exemption | None:
+    """The first exemption (by name) that waives a violation, if any."""
+    return next((e for e in exemptions if any(exemption_covers(r, reported.rule)
+                                              for r in e.rules)), None)
+
+
+def _exemption_notice(exemption: Exemption, rules: list[str]) -> str:
+    expiry = f"expires {exemption.expires.isoformat()}" if exemption.expires else "no expiry"
+    return (f"exempted by {exemption.name} ({exemption.reason}; {expiry}): "
+            f"{', '.join(rules)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The decision and its messages
+
+
+def _decide(pod: dict, task: AirflowTask, found: Mapping[Violation, str],
+            policy_names: tuple[str, ...], exemptions: list[Exemption], trusted: bool | None,
+            extra_audit: Mapping[str, str] | None = None) -> ValidationResult:
+    by_mode: dict[str, list[Violation]] = {m: [] for m in MODES}
+    waived: list[tuple[Violation, str]] = []
+    waived_rules: dict[str, set[str]] = {}
+    for reported, mode in sorted(found.items()):
+        exemption = waiver_for(reported, exemptions)
+        if exemption is None:
+            by_mode[mode].append(reported)
+        else:
+            waived.append((reported, exemption.name))
+            waived_rules.setdefault(exemption.name, set()).add(reported.rule)
+    by_name = {e.name: e for e in exemptions}
+    notices = [_exemption_notice(by_name[name], sorted(rules))
+               for name, rules in sorted(waived_rules.items())]
+    reported_all = [v for m in MODES for v in by_mode[m]]
+    rules_violated = tuple(sorted({v.rule for v in reported_all}))
+    denied = by_mode["enforce"]
+    message = denial_message(pod, task, denied) if denied else ""
+    warnings = fit_warnings([*notices, *sorted_messages(by_mode["warn"])])
+    audit = dict(extra_audit or {})
+    audit["decision"] = "deny" if denied else "allow"
+    strongest = next((m for m in MODES if by_mode[m]), None)
+    if strongest:
+        audit["mode"] = strongest
+        audit["rules-violated"] = ", ".join(rules_violated)
+    if by_mode["audit"]:
+        audit["violations"] = join_within("", sorted_messages(by_mode["audit"]),
+                                          AUDIT_VALUE_LIMIT)
+    if notices:
+        audit["exempted"] = join_within("", notices, AUDIT_VALUE_LIMIT)
+    return ValidationResult(
+        task=task,
+        allowed=not denied,
+        code=DENY_CODE if denied else ALLOW_CODE,
+        message=message,
+        violations={m: tuple(by_mode[m]) for m in MODES},
+        warnings=warnings,
+        audit_annotations={k: clean(v) for k, v in audit.items()},
+        policies=policy_names,
+        rules_violated=rules_violated,
+        exempted=tuple(sorted(waived_rules)),
+        waived=tuple(waived),
+        creator_trusted=trusted,
+    )
+
+
+def clean(text: str) -> str:
+    """One line of valid UTF-8: kube-apiserver drops a warning with control characters."""
+    text = _CONTROL.sub(" ", text)
+    return text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates become "?"
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def sorted_messages(violations: Iterable[Violation]) -> list[str]:
+    """Every message once, sorted: the same pod always gets the same text."""
+    return sorted({clean(v.message) for v in violations})
+
+
+def pod_label(pod: dict, task: AirflowTask) -> str:
+    meta = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
+    name = meta.get("name") if isinstance(meta.get("name"), str) else ""
+    if not name and isinstance(meta.get("generateName"), str):
+        name = meta["generateName"]
+    text = f"pod {_shorten(name, 253)}" if name else "pod"
+    if task.dag_id is not None or task.task_id is not None:
+        text += (f" (dag_id={_shorten(task.dag_id or '', 253)}, "
+                 f"task_id={_shorten(task.task_id or '', 253)})")
+    return text
+
+
+def denial_message(pod: dict, task: AirflowTask, denied: list[Violation]) -> str:
+    rules = len({v.rule for v in denied})
+    lead = clean(f"{pod_label(pod, task)} violates {rules} rule(s): ")
+    items = [_shorten(m, MESSAGE_ITEM_LIMIT) for m in sorted_messages(denied)]
+    return _REQUEUE_WORDS.sub(r"\1-\2", join_within(lead, items, MESSAGE_LIMIT))
+
+
+def join_within(lead: str, items: list[str], limit: int, sep: str = "; ") -> str:
+    """lead + items joined by sep, ending with `… and N more` when the rest would not fit."""
+    text = lead
+    for i, item in enumerate(items):
+        joined = text + (sep if i else "") + item
+        rest = len(items) - i - 1
+        reserve = len(f"{sep}… and {rest} more") if rest else 0
+        if len(joined) + reserve > limit:
+            return text + (sep if i else "") + f"… and {len(items) - i} more"
+        text = joined
+    return text
+
+
+def fit_warnings(lines: Iterable[str]) -> tuple[str, ...]:
+    """Deduplicated one-line warnings of at most 256 characters and 4096 in all."""
+    unique = list(dict.fromkeys(_shorten(clean(line), WARNING_LIMIT) for line in lines if line))
+    out: list[str] = []
+    used = 0
+    for i, line in enumerate(unique):
+        rest = len(unique) - i - 1
+        reserve = len(f"… and {rest} more") if rest else 0
+        if used + len(line) + reserve > WARNINGS_BUDGET:
+            out.append(f"… and {len(unique) - i} more")
+            break
+        out.append(line)
+        used += len(line)
+    return tuple(out)
