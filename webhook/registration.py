@@ -1,6 +1,6 @@
 """The Mutating/ValidatingWebhookConfiguration objects, and keeping their caBundle current.
 
-`webhook_configurations()` is the single source of truth: deploy/webhooks.yaml is rendered from it
+`webhook_configurations()` is the single source of truth: deploy/base/webhooks.yaml comes from it
 (tests/test_registration.py fails when they drift), the `manifests` CLI command fills its caBundle,
 and `patch_ca_bundle()` creates from it when a configuration does not exist yet.
 """
