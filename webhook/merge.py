@@ -102,10 +102,9 @@ def _merge_keyed(
     out = list(base)
     index = {_item_key(item, key_fields): i for i, item in enumerate(out)}
     containers = field in CONTAINER_LISTS
+    everyone = [i for i in other if containers and i.get("name") == ALL_CONTAINERS]
     for item in other:
         if containers and item.get("name") == ALL_CONTAINERS:
-            patch = {k: v for k, v in item.items() if k != "name"}
-            out = [merge_value(c, patch, fragment_wins, None) for c in out]
             continue
         key = _item_key(item, key_fields)
         if key in index:
@@ -113,6 +112,10 @@ def _merge_keyed(
         elif not containers or item.get("image"):
             index[key] = len(out)
             out.append(without_nulls(item))
+    # "*" last, so it also covers containers this same fragment adds (idempotent on reruns).
+    for item in everyone:
+        patch = {k: v for k, v in item.items() if k != "name"}
+        out = [merge_value(c, patch, fragment_wins, None) for c in out]
     return out
 
 

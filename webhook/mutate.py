@@ -47,11 +47,8 @@ def mutate_pod(
     warnings: list[str] = []
     trusted = (True if username is None
                else policies.settings.creator_trusted(task.namespace, username))
-    result = pod
-    applied: list[str] = []
-    for template in templates:
-        result = merge_pod(result, template.template, fragment_wins=False)
-        applied.append(f"PodTemplate/{template.name}")
+    applied = [f"PodTemplate/{t.name}" for t in templates]
+    overlays: list[dict] = []
     if trusted is False:
         # Anyone can label a pod as Airflow's: only the trusted creators get profiles and
         # overrides; everyone still gets the safe defaults and locks.
@@ -65,23 +62,47 @@ def mutate_pod(
         if refusals:
             return MutationResult(task, pod, [], refusals=tuple(sorted(set(refusals))))
         for name in request.profiles:
-            result = merge_pod(result, policies.profiles[name].template)
+            overlays.append(policies.profiles[name].template)
             applied.append(f"Profile/{name}")
         for policy in policies.task_policies_for(task):
-            result = merge_pod(result, policy.template)
+            overlays.append(policy.template)
             applied.append(f"TaskPolicy/{policy.name}")
-        for annotation in request.annotations:
-            result = merge_pod(result, annotation.fragment)
+        overlays.extend(a.fragment for a in request.annotations)
         if request.annotations:
             applied.append("annotations:" + ",".join(
                 a.key.removeprefix(policies.settings.annotation_prefix)
                 for a in request.annotations))
-    result = _apply_locks(result, templates)
+    result = _compose(pod, templates, overlays)
+    for _ in range(2):
+        # A fragment that adds a container: defaults for "every container" must cover it too,
+        # exactly as kube-apiserver's reinvocation would make them.
+        if _container_names(result) == _container_names(pod):
+            break
+        previous, result = result, _compose(result, templates, overlays)
+        if _container_names(result) == _container_names(previous):
+            break
     result = keep_pod_valid(pod, result)
     result = _keep_airflow_metadata(pod, result)
     result = _explain(result, policies, applied)
     return MutationResult(task, result, diff_patch(pod, result), tuple(applied),
                           warnings=tuple(warnings))
+
+
+def _compose(pod: dict, templates: list[PodTemplate], overlays: list[dict]) -> dict:
+    result = pod
+    for template in templates:
+        result = merge_pod(result, template.template, fragment_wins=False)
+    for fragment in overlays:
+        result = merge_pod(result, fragment)
+    return _apply_locks(result, templates)
+
+
+def _container_names(pod: dict) -> tuple:
+    spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
+    return tuple(
+        tuple(c.get("name") for c in spec.get(k) or () if isinstance(c, dict))
+        if isinstance(spec.get(k), list) else ()
+        for k in ("initContainers", "containers", "ephemeralContainers"))
 
 
 def _apply_locks(pod: dict, templates: list[PodTemplate]) -> dict:

@@ -210,6 +210,8 @@ def check_allowed(
                                     "OverridePolicy"))
             continue
         for path, value in leaf_paths(annotation.fragment):
+            if value == {}:
+                continue  # an empty map merges as "nothing to add": it changes nothing
             refusals.extend(_check_leaf(annotation.key, path, value, task, policy, templates))
     return refusals
 

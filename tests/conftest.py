@@ -1,0 +1,43 @@
+"""Shared test inputs: real Airflow pods and policy sets built from YAML text."""
+
+from __future__ import annotations
+
+import copy
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from webhook.policy.compile import PolicyDocument, compile_policies
+from webhook.policy.load import load_policy_dir
+from webhook.policy.model import PolicySet
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICIES = ROOT / "policies"
+# Copies of ../shared/fixtures/airflow-pods (pods real Airflow 2.10 and 3.3 code built).
+AIRFLOW_PODS = ROOT / "tests" / "fixtures" / "airflow-pods"
+SHARED_PODS = ROOT.parent / "shared" / "fixtures" / "airflow-pods"
+
+
+def airflow_pod(name: str) -> dict:
+    """A fresh copy of a real Airflow pod, e.g. `airflow3-executor`."""
+    return copy.deepcopy(json.loads((AIRFLOW_PODS / f"{name}.json").read_text()))
+
+
+def policy_set(text: str, revision: str = "test") -> PolicySet:
+    """Compile policy YAML written inline in a test; fails loudly on any error."""
+    docs = [PolicyDocument("inline.yaml", i, body)
+            for i, body in enumerate(yaml.safe_load_all(textwrap.dedent(text))) if body]
+    result, errors = compile_policies(docs, revision)
+    assert not errors, "\n".join(map(str, errors))
+    assert result is not None
+    return result
+
+
+@pytest.fixture(scope="session")
+def bundled() -> PolicySet:
+    result = load_policy_dir(POLICIES)
+    assert result.policy_set is not None, result.errors
+    return result.policy_set

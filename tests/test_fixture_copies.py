@@ -1,0 +1,13 @@
+"""The test copies of the shared Airflow pods stay identical to the shared originals."""
+
+import pytest
+
+from tests.conftest import AIRFLOW_PODS, SHARED_PODS
+
+
+@pytest.mark.skipif(not SHARED_PODS.is_dir(), reason="../shared is not beside this checkout")
+def test_copies_match_shared_fixtures() -> None:
+    shared = {p.name: p.read_bytes() for p in SHARED_PODS.glob("*.json")}
+    ours = {p.name: p.read_bytes() for p in AIRFLOW_PODS.glob("*.json")}
+    assert shared
+    assert ours == shared

@@ -1,0 +1,275 @@
+"""The mutating hook, told as the users' stories: a DAG author's annotation in, the pod out."""
+
+from __future__ import annotations
+
+import json
+
+import jsonpatch
+import pytest
+
+from tests.conftest import airflow_pod, policy_set
+from webhook.dag_annotations import override_annotations
+from webhook.mutate import mutate_pod
+
+P = "airflow-pod-webhook.io/"
+SCHEDULER = "system:serviceaccount:airflow:airflow-scheduler"
+ALL_PODS = ["airflow2-executor", "airflow2-executor-pod-override", "airflow3-executor",
+            "airflow3-executor-pod-override", "airflow3-kpo", "airflow3-kpo-xcom"]
+
+
+def annotate(pod: dict, annotations: dict) -> dict:
+    pod.setdefault("metadata", {}).setdefault("annotations", {}).update(annotations)
+    return pod
+
+
+def for_task(pod: dict, dag_id: str, task_id: str) -> dict:
+    """The same pod, launched for another task (the bundled TaskPolicy targets example_dag)."""
+    for field in ("labels", "annotations"):
+        values = pod["metadata"].get(field, {})
+        values.update({k: v for k, v in (("dag_id", dag_id), ("task_id", task_id)) if k in values})
+    return pod
+
+
+def container(pod: dict, name: str = "base") -> dict:
+    return next(c for c in pod["spec"]["containers"] if c["name"] == name)
+
+
+def mutated(pod: dict, policies, namespace: str = "data-airflow", username: str | None = None):
+    result = mutate_pod(pod, policies, namespace, username)
+    assert jsonpatch.apply_patch(pod, result.patch) == result.pod  # the patch is the result
+    return result
+
+
+def test_admin_template_is_applied_to_an_executor_pod(bundled) -> None:
+    result = mutated(airflow_pod("airflow3-executor"), bundled)
+    assert result.allowed
+    spec = result.pod["spec"]
+    assert spec["securityContext"] == {"fsGroup": 0, "runAsUser": 50000, "runAsNonRoot": True,
+                                       "seccompProfile": {"type": "RuntimeDefault"}}
+    assert container(result.pod)["securityContext"] == {
+        "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    explain = result.pod["metadata"]["annotations"][P + "applied"]
+    assert explain.startswith(f"revision={bundled.revision}; PodTemplate/airflow-defaults")
+
+
+def test_profile_opted_into_by_annotation(bundled) -> None:
+    pod = for_task(airflow_pod("airflow2-executor-pod-override"), "reporting", "load")
+    pod = annotate(pod, {P + "profiles": "highmem,spot"})
+    result = mutated(pod, bundled)
+    assert container(result.pod)["resources"]["limits"]["memory"] == "16Gi"
+    # spot comes after highmem, so its node pool wins; tolerations add up
+    assert result.pod["spec"]["nodeSelector"] == {"node-pool": "spot"}
+    keys = [t["key"] for t in result.pod["spec"]["tolerations"]]
+    assert keys == ["dedicated", "spot"]
+    assert "Profile/highmem" in result.applied and "Profile/spot" in result.applied
+
+
+def test_per_dag_task_policy_from_git(bundled) -> None:
+    result = mutated(airflow_pod("airflow3-executor"), bundled)  # example_dag.extract
+    assert container(result.pod)["resources"]["limits"]["memory"] == "4Gi"
+    assert "TaskPolicy/example-dag-extract" in result.applied
+
+
+def test_task_policy_matches_kpo_pods_by_sanitised_label() -> None:
+    policies = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: TaskPolicy
+        metadata: {name: scoring}
+        spec:
+          match: {dagIds: [ml_pipeline], taskIds: [score_*]}
+          template: {spec: {priorityClassName: batch}}
+    """)
+    result = mutated(airflow_pod("airflow3-kpo-xcom"), policies)  # ml_pipeline.score_model
+    assert result.pod["spec"]["priorityClassName"] == "batch"
+    assert "priorityClassName" not in mutated(airflow_pod("airflow3-kpo"), policies).pod["spec"]
+
+
+def test_short_annotations_for_everyday_asks(bundled) -> None:
+    pod = annotate(airflow_pod("airflow3-kpo"), override_annotations(
+        cpu="2", memory="8Gi", node_pool="highmem"))
+    result = mutated(pod, bundled)
+    assert container(result.pod)["resources"] == {
+        "requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"memory": "8Gi"}}
+    assert result.pod["spec"]["nodeSelector"] == {"node-pool": "highmem"}
+
+
+def test_pod_override_annotation_merges_env_and_sidecar_by_name(bundled) -> None:
+    pod = annotate(airflow_pod("airflow2-executor-pod-override"), {P + "pod-override": json.dumps(
+        {"spec": {"containers": [{"name": "base", "env": [{"name": "STAGE", "value": "dev"}]}]}})})
+    result = mutated(pod, bundled)
+    env = {e["name"]: e.get("value") for e in container(result.pod)["env"]}
+    assert env["STAGE"] == "dev"
+    assert [e["name"] for e in container(result.pod)["env"]].count("STAGE") == 1
+
+
+def test_override_of_a_locked_field_is_refused(bundled) -> None:
+    pod = annotate(airflow_pod("airflow3-executor"), {P + "pod-override": json.dumps(
+        {"spec": {"securityContext": {"seccompProfile": {"type": "Unconfined"}}}})})
+    result = mutate_pod(pod, bundled, "data-airflow")
+    assert not result.allowed and result.patch == []
+    [refusal] = result.refusals
+    assert refusal.message == (
+        "annotation airflow-pod-webhook.io/pod-override: spec.securityContext.seccompProfile.type:"
+        " is locked by the cluster template (spec.securityContext.seccompProfile)"
+        " (PodTemplate/airflow-defaults lockedFields)")
+
+
+def test_privileged_override_is_outside_the_allowlist(bundled) -> None:
+    pod = annotate(airflow_pod("airflow3-executor"), {P + "pod-override": (
+        "spec:\n  containers:\n  - name: base\n    securityContext: {privileged: true}\n")})
+    [refusal] = mutate_pod(pod, bundled, "data-airflow").refusals
+    assert refusal.field == "spec.containers[base].securityContext.privileged"
+    assert refusal.rule == "OverridePolicy/default allowedFields"
+
+
+@pytest.mark.parametrize(("annotations", "expected"), [
+    ({P + "memory": "128Gi"}, "128Gi exceeds the maximum 64Gi (OverridePolicy/default "
+                              "maxResources.memory)"),
+    ({P + "node-pool": "prod-db"}, "'prod-db' is not an allowed node selector"),
+    ({P + "pod-override": '{"spec": {"hostNetwork": true}}'}, "spec.hostNetwork: may not be"),
+    ({P + "pod-override": '{"metadata": {"labels": {"airflow-worker": "7"}}}'},
+     "Airflow owns this key"),
+    ({P + "pod-override": '{"spec": {"containers": [{"name": "base", "args": ["x"]}]}}'},
+     "Airflow sets the task's command"),
+    ({P + "pod-override": '{"spec": {"tolerations": [{"key": "prod", "operator": "Exists"}]}}'},
+     "is not allowed (OverridePolicy/default tolerations)"),
+])
+def test_overrides_outside_the_admins_bounds_are_refused(bundled, annotations, expected) -> None:
+    result = mutate_pod(annotate(airflow_pod("airflow3-executor"), annotations), bundled,
+                        "data-airflow")
+    assert not result.allowed and not result.malformed
+    assert expected in " | ".join(r.message for r in result.refusals)
+
+
+@pytest.mark.parametrize(("annotations", "expected"), [
+    ({P + "pod-override": "{not json: [}"}, "is neither JSON nor YAML"),
+    ({P + "pod-override": '{"spec": {"containers": [{"name": "base", "resource": {}}]}}'},
+     "spec.containers[base].resource: is not a field of Container"),
+    ({P + "pod-override": '{"spec": {"activeDeadlineSeconds": "soon"}}'},
+     "spec.activeDeadlineSeconds: must be an integer, got string"),
+    ({P + "cpu": "two"}, "'two' is not a Kubernetes quantity"),
+    ({P + "profiles": "highmem,huge"}, "unknown profile 'huge'"),
+    ({P + "memroy": "4Gi"}, "annotation airflow-pod-webhook.io/memroy: unknown annotation"),
+    ({P + "pod-override": "a: &a [1]\nb: *a\n"}, "YAML aliases are not allowed"),
+    ({P + "pod-override": "x" * (70 * 1024)}, "is larger than 65536 bytes"),
+])
+def test_malformed_annotations_get_a_precise_message(bundled, annotations, expected) -> None:
+    result = mutate_pod(annotate(airflow_pod("airflow3-kpo"), annotations), bundled,
+                        "data-airflow")
+    assert result.malformed
+    assert expected in " | ".join(r.message for r in result.refusals)
+
+
+def test_explicit_false_in_an_override_is_honoured() -> None:
+    policies = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: PodTemplate
+        metadata: {name: legacy}
+        spec: {template: {spec: {hostNetwork: true, automountServiceAccountToken: true}}}
+        ---
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: OverridePolicy
+        metadata: {name: net}
+        spec: {allowedFields: [spec.hostNetwork, spec.automountServiceAccountToken]}
+    """)
+    pod = annotate(airflow_pod("airflow3-executor"), {P + "pod-override": json.dumps(
+        {"spec": {"hostNetwork": False, "automountServiceAccountToken": False}})})
+    spec = mutated(pod, policies).pod["spec"]
+    assert spec["hostNetwork"] is False and spec["automountServiceAccountToken"] is False
+
+
+def test_xcom_sidecar_made_restricted_compliant(bundled) -> None:
+    result = mutated(airflow_pod("airflow3-kpo-xcom"), bundled)
+    sidecar = container(result.pod, "airflow-xcom-sidecar")
+    assert sidecar["securityContext"]["runAsNonRoot"] is True
+    assert sidecar["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert sidecar["resources"]["limits"] == {"cpu": "50m", "memory": "32Mi"}
+    # and the template never adds that sidecar to pods that do not have one
+    plain = mutated(airflow_pod("airflow3-kpo"), bundled).pod
+    assert [c["name"] for c in plain["spec"]["containers"]] == ["base"]
+
+
+def test_a_default_never_makes_a_privileged_pod_invalid(bundled) -> None:
+    pod = airflow_pod("airflow3-kpo")
+    pod["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    result = mutated(pod, bundled)
+    # allowPrivilegeEscalation=false with privileged=true is a 422; the validator denies instead
+    assert container(result.pod)["securityContext"] == {"privileged": True}
+
+
+@pytest.mark.parametrize("name", ALL_PODS)
+def test_mutating_twice_is_a_no_op(bundled, name) -> None:
+    once = mutated(annotate(airflow_pod(name), {P + "profiles": "gpu", P + "cpu": "1"}),
+                   bundled).pod
+    assert mutate_pod(once, bundled, "data-airflow").patch == []
+
+
+@pytest.mark.parametrize("name", ALL_PODS)
+def test_airflow_labels_and_annotations_are_untouched(bundled, name) -> None:
+    pod = airflow_pod(name)
+    result = mutated(pod, bundled)
+    assert result.pod["metadata"]["labels"] == pod["metadata"]["labels"]
+    before = pod["metadata"].get("annotations", {})
+    after = dict(result.pod["metadata"]["annotations"])
+    after.pop(P + "applied")
+    assert after == before
+
+
+def test_foreign_pod_is_untouched(bundled) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nginx", "labels": {
+        "app": "nginx"}}, "spec": {"containers": [{"name": "nginx", "image": "nginx:1.27"}]}}
+    result = mutate_pod(pod, bundled, "default")
+    assert result.patch == [] and result.pod is pod and result.applied == ()
+
+
+def test_other_airflow_pods_covered_by_label_selector() -> None:
+    policies = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: PodTemplate
+        metadata: {name: celery-workers}
+        spec:
+          match:
+            podTypes: [other]
+            labelSelector: {matchLabels: {component: worker, tier: airflow}}
+          template: {spec: {priorityClassName: airflow}}
+    """)
+    celery = {"metadata": {"labels": {"component": "worker", "tier": "airflow"}},
+              "spec": {"containers": [{"name": "worker", "image": "apache/airflow:3.0.0"}]}}
+    assert mutated(celery, policies).pod["spec"]["priorityClassName"] == "airflow"
+    assert mutate_pod({"metadata": {"labels": {"component": "worker"}}}, policies).patch == []
+
+
+def test_untrusted_creator_gets_defaults_but_no_profiles(bundled) -> None:
+    pod = annotate(airflow_pod("airflow3-executor"), {P + "profiles": "highmem"})
+    result = mutated(pod, bundled, username="system:serviceaccount:team-a:ci-bot")
+    assert "Profile/highmem" not in result.applied
+    assert result.pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert "not a trusted creator" in result.warnings[0]
+    trusted = mutated(airflow_pod("airflow3-executor"), bundled, username=SCHEDULER)
+    assert trusted.warnings == ()
+
+
+def test_no_override_policy_means_overrides_are_refused() -> None:
+    policies = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: Profile
+        metadata: {name: small}
+        spec: {template: {spec: {priorityClassName: low}}}
+    """)
+    refused = mutate_pod(annotate(airflow_pod("airflow3-executor"), {P + "cpu": "1"}), policies)
+    assert "no OverridePolicy allows DAG-author overrides" in refused.refusals[0].message
+    ok = mutated(annotate(airflow_pod("airflow3-executor"), {P + "profiles": "small"}), policies)
+    assert ok.pod["spec"]["priorityClassName"] == "low"
+
+
+def test_dag_annotations_helper_round_trips_a_v1pod(bundled) -> None:
+    from kubernetes.client import models as k8s
+
+    annotations = override_annotations(
+        pod=k8s.V1Pod(spec=k8s.V1PodSpec(containers=[k8s.V1Container(
+            name="base", env=[k8s.V1EnvVar(name="MODE", value="full")])])),
+        profiles=["small"], gpu=1)
+    result = mutated(annotate(airflow_pod("airflow3-executor"), annotations), bundled)
+    base = container(result.pod)
+    assert {"name": "MODE", "value": "full"} in base["env"]
+    assert base["resources"]["limits"]["nvidia.com/gpu"] == "1"

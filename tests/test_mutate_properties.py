@@ -1,0 +1,119 @@
+"""Properties of the mutating hook on real Airflow pods with generated overrides."""
+
+from __future__ import annotations
+
+import json
+
+import jsonpatch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import airflow_pod, policy_set
+from webhook.airflow_pods import AIRFLOW_ANNOTATIONS, AIRFLOW_LABELS
+from webhook.mutate import mutate_pod
+from webhook.patch import json_equal
+
+PERMISSIVE = policy_set("""
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: PodTemplate
+    metadata: {name: defaults}
+    spec:
+      template:
+        metadata: {labels: {team: data}}
+        spec:
+          securityContext: {seccompProfile: {type: RuntimeDefault}}
+          tolerations: [{key: dedicated, operator: Equal, value: airflow, effect: NoSchedule}]
+          containers:
+            - {name: "*", securityContext: {allowPrivilegeEscalation: false}}
+            - {name: log-shipper, image: "fluent-bit:3.0", env: [{name: MODE, value: tail}]}
+      lockedFields: [spec.securityContext.seccompProfile]
+    ---
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: Profile
+    metadata: {name: gpu}
+    spec:
+      template:
+        spec:
+          tolerations: [{key: nvidia.com/gpu, operator: Exists}]
+          containers: [{name: base, resources: {limits: {nvidia.com/gpu: "1"}}}]
+    ---
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: OverridePolicy
+    metadata: {name: open}
+    spec:
+      allowedFields: [metadata.labels, metadata.annotations, spec.containers, spec.nodeSelector,
+                      spec.tolerations, spec.volumes, spec.hostNetwork, spec.priorityClassName]
+""")
+PODS = ["airflow2-executor", "airflow2-executor-pod-override", "airflow3-executor",
+        "airflow3-executor-pod-override", "airflow3-kpo", "airflow3-kpo-xcom"]
+
+names = st.sampled_from(["A", "B", "STAGE", "AIRFLOW_IS_K8S_EXECUTOR_POD", "MODE"])
+quantities = st.sampled_from(["100m", "1", "2Gi", "512Mi", "0"])
+env = st.lists(st.fixed_dictionaries({"name": names, "value": st.text(max_size=4)}),
+               max_size=3, unique_by=lambda e: e["name"])
+container = st.fixed_dictionaries(
+    {"name": st.sampled_from(["base", "airflow-xcom-sidecar", "log-shipper", "extra"])},
+    optional={
+        "image": st.sampled_from(["busybox:1.36", "alpine:3.20"]),
+        "env": env,
+        "resources": st.fixed_dictionaries({}, optional={
+            "requests": st.dictionaries(st.sampled_from(["cpu", "memory"]), quantities),
+            "limits": st.dictionaries(st.sampled_from(["cpu", "memory"]), quantities)}),
+        "volumeMounts": st.lists(st.fixed_dictionaries({
+            "name": st.sampled_from(["data", "logs"]),
+            "mountPath": st.sampled_from(["/data", "/opt/airflow/logs"])}), max_size=2,
+            unique_by=lambda m: m["mountPath"]),
+    })
+fragment = st.fixed_dictionaries({}, optional={
+    "metadata": st.fixed_dictionaries({}, optional={
+        "labels": st.dictionaries(st.sampled_from(["team", "cost-center", "example.com/x"]),
+                                  st.sampled_from(["a", "b"]), max_size=2),
+        "annotations": st.dictionaries(st.sampled_from(["note", "example.com/y"]),
+                                       st.text(max_size=5), max_size=2)}),
+    "spec": st.fixed_dictionaries({}, optional={
+        "containers": st.lists(container, max_size=3, unique_by=lambda c: c["name"]),
+        "nodeSelector": st.dictionaries(st.sampled_from(["pool", "zone"]),
+                                        st.sampled_from(["a", "b"]), max_size=2),
+        "tolerations": st.lists(st.fixed_dictionaries({
+            "key": st.sampled_from(["spot", "dedicated"]), "operator": st.just("Exists")}),
+            max_size=2),
+        "volumes": st.lists(st.fixed_dictionaries({
+            "name": st.sampled_from(["data", "logs"]), "emptyDir": st.just({})}), max_size=2,
+            unique_by=lambda v: v["name"]),
+        "hostNetwork": st.booleans(),
+        "priorityClassName": st.sampled_from(["", "batch"]),
+    }),
+})
+
+
+def with_annotations(name: str, override: dict, profiles: bool) -> dict:
+    pod = airflow_pod(name)
+    annotations = pod["metadata"].setdefault("annotations", {})
+    annotations["airflow-pod-webhook.io/pod-override"] = json.dumps(override)
+    if profiles:
+        annotations["airflow-pod-webhook.io/profiles"] = "gpu"
+    return pod
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(PODS), override=fragment, profiles=st.booleans())
+def test_patch_applies_is_idempotent_and_keeps_airflow_metadata(name, override, profiles) -> None:
+    pod = with_annotations(name, override, profiles)
+    result = mutate_pod(pod, PERMISSIVE, "data-airflow")
+    assert result.allowed, result.refusals
+    # 1. the patch applies to the object as sent, and yields exactly the mutated pod
+    assert json_equal(jsonpatch.apply_patch(pod, result.patch), result.pod)
+    # 2. reinvocation on our own output changes nothing
+    assert mutate_pod(result.pod, PERMISSIVE, "data-airflow").patch == []
+    # 3. Airflow's labels and annotations leave as they came in
+    for field, owned in (("labels", AIRFLOW_LABELS), ("annotations", AIRFLOW_ANNOTATIONS)):
+        before = {k: v for k, v in pod["metadata"].get(field, {}).items() if k in owned}
+        after = {k: v for k, v in result.pod["metadata"].get(field, {}).items() if k in owned}
+        assert after == before
+    # 4. named lists never hold duplicates (kube-apiserver answers those with a 422)
+    spec = result.pod["spec"]
+    assert len({c["name"] for c in spec["containers"]}) == len(spec["containers"])
+    assert len({v["name"] for v in spec.get("volumes", [])}) == len(spec.get("volumes", []))
+    for c in spec["containers"]:
+        paths = [m["mountPath"] for m in c.get("volumeMounts", [])]
+        assert len(set(paths)) == len(paths)
