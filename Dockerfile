@@ -26,15 +26,15 @@ LABEL org.opencontainers.image.title="airflow-pod-webhook" \
       org.opencontainers.image.description="Kubernetes admission webhook for Apache Airflow worker pods" \
       org.opencontainers.image.licenses="Apache-2.0"
 
-# Nothing may be written outside /tmp (an emptyDir in the Deployment): no .pyc, HOME and temp
-# files under /tmp, prometheus multiprocess files and gunicorn worker heartbeats under /tmp.
+# Nothing may be written outside /tmp (an emptyDir in the Deployment): no .pyc; HOME, temp files
+# and prometheus multiprocess files under /tmp. Gunicorn heartbeats go to /dev/shm (server.py),
+# falling back to TMPDIR.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \
     TMPDIR=/tmp \
-    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus-multiproc \
-    GUNICORN_CMD_ARGS="--worker-tmp-dir /tmp"
+    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus-multiproc
 
 COPY --from=builder /opt/venv /opt/venv
 # Built-in policies so the image runs on its own; the Deployment mounts the ConfigMap over them.
