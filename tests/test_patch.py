@@ -39,7 +39,8 @@ def test_grown_list_appends_shrunk_list_is_replaced() -> None:
 
 def test_identical_documents_give_an_empty_patch() -> None:
     doc = {"spec": {"containers": [{"name": "base", "env": [{"name": "A"}]}]}}
-    assert diff_patch(doc, {"spec": {"containers": [{"name": "base", "env": [{"name": "A"}]}]}}) == []
+    same = {"spec": {"containers": [{"name": "base", "env": [{"name": "A"}]}]}}
+    assert diff_patch(doc, same) == []
 
 
 json_values = st.recursive(

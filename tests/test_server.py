@@ -1,0 +1,168 @@
+"""The real server, as kube-apiserver calls it: gunicorn, TLS with generated certs, keep-alive."""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+from pathlib import Path
+
+import jsonpatch
+import pytest
+
+from tests.conftest import POLICIES, airflow_pod
+from tests.server_process import RunningServer, post, running_server
+
+
+def review(pod: dict, *, uid: str = "7f0c", operation: str = "CREATE", namespace: str =
+           "data-airflow", username: str = "system:serviceaccount:airflow:airflow-scheduler",
+           dry_run: bool = False) -> dict:
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
+            "namespace": namespace,
+            "name": pod.get("metadata", {}).get("name", ""),
+            "operation": operation,
+            "userInfo": {"username": username, "groups": ["system:serviceaccounts"]},
+            "object": pod,
+            "oldObject": None,
+            "dryRun": dry_run,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> RunningServer:
+    with running_server(tmp_path_factory.mktemp("serve"), POLICIES) as running:
+        yield running
+
+
+def test_dev_certs_were_generated_and_verify_for_the_service_name(server: RunningServer) -> None:
+    assert {p.name for p in server.cert_dir.iterdir()} >= {"ca.crt", "tls.crt", "tls.key"}
+    conn = server.connect("airflow-pod-webhook.airflow-pod-webhook.svc")
+    conn.request("GET", "/healthz")
+    assert conn.getresponse().status == 200
+    assert conn.sock.version() in ("TLSv1.2", "TLSv1.3")
+    assert conn.sock.selected_alpn_protocol() in (None, "http/1.1")
+
+
+def test_cert_is_refused_for_a_name_it_does_not_cover(server: RunningServer) -> None:
+    with pytest.raises(ssl.SSLCertVerificationError):
+        server.connect("webhook.other-namespace.svc").request("GET", "/healthz")
+
+
+def test_reviews_over_one_kept_alive_connection(server: RunningServer) -> None:
+    conn = server.connect()
+    executor, kpo = airflow_pod("airflow3-executor"), airflow_pod("airflow3-kpo-xcom")
+    foreign = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nginx"},
+               "spec": {"containers": [{"name": "nginx", "image": "nginx:1.27"}]}}
+
+    status, body, response = post(conn, "/mutate?timeout=10s", review(executor, uid="u-1"))
+    sock = conn.sock
+    assert status == 200 and response.getheader("Content-Type") == "application/json"
+    assert body["apiVersion"] == "admission.k8s.io/v1" and body["kind"] == "AdmissionReview"
+    answer = body["response"]
+    assert answer["uid"] == "u-1" and answer["allowed"] is True
+    assert answer["patchType"] == "JSONPatch"
+    patch = json.loads(base64.b64decode(answer["patch"]))
+    mutated = jsonpatch.apply_patch(executor, patch)
+    assert mutated["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert answer["auditAnnotations"]["policy-revision"]
+
+    status, body, _ = post(conn, "/validate?timeout=10s", review(mutated, uid="u-2"))
+    assert conn.sock is sock, "the server closed a kept-alive connection"
+    assert body["response"]["uid"] == "u-2" and body["response"]["allowed"] is True
+    # the bundled restricted-warn policy speaks up, without denying
+    assert body["response"]["auditAnnotations"]["mode"] == "warn"
+    assert all("(airflow: resources)" in w for w in body["response"]["warnings"])
+
+    status, body, _ = post(conn, "/mutate", review(kpo, uid="u-3"))
+    sidecar = jsonpatch.apply_patch(kpo, json.loads(base64.b64decode(body["response"]["patch"])))
+    assert sidecar["spec"]["containers"][1]["securityContext"]["runAsUser"] == 65534
+
+    status, body, _ = post(conn, "/mutate", review(foreign, uid="u-4", namespace="default"))
+    assert body["response"] == {"uid": "u-4", "allowed": True}
+    status, body, _ = post(conn, "/validate", review(foreign, uid="u-5", namespace="default"))
+    assert body["response"] == {"uid": "u-5", "allowed": True}
+    assert conn.sock is sock
+
+
+def test_privileged_pod_denied_with_a_message_for_the_dag_author(server: RunningServer) -> None:
+    pod = airflow_pod("airflow3-executor")
+    pod["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    status, body, _ = post(server.connect(), "/validate", review(pod, uid="p-1"))
+    answer = body["response"]
+    assert status == 200 and answer["allowed"] is False and answer["uid"] == "p-1"
+    assert answer["status"]["code"] == 403
+    assert ("spec.containers[base].securityContext.privileged must be unset or false, got true "
+            "(baseline: privileged)") in answer["status"]["message"]
+
+
+def test_only_pod_creates_are_acted_on(server: RunningServer) -> None:
+    conn = server.connect()
+    pod = airflow_pod("airflow3-executor")
+    pod["spec"]["hostNetwork"] = True
+    for request in (review(pod, operation="UPDATE"), review(pod, dry_run=True)):
+        _, body, _ = post(conn, "/validate", request)
+        assert body["response"] == {"uid": "7f0c", "allowed": True}
+        _, body, _ = post(conn, "/mutate", request)
+        assert body["response"] == {"uid": "7f0c", "allowed": True}
+
+
+@pytest.mark.parametrize(("path", "body", "content_type", "status", "error"), [
+    ("/mutate", b"{not json", "application/json", 400, "body is not valid JSON"),
+    ("/mutate", {"kind": "Pod"}, "application/json", 400, "kind: must be AdmissionReview"),
+    ("/validate", {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                   "request": {"kind": {"kind": "Pod"}, "operation": "CREATE"}},
+     "application/json", 400, "request.uid: must be a non-empty string"),
+    ("/mutate", {"x": 1}, "text/plain", 415, "Content-Type must be application/json"),
+    ("/mutate", b"x" * (3 * 1024 * 1024 + 1), "application/json", 413, "larger than 3145728"),
+    ("/nope", {}, "application/json", 404, "not found"),
+    ("/mutate?timeout=soon", {}, "application/json", 400, "is not a duration"),
+])
+def test_bad_input_gets_a_clear_4xx(server: RunningServer, path: str, body: object,
+                                    content_type: str, status: int, error: str) -> None:
+    got, payload, _ = post(server.connect(), path, body, content_type)
+    assert got == status
+    assert error.lower() in payload["error"].lower()
+
+
+def test_bad_review_that_names_a_uid_gets_an_admission_denial(server: RunningServer) -> None:
+    bad = review(airflow_pod("airflow3-kpo"), uid="b-1")
+    bad["request"]["operation"] = "EXPLODE"
+    status, body, _ = post(server.connect(), "/mutate", bad)
+    assert status == 200
+    assert body["response"]["allowed"] is False and body["response"]["uid"] == "b-1"
+    assert body["response"]["status"]["code"] == 400
+    assert "request.operation" in body["response"]["status"]["message"]
+
+
+def test_bad_annotation_refused_by_the_mutating_hook(server: RunningServer) -> None:
+    pod = airflow_pod("airflow3-executor")
+    pod["metadata"]["annotations"]["airflow-pod-webhook.io/memory"] = "lots"
+    _, body, _ = post(server.connect(), "/mutate", review(pod, uid="m-1"))
+    answer = body["response"]
+    assert answer["allowed"] is False and answer["status"]["code"] == 400
+    assert "airflow-pod-webhook.io/memory: 'lots' is not a Kubernetes quantity" in (
+        answer["status"]["message"])
+
+
+def test_readyz_reports_the_policy_revision(server: RunningServer) -> None:
+    conn = server.connect()
+    conn.request("GET", "/readyz")
+    response = conn.getresponse()
+    detail = json.loads(response.read())
+    assert response.status == 200 and detail["status"] == "ready" and detail["revision"]
+
+
+def test_server_generated_certs_are_reused_on_restart(tmp_path: Path) -> None:
+    with running_server(tmp_path, POLICIES, workers=1) as first:
+        ca = (first.cert_dir / "ca.crt").read_bytes()
+    with running_server(tmp_path, POLICIES, workers=1) as second:
+        assert (second.cert_dir / "ca.crt").read_bytes() == ca
