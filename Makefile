@@ -1,0 +1,29 @@
+# Two commands set up everything on a fresh machine (Python >= 3.10 with venv):
+#   make serve   serve /mutate and /validate on https://localhost:8443 with the bundled
+#                policies and a self-generated development CA (written to certs/)
+#   make test    run the test suite (what CI runs, through .ci/run)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8443
+
+.PHONY: serve test lint bench clean
+
+$(BIN)/airflow-pod-webhook: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+serve: $(BIN)/airflow-pod-webhook
+	$(BIN)/airflow-pod-webhook serve --policies policies --cert-dir certs --port $(PORT)
+
+test: $(BIN)/airflow-pod-webhook
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+bench: $(BIN)/airflow-pod-webhook
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) certs/*.crt certs/*.key .pytest_cache .hypothesis
