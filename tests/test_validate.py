@@ -395,7 +395,8 @@ def test_hostile_text_cannot_break_headers_or_requeue_the_task():
     pod = load("airflow3-executor.json")
     pod["spec"]["containers"][0]["name"] = "base\nX-Injected: 1"
     pod["spec"]["containers"][0]["image"] = "x" * 600 + ":latest"
-    pod["spec"]["serviceAccountName"] = "exceeded quota"
+    pod["spec"]["serviceAccountName"] = "exceeded quota, object has been modified, too old " \
+                                        "resource version"
     policies = policy_set(
         doc("ValidationPolicy", "warn", {"mode": "warn",
                                          "rules": {"images": {"forbidLatestTag": True}}}),
@@ -404,8 +405,10 @@ def test_hostile_text_cannot_break_headers_or_requeue_the_task():
     result = validate_pod(pod, policies, NS)
     assert_admission_limits(result)
     assert result.warnings[0].endswith("…") and len(result.warnings[0]) == 256
-    assert "exceeded quota" not in result.message.lower()
-    assert "exceeded-quota" in result.message
+    for words in ("exceeded quota", "object has been modified", "too old resource version"):
+        assert words not in result.message.lower()
+    assert '"exceeded-quota, object-has been modified, too-old resource version"' in \
+        result.message
 
 
 # ---- malformed pods are judged, never crashed on

@@ -42,8 +42,8 @@ MESSAGE_ITEM_LIMIT = 1024  # one absurd value must not crowd every other violati
 IDENTITY_RULE = "identity: trustedCreators"
 # Airflow's executor requeues a failed create whose message holds these (airflow.md §3): a
 # policy denial must fail the task, not loop it, whatever text a pod smuggles in.
-_REQUEUE_WORDS = re.compile(r"(exceeded) (quota)|(object) (has been modified)|"
-                            r"(too old) (resource version)", re.IGNORECASE)
+_REQUEUE_WORDS = re.compile(r"exceeded quota|object has been modified|too old resource version",
+                            re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -257,7 +257,8 @@ def denial_message(pod: dict, task: AirflowTask, denied: list[Violation]) -> str
     rules = len({v.rule for v in denied})
     lead = clean(f"{pod_label(pod, task)} violates {rules} rule(s): ")
     items = [_shorten(m, MESSAGE_ITEM_LIMIT) for m in sorted_messages(denied)]
-    return _REQUEUE_WORDS.sub(r"\1-\2", join_within(lead, items, MESSAGE_LIMIT))
+    return _REQUEUE_WORDS.sub(lambda m: m.group(0).replace(" ", "-", 1),
+                              join_within(lead, items, MESSAGE_LIMIT))
 
 
 def join_within(lead: str, items: list[str], limit: int, sep: str = "; ") -> str:
