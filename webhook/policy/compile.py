@@ -62,7 +62,8 @@ class PolicyError:
     reason: str
 
     def __str__(self) -> str:
-        where = f"{self.file} (document {self.index})"
+        # Documents are counted from 1, as people do; -1 marks an error of the whole folder.
+        where = self.file if self.index < 0 else f"{self.file} (document {self.index + 1})"
         return f"{where}: {self.path}: {self.reason}" if self.path else f"{where}: {self.reason}"
 
 
@@ -110,7 +111,7 @@ def compile_policies(
             first = seen[(kind, name)]
             errors.append(PolicyError(doc.file, doc.index, "metadata.name",
                                       f"duplicate {kind} {name!r}, first defined in "
-                                      f"{first.file} (document {first.index})"))
+                                      f"{first.file} (document {first.index + 1})"))
             continue
         seen[(kind, name)] = doc
         parsed[kind].append((doc, name, doc.body["spec"]))

@@ -29,10 +29,13 @@ def policy_files(folder: Path) -> list[Path]:
 def load_policy_dir(folder: Path | str) -> LoadResult:
     folder = Path(folder)
     if not folder.is_dir():
-        error = PolicyError(str(folder), 0, "", "is not a folder of policy files")
+        error = PolicyError(str(folder), -1, "", "is not a folder of policy files")
         return LoadResult(None, (error,), "")
     files = [(p.name, p.read_bytes()) for p in policy_files(folder)]
     documents, errors = parse_documents(files)
+    if not documents and not errors:
+        # An empty mount must not silently switch enforcement off: keep the last good set.
+        errors.append(PolicyError(str(folder), -1, "", "holds no policy documents (*.yaml)"))
     revision = revision_of(files)
     policy_set, compile_errors = compile_policies(documents, revision)
     errors.extend(compile_errors)

@@ -1,0 +1,136 @@
+"""The offline CLI and the HTTP endpoints run the same core: same pod in, same answer out."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import AIRFLOW_PODS, POLICIES, airflow_pod
+from webhook.app import create_app
+from webhook.cli import main
+from webhook.policy.store import PolicyStore
+
+PODS = sorted(p.stem for p in AIRFLOW_PODS.glob("*.json"))
+DENIED = Path(__file__).parent.parent / "policies" / "tests" / "pods"
+
+
+@pytest.fixture(scope="module")
+def client():
+    store = PolicyStore(POLICIES)
+    store.reload_if_changed()
+    return create_app(store).test_client()
+
+
+def review(pod: dict, uid: str = "cli") -> dict:
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": uid, "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "operation": "CREATE", "namespace": pod["metadata"].get("namespace", ""),
+        "object": pod, "dryRun": False}}
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("name", PODS)
+def test_mutate_cli_and_post_mutate_agree(name: str, client, capsys, tmp_path: Path) -> None:
+    pod_file = AIRFLOW_PODS / f"{name}.json"
+    code, out, _ = run(["mutate", str(pod_file), "--patch", "--policies", str(POLICIES)], capsys)
+    assert code == 0
+    http = client.post("/mutate", json=review(airflow_pod(name))).get_json()["response"]
+    assert json.loads(out) == json.loads(base64.b64decode(http["patch"]))
+    # an AdmissionReview file gives the same pod as the bare Pod file
+    review_file = tmp_path / "review.json"
+    review_file.write_text(json.dumps(review(airflow_pod(name))))
+    code, from_review, _ = run(["mutate", str(review_file), "--policies", str(POLICIES)], capsys)
+    code, from_pod, _ = run(["mutate", str(pod_file), "--policies", str(POLICIES)], capsys)
+    assert yaml.safe_load(from_review) == yaml.safe_load(from_pod)
+
+
+@pytest.mark.parametrize("pod_file", sorted(AIRFLOW_PODS.glob("*.json")) + sorted(
+    DENIED.glob("*.json")), ids=lambda p: p.stem)
+def test_validate_cli_and_post_validate_agree(pod_file: Path, client, capsys) -> None:
+    pod = json.loads(pod_file.read_text())
+    code, out, _ = run(["validate", str(pod_file), "--policies", str(POLICIES)], capsys)
+    http = client.post("/validate", json=review(pod)).get_json()["response"]
+    assert (code == 0) is http["allowed"]
+    if not http["allowed"]:
+        assert http["status"]["message"] in out
+    for warning in http.get("warnings", []):
+        assert f"warning: {warning}" in out
+
+
+def test_validate_exit_codes(capsys, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("spec: [")
+    privileged = airflow_pod("airflow3-executor")
+    privileged["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    denied = tmp_path / "privileged.json"
+    denied.write_text(json.dumps(privileged))
+    ok = AIRFLOW_PODS / "airflow3-executor.json"
+    assert run(["validate", str(ok)], capsys)[0] == 0
+    code, out, _ = run(["validate", str(ok), str(denied)], capsys)
+    assert code == 1 and "privileged.json: denied" in out
+    code, _, err = run(["validate", str(ok), str(bad)], capsys)
+    assert code == 2 and "bad.yaml: error:" in err
+
+
+def test_validate_level_compares_with_the_clusters_own_psa(capsys) -> None:
+    kpo = str(AIRFLOW_PODS / "airflow3-kpo.json")
+    assert run(["validate", "--level", "baseline", kpo], capsys)[0] == 0
+    code, out, _ = run(["validate", "--level", "restricted", kpo], capsys)
+    assert code == 1 and "(restricted: allowPrivilegeEscalation)" in out
+
+
+def test_mutate_refusal_exit_codes(capsys, tmp_path: Path) -> None:
+    pod = airflow_pod("airflow3-kpo")
+    pod["metadata"]["annotations"]["airflow-pod-webhook.io/memory"] = "lots"
+    path = tmp_path / "pod.json"
+    path.write_text(json.dumps(pod))
+    code, _, err = run(["mutate", str(path)], capsys)
+    assert code == 2 and "refused: annotation airflow-pod-webhook.io/memory" in err
+    pod["metadata"]["annotations"]["airflow-pod-webhook.io/memory"] = "512Gi"
+    path.write_text(json.dumps(pod))
+    assert run(["mutate", str(path)], capsys)[0] == 1
+
+
+def test_unreadable_input_is_exit_2_with_one_line(capsys, tmp_path: Path) -> None:
+    code, _, err = run(["mutate", str(tmp_path / "missing.yaml")], capsys)
+    assert code == 2 and err.startswith("error: cannot read")
+    code, _, err = run(["mutate", str(AIRFLOW_PODS / "airflow3-kpo.json"), "--policies",
+                        str(tmp_path)], capsys)
+    assert code == 2
+
+
+def test_certs_command_renews_with_the_same_ca(capsys, tmp_path: Path) -> None:
+    assert run(["certs", "--out", str(tmp_path)], capsys)[0] == 0
+    ca = (tmp_path / "ca.crt").read_bytes()
+    cert = (tmp_path / "tls.crt").read_bytes()
+    code, out, _ = run(["certs", "--out", str(tmp_path)], capsys)
+    assert code == 0 and "airflow-pod-webhook.airflow-pod-webhook.svc" in out
+    assert (tmp_path / "ca.crt").read_bytes() == ca and (tmp_path / "tls.crt").read_bytes() != cert
+
+
+def test_manifests_command_fills_the_ca_bundle(capsys, tmp_path: Path) -> None:
+    run(["certs", "--out", str(tmp_path)], capsys)
+    code, out, _ = run(["manifests", "--cert-dir", str(tmp_path)], capsys)
+    docs = list(yaml.safe_load_all(out))
+    assert code == 0 and [d["kind"] for d in docs] == [
+        "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"]
+    ca = base64.b64encode((tmp_path / "ca.crt").read_bytes()).decode()
+    assert all(d["webhooks"][0]["clientConfig"]["caBundle"] == ca for d in docs)
+
+
+def test_python_dash_m_webhook_is_the_same_cli() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "webhook", "--help"], capture_output=True,
+                            text=True, check=True)
+    assert "airflow-pod-webhook" in result.stdout and "serve" in result.stdout
