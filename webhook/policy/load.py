@@ -48,6 +48,7 @@ def parse_documents(
     documents: list[PolicyDocument] = []
     errors: list[PolicyError] = []
     for name, data in files:
+        index = 0
         try:
             for index, body in enumerate(yaml.safe_load_all(data)):
                 if body is not None:  # an empty document between `---` lines
@@ -56,5 +57,7 @@ def parse_documents(
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
             problem = getattr(exc, "problem", None) or str(exc)
-            errors.append(PolicyError(name, 0, "", f"YAML error at {where}{problem}"))
+            # The error belongs to the document after the last one that parsed.
+            failed = index + 1 if any(d.file == name for d in documents) else 0
+            errors.append(PolicyError(name, failed, "", f"YAML error at {where}{problem}"))
     return documents, errors
