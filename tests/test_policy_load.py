@@ -111,3 +111,9 @@ def test_policy_lint_prints_errors_and_exits_non_zero(tmp_path: Path, capsys) ->
 def test_policy_lint_accepts_the_bundled_policies(capsys) -> None:
     assert main(["policy", "lint", "policies"]) == 0
     assert capsys.readouterr().out.startswith("ok: ")
+
+
+def test_quantities_may_be_written_as_numbers(tmp_path: Path) -> None:
+    # As in many pasted pod_template_files: kube-apiserver accepts `cpu: 1` as well as "1".
+    write(tmp_path, "a.yaml", GOOD.replace("cpu: 250m", "cpu: 1, memory: 0.5"))
+    assert load_policy_dir(tmp_path).errors == ()

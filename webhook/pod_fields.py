@@ -15,6 +15,9 @@ from typing import Any
 from kubernetes.utils.quantity import parse_quantity
 
 
+_QUANTITY_MAPS = ("resources.limits", "resources.requests", "spec.overhead")
+
+
 @cache
 def _model() -> dict:
     text = resources.files("webhook").joinpath("schema/pod-fields.json").read_text()
@@ -46,10 +49,12 @@ def _check(value: Any, type_ref: Any, path: str, errors: list[tuple[str, str]]) 
         if not isinstance(value, dict):
             errors.append((path, f"must be a map, got {_json_type(value)}"))
             return
+        if path.endswith(_QUANTITY_MAPS):
+            # Quantities may be written as numbers (`cpu: 1`): kube-apiserver accepts both.
+            errors.extend(_quantity_errors(value, path))
+            return
         for key, item in value.items():
             _check(item, type_ref["map"], f"{path}.{key}", errors)
-        if path.endswith(("resources.limits", "resources.requests")):
-            errors.extend(_quantity_errors(value, path))
         return
     if isinstance(type_ref, str) and type_ref in _model()["types"]:
         if not isinstance(value, dict):
@@ -72,6 +77,8 @@ def _quantity_errors(value: dict, path: str) -> list[tuple[str, str]]:
     out = []
     for key, item in value.items():
         try:
+            if isinstance(item, bool):
+                raise TypeError("a boolean is not a quantity")
             parse_quantity(item)
         except (ValueError, TypeError, ArithmeticError):
             out.append((f"{path}.{key}", f"is not a Kubernetes quantity: {item!r}"))
