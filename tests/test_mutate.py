@@ -273,3 +273,13 @@ def test_dag_annotations_helper_round_trips_a_v1pod(bundled) -> None:
     base = container(result.pod)
     assert {"name": "MODE", "value": "full"} in base["env"]
     assert base["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+def test_windows_pods_get_no_linux_only_defaults(bundled) -> None:
+    pod = airflow_pod("airflow3-kpo")
+    pod["spec"]["os"] = {"name": "windows"}
+    result = mutated(pod, bundled)
+    # seccomp and allowPrivilegeEscalation are forbidden on Windows pods (a 422 otherwise)
+    assert "seccompProfile" not in result.pod["spec"]["securityContext"]
+    assert "allowPrivilegeEscalation" not in container(result.pod).get("securityContext", {})
+    assert mutate_pod(result.pod, bundled, "data-airflow").patch == []

@@ -13,7 +13,53 @@ from typing import Any
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 
 
+# Linux-only securityContext fields Kubernetes forbids on `spec.os.name: windows` pods.
+_LINUX_ONLY_POD = ("seLinuxOptions", "seccompProfile", "appArmorProfile", "fsGroup",
+                   "fsGroupChangePolicy", "sysctls", "runAsUser", "runAsGroup",
+                   "supplementalGroups", "supplementalGroupsPolicy", "seLinuxChangePolicy")
+_LINUX_ONLY_CONTAINER = ("seLinuxOptions", "seccompProfile", "appArmorProfile", "capabilities",
+                         "readOnlyRootFilesystem", "privileged", "allowPrivilegeEscalation",
+                         "procMount", "runAsUser", "runAsGroup")
+
+
 def keep_pod_valid(original: dict, mutated: dict) -> dict:
+    """Take back defaults Kubernetes' pod validation would reject."""
+    return _windows_without_linux_defaults(original, _escalation_consistent(original, mutated))
+
+
+def _windows_without_linux_defaults(original: dict, mutated: dict) -> dict:
+    """A Windows pod may not carry Linux security settings: drop the ones a default added."""
+    spec = mutated.get("spec")
+    if not isinstance(spec, dict) or not isinstance(spec.get("os"), dict) or (
+            spec["os"].get("name") != "windows"):
+        return mutated
+    before_spec = original.get("spec") if isinstance(original.get("spec"), dict) else {}
+    spec = dict(spec)
+    spec["securityContext"] = _without_added(spec.get("securityContext"),
+                                             before_spec.get("securityContext"), _LINUX_ONLY_POD)
+    for list_name in _CONTAINER_LISTS:
+        if not isinstance(spec.get(list_name), list):
+            continue
+        before = _by_name(original, list_name)
+        spec[list_name] = [
+            {**c, "securityContext": _without_added(
+                c.get("securityContext"), (before.get(c.get("name")) or {}).get("securityContext"),
+                _LINUX_ONLY_CONTAINER)}
+            if isinstance(c, dict) and isinstance(c.get("securityContext"), dict) else c
+            for c in spec[list_name]]
+    if spec["securityContext"] is None:
+        del spec["securityContext"]
+    return {**mutated, "spec": spec}
+
+
+def _without_added(context: Any, before: Any, fields: tuple[str, ...]) -> Any:
+    if not isinstance(context, dict):
+        return context
+    before = before if isinstance(before, dict) else {}
+    return {k: v for k, v in context.items() if k not in fields or k in before}
+
+
+def _escalation_consistent(original: dict, mutated: dict) -> dict:
     """Undo `allowPrivilegeEscalation: false` where the container is privileged or adds
     CAP_SYS_ADMIN (Kubernetes rejects that combination, ValidateSecurityContext)."""
     spec = mutated.get("spec")
