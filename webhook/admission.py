@@ -20,7 +20,7 @@ MAX_WARNINGS_RUNES = 4096
 MAX_WARNING_RUNES = 256
 MAX_MESSAGE_CHARS = 4096
 _AUDIT_KEY = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # kube-apiserver drops warnings with these
 
 
 class BadReview(ValueError):

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from fnmatch import fnmatchcase
 
+from webhook.admission import fit_warnings
 from webhook.airflow_pods import AirflowTask, PodType, identify
 from webhook.airflow_rules import evaluate_rules
 from webhook.podsecurity import LEVELS, evaluate_pod
@@ -198,7 +199,7 @@ def _decide(pod: dict, task: AirflowTask, found: Mapping[Violation, str],
     rules_violated = tuple(sorted({v.rule for v in reported_all}))
     denied = by_mode["enforce"]
     message = denial_message(pod, task, denied) if denied else ""
-    warnings = fit_warnings([*notices, *sorted_messages(by_mode["warn"])])
+    warnings = tuple(fit_warnings([*notices, *sorted_messages(by_mode["warn"])]))
     audit = dict(extra_audit or {})
     audit["decision"] = "deny" if denied else "allow"
     strongest = next((m for m in MODES if by_mode[m]), None)
@@ -272,19 +273,3 @@ def join_within(lead: str, items: list[str], limit: int, sep: str = "; ") -> str
             return text + (sep if i else "") + f"… and {len(items) - i} more"
         text = joined
     return text
-
-
-def fit_warnings(lines: Iterable[str]) -> tuple[str, ...]:
-    """Deduplicated one-line warnings of at most 256 characters and 4096 in all."""
-    unique = list(dict.fromkeys(_shorten(clean(line), WARNING_LIMIT) for line in lines if line))
-    out: list[str] = []
-    used = 0
-    for i, line in enumerate(unique):
-        rest = len(unique) - i - 1
-        reserve = len(f"… and {rest} more") if rest else 0
-        if used + len(line) + reserve > WARNINGS_BUDGET:
-            out.append(f"… and {len(unique) - i} more")
-            break
-        out.append(line)
-        used += len(line)
-    return tuple(out)
