@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--policies", default=DEFAULT_POLICIES)
     validate.add_argument("--level", choices=("baseline", "restricted"),
                           help="only Pod Security at this level (compare with the cluster PSA)")
+    validate.add_argument("--version", dest="level_version", default="latest",
+                          help="with --level: the Pod Security version, latest or v1.N")
     validate.add_argument("--namespace", default="")
     validate.add_argument("--username")
     validate.set_defaults(func=cmd_validate)
@@ -194,8 +196,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"{file}: error: {exc}", file=sys.stderr)
             worst = EXIT_BAD_INPUT
             continue
-        result = validate_pod(pod, policies, namespace or args.namespace,
-                              username or args.username, level=args.level)
+        try:
+            result = validate_pod(pod, policies, namespace or args.namespace,
+                                  username or args.username, level=args.level,
+                                  level_version=args.level_version)
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
         print(f"{file}: {'allowed' if result.allowed else 'denied'}")
         if not result.allowed:
             print(f"  {result.message}")

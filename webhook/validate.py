@@ -27,7 +27,7 @@ from fnmatch import fnmatchcase
 from webhook.admission import fit_warnings
 from webhook.airflow_pods import AirflowTask, PodType, identify
 from webhook.airflow_rules import evaluate_rules
-from webhook.podsecurity import LEVELS, evaluate_pod
+from webhook.podsecurity import LEVELS, evaluate_pod, parse_version
 from webhook.policy.model import Exemption, PolicySet, ValidationPolicy
 from webhook.violations import Violation, violation
 
@@ -69,18 +69,23 @@ def validate_pod(
     username: str | None = None,
     *,
     level: str | None = None,
+    level_version: str = "latest",
     today: date | None = None,
 ) -> ValidationResult:
     """Judge a pod. With `level`, ignore the policies and check only that Pod Security level
-    (latest) on any pod, as the cluster's own PSA would. Raises only for an unknown level."""
+    (at `level_version`, e.g. v1.30) on any pod, as the cluster's own PSA would. Raises only
+    for an unknown level or version."""
     if level is not None and level not in LEVELS:
         raise ValueError(f"unknown Pod Security level {level!r}: want one of {', '.join(LEVELS)}")
+    if level is not None:
+        parse_version(level_version)  # a bad version is the caller's error, raised here
     pod = pod if isinstance(pod, dict) else {}
     task = identify(pod, namespace)
     try:
         if level is not None:
-            return _decide(pod, task, {v: "enforce" for v in evaluate_pod(pod, level)},
-                           (), [], None, extra_audit={"level": level})
+            found = evaluate_pod(pod, level, level_version)
+            return _decide(pod, task, dict.fromkeys(found, "enforce"), (), [], None,
+                           extra_audit={"level": f"{level}:{level_version}"})
         return _validate(pod, policies, task, username, today or date.today())
     except Exception as exc:  # fail closed: an unjudged pod must not pass silently
         unreadable = violation("spec", "must be readable by the validating webhook",
