@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--reload-interval", type=float, default=2.0,
                        help="seconds between policy folder checks")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--patch-ca-bundle", action="store_true",
+                       help="keep the caBundle of our own webhook configurations trusting "
+                            "<cert-dir>/ca.crt (in-cluster ServiceAccount, or $KUBECONFIG)")
+    serve.add_argument("--ca-poll-interval", type=float, default=5.0,
+                       help="seconds between checks of ca.crt with --patch-ca-bundle")
     serve.set_defaults(func=cmd_serve)
 
     certs = sub.add_parser("certs", help="write a CA and a serving cert (renews, keeps the CA)")
@@ -126,6 +131,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if generated:
         print(f"generated a development CA and serving cert in {paths.directory}/ "
               f"(CA: {paths.ca_crt}); use real certs in production", file=sys.stderr)
+    if args.patch_ca_bundle:
+        from webhook.ca_injection import CABundleInjector, InjectorSettings, kubernetes_patcher
+        from webhook.server import configure_logging
+
+        # Started in the gunicorn master before it forks: one injector per replica, and the
+        # workers (forked later) do not inherit the thread.
+        configure_logging(args.log_level)
+        CABundleInjector(
+            paths.ca_crt, kubernetes_patcher(service=args.service, namespace=args.namespace),
+            InjectorSettings(poll_interval=args.ca_poll_interval)).start()
     serve(ServeOptions(policies=Path(args.policies), certfile=paths.tls_crt,
                        keyfile=paths.tls_key, host=args.host, port=args.port,
                        workers=args.workers, threads=args.threads,
