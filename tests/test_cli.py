@@ -134,3 +134,17 @@ def test_python_dash_m_webhook_is_the_same_cli() -> None:
     result = subprocess.run([sys.executable, "-m", "webhook", "--help"], capture_output=True,
                             text=True, check=True)
     assert "airflow-pod-webhook" in result.stdout and "serve" in result.stdout
+
+
+def test_validate_level_at_an_older_pod_security_version(capsys, tmp_path: Path) -> None:
+    pod = airflow_pod("airflow3-kpo")
+    pod["spec"]["hostUsers"] = False
+    pod["spec"]["containers"][0]["securityContext"] = {"procMount": "Unmasked"}
+    path = tmp_path / "unmasked.json"
+    path.write_text(json.dumps(pod))
+    # baseline relaxed procMount for user-namespaced pods in v1.35
+    assert run(["validate", "--level", "baseline", str(path)], capsys)[0] == 0
+    code, out, _ = run(["validate", "--level", "baseline", "--version", "v1.34", str(path)],
+                       capsys)
+    assert code == 1 and "(baseline: procMount)" in out
+    assert run(["validate", "--level", "baseline", "--version", "v2", str(path)], capsys)[0] == 2
