@@ -11,9 +11,10 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from webhook import metrics as m
 from webhook.decision_log import log_decision
 from webhook.policy.store import PolicyStore
-from webhook.review import MUTATE, VALIDATE, answer, error_body, last_resort
+from webhook.review import MUTATE, VALIDATE, Decision, answer, error_body, last_resort
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's own request size cap
 log = logging.getLogger("airflow_pod_webhook.http")
@@ -55,8 +56,10 @@ def _drain(stream: Any, limit: int) -> None:
         limit -= len(chunk)
 
 
-def create_app(store: PolicyStore) -> Flask:
+def create_app(store: PolicyStore, metrics: m.WebhookMetrics | None = None) -> Flask:
+    """The WSGI app around `store`; `metrics` defaults to a private registry (tests)."""
     app = Flask("airflow_pod_webhook")
+    metrics = metrics if metrics is not None else m.WebhookMetrics()
 
     def reply(status: int, body: dict) -> Response:
         return Response(json.dumps(body, separators=(",", ":")), status=status,
@@ -67,31 +70,43 @@ def create_app(store: PolicyStore) -> Flask:
         try:
             budget = parse_timeout(request.args.get("timeout"))
         except ValueError as exc:
-            return reply(400, error_body(str(exc)))
+            budget = None
+            status, payload, decision, outcome = rejected(hook, 400, str(exc))
+        else:
+            status, payload, decision, outcome = answer_request(hook)
+        elapsed = time.perf_counter() - started
+        if budget is not None and elapsed > budget:
+            metrics.deadline_exceeded(hook)
+            log.warning("%s answered after the API server's %.1fs timeout (%.3fs)",
+                        hook, budget, elapsed)
+        metrics.admission(hook, decision.decision, outcome, elapsed, decision.patch_ops)
+        log_decision(decision, elapsed)
+        return reply(status, payload)
+
+    def answer_request(hook: str) -> tuple[int, dict, Decision, str]:
+        """(HTTP status, body, decision, outcome) for one review request."""
         if request.mimetype != "application/json":
-            return reply(415, error_body(
-                f"Content-Type must be application/json, got {request.mimetype or 'none'}"))
+            return rejected(hook, 415, "Content-Type must be application/json, got "
+                            f"{request.mimetype or 'none'}")
         data = read_body(request.stream, request.content_length)
         if data is None:
-            return reply(413, error_body(f"request body is larger than {MAX_BODY_BYTES} bytes"))
+            return rejected(hook, 413, f"request body is larger than {MAX_BODY_BYTES} bytes")
         try:
             body: Any = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
-            log.info("%s: malformed JSON: %s", hook, exc)
-            return reply(400, error_body(f"body is not valid JSON: {exc}"))
+            return rejected(hook, 400, f"body is not valid JSON: {exc}")
+        except RecursionError:  # json recurses per nesting level: a hostile body, not a bug
+            return rejected(hook, 400, "body is not valid JSON: nested too deeply")
         try:
             status, payload, decision = answer(hook, body, store.current)
         except Exception:  # a bug of ours must not become a 500 the user cannot read
             log.exception("%s: unexpected error", hook)
-            status, payload, decision = last_resort(hook, body)
-        elapsed = time.perf_counter() - started
-        if budget is not None and elapsed > budget:
-            log.warning("%s answered after the API server's %.1fs timeout (%.3fs)",
-                        hook, budget, elapsed)
-        if decision.decision == "invalid":
-            log.info("%s: rejected review: %s", hook, decision.reason)
-        log_decision(decision, elapsed)
-        return reply(status, payload)
+            return (*last_resort(hook, body), m.ERROR)
+        outcome = m.ANSWERED if status == 200 else m.NOT_READY if status == 503 else m.REJECTED
+        return status, payload, decision, outcome
+
+    def rejected(hook: str, status: int, message: str) -> tuple[int, dict, Decision, str]:
+        return status, error_body(message), Decision(hook, "invalid", reason=message), m.REJECTED
 
     @app.post("/mutate")
     def mutate() -> Response:
@@ -104,6 +119,11 @@ def create_app(store: PolicyStore) -> Flask:
     @app.get("/healthz")
     def healthz() -> Response:
         return reply(200, {"status": "ok"})
+
+    @app.get("/metrics")
+    def metrics_page() -> Response:
+        text, content_type = metrics.exposition()
+        return Response(text, status=200, content_type=content_type)
 
     @app.get("/readyz")
     def readyz() -> Response:

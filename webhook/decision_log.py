@@ -1,17 +1,20 @@
 """One structured JSON line per admission, for a log pipeline to index.
 
 Only identifiers and outcomes: never the pod's args or env values (Airflow 3 puts the task's
-API token in the worker's args).
+API token in the worker's args). Identifiers come from the pod, so each is capped in length:
+a hostile annotation must not turn one log line into a megabyte.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from webhook.review import Decision
 
 log = logging.getLogger("airflow_pod_webhook.decisions")
+MAX_FIELD_CHARS = 256  # above any Kubernetes name (253) and Airflow dag_id (250)
 
 
 def decision_record(decision: Decision, duration_s: float) -> dict:
@@ -19,12 +22,12 @@ def decision_record(decision: Decision, duration_s: float) -> dict:
     record = {
         "hook": decision.hook,
         "decision": decision.decision,
-        "namespace": decision.namespace,
-        "pod": decision.pod,
-        "dag_id": task.dag_id if task else None,
-        "task_id": task.task_id if task else None,
-        "run_id": task.run_id if task else None,
-        "try_number": task.try_number if task else None,
+        "namespace": _capped(decision.namespace),
+        "pod": _capped(decision.pod),
+        "dag_id": _capped(task.dag_id) if task else None,
+        "task_id": _capped(task.task_id) if task else None,
+        "run_id": _capped(task.run_id) if task else None,
+        "try_number": _capped(task.try_number) if task else None,
         "pod_type": task.pod_type.value if task else None,
         "rules": list(decision.rules),
         "policies": list(decision.policies),
@@ -34,9 +37,15 @@ def decision_record(decision: Decision, duration_s: float) -> dict:
         "duration_ms": round(duration_s * 1000, 3),
     }
     if decision.reason:
-        record["reason"] = decision.reason
+        record["reason"] = _capped(decision.reason, 2 * MAX_FIELD_CHARS)
     record.update(decision.extra)
     return record
+
+
+def _capped(value: Any, limit: int = MAX_FIELD_CHARS) -> Any:
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + f"...({len(value)} chars)"
+    return value
 
 
 def log_decision(decision: Decision, duration_s: float) -> None:

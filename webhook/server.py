@@ -6,6 +6,8 @@
   closes idle connections (a server-side close races with a request being sent).
 - one TLS context, reused for every connection and rebuilt when tls.crt/tls.key change on
   disk (a mounted Secret updating): rotation without a restart or a dropped connection.
+- prometheus_client in multiprocess mode (a folder prepared by the master, dead workers'
+  gauges dropped in `child_exit`), so `/metrics` from any worker covers all of them.
 """
 
 from __future__ import annotations
@@ -15,13 +17,17 @@ import os
 import ssl
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from webhook import metrics as m
 from webhook.app import create_app
+from webhook.certs import cert_not_after
+from webhook.policy.load import LoadResult
 from webhook.policy.store import PolicyStore
 
 log = logging.getLogger("airflow_pod_webhook.server")
@@ -49,8 +55,10 @@ class ReloadingTLSContext:
     the previous context keeps serving until the pair is whole again.
     """
 
-    def __init__(self, certfile: Path, keyfile: Path) -> None:
+    def __init__(self, certfile: Path, keyfile: Path,
+                 on_load: Callable[[float], None] | None = None) -> None:
         self.certfile, self.keyfile = Path(certfile), Path(keyfile)
+        self.on_load = on_load  # called with the loaded cert's expiry (unix time)
         self._stamp: tuple | None = None
         self._context: ssl.SSLContext | None = None
         self._lock = threading.Lock()
@@ -81,6 +89,7 @@ class ReloadingTLSContext:
                         self.loads += 1
                         if self.loads > 1:
                             log.info("serving certificate reloaded from %s", self.certfile)
+                        self.report_expiry()
                     except (OSError, ssl.SSLError) as exc:
                         if self._context is None:
                             raise
@@ -88,12 +97,27 @@ class ReloadingTLSContext:
         assert self._context is not None
         return self._context
 
+    def report_expiry(self) -> None:
+        """Tell on_load the current cert's expiry (after each load, and once per worker)."""
+        if self.on_load is None:
+            return
+        try:
+            self.on_load(cert_not_after(self.certfile.read_bytes()).timestamp())
+        except Exception:  # an observer must never stop a new certificate from serving
+            log.exception("could not read the expiry of %s", self.certfile)
+
 
 class WebhookServer(BaseApplication):
     def __init__(self, options: ServeOptions) -> None:
         self.options = options
-        self.tls = ReloadingTLSContext(options.certfile, options.keyfile)
+        self.metrics: m.WebhookMetrics | None = None  # per worker, made in load()
+        self.tls = ReloadingTLSContext(options.certfile, options.keyfile,
+                                       on_load=self._cert_loaded)
         super().__init__()
+
+    def _cert_loaded(self, not_after_unix: float) -> None:
+        if self.metrics is not None:
+            self.metrics.serving_cert_loaded(not_after_unix)
 
     def load_config(self) -> None:
         o = self.options
@@ -119,14 +143,24 @@ class WebhookServer(BaseApplication):
                 self.cfg.set(key, value)
         tls = self.tls
         self.cfg.set("ssl_context", lambda conf, default_factory: tls.get())
+        self.cfg.set("child_exit", lambda arbiter, worker: m.worker_exited(worker.pid))
 
     def load(self) -> Any:
         # Runs in each worker after fork: each worker owns its store and watcher thread.
         configure_logging(self.options.log_level)
+        metrics = self.metrics = m.WebhookMetrics()
         store = PolicyStore(self.options.policies, interval=self.options.reload_interval)
+
+        def policy_loaded(result: LoadResult) -> None:
+            served = store.state.policy_set
+            metrics.policy_loaded(result.policy_set is not None, len(result.errors),
+                                  served.revision if served else None)
+
+        store.on_reload = policy_loaded
         store.reload_if_changed()
         store.watch()
-        return create_app(store)
+        self.tls.report_expiry()  # the master may have built the context before the fork
+        return create_app(store, metrics)
 
 
 def configure_logging(level: str = "info") -> None:
@@ -139,4 +173,13 @@ def configure_logging(level: str = "info") -> None:
 
 
 def serve(options: ServeOptions) -> None:
-    WebhookServer(options).run()
+    """Run until SIGTERM; the metrics folder is prepared before the workers fork."""
+    own_folder = m.MULTIPROC_ENV not in os.environ
+    folder = m.prepare_multiprocess_dir()
+    master = os.getpid()
+    try:
+        WebhookServer(options).run()
+    finally:
+        # Exiting workers unwind through here too (gunicorn's sys.exit in the child).
+        if own_folder and os.getpid() == master:
+            m.remove_multiprocess_dir(folder)

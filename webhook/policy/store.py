@@ -20,6 +20,7 @@ from webhook.policy.load import LoadResult, load_policy_dir, policy_files
 from webhook.policy.model import PolicySet
 
 log = logging.getLogger("airflow_pod_webhook.policy")
+CONSISTENT_READ_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -61,17 +62,14 @@ class PolicyStore:
     def reload_if_changed(self) -> bool:
         """Load the folder if it changed; True when a new set was swapped in."""
         with self._lock:
-            fingerprint = self.fingerprint()
-            if fingerprint == self._fingerprint:
+            before = self.fingerprint()
+            if before == self._fingerprint:
                 return False
-            self._fingerprint = fingerprint
-            try:
-                result = load_policy_dir(self.folder)
-            except OSError as exc:
-                # A swap in progress can remove files under us: try again next tick.
-                self._fingerprint = None
-                log.warning("policy folder %s unreadable: %s", self.folder, exc)
+            result = self._read_consistently(before)
+            if result is None:
+                self._fingerprint = None  # still moving or unreadable: try again next tick
                 return False
+            result, self._fingerprint = result
             old = self._state.policy_set
             if result.policy_set is not None:
                 changed = old is None or old.revision != result.policy_set.revision
@@ -87,8 +85,32 @@ class PolicyStore:
                           self.folder, result.revision, old.revision if old else "nothing",
                           "; ".join(str(e) for e in result.errors))
             if self.on_reload is not None:
-                self.on_reload(result)
+                try:
+                    self.on_reload(result)
+                except Exception:  # an observer (metrics) must never stop policy loading
+                    log.exception("policy on_reload callback failed")
             return changed
+
+    def _read_consistently(self, before: tuple) -> tuple[LoadResult, tuple] | None:
+        """Load the folder, and the fingerprint it had, if it held still while being read.
+
+        A swap between reading two files would give a mix of two revisions (a ConfigMap
+        update flips `..data` under the file symlinks): the fingerprint is taken again after
+        reading, and the read is repeated when it moved.
+        """
+        for _ in range(CONSISTENT_READ_ATTEMPTS):
+            try:
+                result = load_policy_dir(self.folder)
+            except OSError as exc:
+                # A file removed under us mid-swap, or one we may not read: the latter
+                # holds still and is reported like any other broken folder.
+                error = PolicyError(str(self.folder), -1, "", f"unreadable: {exc}")
+                result = LoadResult(None, (error,), "")
+            after = self.fingerprint()
+            if after == before:
+                return result, after
+            before = after
+        return None
 
     def watch(self) -> None:
         """Poll in a daemon thread (one per worker process)."""
