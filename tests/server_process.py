@@ -67,6 +67,77 @@ class RunningServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def worker_pids(self) -> set[int]:
+        """The gunicorn workers: the master's live children."""
+        return {pid for pid, ppid, state in _processes()
+                if ppid == self.process.pid and state != "Z"}
+
+    def wait_workers(self, count: int, *, exclude: frozenset[int] = frozenset(),
+                     deadline: float = 30.0) -> set[int]:
+        """Wait until `count` workers run, none of them in `exclude`."""
+        stop = time.monotonic() + deadline
+        while time.monotonic() < stop:
+            pids = self.worker_pids()
+            if len(pids) == count and not pids & exclude:
+                return pids
+            time.sleep(0.05)
+        raise RuntimeError(f"workers not {count} in {deadline}s: {self.worker_pids()}\n"
+                           f"{self.log()[-4000:]}")
+
+    def get(self, path: str, timeout: float = 10) -> tuple[int, bytes]:
+        """GET over a fresh connection (lands on whichever worker accepts it)."""
+        conn = self.connect(timeout=timeout)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of one metric's samples over all workers (multiprocess /metrics)."""
+        return metric_value(self.get("/metrics")[1].decode(), name, **labels)
+
+    def crash_marks(self) -> list[str]:
+        """Log lines that mean a worker crashed or a request blew up."""
+        marks = ("Traceback", "Worker exiting", "WORKER TIMEOUT", "Exception in worker",
+                 "unexpected error", "Logging error")
+        return [line for line in self.log().splitlines() if any(m in line for m in marks)]
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """Sum the samples of `name` in Prometheus text whose labels include `labels`."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v
+                                           for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+def _processes() -> Iterator[tuple[int, int, str]]:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # the command name is in parentheses and may hold spaces: parse after the last ")"
+        fields = stat[stat.rindex(")") + 2:].split()
+        yield int(entry.name), int(fields[1]), fields[0]
+
 
 def post(connection: http.client.HTTPConnection, path: str, body: object,
          content_type: str = "application/json") -> tuple[int, dict, http.client.HTTPResponse]:
@@ -95,14 +166,17 @@ def wait_ready(server: RunningServer, deadline: float = 30.0) -> None:
 
 @contextlib.contextmanager
 def running_server(tmp: Path, policies: Path, *, workers: int = 2,
-                   extra: tuple[str, ...] = ()) -> Iterator[RunningServer]:
+                   extra: tuple[str, ...] = (), env: dict[str, str] | None = None
+                   ) -> Iterator[RunningServer]:
     port = free_port()
     cert_dir = tmp / "certs"
     policy_copy = tmp / "policies"
     if not policy_copy.exists():
         shutil.copytree(policies, policy_copy, ignore=shutil.ignore_patterns("tests"))
     log_path = tmp / "server.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # Each server makes its own metrics folder: a shared one would be wiped under another.
+    env = {**{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
+           "PYTHONUNBUFFERED": "1", **(env or {})}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [*cli_command(), "serve", "--policies", str(policy_copy), "--cert-dir", str(cert_dir),
@@ -121,3 +195,71 @@ def running_server(tmp: Path, policies: Path, *, workers: int = 2,
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+class ConfigMapFolder:
+    """A folder written the way kubelet's AtomicWriter updates a ConfigMap volume.
+
+    The files live in a timestamped `..<stamp>/` folder; `..data` links to it and each
+    top-level file is a symlink into `..data/`. An update writes a new stamped folder, renames
+    a `..data_tmp` link over `..data` (the one atomic step), fixes the top-level links and
+    removes the old folder.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.generation = 0
+
+    def write(self, files: dict[str, bytes]) -> None:
+        self.generation += 1
+        stamp = time.strftime("..%Y_%m_%d_%H_%M_%S.") + f"{self.generation:09d}"
+        (self.root / stamp).mkdir()
+        for name, data in files.items():
+            (self.root / stamp / name).write_bytes(data)
+        data_link = self.root / "..data"
+        old = os.readlink(data_link) if data_link.is_symlink() else None
+        tmp_link = self.root / "..data_tmp"
+        tmp_link.symlink_to(stamp)
+        os.rename(tmp_link, data_link)
+        for name in files:
+            if not (self.root / name).is_symlink():
+                (self.root / name).symlink_to(f"..data/{name}")
+        for entry in self.root.iterdir():
+            if (not entry.name.startswith("..") and entry.is_symlink()
+                    and entry.name not in files):
+                entry.unlink()
+        if old is not None:
+            shutil.rmtree(self.root / old)
+
+
+class GitSyncFolder:
+    """A folder written the way git-sync publishes a checkout: `link` is a symlink to the
+    current worktree, replaced by renaming a new symlink over it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (self.root / ".worktrees").mkdir(parents=True, exist_ok=True)
+        self.generation = 0
+
+    @property
+    def link(self) -> Path:
+        return self.root / "link"
+
+    def write(self, files: dict[str, bytes]) -> None:
+        self.generation += 1
+        worktree = self.root / ".worktrees" / f"{self.generation:040x}"
+        worktree.mkdir()
+        for name, data in files.items():
+            (worktree / name).write_bytes(data)
+        old = os.readlink(self.link) if self.link.is_symlink() else None
+        tmp_link = self.root / "link.tmp"
+        tmp_link.symlink_to(worktree.relative_to(self.root))
+        os.rename(tmp_link, self.link)
+        if old is not None:
+            shutil.rmtree(self.root / old)
+
+
+def policy_files_of(folder: Path) -> dict[str, bytes]:
+    """The top-level policy files of a folder, as a ConfigMap's data would hold them."""
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.yaml"))}
