@@ -107,12 +107,19 @@ class WebhookMetrics:
             "certificate expires (the oldest any worker serves)",
             multiprocess_mode="livemin", registry=r)
         self._served_revision: str | None = None
+        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
 
     def admission(self, hook: str, decision: str, outcome: str, seconds: float,
                   patch_ops: int = 0) -> None:
-        """One request on /mutate or /validate (the hot path: one labels() per metric)."""
-        self.requests.labels(hook, decision, outcome).inc()
-        self.duration.labels(hook).observe(seconds)
+        """One request on /mutate or /validate: the hot path, so the labelled children are
+        looked up once per label set and kept (labels() takes a lock and formats strings)."""
+        key = (hook, decision, outcome)
+        children = self._children.get(key)
+        if children is None:  # a race here only makes the same children twice
+            children = self._children[key] = (self.requests.labels(*key),
+                                              self.duration.labels(hook))
+        children[0].inc()
+        children[1].observe(seconds)
         if patch_ops:
             self.patch_ops.observe(patch_ops)
 
