@@ -17,6 +17,9 @@ from webhook.policy.model import PolicySet
 from webhook.validate import ValidationResult, validate_pod
 
 MUTATE, VALIDATE = "mutate", "validate"
+# Single-call mode: the mutating call also validates the pod it produces (one round trip per
+# pod instead of two); a later mutating webhook's changes are only checked on reinvocation.
+MUTATE_AND_VALIDATE = "mutate-validate"
 # kube-apiserver treats a dry run like a real request for a sideEffects=None hook; we answer
 # it with a plain allow so `--dry-run=server` never depends on this webhook being up to date.
 ACT_ON_DRY_RUN = False
@@ -41,7 +44,7 @@ class Decision:
 
 
 def answer(hook: str, body: Any, policies: PolicySet | None) -> tuple[int, dict, Decision]:
-    """Answer a decoded AdmissionReview for `hook` ("mutate" or "validate")."""
+    """Answer a decoded AdmissionReview for `hook`: MUTATE, VALIDATE or MUTATE_AND_VALIDATE."""
     try:
         request = admission.parse_review(body)
     except BadReview as exc:
@@ -61,17 +64,20 @@ def answer(hook: str, body: Any, policies: PolicySet | None) -> tuple[int, dict,
             hook, "invalid", request.namespace, pod_name, reason="not ready")
     if hook == MUTATE:
         return _answer_mutation(request, policies, pod_name)
+    if hook == MUTATE_AND_VALIDATE:
+        return _answer_mutation(request, policies, pod_name, validate=True)
     return _answer_validation(request, policies, pod_name)
 
 
-def _answer_mutation(request: AdmissionRequest, policies: PolicySet, pod_name: str
-                     ) -> tuple[int, dict, Decision]:
+def _answer_mutation(request: AdmissionRequest, policies: PolicySet, pod_name: str,
+                     validate: bool = False) -> tuple[int, dict, Decision]:
     result: MutationResult = mutate_pod(request.object, policies, request.namespace,
                                         request.username)
-    base = dict(hook=MUTATE, namespace=request.namespace, pod=pod_name, task=result.task,
-                revision=policies.revision, policies=result.applied,
-                warnings=len(result.warnings))
-    if result.task.pod_type is PodType.OTHER and not result.applied and not result.refusals:
+    base = dict(hook=MUTATE_AND_VALIDATE if validate else MUTATE, namespace=request.namespace,
+                pod=pod_name, task=result.task, revision=policies.revision,
+                policies=result.applied, warnings=len(result.warnings))
+    if (not validate and result.task.pod_type is PodType.OTHER and not result.applied
+            and not result.refusals):
         return 200, admission.allow(request), Decision(**base, decision="skip")
     if result.refusals:
         code = 400 if result.malformed else 403
@@ -82,9 +88,31 @@ def _answer_mutation(request: AdmissionRequest, policies: PolicySet, pod_name: s
                               warnings=result.warnings,
                               reason="BadRequest" if code == 400 else "Forbidden")
         return 200, body, Decision(**base, decision="deny", rules=rules)
+    if validate:
+        return _validate_mutated(request, policies, result, base)
     audit = {"policy-revision": policies.revision} if result.patch else None
     body = admission.allow(request, patch=result.patch, warnings=result.warnings, audit=audit)
     return 200, body, Decision(**base, decision="allow", patch_ops=len(result.patch))
+
+
+def _validate_mutated(request: AdmissionRequest, policies: PolicySet, result: MutationResult,
+                      base: dict) -> tuple[int, dict, Decision]:
+    """Judge the pod exactly as the validating call would see it after our patch."""
+    checked: ValidationResult = validate_pod(result.pod, policies, request.namespace,
+                                             request.username)
+    warnings = (*result.warnings, *checked.warnings)
+    base = {**base, "policies": (*result.applied, *checked.policies),
+            "rules": checked.rules_violated, "warnings": len(warnings),
+            "extra": {"exempted": list(checked.exempted)} if checked.exempted else {}}
+    if not checked.allowed:
+        body = admission.deny(request.api_version, request.uid, checked.code, checked.message,
+                              warnings=warnings, audit=checked.audit_annotations)
+        return 200, body, Decision(**base, decision="deny")
+    body = admission.allow(request, patch=result.patch, warnings=warnings,
+                           audit=checked.audit_annotations)
+    acted = result.patch or checked.policies or checked.rules_violated
+    return 200, body, Decision(**base, decision="allow" if acted else "skip",
+                               patch_ops=len(result.patch))
 
 
 def _answer_validation(request: AdmissionRequest, policies: PolicySet, pod_name: str
