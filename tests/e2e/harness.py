@@ -1,0 +1,301 @@
+"""One interface over the two ways to get a real API server (envtest, kind) for the e2e tests."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.envtest import EnvtestControlPlane, missing_binaries
+from tests.e2e.kind import KindCluster, kind_unavailable_reason
+from tests.e2e.scenarios import APPLIED, BY_NAME, SCHEDULER, build_pod, scheduler_username
+from tests.server_process import RunningServer, cli_command, free_port, wait_ready
+from webhook.certs import write_certs
+from webhook.registration import (
+    DEFAULT_NAME,
+    MUTATING_KIND,
+    VALIDATING_WEBHOOK,
+    webhook_configurations,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+NO_API_SERVER = ("no API server: set KUBEBUILDER_ASSETS to setup-envtest's folder, "
+                 "or install docker+kind")
+EFFECTIVE_TIMEOUT = 90.0  # webhook configuration informers + a webhook rollout
+RETRY_TIMEOUT = 60.0
+
+
+def choose_backend() -> tuple[str | None, str]:
+    """("envtest" | "kind" | None, reason). KUBEBUILDER_ASSETS wins when set."""
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    if assets:
+        missing = missing_binaries(Path(assets))
+        if missing:
+            return None, (f"KUBEBUILDER_ASSETS={assets} has no {' or '.join(missing)}: "
+                          "point it at setup-envtest's folder (setup-envtest use -p path 1.31.x)")
+        return "envtest", f"envtest binaries in {assets}"
+    why_not_kind = kind_unavailable_reason()
+    if why_not_kind is None:
+        return "kind", "docker and kind"
+    return None, f"{NO_API_SERVER} ({why_not_kind})"
+
+
+def deadline_loop(seconds: float, interval: float) -> Iterator[int]:
+    """Yield attempt numbers until `seconds` pass (at least one attempt), sleeping between."""
+    stop = time.monotonic() + seconds
+    attempt = 0
+    while True:
+        yield attempt
+        attempt += 1
+        if time.monotonic() + interval > stop:
+            return
+        time.sleep(interval)
+
+
+def api_message(exc: Any) -> str:
+    """The Status message from an ApiException body (kube-apiserver's text for the client)."""
+    try:
+        return json.loads(exc.body)["message"]
+    except (TypeError, ValueError, KeyError):
+        return str(getattr(exc, "body", exc))
+
+
+class LocalWebhook:
+    """`airflow-pod-webhook serve` on 127.0.0.1 with generated certs, for envtest.
+
+    It runs with --patch-ca-bundle against the envtest API server, as the self-registration
+    mode would in a cluster (the configurations exist, so it only ever patches caBundle).
+    """
+
+    def __init__(self, workdir: Path, kubeconfig: Path) -> None:
+        self.workdir, self.kubeconfig = workdir, kubeconfig
+        self.port = free_port()
+        self.cert_dir = workdir / "webhook-certs"
+        write_certs(self.cert_dir, "airflow-pod-webhook", "airflow-pod-webhook")
+        self.log_path = workdir / "webhook.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "KUBECONFIG": str(self.kubeconfig)}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [*cli_command(), "serve", "--policies", str(REPO / "policies"),
+                 "--cert-dir", str(self.cert_dir), "--host", "127.0.0.1",
+                 "--port", str(self.port), "--workers", "2", "--patch-ca-bundle",
+                 "--ca-poll-interval", "0.5"],
+                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        wait_ready(RunningServer(self.process, self.port, self.cert_dir, REPO / "policies",
+                                 self.log_path))
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+
+class E2EEnvironment:
+    """A running API server with the webhook registered, reachable with the admin kubeconfig."""
+
+    def __init__(self, backend: str, workdir: Path) -> None:
+        self.backend, self.workdir = backend, workdir
+        self.control_plane: EnvtestControlPlane | None = None
+        self.kind: KindCluster | None = None
+        self.webhook: LocalWebhook | None = None
+
+    # --- lifecycle ---
+
+    def start(self) -> None:
+        if self.backend == "envtest":
+            self.control_plane = EnvtestControlPlane(Path(os.environ["KUBEBUILDER_ASSETS"]),
+                                                     self.workdir / "envtest")
+            self.control_plane.start()
+            self.webhook = LocalWebhook(self.workdir, self.kubeconfig)
+            self.register_by_url()
+            self.webhook.start()
+        else:
+            self.kind = KindCluster(REPO, self.workdir / "kind")
+            self.kind.start()
+
+    def stop(self) -> None:
+        if self.webhook is not None:
+            self.webhook.stop()
+        if self.control_plane is not None:
+            self.control_plane.stop()
+        if self.kind is not None:
+            self.kind.stop()
+
+    @property
+    def kubeconfig(self) -> Path:
+        if self.control_plane is not None:
+            return self.control_plane.kubeconfig_path
+        assert self.kind is not None
+        return self.kind.kubeconfig_path
+
+    def register_by_url(self) -> None:
+        """Both configurations pointing at the local webhook by `url`, caBundle = its CA."""
+        assert self.webhook is not None
+        ca = (self.webhook.cert_dir / "ca.crt").read_bytes()
+        api = self.admission_api()
+        from kubernetes.client.exceptions import ApiException
+
+        for obj in webhook_configurations(ca, url=self.webhook.url):
+            kind = "mutating" if obj["kind"] == MUTATING_KIND else "validating"
+            with contextlib.suppress(ApiException):
+                getattr(api, f"delete_{kind}_webhook_configuration")(
+                    DEFAULT_NAME, _preload_content=False)
+            getattr(api, f"create_{kind}_webhook_configuration")(body=obj,
+                                                                 _preload_content=False)
+
+    # --- clients ---
+
+    def api_client(self, impersonate: str | None = None) -> Any:
+        from kubernetes import client, config
+
+        configuration = client.Configuration()
+        config.load_kube_config(config_file=str(self.kubeconfig),
+                                client_configuration=configuration)
+        api_client = client.ApiClient(configuration)
+        if impersonate:
+            # As the Airflow scheduler's ServiceAccount: a trusted creator of Airflow pods.
+            api_client.set_default_header("Impersonate-User", impersonate)
+        return api_client
+
+    def core(self, impersonate: str | None = None) -> Any:
+        from kubernetes import client
+
+        return client.CoreV1Api(self.api_client(impersonate))
+
+    def admission_api(self) -> Any:
+        from kubernetes import client
+
+        return client.AdmissionregistrationV1Api(self.api_client())
+
+    # --- test namespace ---
+
+    def create_namespace(self, name: str) -> None:
+        """Namespace, the ServiceAccounts the Airflow fixtures name, and a Role that lets the
+        impersonated scheduler create and delete pods there."""
+        from kubernetes import client
+
+        core = self.core()
+        core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+            "name": name, "labels": {"e2e": "airflow-pod-webhook"}}}, _preload_content=False)
+        for sa in {"airflow-worker", SCHEDULER, "default"}:
+            with contextlib.suppress(client.exceptions.ApiException):  # "default" may exist
+                core.create_namespaced_service_account(name, {"metadata": {"name": sa}},
+                                                       _preload_content=False)
+        rbac = client.RbacAuthorizationV1Api(self.api_client())
+        rbac.create_namespaced_role(name, {
+            "metadata": {"name": "airflow-scheduler-pods"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"],
+                       "verbs": ["create", "get", "delete"]}]}, _preload_content=False)
+        rbac.create_namespaced_role_binding(name, {
+            "metadata": {"name": "airflow-scheduler-pods"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                        "name": "airflow-scheduler-pods"},
+            "subjects": [{"kind": "ServiceAccount", "name": SCHEDULER, "namespace": name}]},
+            _preload_content=False)
+
+    def delete_namespace(self, name: str) -> None:
+        from kubernetes import client
+
+        # envtest has no namespace controller: the namespace stays Terminating, harmlessly.
+        with contextlib.suppress(client.exceptions.ApiException):
+            self.core().delete_namespace(name, _preload_content=False)
+
+    # --- pods ---
+
+    def create_pod(self, pod: dict, impersonate: str | None) -> dict:
+        """Create and return the stored pod as JSON; raises ApiException when refused."""
+        namespace = pod["metadata"]["namespace"]
+        response = self.core(impersonate).create_namespaced_pod(namespace, body=pod,
+                                                                _preload_content=False)
+        return json.loads(response.data)
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        from kubernetes import client
+
+        # Grace 0: pods never run under envtest, and in kind we do not want them to.
+        with contextlib.suppress(client.exceptions.ApiException):
+            self.core().delete_namespaced_pod(name, namespace, grace_period_seconds=0,
+                                              _preload_content=False)
+
+    def wait_until_effective(self, namespace: str, timeout: float = EFFECTIVE_TIMEOUT) -> None:
+        """Create probe pods until one is mutated and a privileged one is denied by us.
+
+        Webhook configurations reach the admission plugins through informers, and a webhook
+        just (re)started must be reachable: both take a moment.
+        """
+        from kubernetes.client.exceptions import ApiException
+
+        user = scheduler_username(namespace)
+        last = "nothing tried"
+        mutated = False
+        for attempt in deadline_loop(timeout, 0.5):
+            scenario = BY_NAME["privileged-pod" if mutated else "executor-template-and-profile"]
+            probe = build_pod(scenario, namespace)
+            probe["metadata"]["name"] = f"probe-{attempt}"
+            try:
+                created = self.create_pod(probe, user)
+            except ApiException as exc:
+                last = f"{exc.status}: {api_message(exc)}"
+                if mutated and f'admission webhook "{VALIDATING_WEBHOOK}" denied' in last:
+                    return
+                continue
+            self.delete_pod(namespace, probe["metadata"]["name"])
+            if not mutated and APPLIED in (created["metadata"].get("annotations") or {}):
+                mutated = True
+                last = "mutated; waiting for the validating webhook"
+            elif not mutated:
+                last = "created without the mutating webhook's patch"
+            else:
+                last = "a privileged Airflow pod was admitted"
+        raise AssertionError(f"webhooks not effective within {timeout:.0f}s (last: {last})")
+
+    # --- outage ---
+
+    @contextlib.contextmanager
+    def webhook_stopped(self, namespace: str) -> Iterator[None]:
+        """The webhook unreachable inside the block; running and effective again after it."""
+        if self.webhook is not None:
+            self.webhook.stop()
+        else:
+            assert self.kind is not None
+            self.kind.scale(0)
+        try:
+            yield
+        finally:
+            if self.webhook is not None:
+                self.webhook.start()
+            else:
+                assert self.kind is not None
+                self.kind.scale(2)
+            self.wait_until_effective(namespace)
+
+    def set_validating_failure_policy(self, policy: str) -> None:
+        self.admission_api().patch_validating_webhook_configuration(
+            DEFAULT_NAME,
+            [{"op": "test", "path": "/webhooks/0/name", "value": VALIDATING_WEBHOOK},
+             {"op": "replace", "path": "/webhooks/0/failurePolicy", "value": policy}],
+            _content_type="application/json-patch+json", _preload_content=False)
+
+
+def e2e_pod(scenario_name: str, namespace: str, name: str) -> dict:
+    pod = build_pod(BY_NAME[scenario_name], namespace)
+    pod["metadata"]["name"] = name
+    return pod
