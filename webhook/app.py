@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from webhook import admission
 from webhook import metrics as m
 from webhook.decision_log import log_decision
 from webhook.policy.store import PolicyStore
@@ -56,6 +57,18 @@ def _drain(stream: Any, limit: int) -> None:
         limit -= len(chunk)
 
 
+def too_deep(hook: str, body: Any) -> tuple[int, dict, Decision]:
+    """A review whose object nests deeper than Python recursion allows: refused, not a bug."""
+    message = "request.object is nested too deeply to be a Kubernetes object"
+    decision = Decision(hook, "invalid", reason=message)
+    named = admission.review_uid(body)
+    if named is None:
+        return 400, error_body(message), decision
+    version, uid = named
+    return 200, admission.deny(version, uid, 400, f"bad AdmissionReview: {message}",
+                               reason="BadRequest"), decision
+
+
 def create_app(store: PolicyStore, metrics: m.WebhookMetrics | None = None) -> Flask:
     """The WSGI app around `store`; `metrics` defaults to a private registry (tests)."""
     app = Flask("airflow_pod_webhook")
@@ -67,13 +80,17 @@ def create_app(store: PolicyStore, metrics: m.WebhookMetrics | None = None) -> F
 
     def review(hook: str) -> Response:
         started = time.perf_counter()
+        # The body is read (or drained) before any answer, even a refusal: gunicorn drains
+        # at most 64 KiB of an unread body and then silently closes a kept-alive connection,
+        # which the API server's next request on it would see as a failed call.
+        data = read_body(request.stream, request.content_length)
         try:
             budget = parse_timeout(request.args.get("timeout"))
         except ValueError as exc:
             budget = None
             status, payload, decision, outcome = rejected(hook, 400, str(exc))
         else:
-            status, payload, decision, outcome = answer_request(hook)
+            status, payload, decision, outcome = answer_request(hook, data)
         elapsed = time.perf_counter() - started
         if budget is not None and elapsed > budget:
             metrics.deadline_exceeded(hook)
@@ -83,12 +100,11 @@ def create_app(store: PolicyStore, metrics: m.WebhookMetrics | None = None) -> F
         log_decision(decision, elapsed)
         return reply(status, payload)
 
-    def answer_request(hook: str) -> tuple[int, dict, Decision, str]:
+    def answer_request(hook: str, data: bytes | None) -> tuple[int, dict, Decision, str]:
         """(HTTP status, body, decision, outcome) for one review request."""
         if request.mimetype != "application/json":
             return rejected(hook, 415, "Content-Type must be application/json, got "
                             f"{request.mimetype or 'none'}")
-        data = read_body(request.stream, request.content_length)
         if data is None:
             return rejected(hook, 413, f"request body is larger than {MAX_BODY_BYTES} bytes")
         try:
@@ -99,6 +115,10 @@ def create_app(store: PolicyStore, metrics: m.WebhookMetrics | None = None) -> F
             return rejected(hook, 400, "body is not valid JSON: nested too deeply")
         try:
             status, payload, decision = answer(hook, body, store.current)
+        except RecursionError:
+            # Only a hostile object recurses this deep: a pod kube-apiserver decoded into its
+            # typed struct is a dozen levels deep at most.
+            return (*too_deep(hook, body), m.REJECTED)
         except Exception:  # a bug of ours must not become a 500 the user cannot read
             log.exception("%s: unexpected error", hook)
             return (*last_resort(hook, body), m.ERROR)
