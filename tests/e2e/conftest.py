@@ -26,9 +26,9 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EEnvironment]:
 @pytest.fixture(scope="session")
 def namespace(e2e: E2EEnvironment) -> Iterator[str]:
     name = f"airflow-e2e-{uuid.uuid4().hex[:6]}"
-    e2e.create_namespace(name)
-    e2e.wait_until_effective(name)
     try:
+        e2e.create_namespace(name)
+        e2e.wait_until_effective(name)
         yield name
     finally:
         e2e.delete_namespace(name)
