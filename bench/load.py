@@ -113,17 +113,20 @@ def _drive(target: Target, phase: Phase, requests: list[Request], index: int,
         os.sched_setaffinity(0, phase.cpus)
     result = ProcessResult()
     lock = threading.Lock()
-    sockets = [open_connection(target) for _ in range(phase.connections)]
+    # Each thread dials its connection when its first request is due and sends it at once,
+    # as Go's transport does; the handshake is counted in that first request's latency.
+    sockets: list[ssl.SSLSocket] = []
     counter = itertools.count()  # next() on a count is atomic under the GIL
     per_process_rate = phase.rate / phase.processes if phase.rate else None
     cap = phase.max_requests // phase.processes
     deadline = start_at + phase.duration
     usage_before = resource.getrusage(resource.RUSAGE_SELF)
 
-    def worker(sock: ssl.SSLSocket) -> None:
+    def worker() -> None:
         local: dict[str, list[float]] = {}
         errors = denied = 0
         text = ""
+        sock = None
         try:
             while True:
                 i = next(counter)
@@ -143,6 +146,10 @@ def _drive(target: Target, phase: Phase, requests: list[Request], index: int,
                     if due >= deadline:
                         break
                 request = requests[(i * phase.processes + index) % len(requests)]
+                if sock is None:
+                    sock = open_connection(target)
+                    with lock:
+                        sockets.append(sock)
                 status, body = round_trip(sock, request.data)
                 if request.follow_up and status == 200:
                     # a pod create with both hooks: the validating call after the mutating one
@@ -169,7 +176,7 @@ def _drive(target: Target, phase: Phase, requests: list[Request], index: int,
     now = time.perf_counter()
     if start_at > now:
         time.sleep(start_at - now)
-    threads = [threading.Thread(target=worker, args=(s,), daemon=True) for s in sockets]
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(phase.connections)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -210,7 +217,7 @@ def run_phase(target: Target, phase: Phase, requests: list[Request]) -> PhaseRes
     """Run one phase in `phase.processes` fresh processes; gather their latencies."""
     context = multiprocessing.get_context("fork")  # the requests are inherited, not pickled
     pipes, processes = [], []
-    start_delay = 0.1 + 0.02 * phase.connections  # every TLS handshake done before t=0
+    start_delay = 0.1  # every load process forked and ready before t=0
     for index in range(phase.processes):
         parent_end, child_end = context.Pipe(duplex=False)
         process = context.Process(target=_child, daemon=True,

@@ -4,6 +4,7 @@ ready, and read its footprint and CPU time from /proc."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import http.client
 import os
 import signal
@@ -135,7 +136,8 @@ def running(spec: ServerSpec, workdir: Path) -> Iterator[Server]:
     target = Target(port=port, cafile=spec.cert_dir / "ca.crt")
     cpus = spec.cpus
 
-    def pin() -> None:
+    def prepare_child() -> None:
+        _stop_with_parent()
         if cpus:
             os.sched_setaffinity(0, cpus)
 
@@ -144,7 +146,7 @@ def running(spec: ServerSpec, workdir: Path) -> Iterator[Server]:
         process = subprocess.Popen(
             command_for(spec, port), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
-            preexec_fn=pin if cpus else None)
+            preexec_fn=prepare_child)
     server = Server(spec, process, target, log_path)
     try:
         deadline = started + READY_TIMEOUT
@@ -161,6 +163,13 @@ def running(spec: ServerSpec, workdir: Path) -> Iterator[Server]:
         yield server
     finally:
         stop(process)
+
+
+def _stop_with_parent() -> None:
+    """Linux prctl(PR_SET_PDEATHSIG, SIGTERM): a killed bench never leaves a server behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)
 
 
 def stop(process: subprocess.Popen) -> None:

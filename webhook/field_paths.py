@@ -154,3 +154,46 @@ def ensure_parents(doc: dict, segments: tuple[Segment, ...]) -> None:
         if isinstance(seg, Item) or not isinstance(node, dict):
             return
         node = node.setdefault(seg, {})
+
+
+def with_value(doc: Any, segments: tuple[Segment, ...], value: Any) -> Any:
+    """`ensure_parents` then `set_value` on a copy of `doc`, copying only the maps and lists
+    on the way: unchanged subtrees stay shared, so the patch diff skips them by identity."""
+    return _with_value(doc, segments, value, None, True)
+
+
+def _with_value(node: Any, rest: tuple[Segment, ...], value: Any, field: str | None,
+                creating: bool) -> Any:
+    head = rest[0]
+    last = len(rest) == 1
+    if last:
+        if not isinstance(node, dict):
+            return node
+        key = head.key if isinstance(head, Item) else head
+        out = dict(node)
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+        return out
+    if isinstance(head, Item):
+        if isinstance(node, dict):
+            if head.key not in node:
+                return node
+            return {**node, head.key: _with_value(node[head.key], rest[1:], value, head.key,
+                                                  False)}
+        if not isinstance(node, list):
+            return node
+        key = _key_field(field or "")
+        return [_with_value(item, rest[1:], value, None, False)
+                if isinstance(item, dict) and (head.key == "*" or item.get(key) == head.key)
+                else item for item in node]
+    if not isinstance(node, dict):
+        return node
+    if head in node:
+        child = node[head]
+    elif creating:
+        child = {}  # as ensure_parents: missing maps above a list item are created
+    else:
+        return node
+    return {**node, head: _with_value(child, rest[1:], value, head, creating)}

@@ -11,7 +11,7 @@ import copy
 from dataclasses import dataclass, field
 
 from webhook.airflow_pods import AIRFLOW_ANNOTATIONS, AIRFLOW_LABELS, AirflowTask, identify
-from webhook.field_paths import ensure_parents, get_values, set_value
+from webhook.field_paths import get_values, with_value
 from webhook.merge import merge_pod
 from webhook.overrides import APPLIED, Refusal, check_allowed, read_overrides
 from webhook.patch import diff_patch
@@ -106,15 +106,12 @@ def _container_names(pod: dict) -> tuple:
 
 
 def _apply_locks(pod: dict, templates: list[PodTemplate]) -> dict:
-    locks = [(t, path) for t in templates for path in t.locked]
-    if not locks:
-        return pod
-    pod = copy.deepcopy(pod)
-    for template, path in locks:
-        found = get_values(template.template, path, wildcard=False)
-        value = copy.deepcopy(found[0][1]) if found else None  # unset in the template: unset
-        ensure_parents(pod, path)
-        set_value(pod, path, value)
+    for template in templates:
+        for path in template.locked:
+            found = get_values(template.template, path, wildcard=False)
+            value = copy.deepcopy(found[0][1]) if found else None  # unset in the template
+            # Copy only what the lock touches: shared subtrees keep the patch diff cheap.
+            pod = with_value(pod, path, value)
     return pod
 
 

@@ -99,8 +99,9 @@ def _validate(pod: dict, policies: PolicySet, task: AirflowTask, username: str |
         return ValidationResult(task, True, ALLOW_CODE, "", {m: () for m in MODES})
     applied = policies.validation_policies_for(task)
     found: dict[Violation, str] = {}
+    memo: dict = {}  # one Pod Security check result per check, shared by the policies
     for policy in applied:
-        for found_violation in policy_violations(pod, policy):
+        for found_violation in policy_violations(pod, policy, memo):
             _report(found, found_violation, policy.mode)
     trusted = None
     if username is not None and task.pod_type is not PodType.OTHER:
@@ -119,10 +120,12 @@ def _validate(pod: dict, policies: PolicySet, task: AirflowTask, username: str |
                    extra_audit=audit)
 
 
-def policy_violations(pod: dict, policy: ValidationPolicy) -> list[Violation]:
+def policy_violations(pod: dict, policy: ValidationPolicy, memo: dict | None = None
+                      ) -> list[Violation]:
     found: list[Violation] = []
     if policy.pod_security_level:
-        found += evaluate_pod(pod, policy.pod_security_level, policy.pod_security_version)
+        found += evaluate_pod(pod, policy.pod_security_level, policy.pod_security_version,
+                              memo)
     return found + evaluate_rules(pod, policy.rules)
 
 

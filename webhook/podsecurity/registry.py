@@ -158,11 +158,13 @@ def check_ids(level: str, version: str = LATEST) -> list[str]:
     return [check_id for check_id, _ in _table(_level(level), parse_version(version))]
 
 
-def evaluate_pod(pod: dict[str, Any], level: str, version: str = LATEST) -> list[Violation]:
+def evaluate_pod(pod: dict[str, Any], level: str, version: str = LATEST,
+                 memo: dict[CheckFn, Any] | None = None) -> list[Violation]:
     """Every violation of the Pod Security Standard `level` at policy `version`, sorted.
 
     Never raises on a malformed pod: unreadable parts are read as unset, as the Go types
-    upstream decodes into would leave them.
+    upstream decodes into would leave them. `memo`, shared by the calls for one pod, keeps
+    each check's result, so baseline checks run once when baseline and restricted both apply.
     """
     table = _table(_level(level), parse_version(version))
     meta = pod.get("metadata") if isinstance(pod, dict) else None
@@ -171,9 +173,15 @@ def evaluate_pod(pod: dict[str, Any], level: str, version: str = LATEST) -> list
     spec = spec if isinstance(spec, dict) else {}
     found: set[Violation] = set()
     for check_id, revision in table:
+        if memo is not None and revision.func in memo:
+            found.update(memo[revision.func])
+            continue
         try:
-            found.update(revision.func(meta, spec))
+            result = revision.func(meta, spec)
         except Exception as exc:  # fail closed: an unreadable pod must not pass silently
-            found.add(violation("spec", "must be readable by the pod security checks",
-                                f"{type(exc).__name__}", f"{_LEVEL_OF[check_id]}: {check_id}"))
+            result = [violation("spec", "must be readable by the pod security checks",
+                                f"{type(exc).__name__}", f"{_LEVEL_OF[check_id]}: {check_id}")]
+        if memo is not None:
+            memo[revision.func] = result
+        found.update(result)
     return sorted(found)
