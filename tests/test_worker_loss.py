@@ -32,8 +32,12 @@ REQUESTS = "airflow_pod_webhook_admission_requests_total"
 
 
 def socket_inodes(pid: int) -> set[str]:
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
+    inodes: set[str] = set()
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:  # gone
+        return inodes
+    for fd in fds:
         try:
             target = os.readlink(fd)
         except OSError:
@@ -127,9 +131,12 @@ def kill_busiest_worker(server: RunningServer, stream: Stream) -> tuple[int, int
     victim = max(held, key=held.get)
     os.kill(victim, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while victim in server.worker_pids():  # dead (a zombie counts): its sockets are closed
+    # Wait for its sockets to close, not for it to look dead: the main thread turns zombie
+    # while the other threads may still hold the process's files.
+    while socket_inodes(victim):
         assert time.monotonic() < deadline
         time.sleep(0.005)
+    time.sleep(0.02)  # the FINs reach the client side of loopback
     return victim, held[victim]
 
 
