@@ -25,7 +25,15 @@ from pathlib import Path
 from bench import core
 from bench.load import Phase, PhaseResult, Target, open_connection, round_trip, run_phase
 from bench.policies import BUNDLED, policy_folder
-from bench.report import LatencySummary, Row, latency_table, machine_lines, ms, table
+from bench.report import (
+    LatencySummary,
+    Row,
+    latency_table,
+    load_average,
+    machine_lines,
+    ms,
+    table,
+)
 from bench.reviews import (
     BIG_CONTAINERS,
     BIG_ENV_VARS,
@@ -220,6 +228,8 @@ def run(settings: Settings) -> int:
     print("# airflow-pod-webhook bench\n")
     for line in machine_lines():
         print(line)
+    print(f"load average at start: {load_average()} (figures are only clean when nothing "
+          "else runs on the machine)")
     with tempfile.TemporaryDirectory(prefix="airflow-pod-webhook-bench-") as tmp:
         workdir = Path(tmp)
         write_certs(workdir / "certs", "airflow-pod-webhook", "airflow-pod-webhook",
@@ -270,7 +280,8 @@ def run(settings: Settings) -> int:
     figures = core.run_core(small_pods()[1:2] + small_pods()[5:6] + big_pods(), bundled,
                             settings.core_budget)
     print_report(bench, figures, settings, many_name)
-    print(f"\n(bench took {time.perf_counter() - started:.0f} s)")
+    print(f"\n(bench took {time.perf_counter() - started:.0f} s; load average at the end: "
+          f"{load_average()})")
     return 0
 
 

@@ -81,6 +81,15 @@ def latency_table(rows: Sequence[Row]) -> str:
     return table(headers, out)
 
 
+def load_average() -> str:
+    """The 1-minute load average: above ~1 before a run, something else shares the CPUs."""
+    try:
+        with open("/proc/loadavg") as loadavg:
+            return loadavg.read().split()[0]
+    except OSError:
+        return "?"
+
+
 def machine_lines() -> list[str]:
     model = "unknown"
     try:
