@@ -14,7 +14,6 @@ from typing import Any
 
 from kubernetes.utils.quantity import parse_quantity
 
-
 _QUANTITY_MAPS = ("resources.limits", "resources.requests", "spec.overhead")
 
 
