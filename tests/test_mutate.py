@@ -283,3 +283,22 @@ def test_windows_pods_get_no_linux_only_defaults(bundled) -> None:
     assert "seccompProfile" not in result.pod["spec"]["securityContext"]
     assert "allowPrivilegeEscalation" not in container(result.pod).get("securityContext", {})
     assert mutate_pod(result.pod, bundled, "data-airflow").patch == []
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    ({"metadata": {"annotations": ["x"]}}, "metadata.annotations is not a map"),
+    ({"spec": {"containers": True}}, "spec.containers is not a list of containers"),
+    ({"spec": "oops"}, "spec is not a map"),
+])
+def test_a_pod_not_shaped_like_a_pod_is_left_alone(bundled, change, problem) -> None:
+    pod = {**airflow_pod("airflow3-executor"), **change}
+    if "metadata" in change:
+        pod["metadata"] = {**airflow_pod("airflow3-executor")["metadata"], **change["metadata"]}
+    result = mutate_pod(pod, bundled, "data-airflow")
+    assert result.patch == [] and result.warnings == (f"pod not mutated: {problem}",)
+
+
+def test_refusals_quote_a_huge_value_briefly(bundled) -> None:
+    pod = annotate(airflow_pod("airflow3-kpo"), {P + "memory": "9" * 100_000})
+    messages = [r.message for r in mutate_pod(pod, bundled, "data-airflow").refusals]
+    assert messages and all(len(m) < 300 and "exceeds the maximum 64Gi" in m for m in messages)

@@ -43,6 +43,11 @@ def mutate_pod(
     task = identify(pod, namespace)
     if not policies.covers(task):
         return MutationResult(task, pod, [])
+    problem = malformed_shape(pod)
+    if problem:
+        # kube-apiserver never sends such a pod; patching it could only guess. Leave it to
+        # the validating hook (and Kubernetes' own validation) to refuse.
+        return MutationResult(task, pod, [], warnings=(f"pod not mutated: {problem}",))
     templates = policies.templates_for(task)
     warnings: list[str] = []
     trusted = (True if username is None
@@ -86,6 +91,25 @@ def mutate_pod(
     result = _explain(result, policies, applied)
     return MutationResult(task, result, diff_patch(pod, result), tuple(applied),
                           warnings=tuple(warnings))
+
+
+def malformed_shape(pod: dict) -> str | None:
+    """Where a pod is not shaped like a Pod at the places a mutation writes, if anywhere."""
+    if not isinstance(pod, dict):
+        return "the object is not a map"
+    meta, spec = pod.get("metadata", {}), pod.get("spec", {})
+    if not isinstance(meta, dict):
+        return "metadata is not a map"
+    for field_name in ("labels", "annotations"):
+        if not isinstance(meta.get(field_name, {}), dict):
+            return f"metadata.{field_name} is not a map"
+    if not isinstance(spec, dict):
+        return "spec is not a map"
+    for list_name in ("initContainers", "containers", "ephemeralContainers"):
+        items = spec.get(list_name, [])
+        if not isinstance(items, list) or not all(isinstance(c, dict) for c in items):
+            return f"spec.{list_name} is not a list of containers"
+    return None
 
 
 def _compose(pod: dict, templates: list[PodTemplate], overlays: list[dict]) -> dict:

@@ -124,7 +124,8 @@ def read_overrides(pod: dict, task: AirflowTask, policies: PolicySet) -> Overrid
 def base_container_name(pod: dict) -> str:
     """The task's container: `base` in every Airflow pod, else the first one."""
     spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
-    containers = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
+    listed = spec.get("containers") if isinstance(spec.get("containers"), list) else []
+    containers = [c for c in listed if isinstance(c, dict)]
     names = [c.get("name") for c in containers]
     if "base" in names or not names or not isinstance(names[0], str):
         return "base"
@@ -139,7 +140,7 @@ def _profiles(value: Any, prefix: str, policies: PolicySet, refusals: list[Refus
     for name in names:
         if name not in policies.profiles:
             known = ", ".join(sorted(policies.profiles)) or "none are defined"
-            refusals.append(Refusal(prefix + PROFILES, "", f"unknown profile {name!r} "
+            refusals.append(Refusal(prefix + PROFILES, "", f"unknown profile {_shown(name)} "
                                     f"(known: {known})", "profiles", malformed=True))
     return [n for n in names if n in policies.profiles]
 
@@ -175,7 +176,7 @@ def _short(name: str, value: str, container: str, policies: PolicySet, prefix: s
         if parse_quantity(value) < 0:
             raise ValueError("negative")
     except (ValueError, TypeError, ArithmeticError):
-        refusals.append(Refusal(prefix + name, "", f"{value!r} is not a Kubernetes quantity "
+        refusals.append(Refusal(prefix + name, "", f"{_shown(value)} is not a Kubernetes quantity "
                                 "(e.g. 500m, 2, 4Gi)", "annotations", malformed=True))
         return None
     resources = {
@@ -201,7 +202,7 @@ def check_allowed(
     if policy is not None and "*" not in policy.allowed_profiles:
         for name in request.profiles:
             if name not in policy.allowed_profiles:
-                refusals.append(Refusal("profiles", "", f"profile {name!r} is not allowed",
+                refusals.append(Refusal("profiles", "", f"profile {_shown(name)} is not allowed",
                                         f"OverridePolicy/{policy.name} allowedProfiles"))
     for annotation in request.annotations:
         if policy is None:
@@ -253,22 +254,29 @@ def _check_bounds(key: str, path: tuple[Segment, ...], field: str, value: Any,
     if len(texts) >= 3 and texts[-3] == "resources" and texts[-2] in ("requests", "limits"):
         maximum = policy.max_resources.get(texts[-1])
         if maximum is not None and _quantity(value) > maximum:
-            return [Refusal(key, field, f"{value} exceeds the maximum "
+            return [Refusal(key, field, f"{_shown(value, quote=False)} exceeds the maximum "
                             f"{policy.max_resources_text[texts[-1]]}",
                             f"{rule} maxResources.{texts[-1]}")]
     if texts[:2] == ["spec", "nodeSelector"] and len(texts) == 3 and policy.node_selector:
         allowed = policy.node_selector.get(texts[2])
         if allowed is None or value not in allowed:
             choices = ", ".join(allowed) if allowed else "none for this key"
-            return [Refusal(key, field, f"{value!r} is not an allowed node selector "
+            return [Refusal(key, field, f"{_shown(value)} is not an allowed node selector "
                             f"(allowed: {choices})", f"{rule} nodeSelector")]
     if texts[:2] == ["spec", "tolerations"] and policy.tolerations:
         items = value if isinstance(value, list) else [value]
         for item in items:
             if not _toleration_allowed(item, policy):
-                return [Refusal(key, field, f"toleration {json.dumps(item, sort_keys=True)} is "
-                                "not allowed", f"{rule} tolerations")]
+                shown = _shown(json.dumps(item, sort_keys=True), quote=False)
+                return [Refusal(key, field, f"toleration {shown} is not allowed",
+                                f"{rule} tolerations")]
     return []
+
+
+def _shown(value: Any, limit: int = 80, quote: bool = True) -> str:
+    """A value as a message quotes it: a megabyte annotation must not crowd out the reason."""
+    text = repr(value) if quote else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _toleration_allowed(item: Any, policy: OverridePolicy) -> bool:
