@@ -148,3 +148,23 @@ def test_validate_level_at_an_older_pod_security_version(capsys, tmp_path: Path)
                        capsys)
     assert code == 1 and "(baseline: procMount)" in out
     assert run(["validate", "--level", "baseline", "--version", "v2", str(path)], capsys)[0] == 2
+
+
+def test_manifests_single_call_registers_one_fail_closed_hook(capsys, tmp_path: Path) -> None:
+    run(["certs", "--out", str(tmp_path)], capsys)
+    code, out, _ = run(["manifests", "--cert-dir", str(tmp_path), "--single-call"], capsys)
+    [config] = list(yaml.safe_load_all(out))
+    [hook] = config["webhooks"]
+    assert code == 0 and config["kind"] == "MutatingWebhookConfiguration"
+    assert hook["clientConfig"]["service"]["path"] == "/mutate-validate"
+    assert hook["failurePolicy"] == "Fail" and hook["reinvocationPolicy"] == "IfNeeded"
+
+
+def test_single_call_endpoint_mutates_and_judges_in_one_answer(client) -> None:
+    pod = airflow_pod("airflow3-executor")
+    ok = client.post("/mutate-validate", json=review(pod)).get_json()["response"]
+    assert ok["allowed"] is True and ok["patchType"] == "JSONPatch"
+    pod["spec"]["hostPID"] = True
+    denied = client.post("/mutate-validate", json=review(pod)).get_json()["response"]
+    assert denied["allowed"] is False
+    assert "spec.hostPID must be unset or false" in denied["status"]["message"]

@@ -15,7 +15,15 @@ from webhook import admission
 from webhook import metrics as m
 from webhook.decision_log import log_decision
 from webhook.policy.store import PolicyStore
-from webhook.review import MUTATE, VALIDATE, Decision, answer, error_body, last_resort
+from webhook.review import (
+    MUTATE,
+    MUTATE_AND_VALIDATE,
+    VALIDATE,
+    Decision,
+    answer,
+    error_body,
+    last_resort,
+)
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's own request size cap
 log = logging.getLogger("airflow_pod_webhook.http")
@@ -135,6 +143,11 @@ def create_app(store: PolicyStore, metrics: m.WebhookMetrics | None = None) -> F
     @app.post("/validate")
     def validate() -> Response:
         return review(VALIDATE)
+
+    @app.post("/mutate-validate")
+    def mutate_validate() -> Response:
+        # Single-call mode: one round trip per pod create (see README, trade-offs).
+        return review(MUTATE_AND_VALIDATE)
 
     @app.get("/healthz")
     def healthz() -> Response:

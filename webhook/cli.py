@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=8443)
     serve.add_argument("--workers", type=int, default=2)
-    serve.add_argument("--threads", type=int, default=4)
+    serve.add_argument("--threads", type=int, default=8,
+                       help="per worker; a TLS handshake holds a thread until its first request")
     serve.add_argument("--service", default=DEFAULT_SERVICE, help="for generated dev certs")
     serve.add_argument("--namespace", default=DEFAULT_NAMESPACE, help="for generated dev certs")
     serve.add_argument("--reload-interval", type=float, default=2.0,
@@ -81,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     manifests.add_argument("--service", default=DEFAULT_SERVICE)
     manifests.add_argument("--namespace", default=DEFAULT_NAMESPACE)
     manifests.add_argument("--url", help="call the webhook at this https URL instead")
+    manifests.add_argument("--single-call", action="store_true",
+                           help="one mutating hook that also validates (/mutate-validate, "
+                                "failurePolicy Fail); see README for the trade-off")
     manifests.add_argument("--all", action="store_true",
                            help="print the whole `kubectl kustomize deploy/` output")
     manifests.add_argument("--deploy-dir", default="deploy")
@@ -118,12 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from webhook.certs import ensure_dev_certs
-    from webhook.policy.load import load_policy_dir
-    from webhook.server import ServeOptions, serve
+    from webhook.server import ServeOptions, configure_logging, serve
 
-    result = load_policy_dir(args.policies)
-    for error in result.errors:
-        print(f"policy error: {error}", file=sys.stderr)
+    configure_logging(args.log_level)  # the master loads the policies and logs their errors
     try:
         paths, generated = ensure_dev_certs(Path(args.cert_dir), args.service, args.namespace)
     except (OSError, ValueError) as exc:
@@ -133,11 +134,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
               f"(CA: {paths.ca_crt}); use real certs in production", file=sys.stderr)
     if args.patch_ca_bundle:
         from webhook.ca_injection import CABundleInjector, InjectorSettings, kubernetes_patcher
-        from webhook.server import configure_logging
 
         # Started in the gunicorn master before it forks: one injector per replica, and the
         # workers (forked later) do not inherit the thread.
-        configure_logging(args.log_level)
         CABundleInjector(
             paths.ca_crt, kubernetes_patcher(service=args.service, namespace=args.namespace),
             InjectorSettings(poll_interval=args.ca_poll_interval)).start()
@@ -175,7 +174,8 @@ def cmd_manifests(args: argparse.Namespace) -> int:
     if args.all:
         objects = render_manifests(args.deploy_dir, ca)
     else:
-        objects = webhook_configurations(ca, args.service, args.namespace, url=args.url)
+        objects = webhook_configurations(ca, args.service, args.namespace, url=args.url,
+                                         single_call=args.single_call)
     sys.stdout.write(dump_yaml(objects))
     return EXIT_OK
 

@@ -55,6 +55,7 @@ MUTATING_WEBHOOK = "mutate.airflow-pod-webhook.io"
 VALIDATING_WEBHOOK = "validate.airflow-pod-webhook.io"
 MUTATE_PATH = "/mutate"
 VALIDATE_PATH = "/validate"
+SINGLE_CALL_PATH = "/mutate-validate"
 TIMEOUT_SECONDS = 5
 LABELS = {"app.kubernetes.io/name": "airflow-pod-webhook", "app.kubernetes.io/component": "webhook"}
 
@@ -131,6 +132,7 @@ def webhook_configurations(
     url: str | None = None,
     *,
     pod_labels: Sequence[tuple[str, str | None]] = DEFAULT_POD_LABELS,
+    single_call: bool = False,
 ) -> list[dict[str, Any]]:
     """[MutatingWebhookConfiguration, ValidatingWebhookConfiguration] as plain dicts.
 
@@ -172,6 +174,15 @@ def webhook_configurations(
             "admissionReviewVersions": ["v1"],
         }
 
+    if single_call:
+        # One call per pod create: the mutating hook also judges the pod it produces, so it
+        # must fail closed, and a later mutating webhook's change is judged on reinvocation.
+        mutating = webhook(MUTATING_WEBHOOK, SINGLE_CALL_PATH)
+        mutating["failurePolicy"] = "Fail"
+        mutating["reinvocationPolicy"] = "IfNeeded"
+        return [{"apiVersion": API_VERSION, "kind": MUTATING_KIND,
+                 "metadata": {"name": DEFAULT_NAME, "labels": dict(LABELS)},
+                 "webhooks": [mutating]}]
     mutating = webhook(MUTATING_WEBHOOK, MUTATE_PATH)
     # Fail open: a webhook outage must not stop Airflow; the validating hook still enforces.
     mutating["failurePolicy"] = "Ignore"

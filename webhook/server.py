@@ -42,7 +42,7 @@ class ServeOptions:
     host: str = "0.0.0.0"  # reachable from the API server, not only loopback
     port: int = 8443
     workers: int = 2
-    threads: int = 4
+    threads: int = 8
     reload_interval: float = 2.0
     graceful_timeout: int = 25
     log_level: str = "info"
@@ -113,6 +113,10 @@ class WebhookServer(BaseApplication):
         self.metrics: m.WebhookMetrics | None = None  # per worker, made in load()
         self.tls = ReloadingTLSContext(options.certfile, options.keyfile,
                                        on_load=self._cert_loaded)
+        # Loaded once in the master: workers fork with the compiled set (shared pages, and
+        # a thousand policy files are compiled once, not once per worker).
+        self.store = PolicyStore(options.policies, interval=options.reload_interval)
+        self.store.reload_if_changed()
         super().__init__()
 
     def _cert_loaded(self, not_after_unix: float) -> None:
@@ -149,7 +153,7 @@ class WebhookServer(BaseApplication):
         # Runs in each worker after fork: each worker owns its store and watcher thread.
         configure_logging(self.options.log_level)
         metrics = self.metrics = m.WebhookMetrics()
-        store = PolicyStore(self.options.policies, interval=self.options.reload_interval)
+        store = self.store  # this worker's copy of the master's, fingerprint included
 
         def policy_loaded(result: LoadResult) -> None:
             served = store.state.policy_set
@@ -157,7 +161,11 @@ class WebhookServer(BaseApplication):
                                   served.revision if served else None)
 
         store.on_reload = policy_loaded
-        store.reload_if_changed()
+        if not store.reload_if_changed():  # unchanged since the fork: report what we serve
+            state = store.state
+            metrics.policy_loaded(state.policy_set is not None and not state.errors,
+                                  len(state.errors),
+                                  state.policy_set.revision if state.policy_set else None)
         store.watch()
         self.tls.report_expiry()  # the master may have built the context before the fork
         return create_app(store, metrics)
