@@ -5,7 +5,7 @@ One run, in this order, each server started fresh on loopback with generated cer
 2. webhook, bundled policies (1 TaskPolicy file): small pods and a big pod, at saturation and
    at a fixed rate, and each pod create as two calls (/mutate then /validate);
 3. webhook, N TaskPolicy files (default 1,000): the same;
-4. single-call mode: /mutate also validates, one call per pod create;
+4. single-call mode: /mutate-validate mutates and judges, one call per pod create;
 5. the pure core per pod, in-process (timeit).
 """
 
@@ -268,7 +268,7 @@ def run(settings: Settings) -> int:
                     bench.measure(server, name, SMALL, creates, rate, calls_per_item=2)
                 bench.footprint(name, server)
 
-        with running(bench.spec("single-call", one), workdir) as server:
+        with running(bench.spec("webhook", one), workdir) as server:
             print(f"... single-call ready in {server.ready_seconds:.2f} s", file=sys.stderr)
             _require(check_answers(server.target, singles, expect_patch=True))
             bench.warm(server, singles)

@@ -169,6 +169,7 @@ def pod_creates(requests: list[Request]) -> list[Request]:
 
 
 def single_calls(requests: list[Request]) -> list[Request]:
-    """Each pod create in single-call mode: /mutate only, which also validates."""
-    return [Request(CREATE_ONE_CALL, r.pod, r.data, r.body_size)
+    """Each pod create in single-call mode: one POST /mutate-validate (mutate, then judge)."""
+    return [Request(CREATE_ONE_CALL, r.pod,
+                    r.data.replace(b"POST /mutate?", b"POST /mutate-validate?", 1), r.body_size)
             for r in requests if r.hook == MUTATE]

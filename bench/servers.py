@@ -38,7 +38,7 @@ def webhook_command() -> list[str]:
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """What to serve: `webhook` (the real `serve`), `ceiling` or `single-call`."""
+    """What to serve: `webhook` (the real `serve`) or `ceiling` (bench.variant)."""
 
     kind: str
     policies: Path

@@ -1,15 +1,11 @@
 """Serve a comparison app under exactly the webhook's gunicorn settings and TLS context.
 
-    python -m bench.variant ceiling     --policies DIR --cert-dir DIR --port N ...
-    python -m bench.variant single-call --policies DIR --cert-dir DIR --port N ...
+    python -m bench.variant ceiling --policies DIR --cert-dir DIR --port N ...
 
-- `ceiling`: the least a webhook can do: read the body, parse the AdmissionReview, answer a
-  constant allow echoing its uid. Nothing the webhook does can be cheaper than this.
-- `single-call`: the real app, with /mutate answered by review.MUTATE_AND_VALIDATE (the
-  mutating call also validates the pod it produces), to measure that mode before it is wired.
-
-Both subclass webhook.server.WebhookServer and only replace `load()`, so workers, threads,
-keep-alive, timeouts and the reloading TLS context are the webhook's own.
+`ceiling`: the least a Flask webhook can do: read the body, parse the AdmissionReview, answer
+a constant allow echoing its uid. It subclasses webhook.server.WebhookServer and only replaces
+`load()`, so workers, threads, keep-alive, timeouts and the reloading TLS context are the
+webhook's own. (The single-call mode is the real server's /mutate-validate endpoint.)
 """
 
 from __future__ import annotations
@@ -21,12 +17,9 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from webhook import app as webhook_app
-from webhook import review
-from webhook.policy.store import PolicyStore
 from webhook.server import ServeOptions, WebhookServer, configure_logging
 
-VARIANTS = ("ceiling", "single-call")
+VARIANTS = ("ceiling",)
 
 
 def ceiling_app() -> Flask:
@@ -47,12 +40,6 @@ def ceiling_app() -> Flask:
     return app
 
 
-def single_call_answer(hook: str, body: Any, policies: Any) -> tuple[int, dict, Any]:
-    """/mutate answers as the single-call hook would; /validate is unchanged."""
-    return review.answer(review.MUTATE_AND_VALIDATE if hook == review.MUTATE else hook,
-                         body, policies)
-
-
 class VariantServer(WebhookServer):
     def __init__(self, options: ServeOptions, variant: str) -> None:
         self.variant = variant
@@ -60,14 +47,7 @@ class VariantServer(WebhookServer):
 
     def load(self) -> Any:
         configure_logging(self.options.log_level)
-        if self.variant == "ceiling":
-            return ceiling_app()
-        # Bench-only: the app module looks `answer` up at call time, so this reroutes /mutate.
-        webhook_app.answer = single_call_answer
-        store = PolicyStore(self.options.policies, interval=self.options.reload_interval)
-        store.reload_if_changed()
-        store.watch()
-        return webhook_app.create_app(store)
+        return ceiling_app()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -166,3 +166,11 @@ def test_server_generated_certs_are_reused_on_restart(tmp_path: Path) -> None:
         ca = (first.cert_dir / "ca.crt").read_bytes()
     with running_server(tmp_path, POLICIES, workers=1) as second:
         assert (second.cert_dir / "ca.crt").read_bytes() == ca
+
+
+def test_review_paths_take_only_post(server: RunningServer) -> None:
+    conn = server.connect()
+    conn.request("GET", "/mutate")
+    response = conn.getresponse()
+    assert response.status == 405 and response.getheader("Allow") == "POST"
+    assert json.loads(response.read()) == {"error": "use POST"}

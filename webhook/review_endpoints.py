@@ -1,0 +1,186 @@
+"""The three review endpoints as a plain WSGI layer in front of Flask.
+
+kube-apiserver's calls are the hot path: every Airflow task launch waits on them. Flask's
+request context, routing and response objects cost more than the policy decision itself, so
+`/mutate`, `/validate` and `/mutate-validate` are answered here from the WSGI environ, and
+everything else (health, readiness, metrics, 404s) goes on to the Flask app.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs
+
+from webhook import admission
+from webhook import metrics as m
+from webhook.decision_log import log_decision
+from webhook.policy.store import PolicyStore
+from webhook.review import (
+    MUTATE,
+    MUTATE_AND_VALIDATE,
+    VALIDATE,
+    Decision,
+    answer,
+    error_body,
+    last_resort,
+)
+
+MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's own request size cap
+HOOK_PATHS = {"/mutate": MUTATE, "/validate": VALIDATE, "/mutate-validate": MUTATE_AND_VALIDATE}
+log = logging.getLogger("airflow_pod_webhook.http")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_STATUS_LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
+WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
+
+
+def parse_timeout(text: str | None) -> float | None:
+    """kube-apiserver's `?timeout=` is a Go duration such as `10s` or `1m30s`."""
+    if not text:
+        return None
+    total, rest = 0.0, text
+    while rest:
+        match = _DURATION_PART.match(rest)
+        if not match:
+            raise ValueError(f"timeout {text!r} is not a duration such as 10s")
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        rest = rest[match.end():]
+    return total
+
+
+def read_body(stream: Any, length: int | None) -> bytes | None:
+    """The body, or None past the cap; an oversized body is drained (within bounds) so the
+    client reads our 413 instead of a reset connection."""
+    if length is not None and length > MAX_BODY_BYTES:
+        _drain(stream, min(length, 4 * MAX_BODY_BYTES))
+        return None
+    data = stream.read(MAX_BODY_BYTES + 1)
+    if len(data) > MAX_BODY_BYTES:
+        _drain(stream, 3 * MAX_BODY_BYTES)
+        return None
+    return data
+
+
+def _drain(stream: Any, limit: int) -> None:
+    while limit > 0:
+        chunk = stream.read(min(65536, limit))
+        if not chunk:
+            return
+        limit -= len(chunk)
+
+
+def too_deep(hook: str, body: Any) -> tuple[int, dict, Decision]:
+    """A review whose object nests deeper than Python recursion allows: refused, not a bug."""
+    message = "request.object is nested too deeply to be a Kubernetes object"
+    decision = Decision(hook, "invalid", reason=message)
+    named = admission.review_uid(body)
+    if named is None:
+        return 400, error_body(message), decision
+    version, uid = named
+    return 200, admission.deny(version, uid, 400, f"bad AdmissionReview: {message}",
+                               reason="BadRequest"), decision
+
+
+class ReviewEndpoints:
+    """WSGI middleware: answers the review paths itself, passes every other path on."""
+
+    def __init__(self, fallback: WSGIApp, store: PolicyStore, metrics: m.WebhookMetrics) -> None:
+        self.fallback = fallback
+        self.store = store
+        self.metrics = metrics
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        hook = HOOK_PATHS.get(environ.get("PATH_INFO", ""))
+        if hook is None:
+            return self.fallback(environ, start_response)
+        if environ.get("REQUEST_METHOD") != "POST":
+            return _respond(start_response, 405, error_body("use POST"), [("Allow", "POST")])
+        status, payload = self.review(hook, environ)
+        return _respond(start_response, status, payload)
+
+    def review(self, hook: str, environ: dict) -> tuple[int, dict]:
+        started = time.perf_counter()
+        # The body is read (or drained) before any answer, even a refusal: gunicorn drains
+        # at most 64 KiB of an unread body and then silently closes a kept-alive connection,
+        # which the API server's next request on it would see as a failed call.
+        data = read_body(environ["wsgi.input"], _content_length(environ))
+        try:
+            budget = parse_timeout(_query_value(environ, "timeout"))
+        except ValueError as exc:
+            budget = None
+            status, payload, decision, outcome = rejected(hook, 400, str(exc))
+        else:
+            status, payload, decision, outcome = self.answer_request(hook, environ, data)
+        elapsed = time.perf_counter() - started
+        if budget is not None and elapsed > budget:
+            self.metrics.deadline_exceeded(hook)
+            log.warning("%s answered after the API server's %.1fs timeout (%.3fs)",
+                        hook, budget, elapsed)
+        self.metrics.admission(hook, decision.decision, outcome, elapsed, decision.patch_ops)
+        log_decision(decision, elapsed)
+        return status, payload
+
+    def answer_request(self, hook: str, environ: dict, data: bytes | None
+                       ) -> tuple[int, dict, Decision, str]:
+        """(HTTP status, body, decision, outcome) for one review request."""
+        mimetype = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
+        if mimetype != "application/json":
+            return rejected(hook, 415, "Content-Type must be application/json, got "
+                            f"{mimetype or 'none'}")
+        if data is None:
+            return rejected(hook, 413, f"request body is larger than {MAX_BODY_BYTES} bytes")
+        try:
+            body: Any = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return rejected(hook, 400, f"body is not valid JSON: {exc}")
+        except RecursionError:  # json recurses per nesting level: a hostile body, not a bug
+            return rejected(hook, 400, "body is not valid JSON: nested too deeply")
+        try:
+            status, payload, decision = answer(hook, body, self.store.current)
+        except RecursionError:
+            # Only a hostile object recurses this deep: a pod kube-apiserver decoded into its
+            # typed struct is a dozen levels deep at most.
+            return (*too_deep(hook, body), m.REJECTED)
+        except Exception:  # a bug of ours must not become a 500 the user cannot read
+            log.exception("%s: unexpected error", hook)
+            return (*last_resort(hook, body), m.ERROR)
+        outcome = m.ANSWERED if status == 200 else m.NOT_READY if status == 503 else m.REJECTED
+        return status, payload, decision, outcome
+
+
+def rejected(hook: str, status: int, message: str) -> tuple[int, dict, Decision, str]:
+    return status, error_body(message), Decision(hook, "invalid", reason=message), m.REJECTED
+
+
+def json_bytes(body: dict) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _respond(start_response: Callable, status: int, body: dict,
+             headers: list[tuple[str, str]] | None = None) -> list[bytes]:
+    data = json_bytes(body)
+    start_response(_STATUS_LINES.get(status, f"{status} Unknown"), [
+        ("Content-Type", "application/json"), ("Content-Length", str(len(data))),
+        *(headers or [])])
+    return [data]
+
+
+def _content_length(environ: dict) -> int | None:
+    try:
+        return int(environ.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        return None
+
+
+def _query_value(environ: dict, key: str) -> str | None:
+    query = environ.get("QUERY_STRING", "")
+    if key not in query:  # the common fast path: no parsing when the key is absent
+        return None
+    values = parse_qs(query, keep_blank_values=True).get(key)
+    return values[0] if values else None
