@@ -19,6 +19,8 @@ from typing import Any
 
 def escape_pointer_token(token: str) -> str:
     """RFC 6901: `~` becomes `~0` (first), `/` becomes `~1`."""
+    if "~" not in token and "/" not in token:
+        return token  # nearly every key: skip building two new strings
     return token.replace("~", "~0").replace("/", "~1")
 
 
@@ -37,11 +39,13 @@ def _diff(old: Any, new: Any, path: str, ops: list[dict]) -> None:
             if key not in new:
                 ops.append({"op": "remove", "path": f"{path}/{escape_pointer_token(key)}"})
         for key, value in new.items():
-            sub = f"{path}/{escape_pointer_token(key)}"
             if key in old:
-                _diff(old[key], value, sub, ops)
+                before = old[key]
+                if before is not value:  # shared, untouched subtrees are skipped unvisited
+                    _diff(before, value, f"{path}/{escape_pointer_token(key)}", ops)
             else:
-                ops.append({"op": "add", "path": sub, "value": value})
+                ops.append({"op": "add", "path": f"{path}/{escape_pointer_token(key)}",
+                            "value": value})
         return
     if isinstance(old, list) and isinstance(new, list):
         if len(old) <= len(new) and all(json_equal(a, b) for a, b in zip(old, new, strict=False)):
