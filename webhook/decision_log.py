@@ -7,9 +7,10 @@ a hostile annotation must not turn one log line into a megabyte.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
+
+import orjson
 
 from webhook.review import Decision
 
@@ -50,4 +51,4 @@ def _capped(value: Any, limit: int = MAX_FIELD_CHARS) -> Any:
 
 def log_decision(decision: Decision, duration_s: float) -> None:
     if log.isEnabledFor(logging.INFO):
-        log.info(json.dumps(decision_record(decision, duration_s), separators=(",", ":")))
+        log.info(orjson.dumps(decision_record(decision, duration_s)).decode())

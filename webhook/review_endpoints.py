@@ -8,7 +8,6 @@ everything else (health, readiness, metrics, 404s) goes on to the Flask app.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -16,6 +15,8 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
+
+import orjson
 
 from webhook import admission
 from webhook import metrics as m
@@ -136,11 +137,10 @@ class ReviewEndpoints:
         if data is None:
             return rejected(hook, 413, f"request body is larger than {MAX_BODY_BYTES} bytes")
         try:
-            body: Any = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
+            # orjson: the review is parsed on every call; it is 2-3x the stdlib's speed.
+            body: Any = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:  # also non-UTF-8 and nesting past 1024 levels
             return rejected(hook, 400, f"body is not valid JSON: {exc}")
-        except RecursionError:  # json recurses per nesting level: a hostile body, not a bug
-            return rejected(hook, 400, "body is not valid JSON: nested too deeply")
         try:
             status, payload, decision = answer(hook, body, self.store.current)
         except RecursionError:
@@ -159,7 +159,7 @@ def rejected(hook: str, status: int, message: str) -> tuple[int, dict, Decision,
 
 
 def json_bytes(body: dict) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()
+    return orjson.dumps(body)
 
 
 def _respond(start_response: Callable, status: int, body: dict,
