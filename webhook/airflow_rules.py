@@ -19,8 +19,7 @@ from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Any
 
-from kubernetes.utils.quantity import parse_quantity
-
+from webhook.quantity import parse_quantity
 from webhook.violations import Violation, violation
 
 RuleFn = Callable[[dict, Mapping], list[Violation]]

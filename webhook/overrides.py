@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from kubernetes.utils.quantity import parse_quantity
 
 from webhook.airflow_pods import AIRFLOW_ANNOTATIONS, AIRFLOW_LABELS, AirflowTask, PodType
 from webhook.field_paths import Item, Segment, covers, format_path, leaf_paths
 from webhook.pod_fields import fragment_errors
 from webhook.policy.model import OverridePolicy, PodTemplate, PolicySet
+from webhook.quantity import parse_quantity
 
 POD_OVERRIDE = "pod-override"
 PROFILES = "profiles"

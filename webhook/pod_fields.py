@@ -12,7 +12,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from kubernetes.utils.quantity import parse_quantity
+from webhook.quantity import parse_quantity
 
 _QUANTITY_MAPS = ("resources.limits", "resources.requests", "spec.overhead")
 

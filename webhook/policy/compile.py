@@ -15,7 +15,6 @@ from types import MappingProxyType
 from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
-from kubernetes.utils.quantity import parse_quantity
 
 from webhook.airflow_pods import (
     AIRFLOW_ANNOTATIONS,
@@ -43,6 +42,7 @@ from webhook.policy.model import (
     ValidationPolicy,
 )
 from webhook.policy.schema import DOCUMENT_SCHEMA, SPEC_SCHEMAS
+from webhook.quantity import parse_quantity
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,36 @@
+"""Kubernetes resource quantities ("500m", "4Gi"), parsed by the official client's own code.
+
+`import kubernetes` loads the client's ~700 model classes: about 35 MB of RSS and half a
+second in every server process, for one small function. So the client's
+`kubernetes/utils/quantity.py` (it needs only `decimal` and `re`) is loaded on its own,
+from the installed package, without running the package's `__init__`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from decimal import Decimal
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+
+def _client_quantity_module() -> ModuleType:
+    package = importlib.util.find_spec("kubernetes")  # locates the package, runs nothing
+    if package is None or not package.submodule_search_locations:
+        raise ImportError("the kubernetes client package is not installed")
+    path = Path(next(iter(package.submodule_search_locations))) / "utils" / "quantity.py"
+    spec = importlib.util.spec_from_file_location("webhook._kubernetes_quantity", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_parse = _client_quantity_module().parse_quantity
+
+
+def parse_quantity(value: Any) -> Decimal:
+    """kubernetes.utils.parse_quantity: a Decimal, or ValueError/TypeError when malformed."""
+    return _parse(value)
