@@ -11,6 +11,9 @@ from webhook.policy.compile import PolicyDocument, PolicyError, compile_policies
 from webhook.policy.model import PolicySet
 
 POLICY_SUFFIXES = (".yaml", ".yml")
+# libyaml's C parser when PyYAML has it: ~20x the pure-Python one (a thousand files load in
+# well under a second instead of several).
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ def parse_documents(
     for name, data in files:
         index = 0
         try:
-            for index, body in enumerate(yaml.safe_load_all(data)):
+            for index, body in enumerate(yaml.load_all(data, Loader=_SafeLoader)):
                 if body is not None:  # an empty document between `---` lines
                     documents.append(PolicyDocument(name, index, body))
         except yaml.YAMLError as exc:
