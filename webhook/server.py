@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import ssl
@@ -117,6 +118,9 @@ class WebhookServer(BaseApplication):
         # a thousand policy files are compiled once, not once per worker).
         self.store = PolicyStore(options.policies, interval=options.reload_interval)
         self.store.reload_if_changed()
+        # Everything loaded so far lives as long as the process: keep it out of the cyclic
+        # GC, whose passes would otherwise write to (and so un-share) every forked page.
+        gc.freeze()
         super().__init__()
 
     def _cert_loaded(self, not_after_unix: float) -> None:
