@@ -302,3 +302,27 @@ def test_refusals_quote_a_huge_value_briefly(bundled) -> None:
     pod = annotate(airflow_pod("airflow3-kpo"), {P + "memory": "9" * 100_000})
     messages = [r.message for r in mutate_pod(pod, bundled, "data-airflow").refusals]
     assert messages and all(len(m) < 300 and "exceeds the maximum 64Gi" in m for m in messages)
+
+
+def test_a_cpu_request_above_the_templates_limit_raises_the_limit() -> None:
+    policies = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: PodTemplate
+        metadata: {name: limits}
+        spec:
+          template: {spec: {containers: [{name: base, resources: {limits: {cpu: "2"}}}]}}
+        ---
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: OverridePolicy
+        metadata: {name: o}
+        spec: {allowedFields: ["spec.containers[*].resources"]}
+    """)
+    pod = annotate(airflow_pod("airflow3-kpo"), {P + "cpu": "4"})
+    resources = container(mutated(pod, policies).pod)["resources"]
+    # requests.cpu 4 over limits.cpu 2 would be a 422 from kube-apiserver
+    assert resources == {"requests": {"cpu": "4"}, "limits": {"cpu": "4"}}
+    untouched = airflow_pod("airflow3-kpo")
+    untouched["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "3"},
+                                                      "limits": {"cpu": "1"}}
+    # already invalid as Airflow built it: not ours to change
+    assert container(mutated(untouched, policies).pod)["resources"]["limits"] == {"cpu": "1"}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from webhook.quantity import parse_quantity
+
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 
 
@@ -24,7 +26,63 @@ _LINUX_ONLY_CONTAINER = ("seLinuxOptions", "seccompProfile", "appArmorProfile", 
 
 def keep_pod_valid(original: dict, mutated: dict) -> dict:
     """Take back defaults Kubernetes' pod validation would reject."""
-    return _windows_without_linux_defaults(original, _escalation_consistent(original, mutated))
+    checked = _escalation_consistent(original, mutated)
+    checked = _limits_not_below_requests(original, checked)
+    return _windows_without_linux_defaults(original, checked)
+
+
+def _limits_not_below_requests(original: dict, mutated: dict) -> dict:
+    """A request above its limit is a 422. When the mutation made it so (a DAG author's `cpu: 4`
+    under a template's 2-CPU limit), the limit gives way to the explicit request."""
+    spec = mutated.get("spec")
+    if not isinstance(spec, dict):
+        return mutated
+    fixed_spec = None
+    for list_name in _CONTAINER_LISTS:
+        containers = spec.get(list_name)
+        if not isinstance(containers, list):
+            continue
+        before = _by_name(original, list_name)
+        new_list = None
+        for i, container in enumerate(containers):
+            resources = _raised_limits(container, before.get(container.get("name"))
+                                       if isinstance(container, dict) else None)
+            if resources is not None:
+                new_list = new_list or list(containers)
+                new_list[i] = {**container, "resources": resources}
+        if new_list is not None:
+            fixed_spec = fixed_spec or dict(spec)
+            fixed_spec[list_name] = new_list
+    return mutated if fixed_spec is None else {**mutated, "spec": fixed_spec}
+
+
+def _raised_limits(container: Any, before: Any) -> dict | None:
+    resources = container.get("resources") if isinstance(container, dict) else None
+    if not isinstance(resources, dict):
+        return None
+    requests, limits = resources.get("requests"), resources.get("limits")
+    if not isinstance(requests, dict) or not isinstance(limits, dict):
+        return None
+    old = before.get("resources") if isinstance(before, dict) else None
+    old = old if isinstance(old, dict) else {}
+    new_limits = None
+    for name, request in requests.items():
+        limit = limits.get(name)
+        if limit is None or not _less(limit, request):
+            continue
+        changed = (request != (old.get("requests") or {}).get(name)
+                   or limit != (old.get("limits") or {}).get(name))
+        if changed:
+            new_limits = new_limits or dict(limits)
+            new_limits[name] = request
+    return None if new_limits is None else {**resources, "limits": new_limits}
+
+
+def _less(a: Any, b: Any) -> bool:
+    try:
+        return parse_quantity(a) < parse_quantity(b)
+    except (ValueError, TypeError, ArithmeticError):
+        return False  # a malformed quantity is Kubernetes' to reject, not ours to guess
 
 
 def _windows_without_linux_defaults(original: dict, mutated: dict) -> dict:
