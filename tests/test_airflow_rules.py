@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import AIRFLOW_PODS
 from webhook.airflow_rules import (
     AIRFLOW_RULES,
     check_automount_token,
@@ -23,7 +23,7 @@ from webhook.airflow_rules import (
 )
 from webhook.policy.schema import SPEC_SCHEMAS
 
-FIXTURES = Path("/work/shared/fixtures/airflow-pods")
+FIXTURES = AIRFLOW_PODS  # copies of ../shared/fixtures/airflow-pods
 
 
 def load(name: str) -> dict:

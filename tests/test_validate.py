@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import AIRFLOW_PODS
 from webhook.mutate import mutate_pod
 from webhook.policy.compile import PolicyDocument, compile_policies
 from webhook.policy.load import load_policy_dir
@@ -23,7 +24,7 @@ from webhook.validate import (
     validate_pod,
 )
 
-FIXTURES = Path("/work/shared/fixtures/airflow-pods")
+FIXTURES = AIRFLOW_PODS  # copies of ../shared/fixtures/airflow-pods
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
 SCHEDULER = "system:serviceaccount:airflow:airflow-scheduler"
 NS = "data-airflow"
