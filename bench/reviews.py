@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.admission_reviews import pod_review
 from webhook.mutate import mutate_pod
 from webhook.policy.model import PolicySet
 
@@ -92,28 +93,7 @@ def env_var_count(pod: dict) -> int:
 
 def admission_review(pod: dict, uid: str, username: str) -> dict:
     """The AdmissionReview kube-apiserver sends for a pod CREATE (admission.k8s.io/v1)."""
-    meta = pod.get("metadata", {})
-    return {
-        "kind": "AdmissionReview",
-        "apiVersion": "admission.k8s.io/v1",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
-            "requestResource": {"group": "", "version": "v1", "resource": "pods"},
-            "name": meta.get("name", ""),
-            "namespace": NAMESPACE,
-            "operation": "CREATE",
-            "userInfo": {"username": username, "uid": "5b7a2c1e-0000-4000-8000-000000000001",
-                         "groups": ["system:serviceaccounts", "system:serviceaccounts:airflow",
-                                    "system:authenticated"]},
-            "object": pod,
-            "oldObject": None,
-            "dryRun": False,
-            "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"},
-        },
-    }
+    return pod_review(pod, uid=uid, namespace=NAMESPACE, username=username)
 
 
 def http_request(hook: str, body: bytes, host: str = SVC_HOST) -> bytes:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.admission_reviews import pod_review as review
 from tests.conftest import POLICIES, airflow_pod
 from tests.server_process import RunningServer, post, rss_bytes, running_server
-from tests.test_server import review
 
 OVERRIDE = "airflow-pod-webhook.io/pod-override"
 ROUNDS = 8

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from tests.admission_reviews import pod_review as review
 from tests.conftest import POLICIES, airflow_pod
 from tests.server_process import (
     SVC_NAME,
@@ -31,7 +32,6 @@ from tests.server_process import (
     post,
     running_server,
 )
-from tests.test_server import review
 from webhook.certs import generate_ca, generate_serving_cert, write_certs
 from webhook.registration import merge_ca_bundles
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.admission_reviews import pod_review
 from tests.conftest import AIRFLOW_PODS, POLICIES, airflow_pod
 from webhook.app import create_app
 from webhook.cli import main
@@ -25,11 +26,8 @@ def client():
     return create_app(store).test_client()
 
 
-def review(pod: dict, uid: str = "cli") -> dict:
-    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
-        "uid": uid, "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "operation": "CREATE", "namespace": pod["metadata"].get("namespace", ""),
-        "object": pod, "dryRun": False}}
+def review(pod: dict) -> dict:
+    return pod_review(pod, uid="cli", namespace=pod["metadata"].get("namespace", ""))
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.admission_reviews import pod_review as review
 from tests.conftest import POLICIES, airflow_pod
 from tests.server_process import (
     ConfigMapFolder,
@@ -20,7 +21,6 @@ from tests.server_process import (
     post,
     running_server,
 )
-from tests.test_server import review
 from webhook.app import create_app
 from webhook.certs import cert_not_after
 from webhook.metrics import WebhookMetrics

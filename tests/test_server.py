@@ -10,31 +10,9 @@ from pathlib import Path
 import jsonpatch
 import pytest
 
+from tests.admission_reviews import pod_review as review
 from tests.conftest import POLICIES, airflow_pod
 from tests.server_process import RunningServer, post, running_server
-
-
-def review(pod: dict, *, uid: str = "7f0c", operation: str = "CREATE", namespace: str =
-           "data-airflow", username: str = "system:serviceaccount:airflow:airflow-scheduler",
-           dry_run: bool = False) -> dict:
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
-            "namespace": namespace,
-            "name": pod.get("metadata", {}).get("name", ""),
-            "operation": operation,
-            "userInfo": {"username": username, "groups": ["system:serviceaccounts"]},
-            "object": pod,
-            "oldObject": None,
-            "dryRun": dry_run,
-            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
-        },
-    }
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,9 @@ import threading
 import time
 from pathlib import Path
 
+from tests.admission_reviews import pod_review as review
 from tests.conftest import POLICIES, airflow_pod
 from tests.server_process import post, running_server
-from tests.test_server import review
 
 STREAMS = 3
 

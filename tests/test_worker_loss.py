@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.admission_reviews import pod_review as review
 from tests.conftest import POLICIES, airflow_pod
 from tests.server_process import RunningServer, post, running_server
-from tests.test_server import review
 
 STREAMS = 4
 REQUESTS = "airflow_pod_webhook_admission_requests_total"

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.admission_reviews import pod_review
 from tests.conftest import POLICIES
 from tests.e2e import envtest, harness
 from tests.e2e.envtest import (
@@ -63,20 +64,13 @@ def flags(args: list[str]) -> dict[str, str]:
 # --- the scenario list against the offline core -------------------------------------------------
 
 
-def admission_review(pod: dict, namespace: str, username: str) -> dict:
-    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
-        "uid": "e2e-offline", "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "resource": {"group": "", "version": "v1", "resource": "pods"},
-        "namespace": namespace, "name": pod["metadata"]["name"], "operation": "CREATE",
-        "userInfo": {"username": username}, "object": pod, "dryRun": False}}
-
-
 def admit_offline(pod: dict, namespace: str, username: str) -> tuple[str, dict | str]:
     """(outcome, pod or denial text) as kube-apiserver would produce them with our two hooks:
     mutate, apply the patch, validate the result."""
     policies = load_policy_dir(POLICIES).policy_set
     for hook, name in ((MUTATE, MUTATING_WEBHOOK), (VALIDATE, VALIDATING_WEBHOOK)):
-        status, body, _ = answer(hook, admission_review(pod, namespace, username), policies)
+        status, body, _ = answer(hook, pod_review(pod, uid="e2e-offline", namespace=namespace,
+                                                   username=username), policies)
         assert status == 200
         response = body["response"]
         if not response["allowed"]:
