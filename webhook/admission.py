@@ -109,11 +109,18 @@ def review_uid(body: Any) -> tuple[str, str] | None:
 
 def allow(request: AdmissionRequest, *, patch: list[dict] | None = None,
           warnings: Iterable[str] = (), audit: Mapping[str, str] | None = None) -> dict:
-    response: dict[str, Any] = {"uid": request.uid, "allowed": True}
+    return allow_uid(request.api_version, request.uid, patch=patch, warnings=warnings,
+                     audit=audit)
+
+
+def allow_uid(api_version: str, uid: str, *, patch: list[dict] | None = None,
+              warnings: Iterable[str] = (), audit: Mapping[str, str] | None = None) -> dict:
+    """An allow for a review known only by its version and uid (a request we could not parse)."""
+    response: dict[str, Any] = {"uid": uid, "allowed": True}
     if patch:
         response["patchType"] = "JSONPatch"
         response["patch"] = encode_patch(patch)
-    return _review(request.api_version, response, warnings, audit)
+    return _review(api_version, response, warnings, audit)
 
 
 def deny(api_version: str, uid: str, code: int, message: str, *,

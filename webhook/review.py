@@ -48,13 +48,7 @@ def answer(hook: str, body: Any, policies: PolicySet | None) -> tuple[int, dict,
     try:
         request = admission.parse_review(body)
     except BadReview as exc:
-        named = admission.review_uid(body)
-        decision = Decision(hook, "invalid", reason=str(exc))
-        if named is None:
-            return 400, error_body(str(exc)), decision
-        version, uid = named
-        return 200, admission.deny(version, uid, 400, f"bad AdmissionReview: {exc}",
-                                   reason="BadRequest"), decision
+        return bad_review(hook, body, str(exc))
     pod_name = _pod_name(request)
     if not request.is_pod_create or (request.dry_run and not ACT_ON_DRY_RUN):
         return 200, admission.allow(request), Decision(hook, "skip", request.namespace, pod_name)
@@ -148,6 +142,17 @@ def _pod_name(request: AdmissionRequest) -> str:
     return name if isinstance(name, str) else ""
 
 
+def bad_review(hook: str, body: Any, message: str) -> tuple[int, dict, Decision]:
+    """A body we cannot judge: a 400, or an AdmissionReview denial when it names a uid."""
+    decision = Decision(hook, "invalid", reason=message)
+    named = admission.review_uid(body)
+    if named is None:
+        return 400, error_body(message), decision
+    version, uid = named
+    return 200, admission.deny(version, uid, 400, f"bad AdmissionReview: {message}",
+                               reason="BadRequest"), decision
+
+
 def last_resort(hook: str, body: Any) -> tuple[int, dict, Decision]:
     """After an unexpected error: mutate fails open, validate fails closed, both readable."""
     named = admission.review_uid(body)
@@ -157,10 +162,8 @@ def last_resort(hook: str, body: Any) -> tuple[int, dict, Decision]:
     version, uid = named
     note = "airflow-pod-webhook hit an internal error; see its log"
     if hook == MUTATE:
-        review = {"apiVersion": version, "kind": "AdmissionReview",
-                  "response": {"uid": uid, "allowed": True,
-                               "warnings": [f"{note}: cluster defaults were not applied"]}}
-        return 200, review, decision
+        return 200, admission.allow_uid(
+            version, uid, warnings=[f"{note}: cluster defaults were not applied"]), decision
     return 200, admission.deny(version, uid, 403, f"{note}: pod not checked, so not admitted",
                                reason="InternalError"), decision
 

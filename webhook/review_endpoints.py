@@ -18,7 +18,6 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from webhook import admission
 from webhook import metrics as m
 from webhook.decision_log import log_decision
 from webhook.policy.store import PolicyStore
@@ -28,6 +27,7 @@ from webhook.review import (
     VALIDATE,
     Decision,
     answer,
+    bad_review,
     error_body,
     last_resort,
 )
@@ -74,18 +74,6 @@ def _drain(stream: Any, limit: int) -> None:
         if not chunk:
             return
         limit -= len(chunk)
-
-
-def too_deep(hook: str, body: Any) -> tuple[int, dict, Decision]:
-    """A review whose object nests deeper than Python recursion allows: refused, not a bug."""
-    message = "request.object is nested too deeply to be a Kubernetes object"
-    decision = Decision(hook, "invalid", reason=message)
-    named = admission.review_uid(body)
-    if named is None:
-        return 400, error_body(message), decision
-    version, uid = named
-    return 200, admission.deny(version, uid, 400, f"bad AdmissionReview: {message}",
-                               reason="BadRequest"), decision
 
 
 class ReviewEndpoints:
@@ -146,7 +134,8 @@ class ReviewEndpoints:
         except RecursionError:
             # Only a hostile object recurses this deep: a pod kube-apiserver decoded into its
             # typed struct is a dozen levels deep at most.
-            return (*too_deep(hook, body), m.REJECTED)
+            return (*bad_review(hook, body, "request.object is nested too deeply to be a "
+                                "Kubernetes object"), m.REJECTED)
         except Exception:  # a bug of ours must not become a 500 the user cannot read
             log.exception("%s: unexpected error", hook)
             return (*last_resort(hook, body), m.ERROR)
