@@ -224,9 +224,10 @@ def _check_leaf(key: str, path: tuple[Segment, ...], value: Any, task: AirflowTa
     if owned:
         return [Refusal(key, field, owned, "Airflow-owned field")]
     for template in templates:
-        for locked, text in zip(template.locked, template.locked_text, strict=True):
+        for locked in template.locked:
             if covers(locked, path) or covers(path, locked):
-                return [Refusal(key, field, f"is locked by the cluster template ({text})",
+                return [Refusal(key, field, "is locked by the cluster template "
+                                f"({format_path(locked)})",
                                 f"PodTemplate/{template.name} lockedFields")]
     rule = f"OverridePolicy/{policy.name}"
     if not any(covers(allowed, path) for allowed in policy.allowed_fields):

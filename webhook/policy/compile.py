@@ -239,8 +239,7 @@ class _Builder:
                     break
             locked.append(segments)
         return PodTemplate(name, self.match(doc, spec.get("match")), spec.get("priority", 0),
-                           fragment, tuple(locked), tuple(format_path(s) for s in locked),
-                           Source(doc.file, doc.index))
+                           fragment, tuple(locked), Source(doc.file, doc.index))
 
     def override(self, doc: PolicyDocument, name: str, spec: dict, profiles: dict
                  ) -> OverridePolicy:

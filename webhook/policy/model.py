@@ -77,7 +77,6 @@ class PodTemplate:
     priority: int
     template: Mapping[str, Any]
     locked: tuple[tuple[Segment, ...], ...]
-    locked_text: tuple[str, ...]
     source: Source
 
 
