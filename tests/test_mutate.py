@@ -326,3 +326,28 @@ def test_a_cpu_request_above_the_templates_limit_raises_the_limit() -> None:
                                                       "limits": {"cpu": "1"}}
     # already invalid as Airflow built it: not ours to change
     assert container(mutated(untouched, policies).pod)["resources"]["limits"] == {"cpu": "1"}
+
+
+def test_a_thousand_task_policies_are_looked_up_not_scanned(monkeypatch) -> None:
+    from webhook.airflow_pods import identify
+    from webhook.policy.compile import PolicyDocument, compile_policies
+    from webhook.policy.model import Match
+
+    docs = [PolicyDocument(f"dag-{i}.yaml", 0, {
+        "apiVersion": "airflow-pod-webhook.io/v1alpha1", "kind": "TaskPolicy",
+        "metadata": {"name": f"dag-{i}"},
+        "spec": {"match": {"dagIds": [f"dag_{i}"]},
+                 "template": {"spec": {"priorityClassName": f"p{i}"}}}}) for i in range(1000)]
+    policies, errors = compile_policies(docs, "big")
+    assert not errors and policies is not None
+    calls = []
+    original = Match.matches
+    monkeypatch.setattr(Match, "matches", lambda self, task: calls.append(self) or
+                        original(self, task))
+    executor = for_task(airflow_pod("airflow3-executor"), "dag_742", "extract")
+    kpo = for_task(airflow_pod("airflow3-kpo"), "dag_742", "export_csv")  # sanitised label
+    for pod in (executor, kpo):
+        calls.clear()
+        found = policies.task_policies_for(identify(pod, "data-airflow"))
+        assert [p.name for p in found] == ["dag-742"]
+        assert len(calls) == 1  # one candidate from the index, not a thousand matches
