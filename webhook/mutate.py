@@ -27,6 +27,7 @@ class MutationResult:
     applied: tuple[str, ...] = ()
     refusals: tuple[Refusal, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    covered: bool = True  # False: no policy applies to this pod (foreign pods)
 
     @property
     def allowed(self) -> bool:
@@ -42,7 +43,7 @@ def mutate_pod(
 ) -> MutationResult:
     task = identify(pod, namespace)
     if not policies.covers(task):
-        return MutationResult(task, pod, [])
+        return MutationResult(task, pod, [], covered=False)
     problem = malformed_shape(pod)
     if problem:
         # kube-apiserver never sends such a pod; patching it could only guess. Leave it to

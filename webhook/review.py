@@ -11,7 +11,7 @@ from typing import Any
 
 from webhook import admission
 from webhook.admission import AdmissionRequest, BadReview
-from webhook.airflow_pods import AirflowTask, PodType
+from webhook.airflow_pods import AirflowTask
 from webhook.mutate import MutationResult, mutate_pod
 from webhook.policy.model import PolicySet
 from webhook.validate import ValidationResult, validate_pod
@@ -70,8 +70,7 @@ def _answer_mutation(request: AdmissionRequest, policies: PolicySet, pod_name: s
     base = dict(hook=MUTATE_AND_VALIDATE if validate else MUTATE, namespace=request.namespace,
                 pod=pod_name, task=result.task, revision=policies.revision,
                 policies=result.applied, warnings=len(result.warnings))
-    if (not validate and result.task.pod_type is PodType.OTHER and not result.applied
-            and not result.refusals):
+    if not validate and not result.covered:
         return 200, admission.allow(request), Decision(**base, decision="skip")
     if result.refusals:
         code = 400 if result.malformed else 403
