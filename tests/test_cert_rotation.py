@@ -180,6 +180,12 @@ def rotate_and_check(stream: ReviewStream, rotate: Callable[[], int]) -> int:
     return new_serial
 
 
+def server_notes(server: RunningServer) -> str:
+    """The server's log without the decision log lines: what it said about TLS and reloads."""
+    return "\n".join(line for line in server.log().splitlines()
+                     if not line.startswith("{"))[-4000:]
+
+
 def report(name: str, stream: ReviewStream, rotations: int) -> None:
     print(f"\n{name}: {stream.requests} requests over {len(stream.handshakes)} TLS handshakes "
           f"from {CLIENT_THREADS} threads, {rotations} rotations, "
@@ -217,8 +223,8 @@ def test_rotation_under_load_drops_nothing(tmp_path: Path) -> None:
             served.append(rotate_and_check(stream, renew_same_ca))
         report("same-CA renewals and a CA rotation", stream, rotations=4)
 
-        assert stream.failed_handshakes == []
-        assert stream.failed_requests == []
+        assert stream.failed_handshakes == [], server_notes(server)
+        assert stream.failed_requests == [], server_notes(server)
         assert len(set(served)) == 5
         assert {h.serial for h in stream.handshakes} <= set(served)
         assert stream.requests >= 4 * 2 * CLIENT_THREADS
@@ -312,3 +318,26 @@ def test_kubelet_secret_volume_swap_is_picked_up(tmp_path: Path) -> None:
         assert serial_of(kept_alive.sock.getpeercert(binary_form=True)) == first_serial
         kept_alive.close()
         assert "serving certificate reloaded" in server.log()
+
+
+def test_worker_started_mid_rotation_serves_the_last_whole_pair(tmp_path: Path) -> None:
+    """A worker forked while the key is already new but the cert still old must serve the old
+    pair: with no context of its own to fall back on, gunicorn answered its first handshake
+    with a plaintext HTTP 400 (the client saw WRONG_VERSION_NUMBER)."""
+    with running_server(tmp_path, POLICIES, workers=1) as server:
+        old_serial = serial_of((server.cert_dir / "tls.crt").read_bytes())
+        ca_cert = (server.cert_dir / "ca.crt").read_bytes()
+        ca_key = (server.cert_dir / "ca.key").read_bytes()
+        _, new_key = generate_serving_cert(ca_cert, ca_key, SERVICE, NAMESPACE)
+        (worker,) = server.worker_pids()
+        # Half a rotation: the key is replaced, the matching cert not yet written.
+        replace_file(server.cert_dir / "tls.key", new_key)
+        os.kill(worker, 9)
+        server.wait_workers(1, exclude=frozenset({worker}))
+
+        conn = server.connect()
+        conn.connect()  # the new worker's very first handshake
+        assert serial_of(conn.sock.getpeercert(binary_form=True)) == old_serial
+        status, body, _ = post(conn, "/validate", review(airflow_pod("airflow3-kpo"), uid="w1"))
+        conn.close()
+        assert status == 200 and body["response"]["uid"] == "w1"

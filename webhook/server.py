@@ -114,6 +114,10 @@ class WebhookServer(BaseApplication):
         self.metrics: m.WebhookMetrics | None = None  # per worker, made in load()
         self.tls = ReloadingTLSContext(options.certfile, options.keyfile,
                                        on_load=self._cert_loaded)
+        # Built before the fork: a worker (or its replacement) whose first handshake falls
+        # mid-rotation keeps a whole pair to fall back on, instead of gunicorn answering that
+        # handshake with a plaintext HTTP 400.
+        self.tls.get()
         # Loaded once in the master: workers fork with the compiled set (shared pages, and
         # a thousand policy files are compiled once, not once per worker).
         self.store = PolicyStore(options.policies, interval=options.reload_interval)
