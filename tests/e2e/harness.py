@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from tests.e2e.envtest import EnvtestControlPlane, missing_binaries
 from tests.e2e.kind import KindCluster, kind_unavailable_reason
@@ -29,6 +32,22 @@ NO_API_SERVER = ("no API server: set KUBEBUILDER_ASSETS to setup-envtest's folde
                  "or install docker+kind")
 EFFECTIVE_TIMEOUT = 90.0  # webhook configuration informers + a webhook rollout
 RETRY_TIMEOUT = 60.0
+E2E_NAMESPACES = "airflow-e2e-*"  # conftest names each run's namespace airflow-e2e-<hex>
+
+
+def e2e_policies(workdir: Path) -> Path:
+    """A copy of the bundled policies whose Settings also trust the Airflow ServiceAccounts of
+    the e2e namespaces (the bundled Settings trust release `airflow` in namespace `airflow`)."""
+    folder = workdir / "policies"
+    shutil.copytree(REPO / "policies", folder)
+    settings = folder / "00-settings.yaml"
+    doc = yaml.safe_load(settings.read_text())
+    doc["spec"]["identity"]["trustedCreators"].insert(0, {
+        "namespaces": [E2E_NAMESPACES],
+        "usernames": [f"system:serviceaccount:{E2E_NAMESPACES}:{account}"
+                      for account in (SCHEDULER, "airflow-worker")]})
+    settings.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return folder
 
 
 def choose_backend() -> tuple[str | None, str]:
@@ -79,6 +98,7 @@ class LocalWebhook:
         self.cert_dir = workdir / "webhook-certs"
         write_certs(self.cert_dir, "airflow-pod-webhook", "airflow-pod-webhook")
         self.log_path = workdir / "webhook.log"
+        self.policies = e2e_policies(workdir)
         self.process: subprocess.Popen | None = None
 
     @property
@@ -89,12 +109,12 @@ class LocalWebhook:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "KUBECONFIG": str(self.kubeconfig)}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [*cli_command(), "serve", "--policies", str(REPO / "policies"),
+                [*cli_command(), "serve", "--policies", str(self.policies),
                  "--cert-dir", str(self.cert_dir), "--host", "127.0.0.1",
                  "--port", str(self.port), "--workers", "2", "--patch-ca-bundle",
                  "--ca-poll-interval", "0.5"],
                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        wait_ready(RunningServer(self.process, self.port, self.cert_dir, REPO / "policies",
+        wait_ready(RunningServer(self.process, self.port, self.cert_dir, self.policies,
                                  self.log_path))
 
     def stop(self) -> None:

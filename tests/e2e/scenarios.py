@@ -17,7 +17,7 @@ from tests.conftest import airflow_pod
 from webhook.registration import MUTATING_WEBHOOK, VALIDATING_WEBHOOK
 
 APPLIED = "airflow-pod-webhook.io/applied"
-SCHEDULER = "airflow-scheduler"  # a trusted creator by the bundled Settings (*scheduler*)
+SCHEDULER = "airflow-scheduler"  # trusted in the e2e namespaces (harness.e2e_policies)
 KUBE_SYSTEM = "kube-system"
 PRIVILEGED_VIOLATION = ("spec.containers[base].securityContext.privileged must be unset or "
                         "false, got true (baseline: privileged)")
