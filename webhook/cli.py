@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,27 @@ DEFAULT_SERVICE = "airflow-pod-webhook"
 DEFAULT_NAMESPACE = "airflow-pod-webhook"
 
 
+# Packages only the server extra installs, by the top-level module name an ImportError names.
+# The base install (what DAG code in an Airflow image gets) has PyYAML and jsonschema only.
+SERVER_ONLY_MODULES = frozenset(
+    {"flask", "werkzeug", "gunicorn", "prometheus_client", "orjson", "cryptography"})
+CLUSTER_MODULES = frozenset({"kubernetes"})
+
+
 class InputError(Exception):
     """A file the user gave us cannot be used; printed as one line, exit 2."""
+
+
+def missing_extra_hint(exc: ImportError, command: str) -> str | None:
+    """The one-line fix when `exc` is a server/cluster dependency absent from a base install."""
+    module = (exc.name or "").partition(".")[0]
+    if module in SERVER_ONLY_MODULES:
+        return (f"`{command}` needs {module}, which only the server extra installs: "
+                "pip install 'airflow-pod-webhook[server]'")
+    if module in CLUSTER_MODULES:
+        return (f"`{command}` needs the kubernetes client: "
+                "pip install 'airflow-pod-webhook[cluster]' (or [server], which includes it)")
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         return EXIT_OK
+    except ImportError as exc:
+        hint = missing_extra_hint(exc, args.func.__name__.removeprefix("cmd_").replace("_", " "))
+        if hint is None:
+            raise
+        print(f"error: {hint}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,7 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     manifests = sub.add_parser("manifests",
                                help="print the webhook configurations with caBundle filled")
-    manifests.add_argument("--cert-dir", default=DEFAULT_CERT_DIR)
+    # No ./certs default: that is where `make serve` writes its development CA, and a caBundle
+    # from it would quietly make a cluster trust a dev key.
+    manifests.add_argument("--cert-dir", default=os.environ.get("AIRFLOW_POD_WEBHOOK_CERT_DIR"),
+                           help="folder with ca.crt, the CA of the serving cert (required)")
     manifests.add_argument("--service", default=DEFAULT_SERVICE)
     manifests.add_argument("--namespace", default=DEFAULT_NAMESPACE)
     manifests.add_argument("--url", help="call the webhook at this https URL instead")
@@ -87,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
                                 "failurePolicy Fail); see README for the trade-off")
     manifests.add_argument("--all", action="store_true",
                            help="print the whole `kubectl kustomize deploy/` output")
+    manifests.add_argument("--image", metavar="REF",
+                           help="with --all: the webhook image, e.g. registry.io/team/"
+                                "airflow-pod-webhook:0.1.0 (required unless deploy/ sets one)")
+    manifests.add_argument("--self-patch-ca-bundle", action="store_true",
+                           help="with --all: add the opt-in component that lets the webhook "
+                                "patch its own caBundle (RBAC, API token, egress to the API "
+                                "server); see deploy/README.md")
     manifests.add_argument("--deploy-dir", default="deploy")
     manifests.set_defaults(func=cmd_manifests)
 
@@ -163,16 +199,54 @@ def cmd_certs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_manifests(args: argparse.Namespace) -> int:
-    from webhook.registration import dump_yaml, render_manifests, webhook_configurations
+SELF_PATCH_OVERLAY = "overlays/self-patch-ca-bundle"
 
+
+def cmd_manifests(args: argparse.Namespace) -> int:
+    from webhook.registration import (
+        PLACEHOLDER_REGISTRY,
+        dump_yaml,
+        render_manifests,
+        webhook_configurations,
+        webhook_containers,
+    )
+
+    if (args.image or args.self_patch_ca_bundle) and not args.all:
+        raise InputError("--image and --self-patch-ca-bundle only apply to --all")
+    if args.cert_dir is None:
+        hint = (" (certs/ holds the development CA of `make serve`: pass --cert-dir certs only "
+                "for a test cluster)" if Path("certs", "ca.crt").is_file() else "")
+        raise InputError(
+            "no --cert-dir: manifests fills caBundle with DIR/ca.crt, the CA that signed the "
+            "webhook's serving cert. Create one with `airflow-pod-webhook certs --service "
+            "airflow-pod-webhook --namespace airflow-pod-webhook --out DIR`, then pass "
+            "--cert-dir DIR; with cert-manager use `kubectl apply -k deploy/overlays/"
+            f"cert-manager` instead (deploy/README.md){hint}")
     ca_path = Path(args.cert_dir) / "ca.crt"
     if not ca_path.is_file():
         raise InputError(f"{ca_path} not found: run `airflow-pod-webhook certs --out "
                          f"{args.cert_dir}` first")
     ca = ca_path.read_bytes()
     if args.all:
-        objects = render_manifests(args.deploy_dir, ca)
+        folder = Path(args.deploy_dir)
+        if args.self_patch_ca_bundle:
+            folder = folder / SELF_PATCH_OVERLAY
+        try:
+            objects = render_manifests(folder, ca, image=args.image)
+        except FileNotFoundError as exc:
+            raise InputError(str(exc)) from exc
+        except subprocess.CalledProcessError as exc:
+            raise InputError(f"kubectl kustomize {folder} failed: {exc.stderr.strip()}") from exc
+        except ValueError as exc:
+            raise InputError(f"--image: {exc}") from exc
+        unset = [c["image"] for c in webhook_containers(objects)
+                 if c["image"].startswith(PLACEHOLDER_REGISTRY)]
+        if unset:
+            raise InputError(
+                f"the webhook image is the placeholder {unset[0]}, which no node can pull (the "
+                "fail-closed validating hook would then block every Airflow pod): pass --image "
+                "REF with the image you pushed, or set it in deploy/base with `kustomize edit "
+                "set image airflow-pod-webhook=REF`")
     else:
         objects = webhook_configurations(ca, args.service, args.namespace, url=args.url,
                                          single_call=args.single_call)

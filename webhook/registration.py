@@ -17,11 +17,12 @@ import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 __all__ = [
     "API_VERSION",
@@ -42,7 +43,9 @@ __all__ = [
     "pod_match_expression",
     "render_manifests",
     "set_ca_bundle",
+    "set_webhook_image",
     "webhook_configurations",
+    "webhook_containers",
 ]
 
 API_VERSION = "admissionregistration.k8s.io/v1"
@@ -203,6 +206,9 @@ def webhook_configurations(
 
 
 def _load_pem_certs(pem: bytes) -> list[x509.Certificate]:
+    # Imported here: rendering configurations needs no cryptography (a server-extra package).
+    from cryptography import x509
+
     if not pem or b"-----BEGIN CERTIFICATE-----" not in pem:
         return []
     return x509.load_pem_x509_certificates(pem)
@@ -214,6 +220,8 @@ def merge_ca_bundles(old_pem: bytes, new_pem: bytes, *, now: dt.datetime | None 
     Duplicates (same DER) are dropped and so are expired certs; an unparsable old bundle is
     replaced rather than propagated, because the apiserver would refuse to store it.
     """
+    from cryptography.hazmat.primitives import serialization
+
     now = now or dt.datetime.now(dt.timezone.utc)
     new = _load_pem_certs(new_pem)
     if not new:
@@ -360,8 +368,9 @@ def render_manifests(
     kustomize_dir: Path | str = "deploy",
     ca_bundle_pem: bytes | None = None,
     kubectl: str | None = None,
+    image: str | None = None,
 ) -> list[dict[str, Any]]:
-    """`kubectl kustomize <dir>` as a list of dicts, with caBundle filled in when given."""
+    """`kubectl kustomize <dir>` as a list of dicts, with caBundle and the image set when given."""
     kubectl = kubectl or find_kubectl()
     if kubectl is None:
         raise FileNotFoundError(
@@ -376,7 +385,39 @@ def render_manifests(
     objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
     if ca_bundle_pem:
         set_ca_bundle(objects, ca_bundle_pem)
+    if image is not None:
+        set_webhook_image(objects, image)
     return objects
+
+
+# What deploy/base/kustomization.yaml's `images:` entry holds until an admin sets the real image.
+PLACEHOLDER_REGISTRY = "registry.example.com/"
+# [host[:port]/]path[:tag][@sha256:digest]; loose on purpose, it only catches typos and flags.
+_IMAGE_REF = re.compile(
+    r"^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?(:\w[\w.-]{0,127})?(@sha256:[0-9a-f]{64})?$"
+)
+
+
+def webhook_containers(objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The webhook container of our Deployment among `objects` (empty when there is none)."""
+    return [
+        container
+        for obj in objects
+        if obj.get("kind") == "Deployment" and obj.get("metadata", {}).get("name") == DEFAULT_NAME
+        for container in obj["spec"]["template"]["spec"]["containers"]
+        if container.get("name") == "webhook"
+    ]
+
+
+def set_webhook_image(objects: Iterable[dict[str, Any]], image: str) -> None:
+    """Point the webhook container at `image` (REGISTRY/NAME[:TAG][@sha256:DIGEST]), in place."""
+    if not _IMAGE_REF.match(image):
+        raise ValueError(f"not an image reference: {image!r} (e.g. registry.io/team/name:tag)")
+    containers = webhook_containers(objects)
+    if not containers:
+        raise ValueError(f"no Deployment {DEFAULT_NAME} with a container `webhook` to set")
+    for container in containers:
+        container["image"] = image
 
 
 class _Dumper(yaml.SafeDumper):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -13,11 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tests.e2e.envtest import EnvtestControlPlane, missing_binaries
 from tests.e2e.kind import KindCluster, kind_unavailable_reason
-from tests.e2e.scenarios import APPLIED, BY_NAME, SCHEDULER, build_pod, scheduler_username
+from tests.e2e.scenarios import (
+    APPLIED,
+    BY_NAME,
+    SCHEDULER,
+    build_pod,
+    e2e_policies,
+    scheduler_username,
+)
 from tests.server_process import RunningServer, cli_command, free_port, wait_ready
 from webhook.certs import write_certs
 from webhook.registration import (
@@ -32,22 +36,6 @@ NO_API_SERVER = ("no API server: set KUBEBUILDER_ASSETS to setup-envtest's folde
                  "or install docker+kind")
 EFFECTIVE_TIMEOUT = 90.0  # webhook configuration informers + a webhook rollout
 RETRY_TIMEOUT = 60.0
-E2E_NAMESPACES = "airflow-e2e-*"  # conftest names each run's namespace airflow-e2e-<hex>
-
-
-def e2e_policies(workdir: Path) -> Path:
-    """A copy of the bundled policies whose Settings also trust the Airflow ServiceAccounts of
-    the e2e namespaces (the bundled Settings trust release `airflow` in namespace `airflow`)."""
-    folder = workdir / "policies"
-    shutil.copytree(REPO / "policies", folder)
-    settings = folder / "00-settings.yaml"
-    doc = yaml.safe_load(settings.read_text())
-    doc["spec"]["identity"]["trustedCreators"].insert(0, {
-        "namespaces": [E2E_NAMESPACES],
-        "usernames": [f"system:serviceaccount:{E2E_NAMESPACES}:{account}"
-                      for account in (SCHEDULER, "airflow-worker")]})
-    settings.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return folder
 
 
 def choose_backend() -> tuple[str | None, str]:
@@ -98,7 +86,7 @@ class LocalWebhook:
         self.cert_dir = workdir / "webhook-certs"
         write_certs(self.cert_dir, "airflow-pod-webhook", "airflow-pod-webhook")
         self.log_path = workdir / "webhook.log"
-        self.policies = e2e_policies(workdir)
+        self.policies = e2e_policies(workdir / "policies")
         self.process: subprocess.Popen | None = None
 
     @property

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from tests.e2e.scenarios import e2e_settings
 from tests.server_process import cli_command
 from webhook.registration import dump_yaml, find_kubectl
 
@@ -53,13 +54,11 @@ def run(argv: list[str], *, input_text: str | None = None, timeout: float = 300)
     return result.stdout
 
 
-def set_image(objects: list[dict], image: str) -> None:
-    """Point the webhook Deployment at the image loaded into kind."""
-    for obj in objects:
-        if obj.get("kind") == "Deployment" and obj["metadata"]["name"] == DEPLOYMENT:
-            for container in obj["spec"]["template"]["spec"]["containers"]:
-                container["image"] = image
-                container["imagePullPolicy"] = "IfNotPresent"  # never pull what kind has
+def trust_e2e_namespaces(objects: list[dict]) -> None:
+    """Serve e2e_settings() from the policies ConfigMap, as the envtest webhook does."""
+    [configmap] = [o for o in objects if o.get("kind") == "ConfigMap"
+                   and o["metadata"]["name"].startswith("airflow-pod-webhook-policies")]
+    configmap["data"]["00-settings.yaml"] = e2e_settings(configmap["data"]["00-settings.yaml"])
 
 
 class KindCluster:
@@ -92,10 +91,11 @@ class KindCluster:
         certs = self.workdir / "certs"
         run([*cli_command(), "certs", "--service", DEPLOYMENT, "--namespace", NAMESPACE,
              "--out", str(certs)])
+        # imagePullPolicy IfNotPresent (deploy/base): nodes never pull what kind loaded.
         rendered = run([*cli_command(), "manifests", "--all", "--cert-dir", str(certs),
-                        "--deploy-dir", str(self.repo / "deploy")])
+                        "--image", IMAGE, "--deploy-dir", str(self.repo / "deploy")])
         objects = [o for o in yaml.safe_load_all(rendered) if o]
-        set_image(objects, IMAGE)
+        trust_e2e_namespaces(objects)
         namespaces = [o for o in objects if o["kind"] == "Namespace"]
         self.kubectl("apply", "-f", "-", input_text=dump_yaml(namespaces))
         secret = self.kubectl(

@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from tests.conftest import airflow_pod
+import yaml
+
+from tests.conftest import POLICIES, airflow_pod
 from webhook.registration import MUTATING_WEBHOOK, VALIDATING_WEBHOOK
 
 APPLIED = "airflow-pod-webhook.io/applied"
-SCHEDULER = "airflow-scheduler"  # trusted in the e2e namespaces (harness.e2e_policies)
+SCHEDULER = "airflow-scheduler"  # trusted in the e2e namespaces by e2e_policies()
+E2E_NAMESPACES = "airflow-e2e-*"  # every e2e namespace is airflow-e2e-<something>
 KUBE_SYSTEM = "kube-system"
 PRIVILEGED_VIOLATION = ("spec.containers[base].securityContext.privileged must be unset or "
                         "false, got true (baseline: privileged)")
@@ -30,6 +35,25 @@ MUTATED, UNTOUCHED, DENIED = "mutated", "untouched", "denied"
 
 def scheduler_username(namespace: str) -> str:
     return f"system:serviceaccount:{namespace}:{SCHEDULER}"
+
+
+def e2e_settings(settings_text: str) -> str:
+    """The bundled Settings, also trusting the Airflow accounts of each e2e namespace (the
+    bundled ones trust the accounts of release `airflow` in namespace `airflow` only)."""
+    doc = yaml.safe_load(settings_text)
+    doc["spec"]["identity"]["trustedCreators"].insert(0, {
+        "namespaces": [E2E_NAMESPACES],
+        "usernames": [f"system:serviceaccount:{E2E_NAMESPACES}:{account}"
+                      for account in (SCHEDULER, "airflow-worker")]})
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def e2e_policies(folder: Path) -> Path:
+    """A copy of the bundled policies in `folder`, with e2e_settings()."""
+    shutil.copytree(POLICIES, folder)
+    settings = folder / "00-settings.yaml"
+    settings.write_text(e2e_settings(settings.read_text()))
+    return folder
 
 
 @dataclass(frozen=True)

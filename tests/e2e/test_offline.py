@@ -12,6 +12,7 @@ import stat
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import jsonpatch
 import pytest
@@ -38,7 +39,7 @@ from tests.e2e.envtest import (
     write_control_plane_certs,
     write_kubeconfig,
 )
-from tests.e2e.kind import IMAGE, set_image
+from tests.e2e.kind import trust_e2e_namespaces
 from tests.e2e.scenarios import (
     DENIED,
     MUTATED,
@@ -48,6 +49,7 @@ from tests.e2e.scenarios import (
     build_pod,
     check_pod,
     denial_prefix,
+    e2e_policies,
     scheduler_username,
 )
 from webhook.policy.load import load_policy_dir
@@ -64,10 +66,16 @@ def flags(args: list[str]) -> dict[str, str]:
 # --- the scenario list against the offline core -------------------------------------------------
 
 
-def admit_offline(pod: dict, namespace: str, username: str) -> tuple[str, dict | str]:
+@pytest.fixture(scope="module")
+def e2e_policy_set(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """What the e2e webhook serves: the bundled policies with e2e_settings()."""
+    return load_policy_dir(e2e_policies(tmp_path_factory.mktemp("e2e") / "policies")).policy_set
+
+
+def admit_offline(pod: dict, namespace: str, username: str,
+                  policies: Any) -> tuple[str, dict | str]:
     """(outcome, pod or denial text) as kube-apiserver would produce them with our two hooks:
     mutate, apply the patch, validate the result."""
-    policies = load_policy_dir(POLICIES).policy_set
     for hook, name in ((MUTATE, MUTATING_WEBHOOK), (VALIDATE, VALIDATING_WEBHOOK)):
         status, body, _ = answer(hook, pod_review(pod, uid="e2e-offline", namespace=namespace,
                                                    username=username), policies)
@@ -83,9 +91,10 @@ def admit_offline(pod: dict, namespace: str, username: str) -> tuple[str, dict |
 
 @pytest.mark.parametrize("scenario", [s for s in SCENARIOS if not s.in_kube_system],
                          ids=lambda s: s.name)
-def test_scenario_expectations_hold_offline(scenario: Scenario) -> None:
+def test_scenario_expectations_hold_offline(scenario: Scenario, e2e_policy_set: Any) -> None:
     pod = build_pod(scenario, NAMESPACE)
-    outcome, result = admit_offline(pod, NAMESPACE, scheduler_username(NAMESPACE))
+    outcome, result = admit_offline(pod, NAMESPACE, scheduler_username(NAMESPACE),
+                                    e2e_policy_set)
     if scenario.outcome == DENIED:
         assert outcome == DENIED
         assert isinstance(result, str)
@@ -99,12 +108,13 @@ def test_scenario_expectations_hold_offline(scenario: Scenario) -> None:
         assert check_pod(result, scenario) == []
 
 
-def test_kube_system_scenario_relies_on_the_namespace_selector() -> None:
+def test_kube_system_scenario_relies_on_the_namespace_selector(e2e_policy_set: Any) -> None:
     [scenario] = [s for s in SCENARIOS if s.in_kube_system]
     pod = build_pod(scenario, NAMESPACE)
     assert pod["metadata"]["namespace"] == "kube-system"
     # The core alone would deny this pod, so its creation in e2e proves the exclusion.
-    outcome, _ = admit_offline(pod, "kube-system", scheduler_username("kube-system"))
+    outcome, _ = admit_offline(pod, "kube-system", scheduler_username("kube-system"),
+                               e2e_policy_set)
     assert outcome == DENIED
     for config in webhook_configurations(None, url="https://127.0.0.1:1"):
         [expression] = config["webhooks"][0]["namespaceSelector"]["matchExpressions"]
@@ -377,14 +387,17 @@ def test_envtest_chosen_when_assets_complete(assets: Path,
     assert backend is None and "has no kube-apiserver" in reason
 
 
-def test_kind_deployment_uses_the_loaded_image() -> None:
-    objects = [{"kind": "Deployment", "metadata": {"name": "airflow-pod-webhook"},
-                "spec": {"template": {"spec": {"containers": [
-                    {"name": "webhook", "image": "ghcr.io/example/airflow-pod-webhook:0.1.0"}]}}}},
-               {"kind": "Service", "metadata": {"name": "airflow-pod-webhook"}}]
-    set_image(objects, IMAGE)
-    container = objects[0]["spec"]["template"]["spec"]["containers"][0]
-    assert container == {"name": "webhook", "image": IMAGE, "imagePullPolicy": "IfNotPresent"}
+def test_kind_install_trusts_the_e2e_namespaces() -> None:
+    settings = (POLICIES / "00-settings.yaml").read_text()
+    objects = [{"kind": "ConfigMap", "metadata": {"name": "airflow-pod-webhook-policies-abc"},
+                "data": {"00-settings.yaml": settings}}]
+    trust_e2e_namespaces(objects)
+    served = yaml.safe_load(objects[0]["data"]["00-settings.yaml"])
+    trust = served["spec"]["identity"]["trustedCreators"]
+    assert trust[0] == {"namespaces": ["airflow-e2e-*"], "usernames": [
+        "system:serviceaccount:airflow-e2e-*:airflow-scheduler",
+        "system:serviceaccount:airflow-e2e-*:airflow-worker"]}
+    assert trust[1:] == yaml.safe_load(settings)["spec"]["identity"]["trustedCreators"]
 
 
 def test_deadline_loop_is_bounded() -> None:
