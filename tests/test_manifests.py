@@ -7,8 +7,10 @@ its built-in kustomize is used; schemas come from the kubernetes-validate packag
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from webhook.registration import (
     DEFAULT_SERVICE,
     MUTATE_PATH,
     MUTATING_KIND,
+    PLACEHOLDER_REGISTRY,
     VALIDATE_PATH,
     VALIDATING_KIND,
     find_kubectl,
@@ -31,6 +34,10 @@ REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
 BASE = ""
 CERT_MANAGER = "overlays/cert-manager"
+SELF_PATCH = "overlays/self-patch-ca-bundle"
+SELF_PATCH_COMPONENT = "components/self-patch-ca-bundle"
+RBAC_KINDS = {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
+CRITICAL = "system-cluster-critical"
 CONTAINER_PORT = 8443
 SERVICE_PORT = 443
 POLICIES_DIR = "/etc/airflow-pod-webhook/policies"
@@ -76,7 +83,7 @@ def render(kubectl: str, kustomization: str) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def rendered(kubectl: str) -> dict[str, list[dict[str, Any]]]:
-    return {k: render(kubectl, k) for k in (BASE, CERT_MANAGER)}
+    return {k: render(kubectl, k) for k in (BASE, CERT_MANAGER, SELF_PATCH)}
 
 
 @pytest.fixture(scope="module")
@@ -101,14 +108,14 @@ def containers(deployment: dict[str, Any]) -> Iterator[dict[str, Any]]:
 # --- rendering and schema --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kustomization", [BASE, CERT_MANAGER])
+@pytest.mark.parametrize("kustomization", [BASE, CERT_MANAGER, SELF_PATCH])
 def test_renders(rendered: dict, kustomization: str) -> None:
     kinds = {o["kind"] for o in rendered[kustomization]}
     assert kinds >= {
         "Namespace",
         "ServiceAccount",
-        "ClusterRole",
-        "ClusterRoleBinding",
+        "NetworkPolicy",
+        "ResourceQuota",
         "ConfigMap",
         "Deployment",
         "PodDisruptionBudget",
@@ -119,7 +126,7 @@ def test_renders(rendered: dict, kustomization: str) -> None:
 
 
 @pytest.mark.parametrize("which", ["oldest", "newest"])
-@pytest.mark.parametrize("kustomization", [BASE, CERT_MANAGER])
+@pytest.mark.parametrize("kustomization", [BASE, CERT_MANAGER, SELF_PATCH])
 def test_objects_validate_against_kubernetes_schema(
     rendered: dict, kustomization: str, which: str
 ) -> None:
@@ -279,24 +286,80 @@ def test_configmap_holds_exactly_the_policies_folder(base: list[dict]) -> None:
     assert (configmap.get("data") or {}) == expected, "run: python deploy/sync.py"
 
 
-# --- RBAC: least privilege ---------------------------------------------------------------------
+# --- least privilege: no RBAC and no token unless the self-patching component is on ---------
 
 
-def test_rbac_is_limited_to_the_two_named_configurations(base: list[dict]) -> None:
-    roles = [o for o in base if o["kind"] in ("Role", "ClusterRole")]
-    assert [r["metadata"]["name"] for r in roles] == ["airflow-pod-webhook"]
-    for rule in roles[0]["rules"]:
-        assert rule["apiGroups"] == ["admissionregistration.k8s.io"]
-        assert set(rule["resources"]) <= {
-            "mutatingwebhookconfigurations",
-            "validatingwebhookconfigurations",
-        }
-        assert rule["resourceNames"] == ["airflow-pod-webhook"]
-        assert set(rule["verbs"]) <= {"get", "patch", "update"}
-        assert "*" not in rule["verbs"] + rule["resources"]
-    binding = one(base, "ClusterRoleBinding")
-    deployment = one(base, "Deployment")
-    assert binding["roleRef"]["name"] == "airflow-pod-webhook"
+def pod_spec(objects: list[dict]) -> dict:
+    return one(objects, "Deployment")["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize("kustomization", [BASE, CERT_MANAGER])
+def test_default_installs_grant_no_rbac_and_mount_no_token(
+    rendered: dict, kustomization: str
+) -> None:
+    objects = rendered[kustomization]
+    assert [o["kind"] for o in objects if o["kind"] in RBAC_KINDS] == []
+    assert one(objects, "ServiceAccount")["automountServiceAccountToken"] is False
+    pod = pod_spec(objects)
+    assert pod["automountServiceAccountToken"] is False  # the pod's setting wins over the SA's
+    [container] = pod["containers"]
+    assert "--patch-ca-bundle" not in container["args"]
+    assert not [v for v in pod["volumes"] if "projected" in v or "serviceAccountToken" in str(v)]
+    assert one(objects, "NetworkPolicy")["spec"]["egress"] == []
+
+
+def api_verbs_used_by_patch_ca_bundle() -> set[str]:
+    """The RBAC verbs patch_ca_bundle really needs when both configurations exist (what the
+    component's RBAC must allow, since it may not create them), from a recording fake API."""
+    from webhook.certs import write_certs
+    from webhook.registration import patch_ca_bundle, webhook_configurations
+
+    verb_of = {"read": "get", "patch": "patch", "create": "create", "replace": "update",
+               "delete": "delete", "list": "list"}
+    used: set[str] = set()
+
+    class Response:
+        def __init__(self, body: dict) -> None:
+            self.data = json.dumps(body).encode()
+
+    class RecordingApi:
+        def __getattr__(self, method: str) -> Any:
+            if not method.endswith("_webhook_configuration"):
+                raise AttributeError(method)
+
+            def call(*args: Any, **kwargs: Any) -> Response:
+                used.add(verb_of[method.split("_", 1)[0]])
+                kind = MUTATING_KIND if "_mutating_" in method else VALIDATING_KIND
+                [existing] = [c for c in webhook_configurations(None) if c["kind"] == kind]
+                return Response(existing)
+
+            return call
+
+    with tempfile.TemporaryDirectory() as folder:
+        paths = write_certs(Path(folder), DEFAULT_SERVICE, DEFAULT_NAMESPACE)
+        patch_ca_bundle(RecordingApi(), paths.ca_crt.read_bytes())
+    return used
+
+
+def test_self_patch_component_adds_only_what_it_needs(rendered: dict) -> None:
+    base, objects = rendered[BASE], rendered[SELF_PATCH]
+    # RBAC: exactly the verbs patch_ca_bundle uses, on the two configurations, by name.
+    [role] = [o for o in objects if o["kind"] == "ClusterRole"]
+    [rule] = role["rules"]
+    assert rule["apiGroups"] == ["admissionregistration.k8s.io"]
+    assert sorted(rule["resources"]) == [
+        "mutatingwebhookconfigurations",
+        "validatingwebhookconfigurations",
+    ]
+    assert rule["resourceNames"] == ["airflow-pod-webhook"]
+    assert set(rule["verbs"]) == api_verbs_used_by_patch_ca_bundle() == {"get", "patch"}
+    binding = one(objects, "ClusterRoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "airflow-pod-webhook",
+    }
+    deployment = one(objects, "Deployment")
     assert binding["subjects"] == [
         {
             "kind": "ServiceAccount",
@@ -304,7 +367,83 @@ def test_rbac_is_limited_to_the_two_named_configurations(base: list[dict]) -> No
             "namespace": deployment["metadata"]["namespace"],
         }
     ]
-    assert one(base, "ServiceAccount")["metadata"]["name"] == binding["subjects"][0]["name"]
+    assert [o["kind"] for o in objects if o["kind"] in RBAC_KINDS] == [
+        "ClusterRole", "ClusterRoleBinding"
+    ]
+    # The pod: the token and the flag, nothing else changed.
+    pod, base_pod = pod_spec(objects), pod_spec(base)
+    assert pod["automountServiceAccountToken"] is True
+    assert pod["containers"][0]["args"] == [*base_pod["containers"][0]["args"], "--patch-ca-bundle"]
+    strip = {"automountServiceAccountToken", "containers"}
+    assert {k: v for k, v in pod.items() if k not in strip} == {
+        k: v for k, v in base_pod.items() if k not in strip
+    }
+    # Egress to the API server only (443 or 6443, the ports API servers listen on).
+    egress = one(objects, "NetworkPolicy")["spec"]["egress"]
+    assert egress == [{"ports": [{"port": 443, "protocol": "TCP"},
+                                 {"port": 6443, "protocol": "TCP"}]}]
+    # Everything else is the base, unchanged.
+    changed = RBAC_KINDS | {"Deployment", "NetworkPolicy"}
+    assert [o for o in objects if o["kind"] not in changed] == [
+        o for o in base if o["kind"] not in changed
+    ]
+
+
+def test_self_patch_component_is_a_reusable_component() -> None:
+    component = yaml.safe_load((DEPLOY / SELF_PATCH_COMPONENT / "kustomization.yaml").read_text())
+    assert component["kind"] == "Component"
+    overlay = yaml.safe_load((DEPLOY / SELF_PATCH / "kustomization.yaml").read_text())
+    assert overlay["resources"] == ["../../base"]
+    assert overlay["components"] == [f"../../{SELF_PATCH_COMPONENT}"]
+
+
+# --- isolation ---------------------------------------------------------------------------------
+
+
+def test_network_policy_admits_only_the_webhook_port(base: list[dict]) -> None:
+    policy = one(base, "NetworkPolicy")
+    deployment = one(base, "Deployment")
+    spec = policy["spec"]
+    assert policy["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    assert spec["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    [port] = container["ports"]
+    # The API server and kubelet probes come from host addresses: no `from` can select them.
+    assert spec["ingress"] == [{"ports": [{"port": port["containerPort"], "protocol": "TCP"}]}]
+    assert spec["egress"] == []
+
+
+def test_webhook_is_system_cluster_critical_with_the_quota_that_allows_it(
+    base: list[dict],
+) -> None:
+    deployment = one(base, "Deployment")
+    assert deployment["spec"]["template"]["spec"]["priorityClassName"] == CRITICAL
+    # kube-apiserver admits system-*-critical pods outside kube-system only where a
+    # ResourceQuota's scope selects their class.
+    quota = one(base, "ResourceQuota")
+    assert quota["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    assert quota["spec"]["scopeSelector"]["matchExpressions"] == [
+        {"scopeName": "PriorityClass", "operator": "In", "values": [CRITICAL]}
+    ]
+    # Room for every replica plus the rollout's surge pod.
+    surge = deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"]
+    assert int(quota["spec"]["hard"]["pods"]) >= deployment["spec"]["replicas"] + surge
+
+
+# --- the image ---------------------------------------------------------------------------------
+
+
+def test_kustomize_images_entry_sets_the_webhook_image(base: list[dict]) -> None:
+    kustomization = yaml.safe_load((DEPLOY / "base" / "kustomization.yaml").read_text())
+    [entry] = kustomization["images"]
+    source = yaml.safe_load((DEPLOY / "base" / "deployment.yaml").read_text())
+    [container] = source["spec"]["template"]["spec"]["containers"]
+    assert entry["name"] == container["image"]  # the entry matches what deployment.yaml names
+    [rendered_container] = one(base, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert rendered_container["image"] == f"{entry['newName']}:{entry['newTag']}"
+    # The placeholder the `manifests` command refuses to render without --image.
+    assert entry["newName"].startswith(PLACEHOLDER_REGISTRY)
 
 
 # --- cert-manager overlay -------------------------------------------------------------------
