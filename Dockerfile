@@ -10,13 +10,14 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
 # Only what the wheel needs (see .dockerignore): a change to tests or deploy/ does not rebuild.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY webhook ./webhook
 # Bytecode is compiled here (pip does it on install), because the final root fs is read-only.
 # pip itself is removed afterwards: the runtime image never installs anything.
+# [server]: the base package is the light DAG-author install; serving needs flask, gunicorn, ...
 RUN pip wheel --no-deps --wheel-dir /wheels . \
  && python -m venv /opt/venv \
- && /opt/venv/bin/pip install /wheels/*.whl \
+ && /opt/venv/bin/pip install "$(echo /wheels/*.whl)[server]" \
  && /opt/venv/bin/python -m compileall -q /opt/venv/lib \
  && /opt/venv/bin/pip uninstall --yes pip
 

@@ -2,6 +2,8 @@
 #   make serve   serve /mutate and /validate on https://localhost:8443 with the bundled
 #                policies and a self-generated development CA (written to certs/)
 #   make test    run the test suite (what CI runs, through .ci/run)
+# Both install the package with its [server] extra (flask, gunicorn, ...); a plain
+# `pip install airflow-pod-webhook` is the light DAG-author install (see README.md).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -12,7 +14,7 @@ PORT   ?= 8443
 $(BIN)/airflow-pod-webhook: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[server,test]"
 	touch $@
 
 serve: $(BIN)/airflow-pod-webhook

@@ -113,7 +113,8 @@ def test_builder_builds_a_wheel_into_a_venv(stages: list[Stage]) -> None:
     run = " ".join(stages[0].args("RUN"))
     assert "wheel" in run
     assert "python -m venv /opt/venv" in run
-    assert "/opt/venv/bin/pip install /wheels/" in run
+    # With the server extra: the package alone is the light DAG-author install (no flask).
+    assert '/opt/venv/bin/pip install "$(echo /wheels/*.whl)[server]"' in run
 
 
 def test_final_stage_has_no_build_tools(final: Stage) -> None:
@@ -174,7 +175,7 @@ def test_dockerignore_is_an_allow_list(stages: list[Stage]) -> None:
     ]
     assert patterns[0] == "*", "exclude everything, then allow what the build copies"
     allowed = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
-    assert allowed <= {"pyproject.toml", "README.md", "webhook", "policies"}
+    assert allowed <= {"pyproject.toml", "README.md", "LICENSE", "webhook", "policies"}
     assert "certs" not in allowed  # private keys must never reach the build context
     for stage in stages:
         for copy in stage.args("COPY"):
@@ -186,7 +187,7 @@ def test_dockerignore_is_an_allow_list(stages: list[Stage]) -> None:
 
 
 def test_copied_sources_exist() -> None:
-    for path in ("pyproject.toml", "webhook", "policies"):
+    for path in ("pyproject.toml", "LICENSE", "webhook", "policies"):
         assert (REPO / path).exists(), path
     # README.md is copied because pyproject.toml names it as the package readme.
     assert 'readme = "README.md"' in (REPO / "pyproject.toml").read_text()

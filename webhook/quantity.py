@@ -18,7 +18,9 @@ from typing import Any
 def _client_quantity_module() -> ModuleType:
     package = importlib.util.find_spec("kubernetes")  # locates the package, runs nothing
     if package is None or not package.submodule_search_locations:
-        raise ImportError("the kubernetes client package is not installed")
+        # Named, so the CLI can say which extra installs it instead of printing a traceback.
+        raise ModuleNotFoundError("the kubernetes client package is not installed",
+                                  name="kubernetes")
     path = Path(next(iter(package.submodule_search_locations))) / "utils" / "quantity.py"
     spec = importlib.util.spec_from_file_location("webhook._kubernetes_quantity", path)
     if spec is None or spec.loader is None:
