@@ -25,6 +25,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -298,8 +299,9 @@ def admin_ssl_context(certs: ControlPlaneCerts, workdir: Path) -> ssl.SSLContext
 class EnvtestControlPlane:
     """Start etcd then kube-apiserver from `assets`; stop in reverse order."""
 
-    def __init__(self, assets: Path, workdir: Path) -> None:
+    def __init__(self, assets: Path, workdir: Path, extra_args: Sequence[str] = ()) -> None:
         self.assets, self.workdir = Path(assets), Path(workdir)
+        self.extra_args = list(extra_args)  # more kube-apiserver flags, e.g. an admission config
         self.etcd: Process | None = None
         self.apiserver: Process | None = None
         self.secure_port = 0
@@ -339,7 +341,7 @@ class EnvtestControlPlane:
         cert_dir = self.workdir / "apiserver-certs"
         self.certs = write_control_plane_certs(cert_dir)
         self.secure_port = free_port()
-        args = apiserver_args(cert_dir, self.etcd_port, self.secure_port)
+        args = [*apiserver_args(cert_dir, self.etcd_port, self.secure_port), *self.extra_args]
         self.apiserver = launch(APISERVER, [str(self.assets / APISERVER), *args],
                                 self.workdir / "kube-apiserver.log")
         write_kubeconfig(self.kubeconfig_path, kubeconfig(self.server, self.certs))
