@@ -284,7 +284,7 @@ def test_cli_flag_is_off_by_default() -> None:
 
 
 class RbacFakeApiServer(FakeApiServer):
-    """FakeApiServer whose POST is refused, as deploy/base/rbac.yaml refuses create."""
+    """FakeApiServer whose POST is refused, as the self-patching RBAC refuses create."""
 
     store: dict[tuple[str, str], dict] = {}
     requests: list[tuple[str, str, str]] = []

@@ -182,8 +182,9 @@ def describe_error(exc: BaseException) -> str:
     reason = getattr(exc, "reason", None) or type(exc).__name__
     if status == 403:
         return (f"403 Forbidden ({reason}): the ServiceAccount needs get and patch on both "
-                f"webhook configurations named {DEFAULT_NAME} (deploy/base/rbac.yaml), and "
-                "they must already exist: it may not create them, so apply deploy/ first")
+                f"webhook configurations named {DEFAULT_NAME} (the kustomize component "
+                "deploy/components/self-patch-ca-bundle grants them), and they must already "
+                "exist: it may not create them, so apply deploy/ first")
     if status is not None:
         return f"HTTP {status} {reason}"
     return f"{type(exc).__name__}: {exc}"
