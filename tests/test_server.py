@@ -86,11 +86,26 @@ def test_only_pod_creates_are_acted_on(server: RunningServer) -> None:
     conn = server.connect()
     pod = airflow_pod("airflow3-executor")
     pod["spec"]["hostNetwork"] = True
-    for request in (review(pod, operation="UPDATE"), review(pod, dry_run=True)):
-        _, body, _ = post(conn, "/validate", request)
-        assert body["response"] == {"uid": "7f0c", "allowed": True}
-        _, body, _ = post(conn, "/mutate", request)
-        assert body["response"] == {"uid": "7f0c", "allowed": True}
+    _, body, _ = post(conn, "/validate", review(pod, operation="UPDATE"))
+    assert body["response"] == {"uid": "7f0c", "allowed": True}
+    _, body, _ = post(conn, "/mutate", review(pod, operation="UPDATE"))
+    assert body["response"] == {"uid": "7f0c", "allowed": True}
+
+
+def test_a_dry_run_create_is_answered_as_the_real_create(server: RunningServer) -> None:
+    """`kubectl create --dry-run=server` previews admission: same patch, same denial."""
+    conn = server.connect()
+    for hook in ("/mutate", "/validate"):
+        for pod in (airflow_pod("airflow3-executor"),
+                    {**airflow_pod("airflow3-executor"), "spec": {
+                        **airflow_pod("airflow3-executor")["spec"], "hostNetwork": True}}):
+            _, real, _ = post(conn, hook, review(pod))
+            _, dry, _ = post(conn, hook, review(pod, dry_run=True))
+            assert dry["response"] == real["response"]
+    _, body, _ = post(conn, "/validate", review(pod, dry_run=True))
+    assert body["response"]["allowed"] is False
+    _, body, _ = post(conn, "/mutate", review(airflow_pod("airflow3-executor"), dry_run=True))
+    assert body["response"]["patch"]
 
 
 @pytest.mark.parametrize(("path", "body", "content_type", "status", "error"), [

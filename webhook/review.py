@@ -20,9 +20,9 @@ MUTATE, VALIDATE = "mutate", "validate"
 # Single-call mode: the mutating call also validates the pod it produces (one round trip per
 # pod instead of two); a later mutating webhook's changes are only checked on reinvocation.
 MUTATE_AND_VALIDATE = "mutate-validate"
-# kube-apiserver treats a dry run like a real request for a sideEffects=None hook; we answer
-# it with a plain allow so `--dry-run=server` never depends on this webhook being up to date.
-ACT_ON_DRY_RUN = False
+# A dry run (`kubectl create --dry-run=server`) is answered exactly like the real create: the
+# hooks declare sideEffects None, so kube-apiserver sends it to preview what admission does, and
+# deploy/README.md's install check depends on seeing our patch and our denials there.
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def answer(hook: str, body: Any, policies: PolicySet | None) -> tuple[int, dict,
     except BadReview as exc:
         return bad_review(hook, body, str(exc))
     pod_name = _pod_name(request)
-    if not request.is_pod_create or (request.dry_run and not ACT_ON_DRY_RUN):
+    if not request.is_pod_create:
         return 200, admission.allow(request), Decision(hook, "skip", request.namespace, pod_name)
     if policies is None:
         # Not ready: say so rather than pretend; the failurePolicy decides what happens.

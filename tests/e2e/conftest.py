@@ -1,34 +1,106 @@
-"""Session fixtures for the e2e suite: a real API server (envtest or kind), or a skip."""
+"""Session fixtures for the e2e suite: a real API server (envtest or kind), or a skip.
+
+One control plane and one webhook serve the whole session (starting them is most of the
+suite's cost); tests that need a namespace of their own take `fresh_namespace`, since without
+a controller-manager a deleted namespace never finishes terminating and its name stays taken.
+"""
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.e2e.harness import E2EEnvironment, choose_backend
+from tests.e2e.harness import E2EEnvironment, LocalWebhook, choose_backend
+
+_RUN: dict[str, object] = {}  # backend and timings for the terminal summary
+_E2E_TESTS: set[str] = set()  # node ids of the tests marked e2e
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    _E2E_TESTS.update(item.nodeid for item in items if item.get_closest_marker("e2e"))
 
 
 @pytest.fixture(scope="session")
 def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EEnvironment]:
     backend, reason = choose_backend()
+    _RUN["backend"] = reason
     if backend is None:
         pytest.skip(reason)
     env = E2EEnvironment(backend, tmp_path_factory.mktemp(f"e2e-{backend}"))
+    started = time.monotonic()
     try:
         env.start()
+        _RUN["startup"] = time.monotonic() - started
         yield env
     finally:
         env.stop()
 
 
+def new_namespace(e2e: E2EEnvironment, prefix: str = "airflow-e2e") -> str:
+    """A namespace no earlier test used, set up for the scheduler and with the webhooks
+    effective in it (RBAC reaches the authorizer through informers too)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    e2e.create_namespace(name)
+    e2e.wait_until_effective(name)
+    return name
+
+
 @pytest.fixture(scope="session")
 def namespace(e2e: E2EEnvironment) -> Iterator[str]:
-    name = f"airflow-e2e-{uuid.uuid4().hex[:6]}"
+    name = new_namespace(e2e)
     try:
-        e2e.create_namespace(name)
-        e2e.wait_until_effective(name)
         yield name
     finally:
         e2e.delete_namespace(name)
+
+
+@pytest.fixture
+def fresh_namespace(e2e: E2EEnvironment) -> Iterator[str]:
+    """A namespace of this test's own."""
+    name = new_namespace(e2e)
+    try:
+        yield name
+    finally:
+        e2e.delete_namespace(name)
+
+
+@pytest.fixture
+def namespace_factory(e2e: E2EEnvironment) -> Iterator[Callable[[str], str]]:
+    """Make namespaces named after a prefix, deleted after the test."""
+    made: list[str] = []
+
+    def make(prefix: str = "airflow-e2e") -> str:
+        made.append(new_namespace(e2e, prefix))
+        return made[-1]
+
+    yield make
+    for name in made:
+        e2e.delete_namespace(name)
+
+
+@pytest.fixture
+def local_webhook(e2e: E2EEnvironment) -> LocalWebhook:
+    """The webhook process the suite started (envtest); in kind it runs in a pod instead."""
+    if e2e.webhook is None:
+        pytest.skip("needs the local webhook process (envtest backend)")
+    return e2e.webhook
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line in every run's output saying whether the e2e suite ran, and against what."""
+    reports = [r for key in ("passed", "failed", "skipped", "error")
+               for r in terminalreporter.stats.get(key, [])
+               if isinstance(r, pytest.TestReport) and r.nodeid in _E2E_TESTS]
+    if not reports:
+        return
+    passed = sum(1 for r in reports if r.when == "call" and r.outcome == "passed")
+    failed = sum(1 for r in reports if r.outcome == "failed")
+    skipped = sum(1 for r in reports if r.outcome == "skipped")
+    startup = _RUN.get("startup")
+    terminalreporter.write_line(
+        f"e2e against a real API server: {_RUN.get('backend', 'not started')}"
+        + (f" (up in {startup:.1f}s)" if isinstance(startup, float) else "")
+        + f": {passed} passed, {failed} failed, {skipped} skipped")

