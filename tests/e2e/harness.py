@@ -380,6 +380,41 @@ class E2EEnvironment:
                     getattr(api, f"create_{method}_webhook_configuration")(
                         body=obj, _preload_content=False)
 
+    def submit(self, obj: dict, *, dry_run: bool) -> dict:
+        """Create `obj`, or replace it when it exists, as the API server stores it, with
+        fieldValidation=Strict: an unknown or duplicate field is an error, never a dropped
+        field (kubectl's own validation needs /openapi/v2, which some builds break). A replace
+        sends the object whole, so nothing is merged with what is stored."""
+        from urllib.parse import urlencode
+
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.dynamic import DynamicClient
+
+        api_client = self.api_client()
+        resource = DynamicClient(api_client).resources.get(api_version=obj["apiVersion"],
+                                                           kind=obj["kind"])
+        namespace = obj["metadata"].get("namespace")
+        query = urlencode([("fieldValidation", "Strict"),
+                           *([("dryRun", "All")] if dry_run else [])])
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        host = api_client.configuration.host
+        response = api_client.call_api("POST", f"{host}{resource.path(namespace=namespace)}?"
+                                       f"{query}", header_params=headers, body=obj)
+        data = response.read()
+        if response.status == 409:  # exists: replace it, at the version stored
+            path = resource.path(name=obj["metadata"]["name"], namespace=namespace)
+            stored = json.loads(api_client.call_api("GET", f"{host}{path}",
+                                                    header_params=headers).read())
+            body = json.loads(json.dumps(obj))
+            body["metadata"]["resourceVersion"] = stored["metadata"]["resourceVersion"]
+            response = api_client.call_api("PUT", f"{host}{path}?{query}",
+                                           header_params=headers, body=body)
+            data = response.read()
+        if 200 <= response.status < 300:
+            return json.loads(data)
+        raise ApiException(status=response.status, reason=response.reason,
+                           body=data.decode(errors="replace"))
+
     @contextlib.contextmanager
     def single_call_registered(self, namespace: str) -> Iterator[list[dict]]:
         """Inside the block the webhook is registered as `manifests --single-call --url`

@@ -111,6 +111,10 @@ class SideWebhook:
                 "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
                            "resources": ["pods"], "scope": "Namespaced"}],
                 "objectSelector": {"matchLabels": {SELECT_LABEL: "true"}},
+                # Not kube-system, where tests dry-run pods to learn the API server's defaults.
+                "namespaceSelector": {"matchExpressions": [{
+                    "key": "kubernetes.io/metadata.name", "operator": "NotIn",
+                    "values": ["kube-system"]}]},
                 "failurePolicy": "Fail",
                 "sideEffects": "None",
                 "timeoutSeconds": 5,
