@@ -59,6 +59,6 @@ def differences(got: Any, want: Any, path: str = "") -> list[str]:
                 out.extend(differences(got[key], want[key], where))
         return out
     if isinstance(got, list) and isinstance(want, list) and len(got) == len(want):
-        return [d for i, (g, w) in enumerate(zip(got, want))
+        return [d for i, (g, w) in enumerate(zip(got, want, strict=True))
                 for d in differences(g, w, f"{path}[{i}]")]
     return [] if got == want else [f"{path}: got {got!r}, expected {want!r}"]

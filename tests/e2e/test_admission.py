@@ -5,17 +5,9 @@ Skips with one line when neither is available (see tests/e2e/harness.py choose_b
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from tests.e2e.harness import (
-    RETRY_TIMEOUT,
-    E2EEnvironment,
-    api_message,
-    deadline_loop,
-    e2e_pod,
-)
+from tests.e2e.harness import RETRY_TIMEOUT, E2EEnvironment, api_message, deadline_loop, e2e_pod
 from tests.e2e.scenarios import (
     APPLIED,
     DENIED,
@@ -26,9 +18,7 @@ from tests.e2e.scenarios import (
     denial_prefix,
     scheduler_username,
 )
-from tests.test_cert_rotation import replace_file
-from webhook.certs import generate_ca, write_certs
-from webhook.registration import DEFAULT_NAME, VALIDATING_WEBHOOK, merge_ca_bundles
+from webhook.registration import VALIDATING_WEBHOOK
 
 pytestmark = pytest.mark.e2e
 
@@ -54,64 +44,6 @@ def test_scenario(e2e: E2EEnvironment, namespace: str, scenario: Scenario) -> No
         assert check_pod(created, scenario) == []
     finally:
         e2e.delete_pod(where, scenario.name)
-
-
-def test_self_registration_rotates_the_ca_without_a_failed_create(
-        e2e: E2EEnvironment, namespace: str) -> None:
-    """The documented CA rotation with `serve --patch-ca-bundle`: new CA into ca.crt first
-    (old + new), the webhook puts it into caBundle, and only then the serving cert changes."""
-    from kubernetes.client.exceptions import ApiException
-
-    if e2e.webhook is None:
-        pytest.skip("self-registration is exercised with the local webhook (envtest)")
-    cert_dir = e2e.webhook.cert_dir
-    old_ca = (cert_dir / "ca.crt").read_bytes()
-    new_ca, new_key = generate_ca("airflow-pod-webhook-ca-2")
-    user = scheduler_username(namespace)
-    failures: list[str] = []
-
-    def create_one(n: int) -> None:
-        pod = e2e_pod("executor-template-and-profile", namespace, f"rotation-{n}")
-        try:
-            created = e2e.create_pod(pod, user)
-            if APPLIED not in (created["metadata"].get("annotations") or {}):
-                failures.append(f"rotation-{n} was not mutated")
-        except ApiException as exc:
-            failures.append(f"rotation-{n}: {exc.status} {api_message(exc)}")
-        finally:
-            e2e.delete_pod(namespace, f"rotation-{n}")
-
-    def ca_bundles() -> list[bytes]:
-        import base64
-        import json
-
-        api = e2e.admission_api()
-        bundles = []
-        for kind in ("mutating", "validating"):
-            raw = getattr(api, f"read_{kind}_webhook_configuration")(
-                DEFAULT_NAME, _preload_content=False).data
-            hook = json.loads(raw)["webhooks"][0]
-            bundles.append(base64.b64decode(hook["clientConfig"]["caBundle"]))
-        return bundles
-
-    n = 0
-    # Step 1: the Secret's ca.crt becomes new + old; tls.crt is unchanged.
-    replace_file(cert_dir / "ca.crt", merge_ca_bundles(old_ca, new_ca))
-    for _ in deadline_loop(RETRY_TIMEOUT, 0.5):
-        create_one(n := n + 1)
-        if all(new_ca in b and old_ca in b for b in ca_bundles()):
-            break
-    else:
-        raise AssertionError(f"caBundle never got the new CA: {ca_bundles()}")
-    time.sleep(2)  # the apiserver's webhook informers pick up the new caBundle
-    # Step 2: the serving cert (and the CA files) switch to the new CA.
-    replace_file(cert_dir / "ca.key", new_key)
-    replace_file(cert_dir / "ca.crt", new_ca)
-    write_certs(cert_dir, "airflow-pod-webhook", "airflow-pod-webhook")
-    for _ in range(10):
-        create_one(n := n + 1)
-    assert failures == []
-    assert all(new_ca in b and old_ca in b for b in ca_bundles()), "old CA dropped too early"
 
 
 def test_webhook_down_follows_the_documented_failure_policy(

@@ -8,7 +8,6 @@ import base64
 import json
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import jsonpatch
 import pytest
@@ -25,7 +24,6 @@ from tests.e2e.harness import (
 )
 from tests.e2e.pod_compare import comparable, differences, server_defaulted
 from tests.e2e.scenarios import (
-    APPLIED,
     BY_NAME,
     PRIVILEGED_VIOLATION,
     check_pod,
@@ -174,7 +172,7 @@ def test_every_object_manifests_all_renders_is_accepted(
     # server-side dry run with strict field validation: schema, defaults and admission are
     # the API server's, and our own registration stays as it is.
     answered = [e2e.submit(o, dry_run=o["kind"] != "Namespace") for o in objects]
-    for sent, got in zip(objects, answered):
+    for sent, got in zip(objects, answered, strict=True):
         assert (got["kind"], got["metadata"]["name"], got["metadata"].get("namespace")) == (
             sent["kind"], sent["metadata"]["name"], sent["metadata"].get("namespace"))
     deployment = next(o for o in answered if o["kind"] == "Deployment")
