@@ -20,9 +20,10 @@ $(BIN)/airflow-pod-webhook: pyproject.toml
 serve: $(BIN)/airflow-pod-webhook
 	$(BIN)/airflow-pod-webhook serve --policies policies --cert-dir certs --port $(PORT)
 
+# The e2e tests use ../shared/k8s/bin as envtest's assets when KUBEBUILDER_ASSETS is unset.
 test: $(BIN)/airflow-pod-webhook
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python tools/with_envtest_assets.py $(BIN)/python -m pytest -q
 
 bench: $(BIN)/airflow-pod-webhook
 	$(BIN)/python -m bench

@@ -271,6 +271,19 @@ class E2EEnvironment:
             "subjects": [{"kind": "ServiceAccount", "name": SCHEDULER, "namespace": name}]},
             _preload_content=False)
 
+    def ensure_namespace(self, name: str) -> None:
+        """`create_namespace` unless a test earlier in the session made it (a fixed name such
+        as a policy file's `airflow-legacy`); effective either way."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.core().read_namespace(name, _preload_content=False)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            self.create_namespace(name)
+        self.wait_until_effective(name)
+
     def delete_namespace(self, name: str) -> None:
         from kubernetes import client
 
@@ -283,6 +296,13 @@ class E2EEnvironment:
     def create_pod(self, pod: dict, impersonate: str | None) -> dict:
         """Create and return the stored pod as JSON; raises ApiException when refused."""
         return self.create_pod_with(self.core(impersonate), pod)
+
+    def create_pod_warned(self, pod: dict, impersonate: str | None) -> tuple[dict, str]:
+        """Create `pod`; the stored pod and the Warning headers kube-apiserver sent back (where
+        a webhook's `warnings` reach the client), joined in one string."""
+        response = self.core(impersonate).create_namespaced_pod(
+            pod["metadata"]["namespace"], body=pod, _preload_content=False)
+        return json.loads(response.data), " | ".join(response.headers.getlist("Warning"))
 
     @staticmethod
     def create_pod_with(core: Any, pod: dict, **options: Any) -> dict:
