@@ -1,7 +1,8 @@
 """Session fixtures for the e2e suite: a real API server (envtest or kind), or a skip.
 
-One control plane and one webhook serve the whole session (starting them is most of the
-suite's cost); tests that need a namespace of their own take `fresh_namespace`, since without
+One control plane and one webhook serve every test in tests/e2e (starting them is most of the
+suite's cost), and stop after the last of them rather than idle through the rest of the run
+(package scope); tests that need a namespace of their own take `fresh_namespace`, since without
 a controller-manager a deleted namespace never finishes terminating and its name stays taken.
 """
 
@@ -23,7 +24,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     _E2E_TESTS.update(item.nodeid for item in items if item.get_closest_marker("e2e"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EEnvironment]:
     backend, reason = choose_backend()
     _RUN["backend"] = reason
@@ -48,7 +49,7 @@ def new_namespace(e2e: E2EEnvironment, prefix: str = "airflow-e2e") -> str:
     return name
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def namespace(e2e: E2EEnvironment) -> Iterator[str]:
     name = new_namespace(e2e)
     try:
