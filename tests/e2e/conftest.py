@@ -8,6 +8,7 @@ a controller-manager a deleted namespace never finishes terminating and its name
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -49,23 +50,28 @@ def new_namespace(e2e: E2EEnvironment, prefix: str = "airflow-e2e") -> str:
     return name
 
 
-@pytest.fixture(scope="package")
-def namespace(e2e: E2EEnvironment) -> Iterator[str]:
-    name = new_namespace(e2e)
+@contextlib.contextmanager
+def own_namespace(e2e: E2EEnvironment, prefix: str = "airflow-e2e") -> Iterator[str]:
+    """`new_namespace`, deleted when the block ends."""
+    name = new_namespace(e2e, prefix)
     try:
         yield name
     finally:
         e2e.delete_namespace(name)
+
+
+@pytest.fixture(scope="package")
+def namespace(e2e: E2EEnvironment) -> Iterator[str]:
+    """One namespace shared by the tests that only create and delete their own pods."""
+    with own_namespace(e2e) as name:
+        yield name
 
 
 @pytest.fixture
 def fresh_namespace(e2e: E2EEnvironment) -> Iterator[str]:
     """A namespace of this test's own."""
-    name = new_namespace(e2e)
-    try:
+    with own_namespace(e2e) as name:
         yield name
-    finally:
-        e2e.delete_namespace(name)
 
 
 @pytest.fixture

@@ -144,7 +144,9 @@ class LocalWebhook:
         """The policy revisions some live worker serves (the livemax gauge at 1)."""
         from prometheus_client.parser import text_string_to_metric_families
 
-        _, body = self.server.get("/metrics")
+        status, body = self.server.get("/metrics")
+        if status != 200:  # a transient error: the caller polls again
+            return set()
         return {sample.labels["revision"]
                 for family in text_string_to_metric_families(body.decode())
                 for sample in family.samples

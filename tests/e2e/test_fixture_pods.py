@@ -51,7 +51,7 @@ def test_airflow_pod_is_stored_as_the_offline_core_predicts(
         stored = created["metadata"].get(part) or {}
         assert {k: stored.get(k) for k in written} == written, part
     added = set(created["metadata"]["annotations"]) - set(pod["metadata"].get("annotations") or {})
-    assert added == {f"airflow-pod-webhook.io/{APPLIED.rsplit('/', 1)[-1]}"}
+    assert added == {APPLIED}
 
 
 def test_kubectl_create_dry_run_server_is_mutated_and_nothing_is_stored(

@@ -41,15 +41,18 @@ from tests.e2e.envtest import (
 )
 from tests.e2e.kind import trust_e2e_namespaces
 from tests.e2e.scenarios import (
+    BY_NAME,
     DENIED,
     MUTATED,
     SCENARIOS,
     UNTOUCHED,
+    Item,
     Scenario,
     build_pod,
     check_pod,
     denial_prefix,
     e2e_policies,
+    lookup,
     scheduler_username,
 )
 from webhook.policy.load import load_policy_dir
@@ -136,6 +139,24 @@ def test_check_pod_reports_mismatches() -> None:
     problems = check_pod(build_pod(scenario, NAMESPACE), scenario)
     assert any("no airflow-pod-webhook.io/applied" in p for p in problems)
     assert any("nodeSelector.node-pool: expected 'spot'" in p for p in problems)
+
+
+def test_checks_find_list_entries_by_key_not_position() -> None:
+    """kube-apiserver's DefaultTolerationSeconds adds its tolerations before any webhook runs,
+    so the profile's toleration is not first on a created pod; the check must still find it."""
+    scenario = BY_NAME["executor-template-and-profile"]
+    _, pod = admit_offline(build_pod(scenario, NAMESPACE), NAMESPACE,
+                           scheduler_username(NAMESPACE))
+    assert isinstance(pod, dict) and check_pod(pod, scenario) == []
+    kubernetes_own = [{"key": f"node.kubernetes.io/{key}", "operator": "Exists",
+                       "effect": "NoExecute", "tolerationSeconds": 300}
+                      for key in ("not-ready", "unreachable")]
+    pod["spec"]["tolerations"] = kubernetes_own + pod["spec"]["tolerations"]
+    assert check_pod(pod, scenario) == []
+    pod["spec"]["tolerations"] = kubernetes_own
+    assert any("spec.tolerations" in p for p in check_pod(pod, scenario))
+    with pytest.raises(KeyError, match="2 entries with key='a'"):  # ambiguous is no match
+        lookup({"l": [{"key": "a"}, {"key": "a"}]}, ("l", Item("key", "a")))
 
 
 # --- envtest flags, as controller-runtime passes them ----------------------------------------
