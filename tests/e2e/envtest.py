@@ -316,7 +316,7 @@ class EnvtestControlPlane:
         missing = missing_binaries(self.assets)
         if missing:
             raise ControlPlaneError(f"KUBEBUILDER_ASSETS={self.assets} lacks {', '.join(missing)}"
-                                    " (run: setup-envtest use -p path 1.31.x)")
+                                    " (run: setup-envtest use -p path 1.36.x)")
         timeout = start_timeout()
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:

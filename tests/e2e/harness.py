@@ -58,7 +58,7 @@ def choose_backend() -> tuple[str | None, str]:
         missing = missing_binaries(Path(assets))
         if missing:
             return None, (f"KUBEBUILDER_ASSETS={assets} has no {' or '.join(missing)}: "
-                          "point it at setup-envtest's folder (setup-envtest use -p path 1.31.x)")
+                          "point it at setup-envtest's folder (setup-envtest use -p path 1.36.x)")
         return "envtest", f"envtest binaries in {assets}"
     why_not_kind = kind_unavailable_reason()
     if why_not_kind is None:
