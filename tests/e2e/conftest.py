@@ -16,6 +16,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.e2e.harness import E2EEnvironment, LocalWebhook, choose_backend
+from tests.e2e.scenarios import e2e_policies
+from webhook.policy.load import load_policy_dir
+from webhook.policy.model import PolicySet
 
 _RUN: dict[str, object] = {}  # backend and timings for the terminal summary
 _E2E_TESTS: set[str] = set()  # node ids of the tests marked e2e
@@ -86,6 +89,14 @@ def namespace_factory(e2e: E2EEnvironment) -> Iterator[Callable[[str], str]]:
     yield make
     for name in made:
         e2e.delete_namespace(name)
+
+
+@pytest.fixture(scope="package")
+def e2e_policy_set(tmp_path_factory: pytest.TempPathFactory) -> PolicySet:
+    """The policy set the e2e webhook serves (e2e_policies), compiled offline."""
+    result = load_policy_dir(e2e_policies(tmp_path_factory.mktemp("e2e-policies") / "p"))
+    assert result.policy_set is not None, result.errors
+    return result.policy_set
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
-"""Exemptions through a real kube-apiserver: the bundled DAG exemption (namespace
-airflow-legacy + DAG nfs_export), a namespace exemption, and one past its expiry date that no
-longer waives. The pod is the hostPath pod of the bundled policy tests."""
+"""Exemptions through a real kube-apiserver: a DAG exemption (one DAG in one namespace), a
+namespace exemption, and one past its expiry date that no longer waives, added to the served
+policies as a policy push would. The pod is the hostPath pod of the bundled policy tests
+(DAG nfs_export), which the bundled `legacy-nfs-export` exemption waives in its own namespace."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from tests.server_process import policy_files_of
 from webhook.registration import VALIDATING_WEBHOOK
 
 pytestmark = pytest.mark.e2e
-LEGACY = "airflow-legacy"  # policies/60-exemptions.yaml
 HOST_PATH_DENIAL = "(baseline: hostPathVolumes)"
 
 
@@ -30,7 +30,8 @@ def host_path_pod(namespace: str, dag_id: str = "nfs_export") -> dict:
     return pod
 
 
-def exemption(name: str, namespace: str, expires: dt.date) -> str:
+def exemption(name: str, namespace: str, expires: dt.date, dag_id: str | None = None) -> str:
+    dags = f"\n    dagIds: [{dag_id}]" if dag_id else ""
     return f"""\
 apiVersion: airflow-pod-webhook.io/v1alpha1
 kind: Exemption
@@ -40,7 +41,7 @@ spec:
   reason: e2e {name}
   expires: "{expires.isoformat()}"
   match:
-    namespaces: [{namespace}]
+    namespaces: [{namespace}]{dags}
   rules:
     - "baseline: hostPathVolumes"
     - "restricted: restrictedVolumes"
@@ -63,21 +64,25 @@ def test_exemptions_waive_until_they_expire(
         with_exemptions: Callable[[str], str]) -> None:
     from kubernetes.client.exceptions import ApiException
 
-    current, expired = namespace_factory("exempt-now"), namespace_factory("exempt-was")
+    # airflow-e2e-*: the namespaces whose scheduler the e2e Settings trust (exemptions are
+    # only for trusted creators).
+    dag_ns, current, expired = (namespace_factory(f"airflow-e2e-{what}")
+                                for what in ("dag", "now", "was"))
     today = dt.datetime.now(dt.timezone.utc).date()
-    with_exemptions(exemption("e2e-current", current, today + dt.timedelta(days=30))
-                    + "---\n" + exemption("e2e-expired", expired, today - dt.timedelta(days=1)))
-    e2e.ensure_namespace(LEGACY)
+    later, yesterday = today + dt.timedelta(days=30), today - dt.timedelta(days=1)
+    with_exemptions("---\n".join((exemption("e2e-dag", dag_ns, later, "nfs_export"),
+                                   exemption("e2e-namespace", current, later),
+                                   exemption("e2e-expired", expired, yesterday))))
 
-    for where, dag, exempted_by in ((LEGACY, "nfs_export", "legacy-nfs-export"),
-                                    (current, "nfs_export", "e2e-current")):
+    for where, dag, exempted_by in ((dag_ns, "nfs_export", "e2e-dag"),
+                                    (current, "other_dag", "e2e-namespace")):
         created, warnings = e2e.create_pod_warned(host_path_pod(where, dag),
                                                   scheduler_username(where))
         e2e.delete_pod(where, created["metadata"]["name"])
         assert f"exempted by {exempted_by}" in warnings, warnings
         assert any("hostPath" in v for v in created["spec"]["volumes"])
 
-    for where, dag in ((LEGACY, "other_dag"), (expired, "nfs_export")):
+    for where, dag in ((dag_ns, "other_dag"), (expired, "nfs_export")):
         with pytest.raises(ApiException) as refused:
             e2e.create_pod(host_path_pod(where, dag), scheduler_username(where))
         message = api_message(refused.value)

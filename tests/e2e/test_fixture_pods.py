@@ -11,12 +11,12 @@ import json
 
 import pytest
 
-from tests.conftest import AIRFLOW_PODS, POLICIES
+from tests.conftest import AIRFLOW_PODS
 from tests.e2e.harness import E2EEnvironment, api_message, e2e_pod
 from tests.e2e.pod_compare import comparable, differences, server_defaulted
 from tests.e2e.scenarios import APPLIED, MUTATED, Scenario, build_pod, scheduler_username
 from webhook.mutate import mutate_pod
-from webhook.policy.load import load_policy_dir
+from webhook.policy.model import PolicySet
 
 pytestmark = pytest.mark.e2e
 
@@ -31,12 +31,10 @@ def test_the_fixture_list_is_the_whole_folder() -> None:
 
 @pytest.mark.parametrize("fixture", FIXTURES)
 def test_airflow_pod_is_stored_as_the_offline_core_predicts(
-        e2e: E2EEnvironment, namespace: str, fixture: str) -> None:
+        e2e: E2EEnvironment, namespace: str, e2e_policy_set: PolicySet, fixture: str) -> None:
     pod = build_pod(Scenario(fixture, fixture, MUTATED), namespace)
     user = scheduler_username(namespace)
-    policies = load_policy_dir(POLICIES).policy_set
-    assert policies is not None
-    predicted = mutate_pod(json.loads(json.dumps(pod)), policies, namespace, user)
+    predicted = mutate_pod(json.loads(json.dumps(pod)), e2e_policy_set, namespace, user)
     assert predicted.allowed and predicted.patch, f"offline: {predicted.refusals}"
     try:
         created = e2e.create_pod(pod, user)

@@ -51,11 +51,9 @@ from tests.e2e.scenarios import (
     build_pod,
     check_pod,
     denial_prefix,
-    e2e_policies,
     lookup,
     scheduler_username,
 )
-from webhook.policy.load import load_policy_dir
 from webhook.registration import MUTATING_WEBHOOK, VALIDATING_WEBHOOK, webhook_configurations
 from webhook.review import MUTATE, VALIDATE, answer
 
@@ -67,12 +65,6 @@ def flags(args: list[str]) -> dict[str, str]:
 
 
 # --- the scenario list against the offline core -------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def e2e_policy_set(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """What the e2e webhook serves: the bundled policies with e2e_settings()."""
-    return load_policy_dir(e2e_policies(tmp_path_factory.mktemp("e2e") / "policies")).policy_set
 
 
 def admit_offline(pod: dict, namespace: str, username: str,
@@ -141,12 +133,12 @@ def test_check_pod_reports_mismatches() -> None:
     assert any("nodeSelector.node-pool: expected 'spot'" in p for p in problems)
 
 
-def test_checks_find_list_entries_by_key_not_position() -> None:
+def test_checks_find_list_entries_by_key_not_position(e2e_policy_set: Any) -> None:
     """kube-apiserver's DefaultTolerationSeconds adds its tolerations before any webhook runs,
     so the profile's toleration is not first on a created pod; the check must still find it."""
     scenario = BY_NAME["executor-template-and-profile"]
     _, pod = admit_offline(build_pod(scenario, NAMESPACE), NAMESPACE,
-                           scheduler_username(NAMESPACE))
+                           scheduler_username(NAMESPACE), e2e_policy_set)
     assert isinstance(pod, dict) and check_pod(pod, scenario) == []
     kubernetes_own = [{"key": f"node.kubernetes.io/{key}", "operator": "Exists",
                        "effect": "NoExecute", "tolerationSeconds": 300}

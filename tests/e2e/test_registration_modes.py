@@ -13,7 +13,6 @@ import jsonpatch
 import pytest
 import yaml
 
-from tests.conftest import POLICIES
 from tests.e2e.harness import (
     REPO,
     E2EEnvironment,
@@ -33,7 +32,7 @@ from tests.e2e.scenarios import (
 from tests.e2e.side_webhook import CONFIGURATION, SIDECAR, SideWebhook, injected, patch_for
 from tests.server_process import cli_command
 from webhook.mutate import mutate_pod
-from webhook.policy.load import load_policy_dir
+from webhook.policy.model import PolicySet
 from webhook.registration import (
     DEFAULT_NAME,
     MUTATING_WEBHOOK,
@@ -76,10 +75,9 @@ def create_injected(e2e: E2EEnvironment, injector: SideWebhook, namespace: str, 
     raise AssertionError("the injector was never called")
 
 
-def predicted_after_injection(e2e: E2EEnvironment, pod: dict, mode: str) -> dict:
+def predicted_after_injection(e2e: E2EEnvironment, policies: PolicySet, pod: dict,
+                              mode: str) -> dict:
     """Ours, then the injector, then ours again (reinvocation), all offline; then defaulted."""
-    policies = load_policy_dir(POLICIES).policy_set
-    assert policies is not None
     namespace = pod["metadata"]["namespace"]
     user = scheduler_username(namespace)
     first = mutate_pod(pod, policies, namespace, user).pod
@@ -90,11 +88,12 @@ def predicted_after_injection(e2e: E2EEnvironment, pod: dict, mode: str) -> dict
 
 @pytest.mark.parametrize("mode", ["sidecar", "unconfined-seccomp"])
 def test_a_later_injector_is_followed_by_our_reinvocation(
-        e2e: E2EEnvironment, namespace: str, injector: SideWebhook, mode: str) -> None:
+        e2e: E2EEnvironment, namespace: str, injector: SideWebhook, e2e_policy_set: PolicySet,
+        mode: str) -> None:
     created = create_injected(e2e, injector, namespace, mode, mode)
     name = created["metadata"]["name"]
     sent = injected(e2e_pod("executor-template-and-profile", namespace, name), mode)
-    expected = predicted_after_injection(e2e, sent, mode)
+    expected = predicted_after_injection(e2e, e2e_policy_set, sent, mode)
     assert differences(comparable(created), comparable(expected)) == []
     # What that means for the pod that runs:
     if mode == "sidecar":
@@ -155,12 +154,15 @@ def test_single_call_mode_as_manifests_renders_it(
             assert violation in message
 
 
+@pytest.mark.parametrize("options", [(), ("--self-patch-ca-bundle",)],
+                         ids=["default", "self-patch-ca-bundle"])
 def test_every_object_manifests_all_renders_is_accepted(
-        e2e: E2EEnvironment, local_webhook: LocalWebhook) -> None:
+        e2e: E2EEnvironment, local_webhook: LocalWebhook, options: tuple[str, ...]) -> None:
     from kubernetes.client.exceptions import ApiException
 
     rendered = subprocess.run(
         [*cli_command(), "manifests", "--all", "--cert-dir", str(local_webhook.cert_dir),
+         "--image", "registry.example/airflow-pod-webhook:0.1.0", *options,
          "--deploy-dir", str(REPO / "deploy")],
         capture_output=True, text=True, check=True, timeout=120).stdout
     objects = [o for o in yaml.safe_load_all(rendered) if o]

@@ -18,7 +18,7 @@ from tests.e2e.harness import E2EEnvironment, LocalWebhook, deadline_loop, e2e_p
 from tests.e2e.streams import CreateStream
 from tests.server_process import policy_files_of
 from tests.test_cert_rotation import replace_file
-from tests.test_policy_store import SET_A, SET_B
+from tests.test_policy_store import VARIANT
 from webhook.certs import generate_ca, write_certs
 from webhook.registration import DEFAULT_NAME, merge_ca_bundles
 
@@ -40,15 +40,15 @@ def revision_of(metadata: dict) -> str:
 
 def test_policy_folder_swapped_while_creates_stream(
         e2e: E2EEnvironment, local_webhook: LocalWebhook, fresh_namespace: str) -> None:
-    bundled = policy_files_of(local_webhook.policy_mount.root)
-    assert bundled == SET_A
+    set_a = policy_files_of(local_webhook.policy_mount.root)  # what the suite serves
+    set_b = {**set_a, "15-variant.yaml": VARIANT}
     revisions: dict[str, str] = {}
     with CreateStream(e2e, fresh_namespace, executor_pods(fresh_namespace), THREADS,
                       "swap") as stream:
         stream.wait_for(THREADS)
         for i in range(SWAPS):
             name = "B" if i % 2 == 0 else "A"
-            revisions[name] = local_webhook.serve_policies(SET_B if name == "B" else SET_A)
+            revisions[name] = local_webhook.serve_policies(set_b if name == "B" else set_a)
             stream.wait_for(len(stream.outcomes) + THREADS)
     assert local_webhook.served_revisions() == {revisions["A"]}
     by_revision: dict[str, int] = {}
