@@ -186,3 +186,23 @@ def test_per_request_metrics_overhead_is_measured() -> None:
         figures[mode] = float(out.stdout.strip())
     print("\nmetrics per admission (counter + histogram + patch histogram): "
           + ", ".join(f"{mode} {us:.2f} µs" for mode, us in figures.items()))
+
+
+SCRAPE_WITH_EMPTY_FILE = textwrap.dedent("""
+    import os, sys
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = sys.argv[1]
+    from webhook.metrics import WebhookMetrics
+    metrics = WebhookMetrics()
+    metrics.admission("validate", "deny", "answered", 0.0004, 0)
+    # A worker killed between creating its file and sizing it leaves it empty for good.
+    open(os.path.join(sys.argv[1], "counter_424242.db"), "wb").close()
+    sys.stdout.write(metrics.exposition()[0].decode())
+""")
+
+
+def test_an_empty_file_of_a_killed_worker_does_not_break_the_scrape(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-c", SCRAPE_WITH_EMPTY_FILE, str(tmp_path)],
+                         capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    assert out.returncode == 0, out.stderr
+    assert metric_value(out.stdout, "airflow_pod_webhook_admission_requests_total",
+                        hook="validate", decision="deny", outcome="answered") == 1

@@ -8,6 +8,7 @@ test client) the metrics live in this process's own registry.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import tempfile
@@ -146,5 +147,25 @@ class WebhookMetrics:
         if self.multiprocess_dir is None:
             return generate_latest(self.registry), CONTENT_TYPE_LATEST
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)
+        WorkerFilesCollector(registry, path=self.multiprocess_dir)
         return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+class WorkerFilesCollector(multiprocess.MultiProcessCollector):
+    """Every worker's values, skipping files too short to hold their 8-byte header.
+
+    prometheus_client creates a worker's file before sizing it: a scrape in that window, or
+    after a worker was killed inside it, raised struct.error and failed the whole scrape with
+    a 500 (prometheus/client_python#1199), for good in the second case.
+    """
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        files = glob.glob(os.path.join(self._path, "*.db"))
+        return self.merge([f for f in files if _size(f) >= 8], accumulate=True)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:  # removed between the listing and now: nothing to read
+        return -1
