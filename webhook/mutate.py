@@ -64,7 +64,9 @@ def mutate_pod(
     else:
         request = read_overrides(pod, task, policies)
         refusals = list(request.refusals)
-        refusals += check_allowed(request, task, policies.override_policy_for(task), templates)
+        refusals += check_allowed(request, task, policies.override_policy_for(task), templates,
+                                  policies.envelopes_for(task),
+                                  policies.settings.node_pool_label)
         if refusals:
             return MutationResult(task, pod, [], refusals=tuple(sorted(set(refusals))))
         for name in request.profiles:

@@ -1,4 +1,4 @@
-"""DAG authors' override annotations: parsed, then held to the admin's allowlist.
+"""DAG authors' override annotations: parsed, then held to the admin's allowlist and envelope.
 
 A task asks for changes with annotations under one prefix (default `airflow-pod-webhook.io/`):
 
@@ -14,13 +14,16 @@ A task asks for changes with annotations under one prefix (default `airflow-pod-
 | `gpu`               | base container `nvidia.com/gpu` limit (GPUs are requested by limit)    |
 | `node-pool`         | `spec.nodeSelector[<Settings nodePoolLabel>]`                          |
 
-Anything an annotation sets that the matching OverridePolicy does not allow is refused with a
-message naming the annotation, the field and the rule; nothing is silently dropped.
+Anything an annotation sets that the matching OverridePolicy does not allow, or that lies
+outside an enforcing Envelope (the same bounds the validating hook holds the final pod to),
+is refused with a message naming the annotation, the field and the rule; nothing is silently
+dropped.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +32,9 @@ import yaml
 from webhook.airflow_pods import AIRFLOW_ANNOTATIONS, AIRFLOW_LABELS, AirflowTask, PodType
 from webhook.field_paths import Item, Segment, covers, format_path, leaf_paths
 from webhook.pod_fields import fragment_errors
-from webhook.policy.model import OverridePolicy, PodTemplate, PolicySet
+from webhook.policy.model import Envelope, OverridePolicy, PodTemplate, PolicySet
 from webhook.quantity import parse_quantity
+from webhook.validation.envelope import check_fragment
 
 POD_OVERRIDE = "pod-override"
 PROFILES = "profiles"
@@ -196,8 +200,12 @@ def check_allowed(
     task: AirflowTask,
     policy: OverridePolicy | None,
     templates: list[PodTemplate],
+    envelopes: Sequence[Envelope] = (),
+    pool_label: str = "node-pool",
 ) -> list[Refusal]:
-    """Hold every annotation to the OverridePolicy and the templates' locked fields."""
+    """Hold every annotation to the OverridePolicy (which fields), the templates' locked
+    fields, and the enforcing Envelopes (how far: the same bounds the validating hook holds
+    the final pod to, checked here on the fragment so the refusal names the annotation)."""
     refusals: list[Refusal] = []
     if policy is not None and "*" not in policy.allowed_profiles:
         for name in request.profiles:
@@ -210,11 +218,24 @@ def check_allowed(
                                     f"overrides in namespace {task.namespace!r}",
                                     "OverridePolicy"))
             continue
+        found: list[Refusal] = []
         for path, value in leaf_paths(annotation.fragment):
             if value == {}:
                 continue  # an empty map merges as "nothing to add": it changes nothing
-            refusals.extend(_check_leaf(annotation.key, path, value, task, policy, templates))
+            found.extend(_check_leaf(annotation.key, path, value, task, policy, templates))
+        if not found:
+            found = _envelope_refusals(annotation, envelopes, pool_label)
+        refusals.extend(found)
     return refusals
+
+
+def _envelope_refusals(annotation: OverrideAnnotation, envelopes: Sequence[Envelope],
+                       pool_label: str) -> list[Refusal]:
+    """Only enforcing envelopes refuse: a warn or audit one is reported on the final pod."""
+    return [Refusal(annotation.key, v.path, f"{v.requirement}, got "
+                    f"{_shown(v.value, limit=120, quote=False)}", v.rule)
+            for envelope in envelopes if envelope.mode == "enforce"
+            for v in check_fragment(annotation.fragment, envelope, pool_label)]
 
 
 def _check_leaf(key: str, path: tuple[Segment, ...], value: Any, task: AirflowTask,
@@ -229,10 +250,10 @@ def _check_leaf(key: str, path: tuple[Segment, ...], value: Any, task: AirflowTa
                 return [Refusal(key, field, "is locked by the cluster template "
                                 f"({format_path(locked)})",
                                 f"PodTemplate/{template.name} lockedFields")]
-    rule = f"OverridePolicy/{policy.name}"
     if not any(covers(allowed, path) for allowed in policy.allowed_fields):
-        return [Refusal(key, field, "may not be overridden", f"{rule} allowedFields")]
-    return _check_bounds(key, path, field, value, policy, rule)
+        return [Refusal(key, field, "may not be overridden",
+                        f"OverridePolicy/{policy.name} allowedFields")]
+    return []
 
 
 def _owned(path: tuple[Segment, ...], task: AirflowTask) -> str | None:
@@ -249,53 +270,7 @@ def _owned(path: tuple[Segment, ...], task: AirflowTask) -> str | None:
     return None
 
 
-def _check_bounds(key: str, path: tuple[Segment, ...], field: str, value: Any,
-                  policy: OverridePolicy, rule: str) -> list[Refusal]:
-    texts = [s.key if isinstance(s, Item) else s for s in path]
-    if len(texts) >= 3 and texts[-3] == "resources" and texts[-2] in ("requests", "limits"):
-        maximum = policy.max_resources.get(texts[-1])
-        if maximum is not None and _quantity(value) > maximum:
-            return [Refusal(key, field, f"{_shown(value, quote=False)} exceeds the maximum "
-                            f"{policy.max_resources_text[texts[-1]]}",
-                            f"{rule} maxResources.{texts[-1]}")]
-    if texts[:2] == ["spec", "nodeSelector"] and len(texts) == 3 and policy.node_selector:
-        allowed = policy.node_selector.get(texts[2])
-        if allowed is None or value not in allowed:
-            choices = ", ".join(allowed) if allowed else "none for this key"
-            return [Refusal(key, field, f"{_shown(value)} is not an allowed node selector "
-                            f"(allowed: {choices})", f"{rule} nodeSelector")]
-    if texts[:2] == ["spec", "tolerations"] and policy.tolerations:
-        items = value if isinstance(value, list) else [value]
-        for item in items:
-            if not _toleration_allowed(item, policy):
-                shown = _shown(json.dumps(item, sort_keys=True), quote=False)
-                return [Refusal(key, field, f"toleration {shown} is not allowed",
-                                f"{rule} tolerations")]
-    return []
-
-
 def _shown(value: Any, limit: int = 80, quote: bool = True) -> str:
     """A value as a message quotes it: a megabyte annotation must not crowd out the reason."""
     text = repr(value) if quote else str(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _toleration_allowed(item: Any, policy: OverridePolicy) -> bool:
-    if not isinstance(item, dict):
-        return False
-    for rule in policy.tolerations:
-        if item.get("key") != rule.key:
-            continue
-        if rule.values and item.get("value") not in rule.values:
-            continue
-        if rule.effects and item.get("effect") not in rule.effects:
-            continue
-        return True
-    return False
-
-
-def _quantity(value: Any) -> Any:
-    try:
-        return parse_quantity(value)
-    except (ValueError, TypeError, ArithmeticError):
-        return 0  # malformed quantities are refused by the schema check already

@@ -8,6 +8,9 @@ Pure: pod and policy set in, ValidationResult out; nothing here raises on a malf
   once, in its strongest mode (enforce > warn > audit).
 - Exemptions waive matching violations (see `exemption_covers`); every waiver is still
   reported, as a warning and in the `exempted` audit annotation.
+- Every Envelope matching the pod is judged on it (webhook.validation.envelope), in the
+  Envelope's mode, whatever shaped the pod; it is reported as `Envelope/<name>` among the
+  policies applied.
 - Labels are not identity: a pod labelled as Airflow's by a creator the Settings do not trust
   is denied or flagged (Settings identity.untrusted), and gets no exemptions, since those are
   matched on the very labels the creator wrote.
@@ -29,6 +32,7 @@ from webhook.airflow_pods import AirflowTask, PodType, identify
 from webhook.airflow_rules import evaluate_rules
 from webhook.podsecurity import LEVELS, evaluate_pod, parse_version
 from webhook.policy.model import Exemption, PolicySet, ValidationPolicy
+from webhook.validation.envelope import check_pod as check_envelope
 from webhook.violations import Violation, violation
 
 MODES = ("enforce", "warn", "audit")  # strongest first
@@ -103,6 +107,12 @@ def _validate(pod: dict, policies: PolicySet, task: AirflowTask, username: str |
     for policy in applied:
         for found_violation in policy_violations(pod, policy, memo):
             _report(found, found_violation, policy.mode)
+    envelopes = policies.envelopes_for(task)
+    templates = policies.templates_for(task) if envelopes else []
+    for envelope in envelopes:
+        for found_violation in check_envelope(pod, envelope, policies.settings.node_pool_label,
+                                              templates):
+            _report(found, found_violation, envelope.mode)
     trusted = None
     if username is not None and task.pod_type is not PodType.OTHER:
         trusted = policies.settings.creator_trusted(task.namespace, username)
@@ -112,11 +122,12 @@ def _validate(pod: dict, policies: PolicySet, task: AirflowTask, username: str |
     # Exemptions are matched on labels the creator wrote: only trusted creators get them.
     exemptions = [] if trusted is False else policies.exemptions_for(task, today)
     audit = {"policy-revision": policies.revision}
-    if applied:
-        audit["policies"] = ",".join(p.name for p in applied)
+    names = (*(p.name for p in applied), *(f"Envelope/{e.name}" for e in envelopes))
+    if names:
+        audit["policies"] = ",".join(names)
     if trusted is False:
         audit["untrusted-creator"] = username or ""
-    return _decide(pod, task, found, tuple(p.name for p in applied), exemptions, trusted,
+    return _decide(pod, task, found, names, exemptions, trusted,
                    extra_audit=audit)
 
 

@@ -27,13 +27,19 @@ from webhook.field_paths import Item, format_path, get_values, parse_path
 from webhook.pod_fields import fragment_errors
 from webhook.policy.model import (
     AIRFLOW_POD_TYPES,
+    RESOURCE_FIELDS,
+    Bound,
+    Envelope,
     Exemption,
     LabelSelector,
     Match,
+    NameAllowlist,
     OverridePolicy,
+    Placement,
     PodTemplate,
     PolicySet,
     Profile,
+    ResourceBounds,
     Settings,
     Source,
     TaskPolicy,
@@ -169,6 +175,8 @@ class _Builder:
                      sorted(parsed["OverridePolicy"], key=lambda x: x[1])]
         validations = [self.validation(d, n, s) for d, n, s in
                        sorted(parsed["ValidationPolicy"], key=lambda x: x[1])]
+        envelopes = [self.envelope(d, n, s) for d, n, s in
+                     sorted(parsed["Envelope"], key=lambda x: x[1])]
         exemptions = [Exemption(n, self.match(d, s["match"]), tuple(s.get("rules", ["*"])),
                                 s["reason"], _date(s.get("expires")), Source(d.file, d.index))
                       for d, n, s in sorted(parsed["Exemption"], key=lambda x: x[1])]
@@ -181,6 +189,7 @@ class _Builder:
             task_policies_glob=tuple(globbed),
             override_policies=tuple(overrides),
             validation_policies=tuple(validations),
+            envelopes=tuple(envelopes),
             exemptions=tuple(exemptions),
             document_count=count,
         )
@@ -249,11 +258,6 @@ class _Builder:
                 allowed.append(parse_path(text))
             except ValueError as exc:
                 self.error(doc, f"spec.allowedFields[{i}]", str(exc))
-        maxima, maxima_text = {}, {}
-        for resource, value in spec.get("maxResources", {}).items():
-            quantity = self.quantity(doc, f"spec.maxResources.{resource}", value)
-            if quantity is not None:
-                maxima[resource], maxima_text[resource] = quantity, str(value)
         for i, profile in enumerate(spec.get("allowedProfiles", ())):
             if profile != "*" and profile not in profiles:
                 self.error(doc, f"spec.allowedProfiles[{i}]", f"no Profile named {profile!r}")
@@ -261,16 +265,65 @@ class _Builder:
             name=name,
             match=self.match(doc, spec.get("match")),
             allowed_fields=tuple(allowed),
-            max_resources=MappingProxyType(maxima),
-            max_resources_text=MappingProxyType(maxima_text),
-            node_selector=MappingProxyType(
-                {k: tuple(v) for k, v in spec.get("nodeSelector", {}).items()}),
-            tolerations=tuple(TolerationRule(t["key"], tuple(t.get("values", ())),
-                                             tuple(t.get("effects", ())))
-                              for t in spec.get("tolerations", ())),
             allowed_profiles=tuple(spec.get("allowedProfiles", ("*",))),
             source=Source(doc.file, doc.index),
         )
+
+    def envelope(self, doc: PolicyDocument, name: str, spec: dict) -> Envelope:
+        """The one place an Envelope's YAML becomes frozen objects (quantities parsed once)."""
+        resources = None
+        if "resources" in spec:
+            section = spec["resources"]
+            resources = ResourceBounds(
+                per_container=self.bounds(doc, "spec.resources.perContainer",
+                                          section.get("perContainer", {})),
+                per_pod=self.bounds(doc, "spec.resources.perPod", section.get("perPod", {})))
+        placement = None
+        if "placement" in spec:
+            section = spec["placement"]
+            pools = section.get("nodePools")
+            if section.get("requireNodePool") and not pools:
+                self.error(doc, "spec.placement.nodePools",
+                           "requireNodePool needs the list of nodePools a pod may be pinned to")
+            placement = Placement(
+                node_pools=None if pools is None else tuple(pools),
+                require_node_pool=section.get("requireNodePool", False),
+                other_node_labels=tuple(section.get("otherNodeLabels", ())),
+                tolerations=tuple(TolerationRule(t["key"], tuple(t.get("values", ())),
+                                                 tuple(t.get("effects", ())))
+                                  for t in section.get("tolerations", ())))
+
+        def names(key: str) -> NameAllowlist | None:
+            if key not in spec:
+                return None
+            return NameAllowlist(tuple(spec[key]["allowed"]),
+                                 tuple(spec[key].get("forbidden", ())))
+
+        return Envelope(
+            name=name,
+            match=self.match(doc, spec.get("match")),
+            mode=spec.get("mode", "enforce"),
+            resources=resources,
+            placement=placement,
+            priority_class_names=names("priorityClassNames"),
+            service_account_names=names("serviceAccountNames"),
+            scheduler_names=names("schedulerNames"),
+            runtime_class_names=names("runtimeClassNames"),
+            verify_locked_fields=spec.get("verifyLockedFields", True),
+            source=Source(doc.file, doc.index),
+        )
+
+    def bounds(self, doc: PolicyDocument, path: str, section: dict
+               ) -> MappingProxyType:
+        out = {}
+        for field_name in RESOURCE_FIELDS:
+            maxima = {}
+            for resource, value in section.get(field_name, {}).items():
+                quantity = self.quantity(doc, f"{path}.{field_name}[{resource}]", value)
+                if quantity is not None:
+                    maxima[resource] = Bound(quantity, str(value))
+            out[field_name] = MappingProxyType(maxima)
+        return MappingProxyType(out)
 
     def validation(self, doc: PolicyDocument, name: str, spec: dict) -> ValidationPolicy:
         rules = spec.get("rules", {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from fnmatch import fnmatchcase
 from types import MappingProxyType
 from typing import Any
@@ -106,14 +107,78 @@ class TolerationRule:
 
 @dataclass(frozen=True)
 class OverridePolicy:
+    """Which fields DAG authors' annotations may set. How far they may go is the Envelope's
+    (one list of bounds for the annotation and the final pod, see webhook.validation.envelope)."""
+
     name: str
     match: Match
     allowed_fields: tuple[tuple[Segment, ...], ...]
-    max_resources: Mapping[str, Any]  # resource name -> Decimal
-    max_resources_text: Mapping[str, str]
-    node_selector: Mapping[str, tuple[str, ...]]
-    tolerations: tuple[TolerationRule, ...]
     allowed_profiles: tuple[str, ...]
+    source: Source
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A maximum quantity, and the text the admin wrote for it (messages quote that)."""
+
+    value: Decimal
+    text: str
+
+
+RESOURCE_FIELDS = ("requests", "limits")
+
+
+@dataclass(frozen=True)
+class ResourceBounds:
+    """Maxima by field (`requests`, `limits`) then resource name, per container and per pod.
+
+    A resource name listed nowhere for a field is refused in that field (`unlisted: refuse`,
+    the only choice): a new vendor's GPU or a hugepages size is never unbounded by omission.
+    """
+
+    per_container: Mapping[str, Mapping[str, Bound]]
+    per_pod: Mapping[str, Mapping[str, Bound]]
+
+    def listed(self, field_name: str) -> frozenset[str]:
+        return frozenset(self.per_container.get(field_name, {})) | frozenset(
+            self.per_pod.get(field_name, {}))
+
+
+@dataclass(frozen=True)
+class Placement:
+    node_pools: tuple[str, ...] | None  # allowed values of Settings nodePoolLabel; None: any
+    require_node_pool: bool
+    other_node_labels: tuple[str, ...]  # node label keys (globs) allowed besides the pool key
+    tolerations: tuple[TolerationRule, ...]
+
+
+@dataclass(frozen=True)
+class NameAllowlist:
+    allowed: tuple[str, ...]  # globs
+    forbidden: tuple[str, ...] = ()  # globs; win over `allowed`
+
+    def admits(self, name: str) -> bool:
+        if any(fnmatchcase(name, p) for p in self.forbidden):
+            return False
+        return any(fnmatchcase(name, p) for p in self.allowed)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The admin's bounds on an Airflow pod, judged on the final pod by the validating hook
+    and read by the mutating hook to refuse an annotation early. A section left out (None)
+    is not checked."""
+
+    name: str
+    match: Match
+    mode: str
+    resources: ResourceBounds | None
+    placement: Placement | None
+    priority_class_names: NameAllowlist | None
+    service_account_names: NameAllowlist | None
+    scheduler_names: NameAllowlist | None
+    runtime_class_names: NameAllowlist | None
+    verify_locked_fields: bool
     source: Source
 
 
@@ -180,6 +245,7 @@ class PolicySet:
     task_policies_glob: tuple[TaskPolicy, ...] = ()
     override_policies: tuple[OverridePolicy, ...] = ()
     validation_policies: tuple[ValidationPolicy, ...] = ()
+    envelopes: tuple[Envelope, ...] = ()
     exemptions: tuple[Exemption, ...] = ()
     document_count: int = 0
 
@@ -202,6 +268,9 @@ class PolicySet:
     def validation_policies_for(self, task: AirflowTask) -> list[ValidationPolicy]:
         return [p for p in self.validation_policies if p.match.matches(task)]
 
+    def envelopes_for(self, task: AirflowTask) -> list[Envelope]:
+        return [e for e in self.envelopes if e.match.matches(task)]
+
     def exemptions_for(self, task: AirflowTask, today: date) -> list[Exemption]:
         return [e for e in self.exemptions if e.active(today) and e.match.matches(task)]
 
@@ -211,6 +280,6 @@ class PolicySet:
             return True
         groups: tuple[Any, ...] = (self.templates, tuple(self.profiles.values()),
                                    self.task_policies_glob, self.override_policies,
-                                   self.validation_policies)
+                                   self.validation_policies, self.envelopes)
         return any(p.match.matches(task) for group in groups for p in group) or any(
             p.match.matches(task) for ps in self.task_policies_exact.values() for p in ps)

@@ -14,6 +14,37 @@ _QUANTITIES = {
     "type": "object",
     "additionalProperties": {"type": ["string", "number"]},
 }
+# A Kubernetes resource name: `cpu`, `hugepages-1Gi`, `nvidia.com/gpu`, `nvidia.com/mig-1g.5gb`.
+RESOURCE_NAME = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+_RESOURCE_BOUNDS = {
+    "type": "object",
+    "propertyNames": {"pattern": RESOURCE_NAME, "maxLength": 253},
+    "additionalProperties": {"type": ["string", "number"]},
+}
+_RESOURCE_MAXIMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"requests": _RESOURCE_BOUNDS, "limits": _RESOURCE_BOUNDS},
+}
+_TOLERATION_RULE = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["key"],
+    "properties": {
+        "key": {"type": "string", "minLength": 1},
+        "values": _STRINGS,
+        "effects": {
+            "type": "array",
+            "items": {"enum": ["NoSchedule", "PreferNoSchedule", "NoExecute"]},
+        },
+    },
+}
+_NAME_ALLOWLIST = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["allowed"],
+    "properties": {"allowed": _STRINGS},
+}
 _LABEL_SELECTOR = {
     "type": "object",
     "additionalProperties": False,
@@ -94,25 +125,42 @@ SPEC_SCHEMAS: dict[str, dict] = {
         "properties": {
             "match": MATCH,
             "allowedFields": _FIELD_PATHS,
-            "maxResources": _QUANTITIES,
-            "nodeSelector": {"type": "object", "additionalProperties": _STRINGS},
-            "tolerations": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["key"],
-                    "properties": {
-                        "key": {"type": "string"},
-                        "values": _STRINGS,
-                        "effects": {
-                            "type": "array",
-                            "items": {"enum": ["NoSchedule", "PreferNoSchedule", "NoExecute"]},
-                        },
-                    },
+            "allowedProfiles": _STRINGS,
+        },
+    },
+    "Envelope": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "match": MATCH,
+            "mode": _MODE,
+            "resources": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "perContainer": _RESOURCE_MAXIMA,
+                    "perPod": _RESOURCE_MAXIMA,
+                    "unlisted": {"enum": ["refuse"]},
                 },
             },
-            "allowedProfiles": _STRINGS,
+            "placement": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "nodePools": _STRINGS,
+                    "requireNodePool": {"type": "boolean"},
+                    "otherNodeLabels": _STRINGS,
+                    "tolerations": {"type": "array", "items": _TOLERATION_RULE},
+                },
+            },
+            "priorityClassNames": _NAME_ALLOWLIST,
+            "serviceAccountNames": {
+                **_NAME_ALLOWLIST,
+                "properties": {**_NAME_ALLOWLIST["properties"], "forbidden": _STRINGS},
+            },
+            "schedulerNames": _NAME_ALLOWLIST,
+            "runtimeClassNames": _NAME_ALLOWLIST,
+            "verifyLockedFields": {"type": "boolean"},
         },
     },
     "ValidationPolicy": {
