@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import textwrap
 from pathlib import Path
@@ -24,6 +25,23 @@ SHARED_PODS = ROOT.parent / "shared" / "fixtures" / "airflow-pods"
 def airflow_pod(name: str) -> dict:
     """A fresh copy of a real Airflow pod, e.g. `airflow3-executor`."""
     return copy.deepcopy(json.loads((AIRFLOW_PODS / f"{name}.json").read_text()))
+
+
+@functools.lru_cache(maxsize=1)
+def _bundled_policies() -> PolicySet:
+    result = load_policy_dir(POLICIES)
+    assert result.policy_set is not None, result.errors
+    return result.policy_set
+
+
+def admitted_pod(name: str) -> dict:
+    """A real Airflow pod as the validating hook sees it: after the bundled mutation (its
+    locked fields applied), e.g. `airflow3-executor`."""
+    from webhook.mutate import mutate_pod
+
+    result = mutate_pod(airflow_pod(name), _bundled_policies(), "airflow")
+    assert result.allowed, result.refusals
+    return copy.deepcopy(result.pod)
 
 
 def policy_set(text: str, revision: str = "test") -> PolicySet:

@@ -24,7 +24,7 @@ import pytest
 from cryptography import x509
 
 from tests.admission_reviews import pod_review as review
-from tests.conftest import POLICIES, airflow_pod
+from tests.conftest import POLICIES, admitted_pod
 from tests.server_process import (
     SVC_NAME,
     PinnedHTTPSConnection,
@@ -93,7 +93,7 @@ class ReviewStream:
         return context
 
     def _client(self, index: int) -> None:
-        pod = airflow_pod("airflow3-executor")
+        pod = admitted_pod("airflow3-executor")  # /validate judges the mutated pod
         deadline = time.monotonic() + STREAM_DEADLINE
         n = 0
         while not self._stop.is_set() and time.monotonic() < deadline:
@@ -293,7 +293,7 @@ def test_kubelet_secret_volume_swap_is_picked_up(tmp_path: Path) -> None:
         kept_alive = server.connect()
         kept_alive.connect()
         assert serial_of(kept_alive.sock.getpeercert(binary_form=True)) == first_serial
-        status, _, _ = post(kept_alive, "/validate", review(airflow_pod("airflow3-kpo"), uid="k1"))
+        status, _, _ = post(kept_alive, "/validate", review(admitted_pod("airflow3-kpo"), uid="k1"))
         assert status == 200
 
         with streaming(server, ca_cert) as stream:
@@ -313,7 +313,7 @@ def test_kubelet_secret_volume_swap_is_picked_up(tmp_path: Path) -> None:
         assert len([p for p in cert_dir.iterdir() if p.name.startswith("..2")]) == 1
         # A connection opened before the swaps keeps working on its original session.
         status, body, _ = post(kept_alive, "/validate",
-                               review(airflow_pod("airflow3-kpo"), uid="k2"))
+                               review(admitted_pod("airflow3-kpo"), uid="k2"))
         assert status == 200 and body["response"]["uid"] == "k2"
         assert serial_of(kept_alive.sock.getpeercert(binary_form=True)) == first_serial
         kept_alive.close()

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.admission_reviews import pod_review
-from tests.conftest import AIRFLOW_PODS, POLICIES, airflow_pod
+from tests.conftest import AIRFLOW_PODS, POLICIES, admitted_pod, airflow_pod
 from webhook.app import create_app
 from webhook.cli import main
 from webhook.policy.store import PolicyStore
@@ -71,7 +71,8 @@ def test_validate_exit_codes(capsys, tmp_path: Path) -> None:
     privileged["spec"]["containers"][0]["securityContext"] = {"privileged": True}
     denied = tmp_path / "privileged.json"
     denied.write_text(json.dumps(privileged))
-    ok = AIRFLOW_PODS / "airflow3-executor.json"
+    ok = tmp_path / "mutated.json"  # the validating hook judges the pod after the mutation
+    ok.write_text(json.dumps(admitted_pod("airflow3-executor")))
     assert run(["validate", str(ok)], capsys)[0] == 0
     code, out, _ = run(["validate", str(ok), str(denied)], capsys)
     assert code == 1 and "privileged.json: denied" in out

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.admission_reviews import pod_review as review
-from tests.conftest import POLICIES, airflow_pod
+from tests.conftest import POLICIES, admitted_pod, airflow_pod
 from tests.server_process import (
     ConfigMapFolder,
     RunningServer,
@@ -47,7 +47,7 @@ def test_each_review_is_counted_by_hook_decision_and_outcome(app_and_metrics) ->
     client, _ = app_and_metrics
     pod = airflow_pod("airflow3-executor")
     client.post("/mutate", json=review(pod, uid="a"))
-    client.post("/validate", json=review(pod, uid="b"))
+    client.post("/validate", json=review(admitted_pod("airflow3-executor"), uid="b"))
     privileged = airflow_pod("airflow3-executor")
     privileged["spec"]["hostNetwork"] = True
     client.post("/validate", json=review(privileged, uid="c"))

@@ -123,16 +123,20 @@ def test_privileged_override_is_outside_the_allowlist(bundled) -> None:
 
 
 @pytest.mark.parametrize(("annotations", "expected"), [
-    ({P + "memory": "128Gi"}, "128Gi exceeds the maximum 64Gi (OverridePolicy/default "
-                              "maxResources.memory)"),
-    ({P + "node-pool": "prod-db"}, "'prod-db' is not an allowed node selector"),
+    ({P + "memory": "128Gi"}, "annotation airflow-pod-webhook.io/memory: spec.containers[base]"
+                              ".resources.limits.memory: must be at most 64Gi (Envelope/airflow "
+                              'perContainer), got "128Gi" (envelope: resources)'),
+    ({P + "node-pool": "prod-db"}, "annotation airflow-pod-webhook.io/node-pool: spec.nodeSelector"
+                                   ".node-pool: must be one of the allowed node pools (default, "
+                                   'highmem, gpu, spot), got "prod-db" (envelope: placement)'),
     ({P + "pod-override": '{"spec": {"hostNetwork": true}}'}, "spec.hostNetwork: may not be"),
     ({P + "pod-override": '{"metadata": {"labels": {"airflow-worker": "7"}}}'},
      "Airflow owns this key"),
     ({P + "pod-override": '{"spec": {"containers": [{"name": "base", "args": ["x"]}]}}'},
      "Airflow sets the task's command"),
     ({P + "pod-override": '{"spec": {"tolerations": [{"key": "prod", "operator": "Exists"}]}}'},
-     "is not allowed (OverridePolicy/default tolerations)"),
+     "spec.tolerations[0]: must be an allowed toleration (dedicated=airflow, nvidia.com/gpu, "
+     'spot), got {"key":"prod","operator":"Exists"} (envelope: placement)'),
 ])
 def test_overrides_outside_the_admins_bounds_are_refused(bundled, annotations, expected) -> None:
     result = mutate_pod(annotate(airflow_pod("airflow3-executor"), annotations), bundled,
@@ -301,7 +305,7 @@ def test_a_pod_not_shaped_like_a_pod_is_left_alone(bundled, change, problem) -> 
 def test_refusals_quote_a_huge_value_briefly(bundled) -> None:
     pod = annotate(airflow_pod("airflow3-kpo"), {P + "memory": "9" * 100_000})
     messages = [r.message for r in mutate_pod(pod, bundled, "data-airflow").refusals]
-    assert messages and all(len(m) < 300 and "exceeds the maximum 64Gi" in m for m in messages)
+    assert messages and all(len(m) < 300 and "must be at most 64Gi" in m for m in messages)
 
 
 def test_a_cpu_request_above_the_templates_limit_raises_the_limit() -> None:

@@ -84,8 +84,14 @@ def test_hidden_files_and_subfolders_are_not_policies(tmp_path: Path) -> None:
      apiVersion: airflow-pod-webhook.io/v1alpha1
      kind: OverridePolicy
      metadata: {name: o}
-     spec: {maxResources: {memory: 32Gb}, allowedProfiles: [nope]}
+     spec: {allowedProfiles: [nope]}
      """, "spec.allowedProfiles[0]: no Profile named 'nope'"),
+    ("""\
+     apiVersion: airflow-pod-webhook.io/v1alpha1
+     kind: OverridePolicy
+     metadata: {name: o}
+     spec: {maxResources: {memory: 32Gi}}
+     """, "spec: Additional properties are not allowed ('maxResources' was unexpected)"),
 ])
 def test_broken_file_reported_with_file_document_path_and_reason(tmp_path: Path, text: str,
                                                                   expected: str) -> None:

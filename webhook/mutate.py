@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from webhook.airflow_pods import AIRFLOW_ANNOTATIONS, AIRFLOW_LABELS, AirflowTask, identify
 from webhook.field_paths import get_values, with_value
 from webhook.merge import merge_pod
-from webhook.overrides import APPLIED, Refusal, check_allowed, read_overrides
+from webhook.overrides import APPLIED, Refusal, check_allowed, check_result, read_overrides
 from webhook.patch import diff_patch
 from webhook.pod_invariants import keep_pod_valid
 from webhook.policy.model import PodTemplate, PolicySet
@@ -80,6 +80,21 @@ def mutate_pod(
             applied.append("annotations:" + ",".join(
                 a.key.removeprefix(policies.settings.annotation_prefix)
                 for a in request.annotations))
+    result = _compose_all(pod, templates, overlays)
+    if trusted is not False and request.annotations:
+        # Held to the envelope's whole-pod bounds against the same pod without them.
+        without = _compose_all(pod, templates, overlays[:len(overlays) - len(
+            request.annotations)])
+        refusals = check_result(result, without, request, policies.envelopes_for(task),
+                                policies.settings.node_pool_label, templates)
+        if refusals:
+            return MutationResult(task, pod, [], refusals=tuple(sorted(set(refusals))))
+    result = _explain(result, policies, applied)
+    return MutationResult(task, result, diff_patch(pod, result), tuple(applied),
+                          warnings=tuple(warnings))
+
+
+def _compose_all(pod: dict, templates: list[PodTemplate], overlays: list[dict]) -> dict:
     result = _compose(pod, templates, overlays)
     for _ in range(2):
         # A fragment that adds a container: defaults for "every container" must cover it too,
@@ -90,10 +105,7 @@ def mutate_pod(
         if _container_names(result) == _container_names(previous):
             break
     result = keep_pod_valid(pod, result)
-    result = _keep_airflow_metadata(pod, result)
-    result = _explain(result, policies, applied)
-    return MutationResult(task, result, diff_patch(pod, result), tuple(applied),
-                          warnings=tuple(warnings))
+    return _keep_airflow_metadata(pod, result)
 
 
 def malformed_shape(pod: dict) -> str | None:

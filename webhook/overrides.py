@@ -34,7 +34,7 @@ from webhook.field_paths import Item, Segment, covers, format_path, leaf_paths
 from webhook.pod_fields import fragment_errors
 from webhook.policy.model import Envelope, OverridePolicy, PodTemplate, PolicySet
 from webhook.quantity import parse_quantity
-from webhook.validation.envelope import check_fragment
+from webhook.validation.envelope import check_fragment, check_whole_pod
 
 POD_OVERRIDE = "pod-override"
 PROFILES = "profiles"
@@ -226,6 +226,27 @@ def check_allowed(
         if not found:
             found = _envelope_refusals(annotation, envelopes, pool_label)
         refusals.extend(found)
+    return refusals
+
+
+def check_result(pod: dict, without_annotations: dict, request: OverrideRequest,
+                 envelopes: Sequence[Envelope], pool_label: str, templates: list[PodTemplate]
+                 ) -> list[Refusal]:
+    """What only a whole pod shows (its totals, e.g. a `"*"` container entry times every
+    container; the required node pool; locked fields), held against the pod the annotations
+    produced: what they broke is refused here, naming them, not only by the validating hook."""
+    if not request.annotations:
+        return []
+    keys = ", ".join(a.key for a in request.annotations)
+    refusals = []
+    for envelope in envelopes:
+        if envelope.mode != "enforce":
+            continue
+        before = set(check_whole_pod(without_annotations, envelope, pool_label, templates))
+        refusals += [Refusal(keys, v.path, f"{v.requirement}, got "
+                             f"{_shown(v.value, limit=120, quote=False)}", v.rule)
+                     for v in check_whole_pod(pod, envelope, pool_label, templates)
+                     if v not in before]
     return refusals
 
 

@@ -319,8 +319,11 @@ class _Builder:
         for field_name in RESOURCE_FIELDS:
             maxima = {}
             for resource, value in section.get(field_name, {}).items():
-                quantity = self.quantity(doc, f"{path}.{field_name}[{resource}]", value)
-                if quantity is not None:
+                where = f"{path}.{field_name}[{resource}]"
+                quantity = self.quantity(doc, where, value)
+                if quantity is not None and not (quantity.is_finite() and quantity >= 0):
+                    self.error(doc, where, f"is not a finite, non-negative quantity: {value!r}")
+                elif quantity is not None:
                     maxima[resource] = Bound(quantity, str(value))
             out[field_name] = MappingProxyType(maxima)
         return MappingProxyType(out)

@@ -614,11 +614,14 @@ ENVELOPE_CHECKS: Mapping[str, tuple[str, Check]] = {
 }
 
 
-def _run(pod: Any, envelope: Envelope, ctx: EnvelopeContext) -> list[Violation]:
+def _run(pod: Any, envelope: Envelope, ctx: EnvelopeContext, whole_pod_only: bool = False
+         ) -> list[Violation]:
     found: set[Violation] = set()
     pod = pod if isinstance(pod, dict) else {}
     for rule, check in ENVELOPE_CHECKS.values():
         if not (check.on_fragment if ctx.fragment else check.on_pod):
+            continue
+        if whole_pod_only and check.on_fragment:
             continue
         try:
             found.update(check.run(pod, envelope, ctx))
@@ -632,6 +635,14 @@ def check_pod(pod: dict, envelope: Envelope, pool_label: str,
               templates: Iterable[PodTemplate] = ()) -> list[Violation]:
     """Every violation of the envelope on a final pod (what the validating hook judges)."""
     return _run(pod, envelope, EnvelopeContext(pool_label, locks_for(templates)))
+
+
+def check_whole_pod(pod: dict, envelope: Envelope, pool_label: str,
+                    templates: Iterable[PodTemplate] = ()) -> list[Violation]:
+    """Only the checks no fragment can be judged by alone (pod totals, the required pool,
+    locked fields): the mutating hook runs them on the pod its annotations produce."""
+    return _run(pod, envelope, EnvelopeContext(pool_label, locks_for(templates)),
+                whole_pod_only=True)
 
 
 def check_fragment(fragment: dict, envelope: Envelope, pool_label: str) -> list[Violation]:
