@@ -135,7 +135,16 @@ def kube_quantity(value: Any) -> Decimal | None:
     return quantity.quantize(_NANO, rounding=decimal.ROUND_CEILING, context=_WIDE)
 
 
-def _shown_total(total: Decimal) -> str:
+_BINARY = (("Ei", 1024 ** 6), ("Pi", 1024 ** 5), ("Ti", 1024 ** 4), ("Gi", 1024 ** 3),
+           ("Mi", 1024 ** 2), ("Ki", 1024))
+
+
+def _shown_total(name: str, total: Decimal) -> str:
+    """A total as an admin writes it: 128Gi of memory, not 137438953472."""
+    if name != "cpu" and "/" not in name and total == total.to_integral_value():
+        for suffix, size in _BINARY:
+            if total >= size and total % size == 0:
+                return f"{total // size}{suffix}"
     return format(total.normalize(), "f") if abs(total.adjusted()) < 30 else str(total)
 
 
@@ -262,7 +271,7 @@ def check_pod_resources(pod: dict, envelope: Envelope, ctx: EnvelopeContext
                     f"spec.resources.{field_name}{_key(name)}",
                     f"must total at most {bound.text} for the pod (Envelope/{envelope.name} "
                     "perPod; Kubernetes counts the sum of containers and sidecars, or the "
-                    "largest init container if more)", _shown_total(totals[name]), RESOURCES))
+                    "largest init container if more)", _shown_total(name, totals[name]), RESOURCES))
     return found
 
 
