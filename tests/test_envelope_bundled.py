@@ -1,0 +1,91 @@
+"""The bundled policies enforce the envelope on Airflow pods, and stock Airflow pods (as real
+Airflow 2.10 and 3.3 built them) still pass it, bare and with every bundled profile."""
+
+from __future__ import annotations
+
+import json
+
+import jsonpatch
+import pytest
+
+from tests.conftest import AIRFLOW_PODS, airflow_pod
+from webhook.mutate import mutate_pod
+from webhook.validate import validate_pod
+
+NS = "data-airflow"
+SCHEDULER = "system:serviceaccount:airflow:airflow-scheduler"
+FIXTURES = sorted(p.stem for p in AIRFLOW_PODS.glob("*.json"))
+PROFILES_ANNOTATION = "airflow-pod-webhook.io/profiles"
+
+
+def test_the_fixture_folder_is_not_empty():
+    assert len(FIXTURES) >= 6  # airflow 2 and 3 executor pods, with pod_override, KPO pods
+
+
+def admitted(pod: dict, policies) -> tuple[dict, object]:
+    mutation = mutate_pod(pod, policies, NS, SCHEDULER)
+    assert mutation.allowed, [r.message for r in mutation.refusals]
+    final = jsonpatch.apply_patch(pod, mutation.patch)
+    return final, validate_pod(final, policies, NS, SCHEDULER)
+
+
+def test_the_bundled_envelope_covers_airflow_pods(bundled):
+    [envelope] = bundled.envelopes
+    for name in FIXTURES:
+        pod = airflow_pod(name)
+        _, result = admitted(pod, bundled)
+        assert "Envelope/airflow" in result.policies, name
+    assert envelope.mode == "enforce"
+
+
+@pytest.mark.parametrize("fixture", FIXTURES)
+def test_every_stock_airflow_pod_passes_after_the_bundled_mutation(bundled, fixture):
+    _, result = admitted(airflow_pod(fixture), bundled)
+    assert result.allowed, result.message
+    assert not [v for vs in result.violations.values() for v in vs
+                if v.rule.startswith("envelope:")]
+
+
+@pytest.mark.parametrize("fixture", FIXTURES)
+def test_without_the_mutation_the_stock_pod_is_denied_by_the_locked_fields(bundled, fixture):
+    """The safety net: a pod the mutating hook never touched (failurePolicy Ignore, a crash)
+    lacks the cluster's locked seccomp profile, and the validating hook says so."""
+    result = validate_pod(airflow_pod(fixture), bundled, NS, SCHEDULER)
+    assert not result.allowed
+    assert {v.rule for v in result.violations["enforce"]} == {"envelope: lockedFields"}
+
+
+@pytest.mark.parametrize("profile", ["small", "highmem", "gpu", "spot", "highmem,spot",
+                                     "gpu,spot"])
+@pytest.mark.parametrize("fixture", FIXTURES)
+def test_every_bundled_profile_on_a_stock_pod_passes(bundled, fixture, profile):
+    assert set(profile.split(",")) <= set(bundled.profiles)
+    pod = airflow_pod(fixture)
+    pod["metadata"].setdefault("annotations", {})[PROFILES_ANNOTATION] = profile
+    final, result = admitted(pod, bundled)
+    assert result.allowed, result.message
+    assert not [v for vs in result.violations.values() for v in vs
+                if v.rule.startswith("envelope:")]
+    last_pin = {"small": None, "highmem": "highmem", "gpu": "gpu", "spot": "spot"}[
+        profile.split(",")[-1]]
+    if last_pin:
+        assert final["spec"]["nodeSelector"]["node-pool"] == last_pin
+
+
+def test_the_bundled_profiles_are_all_tested():
+    assert set(bundled_profile_names()) == {"small", "highmem", "gpu", "spot"}
+
+
+def bundled_profile_names() -> list[str]:
+    from tests.conftest import POLICIES
+
+    text = (POLICIES / "20-profiles.yaml").read_text()
+    return [line.split(":", 1)[1].strip() for line in text.splitlines()
+            if line.startswith("  name:")]
+
+
+def test_fixture_pods_are_real_airflow_pods():
+    for name in FIXTURES:
+        pod = json.loads((AIRFLOW_PODS / f"{name}.json").read_text())
+        labels = pod["metadata"]["labels"]
+        assert "kubernetes_executor" in labels or "kubernetes_pod_operator" in labels, name
