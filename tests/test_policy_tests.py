@@ -44,8 +44,8 @@ def test_every_bundled_case_passes(bundled):
     failures = [m for r in results for m in r.mismatches]
     assert failures == []
     assert len(results) >= 10 and all(r.passed for r in results)
-    assert {r.file for r in results} == {"denied.yaml", "executor.yaml", "exemptions.yaml",
-                                         "kpo.yaml", "overrides.yaml"}
+    assert {r.file for r in results} == {"denied.yaml", "envelope.yaml", "executor.yaml",
+                                         "exemptions.yaml", "kpo.yaml", "overrides.yaml"}
 
 
 def test_bundled_cases_cover_the_stories(bundled):
@@ -54,7 +54,8 @@ def test_bundled_cases_cover_the_stories(bundled):
             "kpo-xcom-sidecar-compliant", "privileged-pod-override-denied",
             "host-network-denied", "host-path-denied", "example-dag-extract-task-policy",
             "memory-annotation-over-bound-refused", "latest-image-warned",
-            "highmem-profile-applied"} <= names
+            "highmem-profile-applied", "kpo-critical-priority-and-scheduler-account-denied",
+            "executor-node-name-tolerate-all-mig-denied"} <= names
 
 
 def test_results_name_their_file_and_position(bundled):
