@@ -166,23 +166,32 @@ def _holders(pod: dict) -> Iterable[tuple[str, dict]]:
         yield "spec", _map(_map(pod, "spec"), "resources")
 
 
+def _asked(pod: dict, ctx: EnvelopeContext, pod_level: bool = True
+           ) -> Iterable[tuple[str, str, str, Any]]:
+    """(path, field, resource name, value) of every request and limit, in a stable order."""
+    for path, resources in _holders(pod):
+        if path == "spec" and not pod_level:
+            continue
+        for field_name in RESOURCE_FIELDS:
+            for name, value in sorted(_resource_values(resources, field_name,
+                                                       ctx.fragment).items()):
+                yield path, field_name, str(name), value
+
+
 def check_resource_names(pod: dict, envelope: Envelope, ctx: EnvelopeContext
                          ) -> list[Violation]:
     bounds = envelope.resources
     if bounds is None:
         return []
     found = []
-    for path, resources in _holders(pod):
-        for field_name in RESOURCE_FIELDS:
-            listed = bounds.listed(field_name)
-            for name, value in sorted(_resource_values(resources, field_name,
-                                                       ctx.fragment).items()):
-                if name not in listed:
-                    shown = ", ".join(sorted(listed)) or "none"
-                    found.append(violation(
-                        f"{path}.resources.{field_name}{_key(str(name))}",
-                        f"must not be set: Envelope/{envelope.name} bounds no such resource "
-                        f"in {field_name} (listed: {shown})", value, RESOURCES))
+    for path, field_name, name, value in _asked(pod, ctx):
+        listed = bounds.listed(field_name)
+        if name not in listed:
+            found.append(violation(
+                f"{path}.resources.{field_name}{_key(name)}",
+                f"must not be set: Envelope/{envelope.name} bounds no such resource in "
+                f"{field_name} (listed: {', '.join(sorted(listed)) or 'none'})", value,
+                RESOURCES))
     return found
 
 
@@ -192,26 +201,22 @@ def check_container_resources(pod: dict, envelope: Envelope, ctx: EnvelopeContex
     if bounds is None:
         return []
     found = []
-    for path, resources in _holders(pod):
-        if path == "spec":
-            continue  # pod-level resources are a pod total: check_pod_resources
-        for field_name in RESOURCE_FIELDS:
-            maxima = bounds.per_container.get(field_name, {})
-            for name, value in sorted(_resource_values(resources, field_name,
-                                                       ctx.fragment).items()):
-                where = f"{path}.resources.{field_name}{_key(str(name))}"
-                have = kube_quantity(value)
-                if have is None:
-                    found.append(violation(where, "must be a non-negative Kubernetes "
-                                                  "quantity", value, RESOURCES))
-                    continue
-                bound = maxima.get(name) or bounds.per_pod.get(field_name, {}).get(name)
-                # One container can never hold more than the whole pod may.
-                if bound is not None and have > bound.value:
-                    scope = "perContainer" if name in maxima else "perPod"
-                    found.append(violation(where, f"must be at most {bound.text} "
-                                                  f"(Envelope/{envelope.name} {scope})", value,
-                                           RESOURCES))
+    # Pod-level resources are a pod total: check_pod_resources judges them.
+    for path, field_name, name, value in _asked(pod, ctx, pod_level=False):
+        where = f"{path}.resources.{field_name}{_key(name)}"
+        have = kube_quantity(value)
+        if have is None:
+            found.append(violation(where, "must be a non-negative Kubernetes quantity", value,
+                                   RESOURCES))
+            continue
+        maxima = bounds.per_container.get(field_name, {})
+        # One container can never hold more than the whole pod may.
+        bound = maxima.get(name) or bounds.per_pod.get(field_name, {}).get(name)
+        if bound is not None and have > bound.value:
+            scope = "perContainer" if name in maxima else "perPod"
+            found.append(violation(where, f"must be at most {bound.text} "
+                                          f"(Envelope/{envelope.name} {scope})", value,
+                                   RESOURCES))
     return found
 
 
