@@ -338,6 +338,6 @@ def test_worker_started_mid_rotation_serves_the_last_whole_pair(tmp_path: Path) 
         conn = server.connect()
         conn.connect()  # the new worker's very first handshake
         assert serial_of(conn.sock.getpeercert(binary_form=True)) == old_serial
-        status, body, _ = post(conn, "/validate", review(airflow_pod("airflow3-kpo"), uid="w1"))
+        status, body, _ = post(conn, "/validate", review(admitted_pod("airflow3-kpo"), uid="w1"))
         conn.close()
         assert status == 200 and body["response"]["uid"] == "w1"

@@ -21,9 +21,15 @@ import jsonpatch
 import pytest
 
 from tests.admission_reviews import pod_review
-from tests.conftest import POLICIES
 from tests.e2e.harness import E2EEnvironment, api_message
-from tests.e2e.scenarios import DENIED, Scenario, build_pod, denial_prefix, scheduler_username
+from tests.e2e.scenarios import (
+    DENIED,
+    Scenario,
+    build_pod,
+    denial_prefix,
+    e2e_policies,
+    scheduler_username,
+)
 from webhook.merge import merge_pod
 from webhook.policy.load import load_policy_dir
 from webhook.registration import MUTATING_WEBHOOK, VALIDATING_WEBHOOK
@@ -172,10 +178,17 @@ DEFAULT_TOLERATIONS = [  # what DefaultTolerationSeconds adds before any webhook
      "tolerationSeconds": 300}]
 
 
+@pytest.fixture(scope="module")
+def served_policies(tmp_path_factory: pytest.TempPathFactory):
+    """What the e2e webhook serves: the bundled policies, trusting the e2e namespaces."""
+    return load_policy_dir(e2e_policies(tmp_path_factory.mktemp("env") / "policies")
+                           ).policy_set
+
+
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
-def test_attack_offline(attack: Attack) -> None:
+def test_attack_offline(served_policies, attack: Attack) -> None:
     namespace = "airflow-e2e-offline"
-    policies = load_policy_dir(POLICIES).policy_set
+    policies = served_policies
     pod = attack_pod(attack, namespace)
     pod["spec"]["tolerations"] = [*(pod["spec"].get("tolerations") or []),
                                   *DEFAULT_TOLERATIONS]
