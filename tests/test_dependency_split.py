@@ -76,7 +76,9 @@ def test_dag_helper_imports_and_runs_without_server_packages() -> None:
     (["policy", "lint", "policies"], 0),
     (["policy", "test", "policies"], 0),
     (["mutate", str(POD), "--namespace", "data-airflow"], 0),
-    (["validate", str(POD), "--namespace", "data-airflow"], 0),
+    # 1: judged and denied; a pod the mutating hook never saw lacks the locked seccomp profile
+    # (envelope: lockedFields).
+    (["validate", str(POD), "--namespace", "data-airflow"], 1),
     (["manifests", "--cert-dir", "tests/fixtures/no-such-dir"], 2),
 ])
 def test_offline_commands_run_without_server_packages(argv: list[str], expected_code: int) -> None:
