@@ -83,9 +83,9 @@ def mutate_pod(
     result = _compose_all(pod, templates, overlays)
     if trusted is not False and request.annotations:
         # Held to the envelope's whole-pod bounds against the same pod without them.
-        without = _compose_all(pod, templates, overlays[:len(overlays) - len(
-            request.annotations)])
-        refusals = check_result(result, without, request, policies.envelopes_for(task),
+        before = overlays[:len(overlays) - len(request.annotations)]
+        refusals = check_result(result, lambda: _compose_all(pod, templates, before), request,
+                                policies.envelopes_for(task),
                                 policies.settings.node_pool_label, templates)
         if refusals:
             return MutationResult(task, pod, [], refusals=tuple(sorted(set(refusals))))

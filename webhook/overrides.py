@@ -23,7 +23,7 @@ dropped.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -229,12 +229,13 @@ def check_allowed(
     return refusals
 
 
-def check_result(pod: dict, without_annotations: dict, request: OverrideRequest,
+def check_result(pod: dict, without_annotations: Callable[[], dict], request: OverrideRequest,
                  envelopes: Sequence[Envelope], pool_label: str, templates: list[PodTemplate]
                  ) -> list[Refusal]:
     """What only a whole pod shows (its totals, e.g. a `"*"` container entry times every
     container; the required node pool; locked fields), held against the pod the annotations
-    produced: what they broke is refused here, naming them, not only by the validating hook."""
+    produced: what they broke (compared with the pod built without them, only when something
+    is broken) is refused here, naming them, not only by the validating hook."""
     if not request.annotations:
         return []
     keys = ", ".join(a.key for a in request.annotations)
@@ -242,11 +243,13 @@ def check_result(pod: dict, without_annotations: dict, request: OverrideRequest,
     for envelope in envelopes:
         if envelope.mode != "enforce":
             continue
-        before = set(check_whole_pod(without_annotations, envelope, pool_label, templates))
+        found = check_whole_pod(pod, envelope, pool_label, templates)
+        if not found:
+            continue
+        before = set(check_whole_pod(without_annotations(), envelope, pool_label, templates))
         refusals += [Refusal(keys, v.path, f"{v.requirement}, got "
                              f"{_shown(v.value, limit=120, quote=False)}", v.rule)
-                     for v in check_whole_pod(pod, envelope, pool_label, templates)
-                     if v not in before]
+                     for v in found if v not in before]
     return refusals
 
 

@@ -40,6 +40,7 @@ and never raise.
 from __future__ import annotations
 
 import decimal
+import functools
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -124,6 +125,11 @@ def kube_quantity(value: Any) -> Decimal | None:
     non-negative quantity (NaN, Infinity and negatives never compare as small)."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return None
+    return _kube_quantity(type(value), value)
+
+
+@functools.lru_cache(maxsize=4096)  # pods repeat a few quantities ("1", "2Gi") endlessly
+def _kube_quantity(_kind: type, value: str | int | float) -> Decimal | None:
     try:
         quantity = parse_quantity(value)
     except (ValueError, TypeError, ArithmeticError):
