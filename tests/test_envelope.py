@@ -421,3 +421,34 @@ def test_compile_freezes_bounds():
     with pytest.raises(TypeError):
         bounds.per_container["limits"]["cpu"] = None  # type: ignore[index]
     assert SPEC_SCHEMAS["Envelope"]["additionalProperties"] is False
+
+
+# ---- never raises: a pod Kubernetes could not even decode is judged, not crashed on
+
+GARBAGE = [None, 1, "x", [], {}]
+
+
+def garbage_pods() -> list[dict]:
+    pods = []
+    for g in GARBAGE:
+        pods += [
+            {"spec": g}, {"spec": {"containers": g}},
+            {"spec": {"containers": [{"name": "a", "resources": {"limits": g, "requests": g}}]}},
+            {"spec": {"nodeSelector": g, "tolerations": [g, {"key": g, "operator": g}],
+                      "affinity": {"nodeAffinity": {AFFINITY: {"nodeSelectorTerms": [
+                          g, {"matchExpressions": [g, {"key": g, "values": g}]}]}}}}},
+            {"spec": {"serviceAccountName": g, "priorityClassName": g, "schedulerName": g,
+                      "runtimeClassName": g, "nodeName": g, "securityContext": g,
+                      "containers": [{"name": "a", "securityContext": {"seccompProfile": g}}]}},
+            {"spec": {"initContainers": [{"name": "i", "restartPolicy": g,
+                                          "resources": {"requests": {"cpu": g}}}]}},
+            {"spec": {"resources": {"requests": {"cpu": g, 3: "1"}}}},  # a YAML int key
+        ]
+    return pods
+
+
+def test_no_check_raises_on_an_undecodable_pod():
+    for pod in garbage_pods():
+        crashed = [v for v in check_pod(pod, ENVELOPE, POOL, TEMPLATES)
+                   if "readable" in v.requirement]
+        assert crashed == [], pod

@@ -179,8 +179,9 @@ def _asked(pod: dict, ctx: EnvelopeContext, pod_level: bool = True
         if path == "spec" and not pod_level:
             continue
         for field_name in RESOURCE_FIELDS:
-            for name, value in sorted(_resource_values(resources, field_name,
-                                                       ctx.fragment).items()):
+            asked = _resource_values(resources, field_name, ctx.fragment)
+            # str keys: a YAML fragment can hold a non-string key, and must not crash a sort
+            for name, value in sorted(asked.items(), key=lambda kv: str(kv[0])):
                 yield path, field_name, str(name), value
 
 
