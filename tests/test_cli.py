@@ -167,3 +167,19 @@ def test_single_call_endpoint_mutates_and_judges_in_one_answer(client) -> None:
     denied = client.post("/mutate-validate", json=review(pod)).get_json()["response"]
     assert denied["allowed"] is False
     assert "spec.hostPID must be unset or false" in denied["status"]["message"]
+
+
+def test_validate_after_mutation_judges_the_pod_the_cluster_would_store(capsys,
+                                                                         tmp_path: Path) -> None:
+    raw = str(AIRFLOW_PODS / "airflow3-kpo.json")
+    code, out, _ = run(["validate", raw], capsys)
+    assert code == 1 and "(envelope: lockedFields)" in out  # as if the mutating hook was down
+    assert run(["validate", "--after-mutation", raw], capsys)[0] == 0
+    greedy = airflow_pod("airflow3-kpo")
+    greedy["metadata"]["annotations"]["airflow-pod-webhook.io/memory"] = "128Gi"
+    path = tmp_path / "greedy.json"
+    path.write_text(json.dumps(greedy))
+    code, out, _ = run(["validate", "--after-mutation", str(path)], capsys)
+    assert code == 1
+    assert f"{path}: denied (mutating hook)" in out
+    assert "must be at most 64Gi (Envelope/airflow perContainer)" in out

@@ -143,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="with --level: the Pod Security version, latest or v1.N")
     validate.add_argument("--namespace", default="")
     validate.add_argument("--username")
+    validate.add_argument("--after-mutation", action="store_true",
+                          help="judge the pod as the validating hook sees it in a cluster: after "
+                               "the mutating hook (without it, the pod is judged as written, "
+                               "like a pod the mutating hook never saw)")
     validate.set_defaults(func=cmd_validate)
 
     policy = sub.add_parser("policy", help="check a policy folder")
@@ -274,6 +278,7 @@ def cmd_mutate(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from webhook.mutate import mutate_pod
     from webhook.validate import validate_pod
 
     policies = _policies(args.policies)
@@ -285,6 +290,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"{file}: error: {exc}", file=sys.stderr)
             worst = EXIT_BAD_INPUT
             continue
+        if args.after_mutation and args.level is None:
+            mutation = mutate_pod(pod, policies, namespace or args.namespace,
+                                  username or args.username)
+            if mutation.refusals:
+                print(f"{file}: denied (mutating hook)")
+                for refusal in mutation.refusals:
+                    print(f"  {refusal.message}")
+                worst = max(worst, EXIT_DENIED)
+                continue
+            pod = mutation.pod
         try:
             result = validate_pod(pod, policies, namespace or args.namespace,
                                   username or args.username, level=args.level,
