@@ -22,6 +22,14 @@ AIRFLOW_PODS = ROOT / "tests" / "fixtures" / "airflow-pods"
 SHARED_PODS = ROOT.parent / "shared" / "fixtures" / "airflow-pods"
 
 
+# What kube-apiserver's DefaultTolerationSeconds plugin adds to every pod before any webhook.
+DEFAULT_TOLERATIONS = (
+    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
+     "tolerationSeconds": 300},
+    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+     "tolerationSeconds": 300})
+
+
 def airflow_pod(name: str) -> dict:
     """A fresh copy of a real Airflow pod, e.g. `airflow3-executor`."""
     return copy.deepcopy(json.loads((AIRFLOW_PODS / f"{name}.json").read_text()))

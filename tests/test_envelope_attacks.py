@@ -16,7 +16,7 @@ from pathlib import Path
 import jsonpatch
 import pytest
 
-from tests.conftest import POLICIES, airflow_pod, policy_set
+from tests.conftest import DEFAULT_TOLERATIONS, POLICIES, airflow_pod, policy_set
 from webhook.merge import merge_pod
 from webhook.mutate import MutationResult, mutate_pod
 from webhook.policy.model import PolicySet
@@ -25,11 +25,6 @@ from webhook.validate import ValidationResult, validate_pod
 NS = "data-airflow"
 SCHEDULER = "system:serviceaccount:airflow:airflow-scheduler"
 P = "airflow-pod-webhook.io/"
-DEFAULT_TOLERATIONS = [
-    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
-     "tolerationSeconds": 300},
-    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
-     "tolerationSeconds": 300}]
 
 
 def as_airflow_builds(fixture: str, pod_override: dict | None = None,

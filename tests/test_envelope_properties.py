@@ -17,14 +17,12 @@ import jsonpatch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import airflow_pod
+from tests.conftest import DEFAULT_TOLERATIONS, POLICIES, airflow_pod
 from webhook.merge import merge_pod
 from webhook.mutate import mutate_pod
 from webhook.policy.load import load_policy_dir
 from webhook.quantity import parse_quantity
 from webhook.validate import validate_pod
-
-from .conftest import POLICIES
 
 BUNDLED = load_policy_dir(POLICIES).policy_set
 NS = "data-airflow"
@@ -32,11 +30,6 @@ SCHEDULER = "system:serviceaccount:airflow:airflow-scheduler"
 P = "airflow-pod-webhook.io/"
 PODS = ["airflow2-executor", "airflow2-executor-pod-override", "airflow3-executor",
         "airflow3-executor-pod-override", "airflow3-kpo", "airflow3-kpo-xcom"]
-DEFAULT_TOLERATIONS = [
-    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
-     "tolerationSeconds": 300},
-    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
-     "tolerationSeconds": 300}]
 
 # Values on both sides of every bundled bound (16 cpu and 64Gi per container, 20 and 80Gi per
 # pod, 4 GPUs), and names the envelope does not list.

@@ -21,6 +21,7 @@ import jsonpatch
 import pytest
 
 from tests.admission_reviews import pod_review
+from tests.conftest import DEFAULT_TOLERATIONS
 from tests.e2e.harness import E2EEnvironment, api_message
 from tests.e2e.scenarios import (
     DENIED,
@@ -170,12 +171,6 @@ def runtime_class(e2e: E2EEnvironment):
 
 
 # --- the same attacks against the offline core (runs everywhere) ------------------------------
-
-DEFAULT_TOLERATIONS = [  # what DefaultTolerationSeconds adds before any webhook
-    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
-     "tolerationSeconds": 300},
-    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
-     "tolerationSeconds": 300}]
 
 
 @pytest.fixture(scope="module")
