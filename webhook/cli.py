@@ -160,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("-l", "--selector", help="label selector, e.g. kubernetes_executor=True")
     audit.add_argument("-o", "--output", choices=("table", "json", "policyreport"),
                        default="table")
+    audit.add_argument("--chunk-size", type=int, default=500,
+                       help="pods per list request, as kubectl's --chunk-size")
     audit.add_argument("--write-reports", action="store_true",
                        help="create or update one PolicyReport per namespace in the cluster")
     audit.set_defaults(func=cmd_audit)
@@ -329,7 +331,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     options = AuditOptions(
         files=tuple(args.files), output=args.output, kubeconfig=args.kubeconfig,
         context=args.context, namespace=args.namespace, all_namespaces=args.all_namespaces,
-        selector=args.selector, write_reports=args.write_reports)
+        selector=args.selector, write_reports=args.write_reports, page_size=args.chunk_size)
     try:
         return run(policies, options, sys.stdout, sys.stderr)
     except SourceError as exc:

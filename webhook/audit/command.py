@@ -35,6 +35,7 @@ class AuditOptions:
     all_namespaces: bool = False
     selector: str | None = None
     write_reports: bool = False
+    page_size: int = 500
     progress: bool | None = None  # None: when stderr is a terminal
 
 
@@ -44,6 +45,8 @@ def run(policies: PolicySet, options: AuditOptions, out: TextIO, err: TextIO,
         raise SourceError("-n and -A exclude each other")
     if options.files and (options.selector or options.all_namespaces):
         raise SourceError("-l and -A select pods in a cluster; with FILE every pod is read")
+    if options.page_size < 1:
+        raise SourceError("--chunk-size must be at least 1")
     if options.files and options.write_reports:
         raise SourceError("--write-reports writes into the cluster: audit it, not files")
     api = None
@@ -104,7 +107,8 @@ def options_for_cluster(options: AuditOptions, api: Any = None) -> Any:
     namespace = options.namespace
     if not namespace and not options.all_namespaces and api is not None:
         namespace = current_namespace(options)
-    return ClusterOptions(options.kubeconfig, options.context, namespace, options.selector)
+    return ClusterOptions(options.kubeconfig, options.context, namespace, options.selector,
+                          options.page_size)
 
 
 def current_namespace(options: AuditOptions) -> str:

@@ -10,8 +10,9 @@ running cluster", for what cannot be recovered):
 - `priority` (the Priority plugin refuses a creator-set value that differs from the class);
 - fields whose value equals the API server's default (`enableServiceLinks: true`,
   `terminationMessagePath: /dev/termination-log`, ...): re-created, they default again;
-- empty lists and empty maps of map-typed fields, which the API server drops on storage
-  (Go's omitempty), so a submitted `tolerations: []` and a stored pod without it agree.
+- what the API server never stores (Go's omitempty): empty lists, empty map-typed fields,
+  empty strings and false plain booleans, so a submitted `tolerations: []` or
+  `hostNetwork: false` and the stored pod without them agree.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
 # `resources: {}` is stored, but means the same as no `resources`, so it goes too.
 EMPTY_MAPS_DROPPED = frozenset({"labels", "annotations", "nodeSelector", "limits", "requests",
                                 "overhead", "resources"})
+
+# Go `bool` (not `*bool`) fields of the Pod API: false is their zero value, never stored.
+PLAIN_BOOLS = frozenset({"hostNetwork", "hostPID", "hostIPC", "stdin", "stdinOnce", "tty",
+                         "readOnly"})
+FREE_FORM_MAPS = frozenset({"labels", "annotations", "nodeSelector", "data"})
 
 
 def submitted_pod(pod: dict, explain_annotation: str = "") -> dict:
@@ -155,12 +161,16 @@ def _probe(probe: dict) -> dict:
 
 
 def _drop_empty(value: Any, key: str | None) -> Any:
-    """Drop what the API server never stores: empty lists, and empty map-typed fields."""
+    """Drop what the API server never stores (omitempty): empty lists, empty map-typed fields,
+    empty strings, and false in the plain (non-pointer) booleans."""
     if isinstance(value, dict):
+        if key in FREE_FORM_MAPS:
+            return value  # user keys and values: `team: ""` is a label like any other
         out = {}
         for k, v in value.items():
             v = _drop_empty(v, k)
-            if v == [] or (v == {} and k in EMPTY_MAPS_DROPPED):
+            if (v == [] or v == "" or (v == {} and k in EMPTY_MAPS_DROPPED)
+                    or (v is False and k in PLAIN_BOOLS)):
                 continue
             out[k] = v
         return out
