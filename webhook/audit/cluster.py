@@ -58,7 +58,7 @@ def api_client(options: ClusterOptions) -> Any:
             config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException as exc:
         raise SourceError(f"kubeconfig: {_one_line(exc)}") from exc
-    except (OSError, ValueError, TypeError, KeyError) as exc:
+    except Exception as exc:  # unreadable or not YAML: yaml, OS and client errors alike
         where = options.kubeconfig or default
         raise SourceError(f"kubeconfig {where}: {_one_line(exc)}") from exc
     configuration.retries = 1  # an unreachable server fails in seconds, not minutes
