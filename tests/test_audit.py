@@ -5,7 +5,6 @@ API server in tests/e2e/test_audit_cluster.py."""
 from __future__ import annotations
 
 import base64
-import copy
 import io
 import json
 import sys
@@ -17,6 +16,7 @@ import yaml
 
 from tests.admission_reviews import pod_review
 from tests.conftest import AIRFLOW_PODS, ROOT, airflow_pod, policy_set
+from tests.stored_pods import EXPLAIN, as_stored, foreign
 from webhook import cli
 from webhook.audit import report
 from webhook.audit.command import AuditOptions, run
@@ -27,7 +27,6 @@ from webhook.audit.strip import submitted_pod
 from webhook.review import MUTATE_AND_VALIDATE, answer
 
 FIXTURES = sorted(p.stem for p in AIRFLOW_PODS.glob("*.json"))
-EXPLAIN = "airflow-pod-webhook.io/applied"
 CRD = ROOT / "tests" / "fixtures" / "crds" / "policyreports.wgpolicyk8s.io.yaml"
 NOW = 1_800_000_000.25
 
@@ -83,65 +82,6 @@ def executor(name: str, dag_id: str = "example_dag", **container: object) -> dic
 
 def privileged(name: str = "priv") -> dict:
     return executor(name, securityContext={"privileged": True})
-
-
-def foreign(name: str = "web") -> dict:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": "data-airflow"},
-            "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}
-
-
-# ---------------------------------------------------------------------------------------------
-# What the API server returns for airflow3-executor, created without any webhook: written from
-# a pod read back from kube-apiserver v1.36 (tests/e2e/test_audit_cluster.py checks the parts
-# envtest adds), plus what a full cluster's ServiceAccount plugin and scheduler add.
-
-
-def as_stored(pod: dict, explain: str | None = "revision=abc; PodTemplate/seccomp") -> dict:
-    stored = copy.deepcopy(pod)
-    meta = stored["metadata"]
-    meta.update(uid="6f1c8a39-1d7e-4c55-9f77-0b7e4f1c2d3a", resourceVersion="48213",
-                generation=1, creationTimestamp="2026-11-20T06:30:04Z",
-                managedFields=[{"manager": "airflow", "operation": "Update",
-                                "apiVersion": "v1", "time": "2026-11-20T06:30:04Z",
-                                "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}])
-    if explain:
-        meta["annotations"][EXPLAIN] = explain
-    spec = stored["spec"]
-    for key in [k for k, v in spec.items() if v in ([], {}) and k != "affinity"]:
-        del spec[key]  # omitempty: the API server never stores an empty list or map
-    spec.update(dnsPolicy="ClusterFirst", enableServiceLinks=True, priority=0,
-                preemptionPolicy="PreemptLowerPriority", schedulerName="default-scheduler",
-                serviceAccount=spec.get("serviceAccountName", "default"),
-                terminationGracePeriodSeconds=30, nodeName="worker-3")
-    spec.setdefault("restartPolicy", "Always")
-    spec["tolerations"] = spec.get("tolerations", []) + [
-        {"key": f"node.kubernetes.io/{k}", "operator": "Exists", "effect": "NoExecute",
-         "tolerationSeconds": 300} for k in ("not-ready", "unreachable")]
-    spec.setdefault("volumes", []).append({"name": "kube-api-access-x7k2p", "projected": {
-        "defaultMode": 420, "sources": [
-            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-            {"configMap": {"name": "kube-root-ca.crt",
-                           "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-            {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {
-                "apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]}})
-    for volume in spec["volumes"]:
-        for source in ("configMap", "secret"):
-            if source in volume:
-                volume[source].setdefault("defaultMode", 420)
-    for container in spec["containers"]:
-        for key in [k for k, v in container.items() if v in ([], {})]:
-            del container[key]
-        container.update(terminationMessagePath="/dev/termination-log",
-                         terminationMessagePolicy="File")
-        container.setdefault("resources", {})  # a struct, stored even when empty
-        container.setdefault("imagePullPolicy", "IfNotPresent")
-        container.setdefault("volumeMounts", []).append({
-            "name": "kube-api-access-x7k2p", "readOnly": True,
-            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"})
-    stored["status"] = {"phase": "Running", "qosClass": "BestEffort", "podIP": "10.0.3.17",
-                        "conditions": [{"type": "PodScheduled", "status": "True"}]}
-    return stored
 
 
 def test_a_stored_pod_strips_back_to_what_was_submitted() -> None:

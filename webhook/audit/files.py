@@ -3,6 +3,7 @@ YAML. Objects of other kinds are passed over with a note, so `kubectl get all -o
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +33,13 @@ def _read(path: str) -> str:
 
 def pods_from_text(text: str, name: str, notes: TextIO | None = None) -> Iterator[dict]:
     try:
-        documents = list(yaml.load_all(text, Loader=_Loader))
+        # JSON first: `kubectl get pods -o json` of a big cluster parses ~10x faster than YAML.
+        documents = [json.loads(text)] if text.lstrip().startswith("{") else None
+    except ValueError:
+        documents = None
+    try:
+        if documents is None:
+            documents = list(yaml.load_all(text, Loader=_Loader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

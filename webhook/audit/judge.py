@@ -9,7 +9,7 @@ from typing import Any
 
 from webhook.airflow_pods import PodType
 from webhook.audit.strip import submitted_pod
-from webhook.field_paths import Item, Segment, covers, leaf_paths
+from webhook.field_paths import Item, Segment, leaf_paths
 from webhook.merge import MERGE_KEYS
 from webhook.mutate import mutate_pod
 from webhook.overrides import APPLIED
@@ -130,7 +130,7 @@ def _changes(before: dict, after: dict, patch: list[dict], applied: tuple[str, .
         if op["path"] == explain_pointer or (op["path"] == "/metadata/annotations"
                                              and set(op.get("value", {})) == {explain}):
             continue  # the webhook's own explain annotation is bookkeeping, not a change
-        path = _field_path(op["path"], after if op["op"] != "remove" else before)
+        path = _texts(_field_path(op["path"], after if op["op"] != "remove" else before))
         names = [name for name, paths in sources if any(_overlap(p, path) for p in paths)]
         if not names:
             names = [annotations] if annotations else [POD_VALIDITY]
@@ -138,8 +138,28 @@ def _changes(before: dict, after: dict, patch: list[dict], applied: tuple[str, .
     return out
 
 
+_paths_cache: dict[str, Any] = {"set": None, "paths": {}}
+
+
 def _policy_paths(applied: tuple[str, ...], policies: PolicySet
-                  ) -> list[tuple[str, list[tuple[Segment, ...]]]]:
+                  ) -> list[tuple[str, list[tuple[str, ...]]]]:
+    """The field paths each applied policy sets, computed once per policy set."""
+    if _paths_cache["set"] is not policies:
+        _paths_cache.update(set=policies, paths={})
+    cache = _paths_cache["paths"]
+    missing = tuple(name for name in applied if name not in cache)
+    if missing:
+        cache.update((name, [_texts(p) for p in paths])
+                     for name, paths in _policy_leaf_paths(missing, policies))
+    return [(name, cache[name]) for name in applied if name in cache]
+
+
+def _texts(path: tuple[Segment, ...]) -> tuple[str, ...]:
+    return tuple(s.key if isinstance(s, Item) else s for s in path)
+
+
+def _policy_leaf_paths(applied: tuple[str, ...], policies: PolicySet
+                       ) -> list[tuple[str, list[tuple[Segment, ...]]]]:
     templates = {f"PodTemplate/{t.name}": t for t in policies.templates}
     out = []
     for name in applied:
@@ -159,9 +179,9 @@ def _policy_paths(applied: tuple[str, ...], policies: PolicySet
     return out
 
 
-def _overlap(a: tuple[Segment, ...], b: tuple[Segment, ...]) -> bool:
+def _overlap(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
     """One path lies under the other; `[*]` on either side matches any item."""
-    return all(covers((x,), (y,)) or covers((y,), (x,)) for x, y in zip(a, b, strict=False))
+    return all(x == y or x == "*" or y == "*" for x, y in zip(a, b, strict=False))
 
 
 def _field_path(pointer: str, doc: Any) -> tuple[Segment, ...]:
