@@ -5,8 +5,10 @@ six real Airflow fixture pods as the API server stores them, privileged variants
 foreign pods (skipped):
 1. core: `audit_pod` alone, in-process;
 2. file: the whole command (`run`) on one `kubectl get pods -o json`-style List file, JSON out;
-3. cluster (with KUBEBUILDER_ASSETS): the N pods created in a real kube-apiserver, then the
-   command lists them in pages of 500 through a kubeconfig and judges them as they come.
+3. cluster (with KUBEBUILDER_ASSETS): the N pods created in a real kube-apiserver, then
+   `airflow-pod-webhook audit` in its own process lists them through a kubeconfig in pages of
+   500 and judges them as they come; then once more in a single page, to show what paging
+   saves in memory.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import io
 import json
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.conftest import AIRFLOW_PODS, POLICIES, airflow_pod
+from tests.server_process import cli_command
 from tests.stored_pods import as_stored, foreign
 from webhook.audit.command import AuditOptions, run
 from webhook.audit.judge import audit_pod
@@ -69,7 +73,8 @@ def file_run(policies, batch: list[dict]) -> float:
         return time.perf_counter() - start, time.process_time() - cpu
 
 
-def cluster_run(policies, batch: list[dict], assets: str) -> tuple[float, float]:
+def cluster_run(policies, batch: list[dict], assets: str
+                ) -> tuple[list[tuple[int, float, float, float]], float]:
     from kubernetes import client, config
 
     from tests.e2e.envtest import EnvtestControlPlane
@@ -96,13 +101,23 @@ def cluster_run(policies, batch: list[dict], assets: str) -> tuple[float, float]
                 list(pool.map(lambda p: core_api.create_namespaced_pod(
                     "bench", p, _preload_content=False), clean))
             created = time.perf_counter() - start
-            start, cpu = time.perf_counter(), time.process_time()
-            code = run(policies, AuditOptions(kubeconfig=str(plane.kubeconfig_path),
-                                              namespace="bench", output="json"),
-                       io.StringIO(), io.StringIO())
-            elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
-            assert code == 1  # the privileged pods would be denied
-            return elapsed, cpu, created
+            # The command as a user runs it, in its own process: its CPU time and peak RSS are
+            # its own. Pages of 500 first, then the whole list in one response, for contrast.
+            runs = []
+            for chunk in (500, len(batch)):
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                start = time.perf_counter()
+                done = subprocess.run(
+                    [*cli_command(), "audit", "--policies", str(POLICIES), "--kubeconfig",
+                     str(plane.kubeconfig_path), "-n", "bench", "-o", "json",
+                     "--chunk-size", str(chunk)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+                wall = time.perf_counter() - start
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                assert done.returncode == 1, done.stderr  # the privileged pods are denied
+                cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+                runs.append((chunk, wall, cpu, after.ru_maxrss / 1024))
+            return runs, created
         finally:
             plane.stop()
 
@@ -129,8 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     line("file: audit pods.json -o json (whole command)", *file_run(policies, batch))
     assets = os.environ.get("KUBEBUILDER_ASSETS")
     if assets and not args.no_cluster:
-        wall, cpu, created = cluster_run(policies, batch, assets)
-        line("cluster: list pages of 500 + judge, -o json", wall, cpu)
+        runs, created = cluster_run(policies, batch, assets)
+        for chunk, wall, cpu, rss in runs:
+            line(f"cluster: audit -n bench --chunk-size {chunk}", wall, cpu)
+            print(f"  peak RSS of the audit process: {rss:.0f} MiB")
         print(f"  (creating the {n} pods in kube-apiserver took {created:.1f} s; the API "
               "server and etcd share the host)")
     else:

@@ -498,3 +498,61 @@ def test_progress_is_silent_when_stderr_is_not_a_terminal() -> None:
     progress.update(5000, 10000)
     progress.finish()
     assert stream.getvalue() == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# The cluster source's paging, against a stand-in for the client's CoreV1Api (the real API
+# server pages in tests/e2e/test_audit_cluster.py)
+
+
+class Response:
+    def __init__(self, body: dict) -> None:
+        self.data = json.dumps(body).encode()
+
+
+class PagedCore:
+    """list_pod_for_all_namespaces as kube-apiserver answers it: `limit` items a page, a
+    continue token while more remain, and once a 410 Gone for an expired token."""
+
+    def __init__(self, pods: list[dict], expire_once: str | None = None) -> None:
+        self.pods, self.expire_once, self.calls = pods, expire_once, []
+
+    def __call__(self, api: object) -> PagedCore:
+        return self
+
+    def list_pod_for_all_namespaces(self, **kwargs: object) -> Response:
+        from kubernetes.client.exceptions import ApiException
+
+        self.calls.append(kwargs)
+        token = kwargs.get("_continue")
+        if token is not None and token == self.expire_once:
+            self.expire_once = None
+            error = ApiException(status=410, reason="Gone")
+            error.body = json.dumps({"kind": "Status", "code": 410, "metadata": {
+                "continue": f"fresh-{token}"}})
+            raise error
+        start = int(str(token).rsplit("-", 1)[-1]) if token else 0
+        limit = int(kwargs["limit"])  # type: ignore[arg-type]
+        items = self.pods[start:start + limit]
+        rest = len(self.pods) - start - len(items)
+        meta = {"continue": f"page-{start + limit}", "remainingItemCount": rest} if rest else {}
+        return Response({"kind": "PodList", "items": items, "metadata": meta})
+
+
+def test_pods_are_listed_a_page_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubernetes import client
+
+    from webhook.audit.cluster import ClusterOptions, list_pages
+
+    pods = [executor(f"p{i}") for i in range(5)]
+    core = PagedCore(pods, expire_once="page-4")
+    monkeypatch.setattr(client, "CoreV1Api", core)
+    pages = list(list_pages(object(), ClusterOptions(page_size=2, selector="a=b")))
+    assert [[p["metadata"]["name"] for p in page.pods] for page in pages] == [
+        ["p0", "p1"], ["p2", "p3"], ["p4"]]
+    assert [page.remaining for page in pages] == [3, 1, None]
+    # The expired token is followed by the one the 410 handed out, not by a restart.
+    assert [c.get("_continue") for c in core.calls] == [None, "page-2", "page-4",
+                                                        "fresh-page-4"]
+    assert all(c["limit"] == 2 and c["label_selector"] == "a=b"
+               and c["_preload_content"] is False for c in core.calls)
