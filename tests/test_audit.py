@@ -556,3 +556,37 @@ def test_pods_are_listed_a_page_at_a_time(monkeypatch: pytest.MonkeyPatch) -> No
                                                         "fresh-page-4"]
     assert all(c["limit"] == 2 and c["label_selector"] == "a=b"
                and c["_preload_content"] is False for c in core.calls)
+
+
+def test_a_report_too_big_for_etcd_keeps_failures_and_says_what_it_left_out(policies) -> None:
+    results = report.NamespaceResults("big", budget=3_000)
+    for i in range(12):
+        pod = privileged(f"p{i}") if i % 3 == 0 else executor(f"p{i}")
+        pod["metadata"]["namespace"] = "big"
+        results.add(report.report_results(audit_pod(pod, policies), NOW))
+    built = results.report(NOW)
+    kept = [(r["resources"][0]["name"], r["result"]) for r in built["results"][:-1]]
+    # All four failures fit first; passes fill what is left, in the order pods were judged.
+    assert [k for k in kept if k[1] == "fail"] == [
+        ("p0", "fail"), ("p3", "fail"), ("p6", "fail"), ("p9", "fail")]
+    assert len(json.dumps(built["results"][:-1])) <= 3_000
+    # 24 results in all: 4 fail and 4 pass (hygiene) on the denied pods, 16 pass on the rest.
+    left = 24 - len(kept)
+    assert left > 0
+    error = built["results"][-1]
+    assert (error["result"], error["rule"]) == ("error", "report-size")
+    assert error["message"] == (
+        f"{left} results left out ({left} pass): the report would pass the size limit of a "
+        "Kubernetes object; run `airflow-pod-webhook audit -n big` for all of them")
+    assert built["summary"]["error"] == 1 and built["summary"]["fail"] == 4
+    jsonschema.validate(built, crd_schema())
+
+
+def test_pods_without_a_namespace_get_a_report_without_one(policies, tmp_path: Path) -> None:
+    pod = privileged()
+    del pod["metadata"]["namespace"]
+    _, text = run_audit(policies, [pod], "policyreport", path=tmp_path / "p.yaml")
+    built = yaml.safe_load(text)
+    assert "namespace" not in built["metadata"]
+    assert built["results"][0]["resources"] == [{"apiVersion": "v1", "kind": "Pod",
+                                                 "name": "priv"}]

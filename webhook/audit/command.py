@@ -16,7 +16,7 @@ import yaml
 
 from webhook.audit import report
 from webhook.audit.files import SourceError, pods_from_files
-from webhook.audit.judge import DENY, audit_pod
+from webhook.audit.judge import DENY, SKIP, audit_pod
 from webhook.audit.progress import Progress
 from webhook.policy.model import PolicySet
 
@@ -60,7 +60,7 @@ def run(policies: PolicySet, options: AuditOptions, out: TextIO, err: TextIO,
                  cluster.list_pages(api, options_for_cluster(options, api)))
     stamp = time.time() if now is None else now
     summary = report.Summary()
-    results: dict[str, list[dict]] = {}
+    results: dict[str, report.NamespaceResults] = {}
     want_reports = options.output == POLICYREPORT or options.write_reports
     progress = Progress(err, options.progress)
     first = True
@@ -73,10 +73,10 @@ def run(policies: PolicySet, options: AuditOptions, out: TextIO, err: TextIO,
             for pod in pods:
                 audit = audit_pod(pod, policies)
                 summary.add(audit)
-                if want_reports and audit.namespace not in results:
-                    results[audit.namespace] = []
-                if want_reports:
-                    results[audit.namespace] += report.report_results(audit, stamp)
+                if want_reports and audit.decision != SKIP:
+                    if audit.namespace not in results:
+                        results[audit.namespace] = report.NamespaceResults(audit.namespace)
+                    results[audit.namespace].add(report.report_results(audit, stamp))
                 if options.output == TABLE:
                     out.write(report.table_row(audit) + "\n")
                 elif options.output == JSON:
@@ -86,7 +86,7 @@ def run(policies: PolicySet, options: AuditOptions, out: TextIO, err: TextIO,
             progress.update(summary.pods, summary.pods + remaining if remaining else None)
     finally:
         progress.finish()
-    reports = [report.policy_report(ns, r) for ns, r in sorted(results.items()) if r]
+    reports = [r.report(stamp) for _, r in sorted(results.items())]
     if options.output == TABLE:
         out.write(report.table_summary(summary) + "\n")
     elif options.output == JSON:

@@ -7,6 +7,7 @@ namespace is complete.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,8 +142,9 @@ def report_results(audit: PodAudit, now: float) -> list[dict[str, Any]]:
     """One result per rule for one judged pod (none for skipped pods)."""
     if audit.decision == SKIP:
         return []
-    resource = {"apiVersion": "v1", "kind": "Pod", "name": audit.name,
-                "namespace": audit.namespace}
+    resource = {"apiVersion": "v1", "kind": "Pod", "name": audit.name}
+    if audit.namespace:
+        resource["namespace"] = audit.namespace
     if audit.uid:
         resource["uid"] = audit.uid
     props = {"pod_type": audit.pod_type, "decision": audit.decision,
@@ -186,11 +188,69 @@ def _grouped(items: Any, key: Any) -> list[tuple[tuple, list]]:
 
 def policy_report(namespace: str, results: list[dict[str, Any]]) -> dict[str, Any]:
     counts = Counter(r["result"] for r in results)
+    metadata: dict[str, Any] = {"name": REPORT_NAME, "namespace": namespace,
+                                "labels": {"app.kubernetes.io/managed-by": SOURCE}}
+    if not namespace:  # pods from files that name no namespace: kubectl's current one
+        del metadata["namespace"]
     return {
         "apiVersion": REPORT_API_VERSION,
         "kind": "PolicyReport",
-        "metadata": {"name": REPORT_NAME, "namespace": namespace,
-                     "labels": {"app.kubernetes.io/managed-by": SOURCE}},
+        "metadata": metadata,
         "results": results,
         "summary": {k: counts[k] for k in ("pass", "fail", "warn", "error", "skip")},
     }
+
+
+# etcd refuses objects over 1.5 MiB (its default --max-request-bytes): a report stays well
+# under it, keeping the results that matter most.
+REPORT_BUDGET = 1_000_000
+PRIORITY = ("fail", "warn", "skip", "pass")
+
+
+class NamespaceResults:
+    """The results of one namespace's report, within REPORT_BUDGET bytes of JSON: failures
+    first, then warnings, exemptions, passes. What does not fit is counted, and the report
+    says so in one `error` result instead of failing to be written."""
+
+    def __init__(self, namespace: str, budget: int = REPORT_BUDGET) -> None:
+        self.namespace, self.budget = namespace, budget
+        self.kept: dict[str, list[tuple[int, dict[str, Any]]]] = {k: [] for k in PRIORITY}
+        self.sizes: Counter = Counter()
+        self.left_out: Counter = Counter()
+        self.added = 0
+
+    def add(self, results: list[dict[str, Any]]) -> None:
+        for result in results:
+            kind = result["result"]
+            size = len(json.dumps(result))
+            if self.sizes[kind] + size > self.budget:
+                self.left_out[kind] += 1  # cannot fit even alone: memory stays bounded
+                continue
+            self.kept[kind].append((self.added, result))
+            self.sizes[kind] += size
+            self.added += 1
+
+    def report(self, now: float) -> dict[str, Any]:
+        chosen: list[tuple[int, dict[str, Any]]] = []
+        used = 0
+        left_out = Counter(self.left_out)
+        for kind in PRIORITY:
+            for seq, result in self.kept[kind]:
+                size = len(json.dumps(result))
+                if used + size > self.budget:
+                    left_out[kind] += 1
+                    continue
+                chosen.append((seq, result))
+                used += size
+        chosen.sort(key=lambda pair: pair[0])  # back in the order the pods were judged
+        results = [result for _, result in chosen]
+        if left_out:
+            counts = ", ".join(f"{n} {k}" for k, n in sorted(left_out.items()))
+            where = f"-n {self.namespace}" if self.namespace else "FILE"
+            results.append({
+                "policy": SOURCE, "rule": "report-size", "result": "error", "scored": False,
+                "source": SOURCE, "timestamp": timestamp(now),
+                "message": f"{sum(left_out.values())} results left out ({counts}): the report "
+                           f"would pass the size limit of a Kubernetes object; run "
+                           f"`airflow-pod-webhook audit {where}` for all of them"})
+        return policy_report(self.namespace, results)
