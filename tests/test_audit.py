@@ -590,3 +590,22 @@ def test_pods_without_a_namespace_get_a_report_without_one(policies, tmp_path: P
     assert "namespace" not in built["metadata"]
     assert built["results"][0]["resources"] == [{"apiVersion": "v1", "kind": "Pod",
                                                  "name": "priv"}]
+
+
+@pytest.mark.parametrize("spec", [
+    {"containers": "x"},
+    {"containers": [None, 3, {"name": "a", "image": 5, "ports": ["x"], "livenessProbe": 1}]},
+    {"volumes": ["x", {"name": "kube-api-access-abcde", "projected": []}],
+     "containers": [{"name": "a", "image": "a:1", "volumeMounts": "x"}]},
+    {"volumes": [{"name": "kube-api-access-abcde", "projected": {"sources": [
+        {"serviceAccountToken": {}}, {"configMap": None}, {"downwardAPI": {}}]}}],
+     "containers": [{"name": "a", "image": "a:1"}]},
+    {"tolerations": [None, "x", {"key": 1}], "securityContext": [],
+     "containers": [{"name": "a", "image": "a:1"}]},
+])
+def test_odd_pods_are_judged_without_crashing(policies, spec: dict) -> None:
+    pod = executor("odd")
+    pod["spec"] = spec
+    audit = audit_pod(pod, policies)
+    assert audit.decision in ("allow", "deny")
+    assert audit.name == "odd"

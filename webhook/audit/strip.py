@@ -98,13 +98,15 @@ def _is_token_volume(volume: Any) -> bool:
     """The ServiceAccount admission plugin's volume: its name pattern and its three sources."""
     if not isinstance(volume, dict) or not TOKEN_VOLUME.match(str(volume.get("name", ""))):
         return False
-    sources = (volume.get("projected") or {}).get("sources")
+    projected = volume.get("projected")
+    sources = projected.get("sources") if isinstance(projected, dict) else None
     if not isinstance(sources, list) or len(sources) != 3:
         return False
     kinds = [next(iter(s), None) if isinstance(s, dict) and len(s) == 1 else None
              for s in sources]
+    root_ca = sources[1].get("configMap") if isinstance(sources[1], dict) else None
     return (kinds == ["serviceAccountToken", "configMap", "downwardAPI"]
-            and sources[1]["configMap"].get("name") == ROOT_CA_CONFIGMAP)
+            and isinstance(root_ca, dict) and root_ca.get("name") == ROOT_CA_CONFIGMAP)
 
 
 def _volume(volume: Any) -> Any:
