@@ -609,3 +609,36 @@ def test_odd_pods_are_judged_without_crashing(policies, spec: dict) -> None:
     audit = audit_pod(pod, policies)
     assert audit.decision in ("allow", "deny")
     assert audit.name == "odd"
+
+
+def test_namespace_flag_fills_in_pods_from_files_that_name_none(policies,
+                                                              tmp_path: Path) -> None:
+    nameless, named = privileged("a"), privileged("b")
+    del nameless["metadata"]["namespace"]
+    _, text = run_audit(policies, [nameless, named], "json", path=tmp_path / "p.yaml",
+                        namespace="team-a")
+    assert [(p["namespace"], p["name"]) for p in json.loads(text)["pods"]] == [
+        ("team-a", "a"), ("data-airflow", "b")]
+
+
+def test_a_long_file_run_on_a_terminal_draws_the_bar(policies, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    monkeypatch.setattr("webhook.audit.progress.monotonic", clock)
+    path = tmp_path / "pods.json"
+    path.write_text(json.dumps({"kind": "List", "items": [executor(f"p{i}")
+                                                          for i in range(1200)]}))
+    real_audit = audit_pod
+
+    def slow_audit(pod: dict, policies_: object) -> PodAudit:
+        clock.now += 0.005  # 1,200 pods at 200/s: six seconds
+        return real_audit(pod, policies_)
+
+    monkeypatch.setattr("webhook.audit.command.audit_pod", slow_audit)
+    out, err = io.StringIO(), io.StringIO()
+    run(policies, AuditOptions(files=(str(path),), output="json", progress=True), out, err)
+    bars = err.getvalue().split("\r\033[K")
+    # Updated once a page (500 pods, 2.5 s in: past the two-second threshold), then cleared.
+    assert bars[1:] == ["[############------------------] 500/1200 pods, 200 pods/s",
+                        "[#########################-----] 1000/1200 pods, 200 pods/s",
+                        "[##############################] 1200/1200 pods, 200 pods/s", ""]

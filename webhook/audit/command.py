@@ -83,7 +83,8 @@ def run(policies: PolicySet, options: AuditOptions, out: TextIO, err: TextIO,
                     out.write(("\n" if first else ",\n")
                               + json.dumps(report.pod_json(audit), indent=2))
                 first = False
-            progress.update(summary.pods, summary.pods + remaining if remaining else None)
+            progress.update(summary.pods,
+                            None if remaining is None else summary.pods + remaining)
     finally:
         progress.finish()
     reports = [r.report(stamp) for _, r in sorted(results.items())]
@@ -129,17 +130,13 @@ def current_namespace(options: AuditOptions) -> str:
             return "default"
 
 
-def _file_pages(options: AuditOptions, err: TextIO) -> Iterator[tuple[list[dict], None]]:
+def _file_pages(options: AuditOptions, err: TextIO) -> Iterator[tuple[list[dict], int]]:
     # Read every file before printing anything: a bad file is reported alone, not after half
     # a table. Files are the user's own exports, so they fit in memory.
     pods = list(pods_from_files(list(options.files), err))
-    page: list[dict] = []
-    for pod in pods:
-        if options.namespace and not pod["metadata"].get("namespace"):
-            pod = {**pod, "metadata": {**pod["metadata"], "namespace": options.namespace}}
-        page.append(pod)
-        if len(page) >= FILE_PAGE:
-            yield page, None
-            page = []
-    if page:
-        yield page, None
+    if options.namespace:
+        pods = [pod if pod["metadata"].get("namespace") else
+                {**pod, "metadata": {**pod["metadata"], "namespace": options.namespace}}
+                for pod in pods]
+    for start in range(0, len(pods), FILE_PAGE):
+        yield pods[start:start + FILE_PAGE], max(len(pods) - start - FILE_PAGE, 0)

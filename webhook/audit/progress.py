@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TextIO
 
+monotonic = time.monotonic  # module-level so a test can stand a clock in for it
 DELAY = 2.0  # seconds before anything is shown: short runs stay quiet
 INTERVAL = 0.1
 WIDTH = 30
@@ -12,11 +14,11 @@ WIDTH = 30
 
 class Progress:
     def __init__(self, stream: TextIO, enabled: bool | None = None,
-                 clock: callable = time.monotonic) -> None:  # type: ignore[valid-type]
+                 clock: Callable[[], float] | None = None) -> None:
         self.stream = stream
         self.enabled = stream.isatty() if enabled is None else enabled
-        self.clock = clock
-        self.start = clock()
+        self.clock = clock or monotonic
+        self.start = self.clock()
         self.last = 0.0
         self.shown = False
 
