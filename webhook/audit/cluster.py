@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from webhook.audit.files import SourceError
 from webhook.audit.report import REPORT_API_VERSION
 
@@ -82,7 +84,7 @@ def list_pages(api: Any, options: ClusterOptions) -> Iterator[Page]:
                 response = core.list_namespaced_pod(options.namespace, **kwargs)
             else:
                 response = core.list_pod_for_all_namespaces(**kwargs)
-            body = json.loads(response.data)
+            body = orjson.loads(response.data)  # 2-3x json's speed on a page of pods
         except client.exceptions.ApiException as exc:
             restart = _expired_continue(exc)
             if restart is not None and token:

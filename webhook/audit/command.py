@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+import orjson
 import yaml
 
 from webhook.audit import report
@@ -80,8 +81,8 @@ def run(policies: PolicySet, options: AuditOptions, out: TextIO, err: TextIO,
                 if options.output == TABLE:
                     out.write(report.table_row(audit) + "\n")
                 elif options.output == JSON:
-                    out.write(("\n" if first else ",\n")
-                              + json.dumps(report.pod_json(audit), indent=2))
+                    out.write(("\n" if first else ",\n") + orjson.dumps(
+                        report.pod_json(audit), option=orjson.OPT_INDENT_2).decode())
                 first = False
             progress.update(summary.pods,
                             None if remaining is None else summary.pods + remaining)

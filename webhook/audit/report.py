@@ -7,10 +7,11 @@ namespace is complete.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from webhook.audit.judge import ALLOW, DENY, SKIP, PodAudit
 
@@ -222,7 +223,7 @@ class NamespaceResults:
     def add(self, results: list[dict[str, Any]]) -> None:
         for result in results:
             kind = result["result"]
-            size = len(json.dumps(result))
+            size = len(orjson.dumps(result))
             if self.sizes[kind] + size > self.budget:
                 self.left_out[kind] += 1  # cannot fit even alone: memory stays bounded
                 continue
@@ -236,7 +237,7 @@ class NamespaceResults:
         left_out = Counter(self.left_out)
         for kind in PRIORITY:
             for seq, result in self.kept[kind]:
-                size = len(json.dumps(result))
+                size = len(orjson.dumps(result))
                 if used + size > self.budget:
                     left_out[kind] += 1
                     continue
