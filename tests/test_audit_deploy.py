@@ -49,9 +49,11 @@ def test_rbac_is_list_pods_and_write_policyreports_only(rendered: list[dict]) ->
     assert binding["roleRef"]["name"] == "airflow-pod-webhook-audit"
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "airflow-pod-webhook-audit",
                                     "namespace": "airflow-pod-webhook"}]
-    # The webhook's own account gains nothing.
-    webhook_role = one(rendered, "ClusterRole", "airflow-pod-webhook")
-    assert all("pods" not in r["resources"] for r in webhook_role["rules"])
+    # Nothing else in the overlay grants anything: the webhook's own account gains nothing.
+    assert sorted((o["kind"], o["metadata"]["name"]) for o in rendered
+                  if o["apiVersion"].startswith("rbac.authorization.k8s.io/")) == [
+        ("ClusterRole", "airflow-pod-webhook-audit"),
+        ("ClusterRoleBinding", "airflow-pod-webhook-audit")]
 
 
 def test_cronjob_audits_everything_with_the_base_policies(rendered: list[dict]) -> None:
@@ -81,3 +83,17 @@ def test_cronjob_pod_passes_pod_security_restricted(rendered: list[dict]) -> Non
     result = validate_pod(pod, PolicySet(revision="none"), level="restricted")
     assert result.allowed, result.message
     assert pod["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_the_audit_pod_may_only_reach_the_api_server(rendered: list[dict]) -> None:
+    policy = one(rendered, "NetworkPolicy", "airflow-pod-webhook-audit")
+    job = one(rendered, "CronJob", "airflow-pod-webhook-audit")
+    labels = job["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["spec"]["ingress"] == []
+    assert policy["spec"]["egress"] == [{"ports": [{"protocol": "TCP", "port": 443},
+                                                   {"protocol": "TCP", "port": 6443}]}]
+    # The webhook's own NetworkPolicy does not select the audit pod (nor the reverse).
+    webhook = one(rendered, "NetworkPolicy", "airflow-pod-webhook")
+    assert not webhook["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
