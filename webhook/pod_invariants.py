@@ -35,6 +35,29 @@ def keep_pod_valid(original: dict, mutated: dict) -> dict:
     return _fix_containers(original, mutated, fixes)
 
 
+# spec field set by the mutation -> what kube-apiserver's built-in plugins derived from it
+# before any webhook ran. A stale derived value makes the create fail ("the integer value of
+# priority (0) must not be provided in pod spec"); without it, the plugins, reinvoked after a
+# webhook changed the pod, derive it again from the new value.
+DERIVED_BY_PLUGINS = {
+    "priorityClassName": ("priority", "preemptionPolicy"),  # Priority
+    "runtimeClassName": ("overhead",),  # RuntimeClass
+}
+
+
+def let_plugins_recompute(original: dict, mutated: dict) -> dict:
+    """Drop what the built-in admission plugins derived from a spec field the mutation
+    changed, so that they derive it anew from the mutated value."""
+    spec_in = original.get("spec") if isinstance(original.get("spec"), dict) else {}
+    spec_out = mutated.get("spec") if isinstance(mutated.get("spec"), dict) else {}
+    stale = [derived for source, fields in DERIVED_BY_PLUGINS.items()
+             if spec_out.get(source) != spec_in.get(source)
+             for derived in fields if derived in spec_out]
+    if not stale:
+        return mutated
+    return {**mutated, "spec": {k: v for k, v in spec_out.items() if k not in stale}}
+
+
 def _fix_containers(original: dict, mutated: dict, fixes: list[ContainerFix]) -> dict:
     """Apply each fix to every container, copying only what changes."""
     spec = mutated.get("spec")

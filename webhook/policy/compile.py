@@ -294,9 +294,10 @@ class _Builder:
         return Settings(
             annotation_prefix=spec.get("annotationPrefix", Settings.annotation_prefix),
             node_pool_label=spec.get("nodePoolLabel", Settings.node_pool_label),
-            trusted_creators=tuple(TrustedCreators(tuple(t.get("namespaces", ())),
-                                                   tuple(t["usernames"]))
-                                   for t in identity.get("trustedCreators", ())),
+            trusted_creators=tuple(TrustedCreators(
+                tuple(t.get("namespaces", ())), tuple(t["usernames"]),
+                frozenset(PodType(x) for x in t.get("podTypes", ())) or AIRFLOW_POD_TYPES)
+                for t in identity.get("trustedCreators", ())),
             untrusted=identity.get("untrusted", "warn"),
         )
 
