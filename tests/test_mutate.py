@@ -85,7 +85,7 @@ def test_a_kpo_pod_never_gets_a_task_policy_by_the_dag_id_its_author_wrote() -> 
         kind: TaskPolicy
         metadata: {name: kpo-in-ml}
         spec:
-          match: {podTypes: [kpo], namespaces: [data-airflow]}
+          match: {podTypes: [kpo], namespaces: [data-airflow], dagIds: ["*"]}
           template: {spec: {activeDeadlineSeconds: 3600}}
     """)
     result = mutated(airflow_pod("airflow3-kpo-xcom"), policies)  # ml_pipeline.score_model

@@ -72,7 +72,8 @@ class Match:
             return True  # only reachable through an explicit selector the admin chose
         if self.selector is not None:
             return False
-        return not (self.dag_ids or self.task_ids) or task.ids_trusted
+        scoped = any(p != "*" for p in (*self.dag_ids, *self.task_ids))
+        return not scoped or task.ids_trusted
 
 
 @dataclass(frozen=True)
