@@ -36,7 +36,7 @@ class Attack:
     legacy_namespace: bool = False  # created in LEGACY_NAMESPACE instead of the test one
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
-    spec: dict[str, Any] = field(default_factory=dict)  # set on the pod's spec
+    spec: dict[str, Any] = field(default_factory=dict)  # set on the pod's spec (volumes: added)
     base: dict[str, Any] = field(default_factory=dict)  # set on container `base`
     denied_by: str = ""
     status: int = 0
@@ -144,7 +144,9 @@ def attack_pod(attack: Attack, namespace: str) -> dict:
     meta["namespace"] = namespace
     meta["labels"] = {**meta.get("labels", {}), **attack.labels}
     meta["annotations"] = {**meta.get("annotations", {}), **attack.annotations}
-    pod["spec"].update(json.loads(json.dumps(attack.spec)))
+    spec = json.loads(json.dumps(attack.spec))
+    spec["volumes"] = pod["spec"].get("volumes", []) + spec.get("volumes", [])
+    pod["spec"].update(spec)
     pod["spec"]["containers"][0].update(json.loads(json.dumps(attack.base)))
     return pod
 
