@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 
-import jsonpatch
 import pytest
 
 from tests.admission_reviews import pod_review
@@ -263,44 +262,52 @@ def test_overrides_may_not_drop_labels_or_annotations(bundled, fragment, field) 
     assert result.patch == []
 
 
-def test_a_policy_that_drops_labels_cannot_take_airflows(bundled) -> None:
-    policies = policy_set("""
-        apiVersion: airflow-pod-webhook.io/v1alpha1
-        kind: PodTemplate
-        metadata: {name: wipe}
-        spec:
-          template: {metadata: {labels: null, annotations: null}}
-    """)
-    pod = airflow_pod("airflow3-executor")
-    result = mutate_pod(pod, policies, "data-airflow", SCHEDULER)
-    final = jsonpatch.apply_patch(pod, result.patch)
-    assert result.allowed
-    for field in ("labels", "annotations"):
-        for key, value in pod["metadata"][field].items():
-            assert final["metadata"][field][key] == value
+@pytest.mark.parametrize("kind", ["PodTemplate", "Profile", "TaskPolicy"])
+def test_a_policy_may_not_drop_labels_or_annotations(kind) -> None:
+    from webhook.policy.compile import PolicyDocument, compile_policies
+
+    extra = {"Profile": {"description": "x"}, "TaskPolicy": {"match": {"dagIds": ["*"]}}}
+    for template, field in (({"metadata": None}, "metadata"),
+                            ({"metadata": {"labels": None}}, "metadata.labels"),
+                            ({"metadata": {"annotations": None}}, "metadata.annotations")):
+        doc = PolicyDocument("p.yaml", 0, {
+            "apiVersion": "airflow-pod-webhook.io/v1alpha1", "kind": kind,
+            "metadata": {"name": "wipe"}, "spec": {"template": template, **extra.get(kind, {})}})
+        policies, errors = compile_policies([doc], "r")
+        assert policies is None
+        assert [(e.path, e.reason.split(":")[0]) for e in errors] == [
+            (f"spec.template.{field}", "may not be null")]
 
 
 def test_the_result_is_checked_whatever_produced_it(bundled, monkeypatch) -> None:
     """The invariant is judged on the mutated pod, not inferred from the request: with the
-    restoring step broken, a profile that drops the labels is refused, not admitted."""
-    policies = policy_set("""
-        apiVersion: airflow-pod-webhook.io/v1alpha1
-        kind: Profile
-        metadata: {name: wipe}
-        spec:
-          description: test
-          template: {metadata: {labels: null}}
-    """)
+    guards before it broken, a mutation that drops the labels is refused, not admitted."""
+    from webhook import overrides
+
+    monkeypatch.setattr(overrides, "_owned", lambda path, task: None)
     monkeypatch.setattr(mutate_module, "_keep_airflow_metadata", lambda original, result: result)
     pod = airflow_pod("airflow3-executor")
-    pod["metadata"]["annotations"][P + "profiles"] = "wipe"
-    result = mutate_pod(pod, policies, "data-airflow", SCHEDULER)
+    pod["metadata"]["annotations"][P + "pod-override"] = json.dumps({"metadata": {"labels": None}})
+    result = mutate_pod(pod, bundled, "data-airflow", SCHEDULER)
     assert not result.allowed and result.patch == []
     messages = [r.message for r in result.refusals]
     assert ("metadata.labels.airflow-worker: Airflow's own key would be removed by the "
             f"mutation ({KEEP_IDENTITY_RULE})") in messages
     assert ("metadata: the mutated pod would no longer be selected by the webhooks' "
             f"matchConditions ({KEEP_IDENTITY_RULE})") in messages
+
+
+def test_a_mutation_that_changes_an_airflow_value_is_refused(bundled, monkeypatch) -> None:
+    def relabel(original: dict, result: dict) -> dict:
+        meta = {**result["metadata"], "labels": {**result["metadata"]["labels"],
+                                                 "dag_id": "nfs_export"}}
+        return {**result, "metadata": meta}
+
+    monkeypatch.setattr(mutate_module, "_keep_airflow_metadata", relabel)
+    result = mutate_pod(airflow_pod("airflow3-executor"), bundled, "data-airflow", SCHEDULER)
+    assert [r.message for r in result.refusals] == [
+        f"metadata.labels.dag_id: Airflow's own key would be changed by the mutation "
+        f"({KEEP_IDENTITY_RULE})"]
 
 
 # --- malformed input is refused, never a crash ---------------------------------------------------

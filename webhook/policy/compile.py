@@ -74,6 +74,8 @@ _SPEC_VALIDATORS = {
 }
 # Fields a policy may never set: Airflow and kube-apiserver own them.
 _OWNED_METADATA = ("name", "generateName", "namespace", "uid", "ownerReferences")
+_DROPS_IDENTITY = ("may not be null: it would remove Airflow's labels and annotations, which "
+                   "select the pod for the validating webhook; remove single keys instead")
 
 
 def schema_errors(validator: Draft202012Validator, body: Any, prefix: str) -> list[tuple[str, str]]:
@@ -206,7 +208,12 @@ class _Builder:
     def fragment(self, doc: PolicyDocument, template: dict, path: str = "spec.template") -> dict:
         for field, reason in fragment_errors(template):
             self.error(doc, f"{path}.{field}", reason)
+        if "metadata" in template and template["metadata"] is None:
+            self.error(doc, f"{path}.metadata", _DROPS_IDENTITY)
         meta = template.get("metadata") if isinstance(template.get("metadata"), dict) else {}
+        for field in ("labels", "annotations"):
+            if field in meta and meta[field] is None:
+                self.error(doc, f"{path}.metadata.{field}", _DROPS_IDENTITY)
         for key in _OWNED_METADATA:
             if key in meta:
                 self.error(doc, f"{path}.metadata.{key}",
