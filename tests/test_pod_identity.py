@@ -512,3 +512,42 @@ def test_default_tolerations_from_the_apiserver_survive_a_profile(bundled) -> No
     pod["metadata"]["annotations"][P + "profiles"] = "spot"
     tolerations = mutate_pod(pod, bundled, "data-airflow", SCHEDULER).pod["spec"]["tolerations"]
     assert tolerations[:2] == defaults and tolerations[2]["key"] == "spot"
+
+
+def _with_token_volume(pod: dict) -> dict:
+    """What the ServiceAccount plugin adds before any webhook runs."""
+    pod["spec"].setdefault("volumes", []).append({"name": "kube-api-access-x7k2q", "projected": {
+        "sources": [{"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+                    {"configMap": {"name": "kube-root-ca.crt"}}]}})
+    for c in pod["spec"]["containers"]:
+        c.setdefault("volumeMounts", []).append({
+            "name": "kube-api-access-x7k2q", "readOnly": True,
+            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"})
+    return pod
+
+
+def test_turning_automount_off_takes_back_the_token_the_plugin_mounted() -> None:
+    policies = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: PodTemplate
+        metadata: {name: no-token}
+        spec:
+          template: {spec: {automountServiceAccountToken: false}}
+          lockedFields: [spec.automountServiceAccountToken]
+    """)
+    pod = _with_token_volume(airflow_pod("airflow3-kpo-xcom"))
+    spec = mutate_pod(pod, policies, "data-airflow").pod["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    assert not [v for v in spec["volumes"] if v["name"].startswith("kube-api-access-")]
+    assert [v["name"] for v in spec["volumes"]] == ["xcom"]
+    for c in spec["containers"]:
+        assert not [m for m in c.get("volumeMounts", []) if m["name"].startswith("kube-api")]
+    assert spec["containers"][0]["volumeMounts"] == [{"name": "xcom",
+                                                       "mountPath": "/airflow/xcom"}]
+
+
+def test_the_token_volume_stays_when_automount_is_untouched(bundled) -> None:
+    pod = _with_token_volume(airflow_pod("airflow3-executor"))
+    pod["metadata"]["annotations"][P + "memory"] = "1Gi"
+    spec = mutate_pod(pod, bundled, "data-airflow", SCHEDULER).pod["spec"]
+    assert "kube-api-access-x7k2q" in [v["name"] for v in spec["volumes"]]
