@@ -222,26 +222,38 @@ def test_dag_scoped_grants_never_match_a_kpo_pod_but_restrictions_do() -> None:
 
 
 def test_a_label_selector_never_grants_to_an_airflow_pod() -> None:
-    policies = policy_set("""
-        apiVersion: airflow-pod-webhook.io/v1alpha1
-        kind: Exemption
-        metadata: {name: by-label}
-        spec:
-          reason: test
-          match: {labelSelector: {matchLabels: {team: ml}}}
-          rules: ["baseline"]
-        ---
-        apiVersion: airflow-pod-webhook.io/v1alpha1
-        kind: ValidationPolicy
-        metadata: {name: baseline}
-        spec:
-          mode: enforce
-          podSecurity: {level: baseline, version: latest}
-    """)
+    from webhook.airflow_pods import AirflowTask
+    from webhook.policy.model import LabelSelector, Match
+
+    match = Match(selector=LabelSelector(match_labels=(("team", "ml"),)))
     pod = labelled("airflow3-executor", team="ml")
-    pod["spec"]["hostPID"] = True
-    result = validate_pod(pod, policies, "data-airflow", SCHEDULER)
-    assert result.exempted == () and "baseline: hostNamespaces" in result.rules_violated
+    assert match.matches(identify(pod, "ns")) and not match.grants(identify(pod, "ns"))
+    other = AirflowTask(PodType.OTHER, "ns", None, None, False, labels={"team": "ml"})
+    assert Match(frozenset({PodType.OTHER}), selector=match.selector).grants(other)
+
+
+@pytest.mark.parametrize("kind, extra", [
+    ("Exemption", {"reason": "x", "rules": ["baseline"]}),
+    ("TaskPolicy", {"template": {"spec": {"activeDeadlineSeconds": 1}}}),
+    ("OverridePolicy", {"allowedFields": ["spec.nodeSelector"]}),
+])
+def test_a_grant_scoped_by_what_the_author_writes_is_a_load_error(kind, extra) -> None:
+    from webhook.policy.compile import PolicyDocument, compile_policies
+
+    def errors_for(match: dict) -> list[tuple[str, str]]:
+        doc = PolicyDocument("p.yaml", 0, {
+            "apiVersion": "airflow-pod-webhook.io/v1alpha1", "kind": kind,
+            "metadata": {"name": "g"}, "spec": {"match": match, **extra}})
+        _, errors = compile_policies([doc], "r")
+        return [(e.path, e.reason.split(":")[0].split(",")[0]) for e in errors]
+
+    assert errors_for({"dagIds": ["*"], "labelSelector": {"matchLabels": {"team": "ml"}}}) == [
+        ("spec.match.labelSelector", "cannot scope this on executor or KPO pods")]
+    assert errors_for({"podTypes": ["kpo"], "dagIds": ["ml_pipeline"]}) == [
+        ("spec.match.dagIds", "a KPO pod's DAG and task ids are its author's choice and never "
+         "select this")]
+    assert errors_for({"podTypes": ["kpo"], "namespaces": ["ml"], "dagIds": ["*"]}) == []
+    assert errors_for({"podTypes": ["executor"], "dagIds": ["ml_pipeline"]}) == []
 
 
 # --- the mutation keeps what selects and identifies the pod --------------------------------------

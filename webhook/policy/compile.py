@@ -158,8 +158,8 @@ class _Builder:
         exact: dict[str, list[TaskPolicy]] = defaultdict(list)
         globbed: list[TaskPolicy] = []
         for d, n, s in sorted(parsed["TaskPolicy"], key=lambda x: x[1]):
-            policy = TaskPolicy(n, self.match(d, s["match"]), self.fragment(d, s["template"]),
-                                Source(d.file, d.index))
+            policy = TaskPolicy(n, self.grant_match(d, s["match"]),
+                                self.fragment(d, s["template"]), Source(d.file, d.index))
             dag_ids = s["match"]["dagIds"]
             if any(is_glob(p) for p in dag_ids):
                 globbed.append(policy)
@@ -171,7 +171,7 @@ class _Builder:
                      sorted(parsed["OverridePolicy"], key=lambda x: x[1])]
         validations = [self.validation(d, n, s) for d, n, s in
                        sorted(parsed["ValidationPolicy"], key=lambda x: x[1])]
-        exemptions = [Exemption(n, self.match(d, s["match"]), tuple(s.get("rules", ["*"])),
+        exemptions = [Exemption(n, self.grant_match(d, s["match"]), tuple(s.get("rules", ["*"])),
                                 s["reason"], _date(s.get("expires")), Source(d.file, d.index))
                       for d, n, s in sorted(parsed["Exemption"], key=lambda x: x[1])]
         return PolicySet(
@@ -204,6 +204,24 @@ class _Builder:
                        "by namespace alone")
         return Match(types, tuple(spec.get("namespaces", ())), tuple(spec.get("dagIds", ())),
                      tuple(spec.get("taskIds", ())), selector)
+
+    def grant_match(self, doc: PolicyDocument, spec: dict | None) -> Match:
+        """match() for a policy that gives something: a scope that could only be met by what
+        the DAG author writes would silently never apply (Match.grants), so it is an error."""
+        match = self.match(doc, spec)
+        airflow_types = match.pod_types & AIRFLOW_POD_TYPES
+        if match.selector is not None and airflow_types:
+            self.error(doc, "spec.match.labelSelector",
+                       "cannot scope this on executor or KPO pods: their labels are written by "
+                       "the DAG author, so it would never apply; use namespaces, podTypes and "
+                       "dagIds (docs/threat-model.md)")
+        scoped = any(p != "*" for p in (*match.dag_ids, *match.task_ids))
+        if scoped and airflow_types == {PodType.KPO}:
+            self.error(doc, "spec.match.dagIds",
+                       "a KPO pod's DAG and task ids are its author's choice and never select "
+                       "this, so it would never apply; scope it by namespaces with dagIds "
+                       "['*'] (docs/threat-model.md)")
+        return match
 
     def fragment(self, doc: PolicyDocument, template: dict, path: str = "spec.template") -> dict:
         for field, reason in fragment_errors(template):
@@ -266,7 +284,7 @@ class _Builder:
                 self.error(doc, f"spec.allowedProfiles[{i}]", f"no Profile named {profile!r}")
         return OverridePolicy(
             name=name,
-            match=self.match(doc, spec.get("match")),
+            match=self.grant_match(doc, spec.get("match")),
             allowed_fields=tuple(allowed),
             max_resources=MappingProxyType(maxima),
             max_resources_text=MappingProxyType(maxima_text),
