@@ -14,7 +14,7 @@ import pytest
 
 from tests.admission_reviews import pod_review
 from tests.conftest import airflow_pod, policy_set
-from tests.e2e.scenarios import denial_prefix
+from tests.e2e.scenarios import denial_prefix, e2e_policies
 from tests.e2e.security_scenarios import (
     ADMITTED,
     ATTACKS,
@@ -34,6 +34,8 @@ from webhook.airflow_pods import POD_IDENTITY_RULE, PodType, identify
 from webhook.mutate import KEEP_IDENTITY_RULE, mutate_pod
 from webhook.overrides import parse_fragment_text
 from webhook.pod_fields import fragment_errors
+from webhook.policy.load import load_policy_dir
+from webhook.policy.model import PolicySet
 from webhook.quantity import parse_quantity
 from webhook.registration import selected_by_hooks
 from webhook.review import INTERNAL_RULE, MUTATE, MUTATE_AND_VALIDATE, VALIDATE, last_resort
@@ -41,8 +43,9 @@ from webhook.validate import validate_pod
 
 NS = "airflow-e2e-offline"
 P = "airflow-pod-webhook.io/"
-WORKER = "system:serviceaccount:data-airflow:airflow-worker"
-SCHEDULER = "system:serviceaccount:data-airflow:airflow-scheduler"
+# The accounts the bundled Settings trust (release `airflow` in namespace `airflow`).
+WORKER = "system:serviceaccount:airflow:airflow-worker"
+SCHEDULER = "system:serviceaccount:airflow:airflow-scheduler"
 FIXTURES = ("airflow2-executor", "airflow3-executor", "airflow2-executor-pod-override",
             "airflow3-executor-pod-override", "airflow3-kpo", "airflow3-kpo-xcom")
 
@@ -56,11 +59,20 @@ def labelled(fixture: str, **labels: str) -> dict:
 # --- every attack, offline --------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def e2e_policy_set(tmp_path_factory: pytest.TempPathFactory) -> PolicySet:
+    """What the e2e webhook serves: the bundled policies with e2e_settings()."""
+    result = load_policy_dir(e2e_policies(tmp_path_factory.mktemp("e2e") / "policies"))
+    assert result.policy_set is not None, result.errors
+    return result.policy_set
+
+
 @pytest.mark.parametrize("attack", ATTACKS, ids=lambda a: a.name)
-def test_attack_is_answered_offline_as_in_the_cluster(attack: Attack) -> None:
+def test_attack_is_answered_offline_as_in_the_cluster(attack: Attack,
+                                                      e2e_policy_set: PolicySet) -> None:
     namespace = namespace_for(attack, NS)
     pod = attack_pod(attack, namespace)
-    outcome, result = admit_offline(pod, namespace, username(attack, namespace))
+    outcome, result = admit_offline(pod, namespace, username(attack, namespace), e2e_policy_set)
     if attack.outcome == DENIED:
         assert outcome == DENIED, f"admitted: {result}"
         assert isinstance(result, str)
@@ -188,8 +200,7 @@ def test_an_untrusted_creator_never_gets_an_exemption_on_any_path(bundled) -> No
         assert "baseline: hostPathVolumes" in body["response"]["status"]["message"]
         assert "exempted" not in decision.extra
     # ...while the scheduler, its trusted creator, gets it: the exemption itself works.
-    trusted = validate_pod(pod, bundled, "airflow-legacy",
-                           "system:serviceaccount:airflow-legacy:airflow-scheduler")
+    trusted = validate_pod(pod, bundled, "airflow-legacy", SCHEDULER)
     assert trusted.allowed and trusted.exempted == ("legacy-nfs-export",)
 
 

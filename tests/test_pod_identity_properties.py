@@ -42,8 +42,8 @@ WIDE_OPEN = policy_set("""
       description: a profile that relabels (Airflow's keys are refused when it is loaded)
       template: {metadata: {labels: {team: x}, annotations: {note: y}}}
 """)
-CREATORS = [None, "system:serviceaccount:data-airflow:airflow-scheduler",
-            "system:serviceaccount:data-airflow:airflow-worker", "alice"]
+CREATORS = [None, "system:serviceaccount:airflow:airflow-scheduler",
+            "system:serviceaccount:airflow:airflow-worker", "alice"]
 
 AIRFLOW_KEYS = sorted(AIRFLOW_LABELS | AIRFLOW_ANNOTATIONS)
 keys = st.sampled_from([*AIRFLOW_KEYS, "team", "example.com/x", "kubernetes.io/config.mirror",

@@ -20,6 +20,7 @@ ADMITTED = "admitted"
 SCHEDULER_SA, WORKER_SA = "airflow-scheduler", "airflow-worker"
 # The bundled Exemption legacy-nfs-export waives hostPath for DAG nfs_export in this namespace.
 LEGACY_NAMESPACE = "airflow-legacy"
+BUNDLED_ACCOUNTS_NAMESPACE = "airflow"  # where policies/00-settings.yaml expects Airflow's accounts
 PRIORITY_CLASS, PRIORITY_VALUE = "airflow-e2e-batch", 1000
 OVERRIDE = "airflow-pod-webhook.io/pod-override"
 ABSENT = "<absent>"
@@ -156,7 +157,10 @@ def namespace_for(attack: Attack, test_namespace: str) -> str:
 
 
 def username(attack: Attack, namespace: str) -> str:
-    return f"system:serviceaccount:{namespace}:{attack.creator}"
+    """In LEGACY_NAMESPACE, the bundled Settings' own accounts (release `airflow` in namespace
+    `airflow`); elsewhere the test namespace's, which the e2e Settings trust alike."""
+    home = BUNDLED_ACCOUNTS_NAMESPACE if namespace == LEGACY_NAMESPACE else namespace
+    return f"system:serviceaccount:{home}:{attack.creator}"
 
 
 def check_admitted(pod: dict, attack: Attack) -> list[str]:
@@ -177,5 +181,5 @@ def check_denied(message: str, attack: Attack) -> list[str]:
     return [rule for rule in attack.rules if rule not in message]
 
 
-__all__ = ["ADMITTED", "ATTACKS", "BY_NAME", "DENIED", "Attack", "attack_pod", "check_admitted",
-           "check_denied", "namespace_for", "username"]
+__all__ = ["ADMITTED", "ATTACKS", "BUNDLED_ACCOUNTS_NAMESPACE", "BY_NAME", "DENIED", "Attack",
+           "attack_pod", "check_admitted", "check_denied", "namespace_for", "username"]

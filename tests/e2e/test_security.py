@@ -15,12 +15,14 @@ from tests.e2e.harness import E2EEnvironment, api_message
 from tests.e2e.scenarios import denial_prefix
 from tests.e2e.security_scenarios import (
     ATTACKS,
+    BUNDLED_ACCOUNTS_NAMESPACE,
     BY_NAME,
     DENIED,
     LEGACY_NAMESPACE,
     OVERRIDE,
     PRIORITY_CLASS,
     PRIORITY_VALUE,
+    SCHEDULER_SA,
     WORKER_SA,
     Attack,
     attack_pod,
@@ -33,18 +35,19 @@ from tests.e2e.security_scenarios import (
 pytestmark = pytest.mark.e2e
 
 
-def _let_workers_create_pods(e2e: E2EEnvironment, namespace: str) -> None:
-    """KubernetesPodOperator needs it: bind the worker to the harness's pod-creating Role."""
+def _let_accounts_create_pods(e2e: E2EEnvironment, namespace: str, home: str) -> None:
+    """Bind the scheduler and worker accounts of namespace `home` to the harness's
+    pod-creating Role in `namespace` (KubernetesPodOperator needs it for the worker)."""
     from kubernetes import client
 
     rbac = client.RbacAuthorizationV1Api(e2e.api_client())
     with contextlib.suppress(client.exceptions.ApiException):  # already bound
         rbac.create_namespaced_role_binding(namespace, {
-            "metadata": {"name": "airflow-worker-pods"},
+            "metadata": {"name": f"airflow-accounts-of-{home}"[:63]},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
                         "name": "airflow-scheduler-pods"},
-            "subjects": [{"kind": "ServiceAccount", "name": WORKER_SA,
-                          "namespace": namespace}]}, _preload_content=False)
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": home}
+                         for account in (SCHEDULER_SA, WORKER_SA)]}, _preload_content=False)
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +58,8 @@ def attack_namespaces(e2e: E2EEnvironment, namespace: str) -> Iterator[str]:
 
     with contextlib.suppress(client.exceptions.ApiException):  # a reused cluster has it
         e2e.create_namespace(LEGACY_NAMESPACE)
-    for name in (namespace, LEGACY_NAMESPACE):
-        _let_workers_create_pods(e2e, name)
+    _let_accounts_create_pods(e2e, namespace, namespace)
+    _let_accounts_create_pods(e2e, LEGACY_NAMESPACE, BUNDLED_ACCOUNTS_NAMESPACE)
     scheduling = client.SchedulingV1Api(e2e.api_client())
     with contextlib.suppress(client.exceptions.ApiException):
         scheduling.create_priority_class({
