@@ -391,6 +391,8 @@ def compile_errors(spec_text: str) -> list[str]:
      "e.yaml (document 1): spec.resources.perContainer.limits[cpu]: is not a Kubernetes "
      "quantity: 'lots'"),
     ("{resources: {perContainer: {limits: {cpu: NaN}}}}",
+     "spec.resources.perContainer.limits[cpu]: is not a Kubernetes quantity: 'NaN'"),
+    ("{resources: {perContainer: {limits: {cpu: '-1'}}}}",
      "spec.resources.perContainer.limits[cpu]: is not a finite, non-negative quantity"),
     ("{resources: {perPod: {limits: {'nvidia com/gpu': '1'}}}}",
      "spec.resources.perPod.limits: 'nvidia com/gpu' does not match"),

@@ -70,7 +70,9 @@ def test_per_dag_task_policy_from_git(bundled) -> None:
     assert "TaskPolicy/example-dag-extract" in result.applied
 
 
-def test_task_policy_matches_kpo_pods_by_sanitised_label() -> None:
+def test_a_kpo_pod_never_gets_a_task_policy_by_the_dag_id_its_author_wrote() -> None:
+    """A KPO author writes the pod's labels (and any task can use the worker's token): a
+    TaskPolicy scoped by DAG or task id must not match KPO pods; by namespace and type it may."""
     policies = policy_set("""
         apiVersion: airflow-pod-webhook.io/v1alpha1
         kind: TaskPolicy
@@ -78,10 +80,20 @@ def test_task_policy_matches_kpo_pods_by_sanitised_label() -> None:
         spec:
           match: {dagIds: [ml_pipeline], taskIds: [score_*]}
           template: {spec: {priorityClassName: batch}}
+        ---
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: TaskPolicy
+        metadata: {name: kpo-in-ml}
+        spec:
+          match: {podTypes: [kpo], namespaces: [data-airflow], dagIds: ["*"]}
+          template: {spec: {activeDeadlineSeconds: 3600}}
     """)
     result = mutated(airflow_pod("airflow3-kpo-xcom"), policies)  # ml_pipeline.score_model
-    assert result.pod["spec"]["priorityClassName"] == "batch"
-    assert "priorityClassName" not in mutated(airflow_pod("airflow3-kpo"), policies).pod["spec"]
+    assert "priorityClassName" not in result.pod["spec"]
+    assert result.pod["spec"]["activeDeadlineSeconds"] == 3600
+    assert result.applied == ("TaskPolicy/kpo-in-ml",)
+    executor = for_task(airflow_pod("airflow3-executor"), "ml_pipeline", "score_model")
+    assert mutated(executor, policies).pod["spec"]["priorityClassName"] == "batch"
 
 
 def test_short_annotations_for_everyday_asks(bundled) -> None:
@@ -349,9 +361,6 @@ def test_a_thousand_task_policies_are_looked_up_not_scanned(monkeypatch) -> None
     monkeypatch.setattr(Match, "matches", lambda self, task: calls.append(self) or
                         original(self, task))
     executor = for_task(airflow_pod("airflow3-executor"), "dag_742", "extract")
-    kpo = for_task(airflow_pod("airflow3-kpo"), "dag_742", "export_csv")  # sanitised label
-    for pod in (executor, kpo):
-        calls.clear()
-        found = policies.task_policies_for(identify(pod, "data-airflow"))
-        assert [p.name for p in found] == ["dag-742"]
-        assert len(calls) == 1  # one candidate from the index, not a thousand matches
+    found = policies.task_policies_for(identify(executor, "data-airflow"))
+    assert [p.name for p in found] == ["dag-742"]
+    assert len(calls) == 1  # one candidate from the index, not a thousand matches

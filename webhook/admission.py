@@ -151,7 +151,9 @@ def _review(api_version: str, response: dict, warnings: Iterable[str],
 
 
 def encode_patch(patch: list[dict]) -> str:
-    return base64.b64encode(json.dumps(patch, separators=(",", ":")).encode()).decode()
+    # allow_nan=False: a NaN in a patch would be invalid JSON; raising fails the review closed.
+    return base64.b64encode(json.dumps(patch, separators=(",", ":"), allow_nan=False)
+                            .encode()).decode()
 
 
 def clip_message(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:

@@ -2,6 +2,15 @@
 
 Executor pods carry exact ids in annotations; KubernetesPodOperator pods only carry labels,
 sanitised by Airflow's `make_safe_label_value`, so matching falls back to those.
+
+Classification is fail-safe: every pod with an Airflow marker the hooks select on is judged.
+- `kubernetes_pod_operator=True` makes a KPO pod, whatever else it carries; executor markers
+  on it are an identity problem (the validating hook denies it, rule `airflow: podIdentity`).
+- Both executor markers (`kubernetes_executor=True` and `airflow-worker`) make an executor pod.
+- One executor marker alone is not a pod Airflow builds: it is judged as a KPO pod (the type
+  whose identity is trusted least) and denied for its identity.
+Only an executor pod's ids can select DAG- or task-scoped grants (`ids_trusted`): a KPO pod's
+labels are written by its author, and its creator's token is in every task's hands.
 """
 
 from __future__ import annotations
@@ -18,6 +27,12 @@ class PodType(str, Enum):
     KPO = "kpo"
     OTHER = "other"
 
+
+KPO_MARKER = "kubernetes_pod_operator"
+EXECUTOR_MARKERS = ("kubernetes_executor", "airflow-worker")
+POD_IDENTITY_RULE = "airflow: podIdentity"
+# Airflow writes these as a label (sanitised) and an annotation (exact) from the same value.
+_PAIRED_IDS = ("dag_id", "task_id", "run_id", "try_number", "map_index")
 
 # Labels and annotations Airflow owns: it selects and adopts pods by them (airflow.md §1.4).
 AIRFLOW_LABELS = frozenset({
@@ -56,6 +71,16 @@ class AirflowTask:
     try_number: str | None = None
     map_index: str | None = None
     labels: dict[str, str] | None = None
+    # Where this pod's Airflow markers or ids contradict each other, as (field path,
+    # requirement, value found); non-empty: the validating hook denies it (POD_IDENTITY_RULE).
+    identity_problems: tuple[tuple[str, str, str], ...] = ()
+
+    @property
+    def ids_trusted(self) -> bool:
+        """Whether dag_id/task_id may select DAG- or task-scoped grants (Exemptions,
+        TaskPolicies, OverridePolicies): only for a consistent executor pod, whose ids the
+        scheduler writes. A KPO pod's labels are its author's choice."""
+        return self.pod_type is PodType.EXECUTOR and not self.identity_problems
 
     def matches_dag(self, pattern: str) -> bool:
         return _matches(pattern, self.dag_id, self.exact_ids)
@@ -91,19 +116,10 @@ def identify(pod: dict, namespace: str = "") -> AirflowTask:
     labels = _str_map(meta.get("labels"))
     annotations = _str_map(meta.get("annotations"))
     ns = namespace or (meta.get("namespace") if isinstance(meta.get("namespace"), str) else "")
-    if labels.get("kubernetes_executor") == "True" and "airflow-worker" in labels:
-        return AirflowTask(
-            pod_type=PodType.EXECUTOR,
-            namespace=ns,
-            dag_id=annotations.get("dag_id", labels.get("dag_id")),
-            task_id=annotations.get("task_id", labels.get("task_id")),
-            exact_ids="dag_id" in annotations,
-            run_id=annotations.get("run_id", labels.get("run_id")),
-            try_number=annotations.get("try_number", labels.get("try_number")),
-            map_index=annotations.get("map_index", labels.get("map_index")),
-            labels=labels,
-        )
-    if labels.get("kubernetes_pod_operator") == "True" and "airflow-worker" not in labels:
+    executor_markers = [k for k in EXECUTOR_MARKERS
+                        if (labels.get(k) == "True" if k == "kubernetes_executor"
+                            else k in labels)]
+    if labels.get(KPO_MARKER) == "True" or (executor_markers and len(executor_markers) < 2):
         return AirflowTask(
             pod_type=PodType.KPO,
             namespace=ns,
@@ -114,8 +130,50 @@ def identify(pod: dict, namespace: str = "") -> AirflowTask:
             try_number=labels.get("try_number"),
             map_index=labels.get("map_index"),
             labels=labels,
+            identity_problems=_marker_problems(labels, executor_markers),
+        )
+    if executor_markers:
+        return AirflowTask(
+            pod_type=PodType.EXECUTOR,
+            namespace=ns,
+            dag_id=annotations.get("dag_id", labels.get("dag_id")),
+            task_id=annotations.get("task_id", labels.get("task_id")),
+            exact_ids="dag_id" in annotations,
+            run_id=annotations.get("run_id", labels.get("run_id")),
+            try_number=annotations.get("try_number", labels.get("try_number")),
+            map_index=annotations.get("map_index", labels.get("map_index")),
+            labels=labels,
+            identity_problems=_id_problems(labels, annotations),
         )
     return AirflowTask(
         pod_type=PodType.OTHER, namespace=ns, dag_id=labels.get("dag_id"),
         task_id=labels.get("task_id"), exact_ids=False, labels=labels,
     )
+
+
+def _marker_problems(labels: dict[str, str], executor_markers: list[str]
+                     ) -> tuple[tuple[str, str, str], ...]:
+    if labels.get(KPO_MARKER) == "True":
+        if not executor_markers:
+            return ()
+        return (("metadata.labels", f"must not hold the executor's label(s) "
+                 f"{' and '.join(executor_markers)} on a KubernetesPodOperator pod "
+                 f"({KPO_MARKER}=True); remove them from the operator's labels= (the executor "
+                 "would adopt or watch this pod as its own)", ", ".join(executor_markers)),)
+    present = executor_markers[0]
+    missing = "kubernetes_executor=True" if present == "airflow-worker" else "airflow-worker"
+    return ((f"metadata.labels.{present}", f"must come with {missing}, as on every "
+             f"KubernetesExecutor pod; remove {present} from the pod's labels",
+             labels.get(present, "")),)
+
+
+def _id_problems(labels: dict[str, str], annotations: dict[str, str]
+                 ) -> tuple[tuple[str, str, str], ...]:
+    """Airflow writes each id as an exact annotation and its sanitised label: a pair that
+    disagrees was rewritten by someone, so neither can say which task this is."""
+    return tuple(
+        (f"metadata.labels.{key}", f"must be the annotation {key}={annotations[key]!r} as "
+         "Airflow sanitises it; do not set either in pod_override", labels[key])
+        for key in _PAIRED_IDS
+        if key in labels and key in annotations
+        and make_safe_label_value(annotations[key]) != labels[key])

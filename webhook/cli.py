@@ -149,6 +149,27 @@ def build_parser() -> argparse.ArgumentParser:
                                "like a pod the mutating hook never saw)")
     validate.set_defaults(func=cmd_validate)
 
+    audit = sub.add_parser(
+        "audit", help="judge existing pods (files or the live cluster) as if created now; "
+                      "exit 1 if any would be denied")
+    audit.add_argument("files", nargs="*", metavar="FILE",
+                       help="Pod or List files, YAML or JSON ('-' for stdin); "
+                            "none: the cluster of the kubeconfig, or in-cluster")
+    audit.add_argument("--policies", default=DEFAULT_POLICIES)
+    audit.add_argument("--kubeconfig", help="default: $KUBECONFIG, ~/.kube/config, in-cluster")
+    audit.add_argument("--context", help="kubeconfig context")
+    audit.add_argument("-n", "--namespace", help="only this namespace (with FILE: the "
+                       "namespace of pods that do not say)")
+    audit.add_argument("-A", "--all-namespaces", action="store_true")
+    audit.add_argument("-l", "--selector", help="label selector, e.g. kubernetes_executor=True")
+    audit.add_argument("-o", "--output", choices=("table", "json", "policyreport"),
+                       default="table")
+    audit.add_argument("--chunk-size", type=int, default=500,
+                       help="pods per list request, as kubectl's --chunk-size")
+    audit.add_argument("--write-reports", action="store_true",
+                       help="create or update one PolicyReport per namespace in the cluster")
+    audit.set_defaults(func=cmd_audit)
+
     policy = sub.add_parser("policy", help="check a policy folder")
     policy_sub = policy.add_subparsers(metavar="ACTION")
     lint = policy_sub.add_parser("lint", help="load every file; print precise errors")
@@ -315,6 +336,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for key, value in sorted(result.audit_annotations.items()):
             print(f"  audit {key}: {value}")
     return worst
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from webhook.audit.command import AuditOptions, run
+    from webhook.audit.files import SourceError
+
+    policies = _policies(args.policies)
+    options = AuditOptions(
+        files=tuple(args.files), output=args.output, kubeconfig=args.kubeconfig,
+        context=args.context, namespace=args.namespace, all_namespaces=args.all_namespaces,
+        selector=args.selector, write_reports=args.write_reports, page_size=args.chunk_size)
+    try:
+        return run(policies, options, sys.stdout, sys.stderr)
+    except SourceError as exc:
+        raise InputError(str(exc)) from exc
 
 
 def cmd_policy_lint(args: argparse.Namespace) -> int:

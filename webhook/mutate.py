@@ -15,8 +15,11 @@ from webhook.field_paths import get_values, with_value
 from webhook.merge import merge_pod
 from webhook.overrides import APPLIED, Refusal, check_allowed, check_result, read_overrides
 from webhook.patch import diff_patch
-from webhook.pod_invariants import keep_pod_valid
+from webhook.pod_invariants import keep_pod_valid, let_plugins_recompute
 from webhook.policy.model import PodTemplate, PolicySet
+from webhook.registration import selected_by_hooks
+
+KEEP_IDENTITY_RULE = "airflow: keepIdentity"
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ def mutate_pod(
     templates = policies.templates_for(task)
     warnings: list[str] = []
     trusted = (True if username is None
-               else policies.settings.creator_trusted(task.namespace, username))
+               else policies.settings.creator_trusted(task.namespace, username, task.pod_type))
     applied = [f"PodTemplate/{t.name}" for t in templates]
     overlays: list[dict] = []
     if trusted is False:
@@ -90,6 +93,12 @@ def mutate_pod(
         if refusals:
             return MutationResult(task, pod, [], refusals=tuple(sorted(set(refusals))))
     result = _explain(result, policies, applied)
+    broken = identity_changes(pod, result)
+    if broken:
+        # Checked on the result, whatever produced it: a pod that would lose what identifies
+        # it, or drop out of the validating hook's selection, is never admitted by us.
+        return MutationResult(task, pod, [], refusals=tuple(
+            Refusal("", path, reason, KEEP_IDENTITY_RULE) for path, reason in broken))
     return MutationResult(task, result, diff_patch(pod, result), tuple(applied),
                           warnings=tuple(warnings))
 
@@ -105,7 +114,33 @@ def _compose_all(pod: dict, templates: list[PodTemplate], overlays: list[dict]) 
         if _container_names(result) == _container_names(previous):
             break
     result = keep_pod_valid(pod, result)
+    result = let_plugins_recompute(pod, result)
     return _keep_airflow_metadata(pod, result)
+
+
+def identity_changes(original: dict, result: dict) -> list[tuple[str, str]]:
+    """(field, reason) for each Airflow label or annotation of `original` that `result`
+    lacks or changes, and for a pod the hooks select that they would no longer select."""
+    changes = []
+    for field_name, owned in (("labels", AIRFLOW_LABELS), ("annotations", AIRFLOW_ANNOTATIONS)):
+        before, after = _meta_map(original, field_name), _meta_map(result, field_name)
+        for key in sorted(k for k in before if k in owned):
+            if key not in after:
+                changes.append((f"metadata.{field_name}.{key}",
+                                "Airflow's own key would be removed by the mutation"))
+            elif after[key] != before[key]:
+                changes.append((f"metadata.{field_name}.{key}",
+                                "Airflow's own key would be changed by the mutation"))
+    if selected_by_hooks(original) and not selected_by_hooks(result):
+        changes.append(("metadata", "the mutated pod would no longer be selected by the "
+                        "webhooks' matchConditions"))
+    return changes
+
+
+def _meta_map(pod: dict, field_name: str) -> dict:
+    meta = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
+    value = meta.get(field_name)
+    return value if isinstance(value, dict) else {}
 
 
 def malformed_shape(pod: dict) -> str | None:
@@ -163,8 +198,8 @@ def _keep_airflow_metadata(original: dict, result: dict) -> dict:
     fixed = dict(meta_out)
     for field_name, owned in (("labels", AIRFLOW_LABELS), ("annotations", AIRFLOW_ANNOTATIONS)):
         before = meta_in.get(field_name) if isinstance(meta_in.get(field_name), dict) else {}
-        after = meta_out.get(field_name) if isinstance(meta_out.get(field_name), dict) else None
-        if after is None:
+        after = meta_out.get(field_name) if isinstance(meta_out.get(field_name), dict) else {}
+        if not before and field_name not in meta_out:
             continue
         merged = {k: v for k, v in after.items() if k not in owned}
         merged.update({k: v for k, v in before.items() if k in owned})

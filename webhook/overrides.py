@@ -34,6 +34,7 @@ from webhook.field_paths import Item, Segment, covers, format_path, leaf_paths
 from webhook.pod_fields import fragment_errors
 from webhook.policy.model import Envelope, OverridePolicy, PodTemplate, PolicySet
 from webhook.quantity import parse_quantity
+from webhook.registration import MIRROR_POD_ANNOTATION
 from webhook.validation.envelope import check_fragment, check_whole_pod
 
 POD_OVERRIDE = "pod-override"
@@ -58,7 +59,8 @@ class Refusal:
     @property
     def message(self) -> str:
         where = f"{self.field}: " if self.field else ""
-        return f"annotation {self.annotation}: {where}{self.reason} ({self.rule})"
+        source = f"annotation {self.annotation}: " if self.annotation else ""
+        return f"{source}{where}{self.reason} ({self.rule})"
 
 
 @dataclass(frozen=True)
@@ -87,10 +89,21 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+class NotJSONNumber(ValueError):
+    """Python's json accepts NaN, Infinity and -Infinity; JSON and Kubernetes do not."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise NotJSONNumber(f"{name} is not a JSON number")
+
+
 def parse_fragment_text(text: str) -> Any:
-    """JSON first (the common case, and what a V1Pod serialises to), then alias-free YAML."""
+    """JSON first (the common case, and what a V1Pod serialises to), then alias-free YAML.
+    Raises NotJSONNumber for NaN/Infinity, yaml.YAMLError when neither parses."""
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_refuse_constant)
+    except NotJSONNumber:
+        raise
     except ValueError:
         return yaml.load(text, Loader=_NoAliasLoader)
 
@@ -156,7 +169,12 @@ def _pod_override(text: str, key: str, refusals: list[Refusal]) -> dict | None:
         return None
     try:
         fragment = parse_fragment_text(text)
-    except (yaml.YAMLError, RecursionError) as exc:
+    except NotJSONNumber as exc:
+        refusals.append(Refusal(key, "", f"is not valid JSON: {exc}", "annotations",
+                                malformed=True))
+        return None
+    except (yaml.YAMLError, RecursionError, ValueError, OverflowError) as exc:
+        # ValueError/OverflowError: YAML that parses but holds an impossible date (2024-02-30)
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         refusals.append(Refusal(key, "", f"is neither JSON nor YAML: {reason}", "annotations",
                                 malformed=True))
@@ -282,12 +300,19 @@ def _check_leaf(key: str, path: tuple[Segment, ...], value: Any, task: AirflowTa
 
 def _owned(path: tuple[Segment, ...], task: AirflowTask) -> str | None:
     texts = [s.key if isinstance(s, Item) else s for s in path]
+    if texts == ["metadata"] or texts in (["metadata", "labels"], ["metadata", "annotations"]):
+        # A leaf here is null (or a non-map, refused by the schema): it would drop Airflow's
+        # labels, which select the pod for the validating hook and identify its task.
+        return ("may not be removed or replaced: it holds Airflow's labels and annotations; "
+                "set single keys instead")
     if texts[:1] == ["metadata"] and len(texts) > 1:
         if texts[1] in _OWNED_META:
             return "is set by Airflow and kube-apiserver"
         owned = {"labels": AIRFLOW_LABELS, "annotations": AIRFLOW_ANNOTATIONS}.get(texts[1])
         if owned and len(texts) > 2 and texts[2] in owned:
             return "Airflow owns this key (it selects and adopts pods by it)"
+        if texts[1:3] == ["annotations", MIRROR_POD_ANNOTATION]:
+            return "marks a kubelet mirror pod, which the webhooks never check"
     if (task.pod_type is PodType.EXECUTOR and texts[:3] == ["spec", "containers", "base"]
             and len(texts) > 3 and texts[3] in ("command", "args")):
         return "Airflow sets the task's command; changing it breaks the task"

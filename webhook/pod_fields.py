@@ -8,6 +8,7 @@ The table comes from the official client's models (tools/gen_pod_fields.py).
 from __future__ import annotations
 
 import json
+import math
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -28,9 +29,39 @@ def fragment_errors(fragment: Any, path: str = "") -> list[tuple[str, str]]:
     errors: list[tuple[str, str]] = []
     if not isinstance(fragment, dict):
         return [(path or "<root>", f"must be an object, got {_json_type(fragment)}")]
+    shape = json_shape_errors(fragment, path)
+    if shape:
+        return shape  # the model check below assumes JSON: string keys, finite numbers
     body = {k: v for k, v in fragment.items() if k not in ("apiVersion", "kind")}
     _check(body, _model()["root"], path, errors)
     return errors
+
+
+def json_shape_errors(value: Any, path: str = "") -> list[tuple[str, str]]:
+    """Where a parsed fragment holds what JSON cannot (YAML gives keys that are numbers or
+    booleans, dates, sets, binary; both give NaN and Infinity): Kubernetes would refuse it,
+    and our merge and patch must never see it. Iterative: depth is bounded by the parser."""
+    errors: list[tuple[str, str]] = []
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, dict):
+            for key, sub in item.items():
+                if not isinstance(key, str):
+                    errors.append((f"{where}.{key!r}" if where else repr(key),
+                                   f"map keys must be strings, got {_json_type(key)} {key!r} "
+                                   "(quote it)"))
+                    continue
+                stack.append((sub, f"{where}.{key}" if where else key))
+        elif isinstance(item, list):
+            stack.extend((sub, f"{where}[{i}]") for i, sub in enumerate(item))
+        elif isinstance(item, float) and not math.isfinite(item):
+            errors.append((where or "<root>", f"{item!r} is not a number Kubernetes accepts "
+                           "(NaN and Infinity are not JSON)"))
+        elif item is not None and not isinstance(item, (str, int, float, bool)):
+            errors.append((where or "<root>", f"must be a JSON value, got "
+                           f"{type(item).__name__} {str(item)[:40]!r} (quote it)"))
+    return sorted(errors)
 
 
 def _check(value: Any, type_ref: Any, path: str, errors: list[tuple[str, str]]) -> None:

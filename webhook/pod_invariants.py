@@ -35,6 +35,64 @@ def keep_pod_valid(original: dict, mutated: dict) -> dict:
     return _fix_containers(original, mutated, fixes)
 
 
+# spec field set by the mutation -> what kube-apiserver's built-in plugins derived from it
+# before any webhook ran. A stale derived value makes the create fail ("the integer value of
+# priority (0) must not be provided in pod spec"); without it, the plugins, reinvoked after a
+# webhook changed the pod, derive it again from the new value.
+DERIVED_BY_PLUGINS = {
+    "priorityClassName": ("priority", "preemptionPolicy"),  # Priority
+    "runtimeClassName": ("overhead",),  # RuntimeClass
+}
+
+
+def let_plugins_recompute(original: dict, mutated: dict) -> dict:
+    """Drop what the built-in admission plugins derived from a spec field the mutation
+    changed, so that they derive it anew from the mutated value."""
+    spec_in = original.get("spec") if isinstance(original.get("spec"), dict) else {}
+    spec_out = mutated.get("spec") if isinstance(mutated.get("spec"), dict) else {}
+    stale = [derived for source, fields in DERIVED_BY_PLUGINS.items()
+             if spec_out.get(source) != spec_in.get(source)
+             for derived in fields if derived in spec_out]
+    spec = {k: v for k, v in spec_out.items() if k not in stale} if stale else spec_out
+    if spec.get("automountServiceAccountToken") is False and (
+            spec_in.get("automountServiceAccountToken") is not False):
+        spec = _without_token_volume(spec)
+    return mutated if spec is spec_out else {**mutated, "spec": spec}
+
+
+def _without_token_volume(spec: dict) -> dict:
+    """The ServiceAccount plugin mounted the token before the mutation turned automounting
+    off; it never takes it back, so the mutation does."""
+    volumes = spec.get("volumes") if isinstance(spec.get("volumes"), list) else []
+    names = {v.get("name") for v in volumes if _is_token_volume(v)}
+    if not names:
+        return spec
+    out = {**spec, "volumes": [v for v in volumes if not _is_token_volume(v)]}
+    for list_name in _CONTAINER_LISTS:
+        if isinstance(spec.get(list_name), list):
+            out[list_name] = [_without_mounts(c, names) for c in spec[list_name]]
+    return out
+
+
+def _is_token_volume(volume: Any) -> bool:
+    """kube-apiserver's `kube-api-access-<random>`: a projected serviceAccountToken volume."""
+    if not isinstance(volume, dict) or not str(volume.get("name", "")).startswith(
+            "kube-api-access-"):
+        return False
+    projected = volume.get("projected")
+    sources = projected.get("sources") if isinstance(projected, dict) else None
+    return isinstance(sources, list) and any(
+        isinstance(s, dict) and "serviceAccountToken" in s for s in sources)
+
+
+def _without_mounts(container: Any, names: set) -> Any:
+    if not isinstance(container, dict) or not isinstance(container.get("volumeMounts"), list):
+        return container
+    mounts = [m for m in container["volumeMounts"]
+              if not (isinstance(m, dict) and m.get("name") in names)]
+    return {**container, "volumeMounts": mounts}
+
+
 def _fix_containers(original: dict, mutated: dict, fixes: list[ContainerFix]) -> dict:
     """Apply each fix to every container, copying only what changes."""
     spec = mutated.get("spec")

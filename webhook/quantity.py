@@ -9,7 +9,7 @@ from the installed package, without running the package's `__init__`.
 from __future__ import annotations
 
 import importlib.util
-from decimal import Decimal
+from decimal import ROUND_CEILING, Context, Decimal
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,8 +31,21 @@ def _client_quantity_module() -> ModuleType:
 
 
 _parse = _client_quantity_module().parse_quantity
+# kube-apiserver stores a quantity at most to nano precision and rounds finer ones up
+# (resource.Quantity: "0.1n" is stored as "1n"): compare what it will store, not what was typed.
+_NANO = Decimal("1e-9")
+_WIDE = Context(prec=400)  # quantize past this raises InvalidOperation: malformed to callers
 
 
 def parse_quantity(value: Any) -> Decimal:
-    """kubernetes.utils.parse_quantity: a Decimal, or ValueError/TypeError when malformed."""
-    return _parse(value)
+    """kubernetes.utils.parse_quantity, rounded up to nano precision as kube-apiserver stores
+    it; ValueError/TypeError when malformed. NaN and Infinity (the client accepts both) and a
+    boolean are not quantities."""
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not a quantity")
+    parsed = _parse(value)
+    if not parsed.is_finite():
+        raise ValueError(f"{value!r} is not a finite quantity")
+    if parsed.as_tuple().exponent < -9:  # type: ignore[operator]
+        return parsed.quantize(_NANO, rounding=ROUND_CEILING, context=_WIDE)
+    return parsed

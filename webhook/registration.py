@@ -99,11 +99,26 @@ def pod_match_expression(labels: Sequence[tuple[str, str | None]] = DEFAULT_POD_
     return "has(object.metadata.labels) && (\n  " + " ||\n  ".join(terms) + "\n)"
 
 
+MIRROR_POD_ANNOTATION = "kubernetes.io/config.mirror"
 # Kubelet-created mirror pods of static pods must never be changed or blocked by us.
 NOT_MIRROR_POD = (
     "!has(object.metadata.annotations) || "
-    '!("kubernetes.io/config.mirror" in object.metadata.annotations)'
+    f'!("{MIRROR_POD_ANNOTATION}" in object.metadata.annotations)'
 )
+
+
+def selected_by_hooks(pod: Any, labels: Sequence[tuple[str, str | None]] = DEFAULT_POD_LABELS
+                      ) -> bool:
+    """What the hooks' matchConditions (pod_match_expression and NOT_MIRROR_POD) say of a
+    pod, in Python: the mutation must never turn a selected pod into an unselected one."""
+    meta = pod.get("metadata") if isinstance(pod, dict) else None
+    meta = meta if isinstance(meta, dict) else {}
+    pod_labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
+    annotations = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
+    if MIRROR_POD_ANNOTATION in annotations:
+        return False
+    return any(key in pod_labels and (value is None or pod_labels[key] == value)
+               for key, value in labels)
 
 
 def _b64(pem: bytes) -> str:

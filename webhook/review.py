@@ -13,7 +13,8 @@ from webhook import admission
 from webhook.admission import AdmissionRequest, BadReview
 from webhook.airflow_pods import AirflowTask
 from webhook.mutate import MutationResult, mutate_pod
-from webhook.policy.model import PolicySet
+from webhook.overrides import APPLIED
+from webhook.policy.model import DEFAULT_ANNOTATION_PREFIX, PolicySet
 from webhook.validate import ValidationResult, validate_pod
 
 MUTATE, VALIDATE = "mutate", "validate"
@@ -23,6 +24,7 @@ MUTATE_AND_VALIDATE = "mutate-validate"
 # A dry run (`kubectl create --dry-run=server`) is answered exactly like the real create: the
 # hooks declare sideEffects None, so kube-apiserver sends it to preview what admission does, and
 # deploy/README.md's install check depends on seeing our patch and our denials there.
+INTERNAL_RULE = "webhook: internal"
 
 
 @dataclass(frozen=True)
@@ -152,19 +154,41 @@ def bad_review(hook: str, body: Any, message: str) -> tuple[int, dict, Decision]
                                reason="BadRequest"), decision
 
 
-def last_resort(hook: str, body: Any) -> tuple[int, dict, Decision]:
-    """After an unexpected error: mutate fails open, validate fails closed, both readable."""
+def last_resort(hook: str, body: Any, annotation_prefix: str = DEFAULT_ANNOTATION_PREFIX
+                ) -> tuple[int, dict, Decision]:
+    """After an unexpected error: validate fails closed; mutate fails closed for a pod that
+    asks for overrides (its author's input may be what broke us, and the defaults and locks
+    it would skip are what keep it safe), and open, with a warning, for any other pod."""
     named = admission.review_uid(body)
     decision = Decision(hook, "invalid", reason="internal error")
     if named is None:
         return 500, error_body("internal error; see the webhook's log"), decision
     version, uid = named
     note = "airflow-pod-webhook hit an internal error; see its log"
-    if hook == MUTATE:
+    asked = override_keys(body, annotation_prefix)
+    if hook == MUTATE and not asked:
         return 200, admission.allow_uid(
             version, uid, warnings=[f"{note}: cluster defaults were not applied"]), decision
+    if hook == MUTATE:
+        return 200, admission.deny(
+            version, uid, 403, f"{note} while applying {', '.join(asked)}: pod not admitted, "
+            f"since its overrides could not be checked ({INTERNAL_RULE})",
+            reason="InternalError"), decision
     return 200, admission.deny(version, uid, 403, f"{note}: pod not checked, so not admitted",
                                reason="InternalError"), decision
+
+
+def override_keys(body: Any, annotation_prefix: str) -> list[str]:
+    """The override annotations (under the prefix) of the pod in a raw review, sorted."""
+    request = body.get("request") if isinstance(body, dict) else None
+    obj = request.get("object") if isinstance(request, dict) else None
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    if not isinstance(annotations, dict):
+        return []
+    return sorted(k for k in annotations
+                  if isinstance(k, str) and k.startswith(annotation_prefix)
+                  and k != annotation_prefix + APPLIED)
 
 
 def error_body(message: str) -> dict:

@@ -20,6 +20,7 @@ import orjson
 
 from webhook import metrics as m
 from webhook.decision_log import log_decision
+from webhook.policy.model import DEFAULT_ANNOTATION_PREFIX
 from webhook.policy.store import PolicyStore
 from webhook.review import (
     MUTATE,
@@ -138,7 +139,10 @@ class ReviewEndpoints:
                                 "Kubernetes object"), m.REJECTED)
         except Exception:  # a bug of ours must not become a 500 the user cannot read
             log.exception("%s: unexpected error", hook)
-            return (*last_resort(hook, body), m.ERROR)
+            current = self.store.current
+            prefix = (current.settings.annotation_prefix if current is not None
+                      else DEFAULT_ANNOTATION_PREFIX)
+            return (*last_resort(hook, body, prefix), m.ERROR)
         outcome = m.ANSWERED if status == 200 else m.NOT_READY if status == 503 else m.REJECTED
         return status, payload, decision, outcome
 

@@ -28,7 +28,7 @@ from datetime import date
 from fnmatch import fnmatchcase
 
 from webhook.admission import fit_warnings
-from webhook.airflow_pods import AirflowTask, PodType, identify
+from webhook.airflow_pods import POD_IDENTITY_RULE, AirflowTask, PodType, identify
 from webhook.airflow_rules import evaluate_rules
 from webhook.podsecurity import LEVELS, evaluate_pod, parse_version
 from webhook.policy.model import Exemption, PolicySet, ValidationPolicy
@@ -43,6 +43,8 @@ MESSAGE_LIMIT = 4096
 AUDIT_VALUE_LIMIT = 4096
 MESSAGE_ITEM_LIMIT = 1024  # one absurd value must not crowd every other violation out
 IDENTITY_RULE = "identity: trustedCreators"
+# Never waived: an exemption is matched on the very identity these rules doubt.
+UNWAIVABLE = frozenset({IDENTITY_RULE, POD_IDENTITY_RULE})
 # Airflow's executor requeues a failed create whose message holds these (airflow.md §3): a
 # policy denial must fail the task, not loop it, whatever text a pod smuggles in.
 _REQUEUE_WORDS = re.compile(r"exceeded quota|object has been modified|too old resource version",
@@ -113,9 +115,11 @@ def _validate(pod: dict, policies: PolicySet, task: AirflowTask, username: str |
         for found_violation in check_envelope(pod, envelope, policies.settings.node_pool_label,
                                               templates):
             _report(found, found_violation, envelope.mode)
+    for path, requirement, value in task.identity_problems:
+        _report(found, violation(path, requirement, value, POD_IDENTITY_RULE), "enforce")
     trusted = None
     if username is not None and task.pod_type is not PodType.OTHER:
-        trusted = policies.settings.creator_trusted(task.namespace, username)
+        trusted = policies.settings.creator_trusted(task.namespace, username, task.pod_type)
     if trusted is False:
         mode = "enforce" if policies.settings.untrusted == "deny" else "warn"
         _report(found, untrusted_creator(task, username or ""), mode)
@@ -164,13 +168,13 @@ def _normalise_rule(text: str) -> str:
 def exemption_covers(entry: str, rule: str) -> bool:
     """Whether one entry of an Exemption's `rules` waives a violation of `rule`.
 
-    - `*` waives everything (except the identity check, which is never waived);
+    - `*` waives everything (except the identity checks, which are never waived);
     - a source without a colon (`baseline`, `restricted`, `airflow`) waives that source's
       checks: `restricted` lets a pod run at baseline, it does not waive `baseline: ...`;
     - `source: check` waives that check; spaces around the colon do not matter, and globs
       work (`airflow: *`, `restricted: capabilities_*`). Case matters, as in check ids.
     """
-    if rule == IDENTITY_RULE:
+    if rule in UNWAIVABLE:
         return False
     entry = _normalise_rule(entry)
     if entry == "*":

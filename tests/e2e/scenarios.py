@@ -49,10 +49,13 @@ def e2e_settings(settings_text: str) -> str:
     """The bundled Settings, also trusting the Airflow accounts of each e2e namespace (the
     bundled ones trust the accounts of release `airflow` in namespace `airflow` only)."""
     doc = yaml.safe_load(settings_text)
-    doc["spec"]["identity"]["trustedCreators"].insert(0, {
-        "namespaces": [E2E_NAMESPACES],
-        "usernames": [f"system:serviceaccount:{E2E_NAMESPACES}:{account}"
-                      for account in (SCHEDULER, "airflow-worker")]})
+    # As the bundled entries: the scheduler for both pod types, a worker for KPO pods only.
+    doc["spec"]["identity"]["trustedCreators"][:0] = [
+        {"namespaces": [E2E_NAMESPACES],
+         "usernames": [f"system:serviceaccount:{E2E_NAMESPACES}:{account}"],
+         "podTypes": pod_types}
+        for account, pod_types in ((SCHEDULER, ["executor", "kpo"]),
+                                   ("airflow-worker", ["kpo"]))]
     return yaml.safe_dump(doc, sort_keys=False)
 
 

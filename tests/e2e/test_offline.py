@@ -415,10 +415,14 @@ def test_kind_install_trusts_the_e2e_namespaces() -> None:
     trust_e2e_namespaces(objects)
     served = yaml.safe_load(objects[0]["data"]["00-settings.yaml"])
     trust = served["spec"]["identity"]["trustedCreators"]
-    assert trust[0] == {"namespaces": ["airflow-e2e-*"], "usernames": [
-        "system:serviceaccount:airflow-e2e-*:airflow-scheduler",
-        "system:serviceaccount:airflow-e2e-*:airflow-worker"]}
-    assert trust[1:] == yaml.safe_load(settings)["spec"]["identity"]["trustedCreators"]
+    assert trust[:2] == [
+        {"namespaces": ["airflow-e2e-*"],
+         "usernames": ["system:serviceaccount:airflow-e2e-*:airflow-scheduler"],
+         "podTypes": ["executor", "kpo"]},
+        {"namespaces": ["airflow-e2e-*"],
+         "usernames": ["system:serviceaccount:airflow-e2e-*:airflow-worker"],
+         "podTypes": ["kpo"]}]
+    assert trust[2:] == yaml.safe_load(settings)["spec"]["identity"]["trustedCreators"]
 
 
 def test_deadline_loop_is_bounded() -> None:

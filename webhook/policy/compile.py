@@ -80,6 +80,8 @@ _SPEC_VALIDATORS = {
 }
 # Fields a policy may never set: Airflow and kube-apiserver own them.
 _OWNED_METADATA = ("name", "generateName", "namespace", "uid", "ownerReferences")
+_DROPS_IDENTITY = ("may not be null: it would remove Airflow's labels and annotations, which "
+                   "select the pod for the validating webhook; remove single keys instead")
 
 
 def schema_errors(validator: Draft202012Validator, body: Any, prefix: str) -> list[tuple[str, str]]:
@@ -162,8 +164,8 @@ class _Builder:
         exact: dict[str, list[TaskPolicy]] = defaultdict(list)
         globbed: list[TaskPolicy] = []
         for d, n, s in sorted(parsed["TaskPolicy"], key=lambda x: x[1]):
-            policy = TaskPolicy(n, self.match(d, s["match"]), self.fragment(d, s["template"]),
-                                Source(d.file, d.index))
+            policy = TaskPolicy(n, self.grant_match(d, s["match"]),
+                                self.fragment(d, s["template"]), Source(d.file, d.index))
             dag_ids = s["match"]["dagIds"]
             if any(is_glob(p) for p in dag_ids):
                 globbed.append(policy)
@@ -177,7 +179,7 @@ class _Builder:
                        sorted(parsed["ValidationPolicy"], key=lambda x: x[1])]
         envelopes = [self.envelope(d, n, s) for d, n, s in
                      sorted(parsed["Envelope"], key=lambda x: x[1])]
-        exemptions = [Exemption(n, self.match(d, s["match"]), tuple(s.get("rules", ["*"])),
+        exemptions = [Exemption(n, self.grant_match(d, s["match"]), tuple(s.get("rules", ["*"])),
                                 s["reason"], _date(s.get("expires")), Source(d.file, d.index))
                       for d, n, s in sorted(parsed["Exemption"], key=lambda x: x[1])]
         return PolicySet(
@@ -212,10 +214,33 @@ class _Builder:
         return Match(types, tuple(spec.get("namespaces", ())), tuple(spec.get("dagIds", ())),
                      tuple(spec.get("taskIds", ())), selector)
 
+    def grant_match(self, doc: PolicyDocument, spec: dict | None) -> Match:
+        """match() for a policy that gives something: a scope that could only be met by what
+        the DAG author writes would silently never apply (Match.grants), so it is an error."""
+        match = self.match(doc, spec)
+        airflow_types = match.pod_types & AIRFLOW_POD_TYPES
+        if match.selector is not None and airflow_types:
+            self.error(doc, "spec.match.labelSelector",
+                       "cannot scope this on executor or KPO pods: their labels are written by "
+                       "the DAG author, so it would never apply; use namespaces, podTypes and "
+                       "dagIds (docs/threat-model.md)")
+        scoped = any(p != "*" for p in (*match.dag_ids, *match.task_ids))
+        if scoped and airflow_types == {PodType.KPO}:
+            self.error(doc, "spec.match.dagIds",
+                       "a KPO pod's DAG and task ids are its author's choice and never select "
+                       "this, so it would never apply; scope it by namespaces with dagIds "
+                       "['*'] (docs/threat-model.md)")
+        return match
+
     def fragment(self, doc: PolicyDocument, template: dict, path: str = "spec.template") -> dict:
         for field, reason in fragment_errors(template):
             self.error(doc, f"{path}.{field}", reason)
+        if "metadata" in template and template["metadata"] is None:
+            self.error(doc, f"{path}.metadata", _DROPS_IDENTITY)
         meta = template.get("metadata") if isinstance(template.get("metadata"), dict) else {}
+        for field in ("labels", "annotations"):
+            if field in meta and meta[field] is None:
+                self.error(doc, f"{path}.metadata.{field}", _DROPS_IDENTITY)
         for key in _OWNED_METADATA:
             if key in meta:
                 self.error(doc, f"{path}.metadata.{key}",
@@ -263,7 +288,7 @@ class _Builder:
                 self.error(doc, f"spec.allowedProfiles[{i}]", f"no Profile named {profile!r}")
         return OverridePolicy(
             name=name,
-            match=self.match(doc, spec.get("match")),
+            match=self.grant_match(doc, spec.get("match")),
             allowed_fields=tuple(allowed),
             allowed_profiles=tuple(spec.get("allowedProfiles", ("*",))),
             source=Source(doc.file, doc.index),
@@ -350,9 +375,10 @@ class _Builder:
         return Settings(
             annotation_prefix=spec.get("annotationPrefix", Settings.annotation_prefix),
             node_pool_label=spec.get("nodePoolLabel", Settings.node_pool_label),
-            trusted_creators=tuple(TrustedCreators(tuple(t.get("namespaces", ())),
-                                                   tuple(t["usernames"]))
-                                   for t in identity.get("trustedCreators", ())),
+            trusted_creators=tuple(TrustedCreators(
+                tuple(t.get("namespaces", ())), tuple(t["usernames"]),
+                frozenset(PodType(x) for x in t.get("podTypes", ())) or AIRFLOW_POD_TYPES)
+                for t in identity.get("trustedCreators", ())),
             untrusted=identity.get("untrusted", "warn"),
         )
 

@@ -62,6 +62,20 @@ class Match:
             return False
         return self.selector is None or self.selector.matches(task.labels or {})
 
+    def grants(self, task: AirflowTask) -> bool:
+        """matches(), for a policy that gives something (Exemption, TaskPolicy,
+        OverridePolicy): scoped only by what the pod's author cannot choose. DAG and task ids
+        count only where Airflow's scheduler wrote them (`task.ids_trusted`); labels never
+        count on an Airflow pod (pod_override and KPO `labels=` write them)."""
+        if not self.matches(task):
+            return False
+        if task.pod_type is PodType.OTHER:
+            return True  # only reachable through an explicit selector the admin chose
+        if self.selector is not None:
+            return False
+        scoped = any(p != "*" for p in (*self.dag_ids, *self.task_ids))
+        return not scoped or task.ids_trusted
+
 
 @dataclass(frozen=True)
 class Source:
@@ -210,6 +224,9 @@ class Exemption:
 class TrustedCreators:
     namespaces: tuple[str, ...]
     usernames: tuple[str, ...]
+    # Which Airflow pods these users create: the scheduler makes executor pods, workers and
+    # triggerers make KPO pods (and every task can use its worker's token).
+    pod_types: frozenset[PodType] = AIRFLOW_POD_TYPES
 
 
 @dataclass(frozen=True)
@@ -219,13 +236,16 @@ class Settings:
     trusted_creators: tuple[TrustedCreators, ...] = ()
     untrusted: str = "warn"
 
-    def creator_trusted(self, namespace: str, username: str) -> bool | None:
-        """True/False when some rule names trusted creators for this namespace, else None."""
+    def creator_trusted(self, namespace: str, username: str,
+                        pod_type: PodType | None = None) -> bool | None:
+        """True/False when some rule names trusted creators for this namespace, else None.
+        With `pod_type`, only rules for that type of pod can trust the creator."""
         rules = [r for r in self.trusted_creators
                  if not r.namespaces or any(fnmatchcase(namespace, p) for p in r.namespaces)]
         if not rules:
             return None
-        return any(fnmatchcase(username, u) for r in rules for u in r.usernames)
+        return any(fnmatchcase(username, u) for r in rules for u in r.usernames
+                   if pod_type is None or pod_type in r.pod_types)
 
 
 def _freeze(mapping: dict) -> Mapping:
@@ -260,10 +280,10 @@ class PolicySet:
                 found[policy.name] = policy
         for policy in self.task_policies_glob:
             found[policy.name] = policy
-        return [p for _, p in sorted(found.items()) if p.match.matches(task)]
+        return [p for _, p in sorted(found.items()) if p.match.grants(task)]
 
     def override_policy_for(self, task: AirflowTask) -> OverridePolicy | None:
-        return next((p for p in self.override_policies if p.match.matches(task)), None)
+        return next((p for p in self.override_policies if p.match.grants(task)), None)
 
     def validation_policies_for(self, task: AirflowTask) -> list[ValidationPolicy]:
         return [p for p in self.validation_policies if p.match.matches(task)]
@@ -272,7 +292,7 @@ class PolicySet:
         return [e for e in self.envelopes if e.match.matches(task)]
 
     def exemptions_for(self, task: AirflowTask, today: date) -> list[Exemption]:
-        return [e for e in self.exemptions if e.active(today) and e.match.matches(task)]
+        return [e for e in self.exemptions if e.active(today) and e.match.grants(task)]
 
     def covers(self, task: AirflowTask) -> bool:
         """Whether any policy applies to this pod at all (foreign pods are never touched)."""

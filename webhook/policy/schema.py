@@ -266,7 +266,11 @@ SPEC_SCHEMAS: dict[str, dict] = {
                             "type": "object",
                             "additionalProperties": False,
                             "required": ["usernames"],
-                            "properties": {"namespaces": _STRINGS, "usernames": _STRINGS},
+                            "properties": {
+                                "namespaces": _STRINGS, "usernames": _STRINGS,
+                                "podTypes": {"type": "array", "minItems": 1,
+                                             "items": {"enum": ["executor", "kpo"]}},
+                            },
                         },
                     },
                     "untrusted": {"enum": ["warn", "deny"]},
