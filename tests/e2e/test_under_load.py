@@ -151,7 +151,8 @@ def test_worker_killed_while_creates_stream(
     worker's idle connections and dials anew). Killed at a random instant, the calls that
     worker was answering are lost, at most one per create in flight: kube-apiserver does not
     retry a webhook POST, so a lost /validate call fails the create (failurePolicy Fail,
-    HTTP 500) and a lost /mutate call admits the pod without our patch (Ignore)."""
+    HTTP 500), and a lost /mutate call (Ignore) leaves a pod without its locked fields, which
+    the validating hook then refuses (403, envelope: lockedFields): never an unpatched pod."""
     pods = executor_pods(fresh_namespace)
     with CreateStream(e2e, fresh_namespace, pods, THREADS, "idle-kill") as idle:
         idle.wait_for(THREADS * 5)
@@ -171,5 +172,9 @@ def test_worker_killed_while_creates_stream(
         print(f"  {outcome.name}: {outcome.error or 'created without our patch'}")
     assert idle.failed == [] and idle.unmutated == []
     assert len(lost) <= THREADS, "more lost than creates were in flight"
+    assert busy.unmutated == []
     for outcome in busy.failed:
-        assert outcome.error.startswith("500 ") and "failed calling webhook" in outcome.error
+        error = outcome.error
+        lost_validate = error.startswith("500 ") and "failed calling webhook" in error
+        lost_mutate = error.startswith("403 ") and "(envelope: lockedFields)" in error
+        assert lost_validate or lost_mutate, error
