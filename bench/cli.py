@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench import core
+from bench import apiserver, core
 from bench.load import Phase, PhaseResult, Target, open_connection, round_trip, run_phase
 from bench.policies import BUNDLED, policy_folder
 from bench.report import (
@@ -107,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="serving certificate key type (default ecdsa, as `certs` makes)")
     parser.add_argument("--log-level", default="info",
                         help="server log level; info writes the decision log as in production")
+    parser.add_argument("--section", choices=("all", "server", "apiserver"), default="all",
+                        help="server: the server alone; apiserver: pod creates through a real "
+                             "kube-apiserver (needs KUBEBUILDER_ASSETS or ../shared/k8s/bin); "
+                             "all: both (default)")
     parser.add_argument("--quick", action="store_true",
                         help="a seconds-long smoke run: tiny phases, 20 policies; the figures "
                              "mean nothing")
@@ -432,7 +436,25 @@ def _target(text: str, met: bool, goal: str) -> str:
     return f"- {text} (target {goal}): {'met' if met else 'NOT met'}"
 
 
+def run_apiserver_section(args: argparse.Namespace) -> int:
+    settings = (apiserver.ApiServerSettings.quick() if args.quick
+                else apiserver.ApiServerSettings())
+    settings = replace(settings, workers=args.workers, threads=args.threads,
+                       log_level=args.log_level)
+    with tempfile.TemporaryDirectory(prefix="airflow-pod-webhook-bench-api-") as tmp:
+        return apiserver.run(settings, Path(tmp))
+
+
 def main(argv: list[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl-C, so every server started is stopped on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    return run(settings_from(build_parser().parse_args(argv)))
+    args = build_parser().parse_args(argv)
+    status = 0
+    if args.section in ("all", "server"):
+        status = run(settings_from(args))
+    else:
+        print("# airflow-pod-webhook bench\n")
+        print("\n".join(machine_lines()))
+    if args.section in ("all", "apiserver"):
+        status = run_apiserver_section(args) or status
+    return status

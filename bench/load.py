@@ -40,6 +40,8 @@ class Target:
     cafile: Path
     host: str = "127.0.0.1"
     server_hostname: str = SVC_HOST
+    certfile: Path | None = None  # a client certificate (kube-apiserver's own clients)
+    keyfile: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class Phase:
     rate: float | None = None  # reviews per second in all; None: saturation
     max_requests: int = 1_000_000
     cpus: tuple[int, ...] | None = None  # pin the load processes here
+    ok_status: int = 200  # what a successful answer is: its status and a marker in its body
+    ok_marker: bytes = b'"allowed":true'
 
 
 @dataclass
@@ -69,41 +73,67 @@ class ConnectionBroken(Exception):
 def open_connection(target: Target) -> ssl.SSLSocket:
     context = ssl.create_default_context(cafile=str(target.cafile))
     context.set_alpn_protocols(["http/1.1"])  # what kube-apiserver offers: HTTP/1.1 only
+    if target.certfile is not None:
+        context.load_cert_chain(target.certfile, target.keyfile)
     raw = socket.create_connection((target.host, target.port), timeout=IO_TIMEOUT)
     raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as Go's net.Dial does
     return context.wrap_socket(raw, server_hostname=target.server_hostname)
 
 
 def round_trip(sock: ssl.SSLSocket, data: bytes) -> tuple[int, bytes]:
-    """Send one request; read exactly one response (Content-Length framed, as gunicorn sends)."""
+    """Send one request; read exactly one response, framed by Content-Length (as gunicorn
+    sends) or chunked (as Go's net/http sends a body above 2 KiB, e.g. kube-apiserver's)."""
     sock.sendall(data)
     buffer = b""
     while True:
         end = buffer.find(b"\r\n\r\n")
         if end >= 0:
             break
-        chunk = sock.recv(RECV_BYTES)
-        if not chunk:
-            raise ConnectionBroken("server closed the connection")
-        buffer += chunk
+        buffer += _recv(sock)
     head, body = buffer[:end], buffer[end + 4:]
     status = int(head[9:12])
     length = None
+    chunked = False
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
+        name = name.strip().lower()
+        if name == b"content-length":
             length = int(value)
-            break
-    if length is None:
+        elif name == b"transfer-encoding" and value.strip().lower() == b"chunked":
+            chunked = True
+    if chunked:
+        body = _read_chunked(sock, body)
+    elif length is None:
         raise ConnectionBroken("response without Content-Length")
-    while len(body) < length:
-        chunk = sock.recv(RECV_BYTES)
-        if not chunk:
-            raise ConnectionBroken("server closed the connection mid-body")
-        body += chunk
+    else:
+        while len(body) < length:
+            body += _recv(sock)
     if b"connection: close" in head.lower():
         raise ConnectionBroken("server asked to close a kept-alive connection")
     return status, body
+
+
+def _recv(sock: ssl.SSLSocket) -> bytes:
+    chunk = sock.recv(RECV_BYTES)
+    if not chunk:
+        raise ConnectionBroken("server closed the connection")
+    return chunk
+
+
+def _read_chunked(sock: ssl.SSLSocket, buffer: bytes) -> bytes:
+    """The body of a chunked response whose first bytes are `buffer` (no trailers expected)."""
+    body = b""
+    while True:
+        while b"\r\n" not in buffer:
+            buffer += _recv(sock)
+        size_line, _, buffer = buffer.partition(b"\r\n")
+        size = int(size_line.split(b";", 1)[0], 16)
+        while len(buffer) < size + 2:
+            buffer += _recv(sock)
+        if size == 0:
+            return body
+        body += buffer[:size]
+        buffer = buffer[size + 2:]
 
 
 def _drive(target: Target, phase: Phase, requests: list[Request], index: int,
@@ -151,15 +181,15 @@ def _drive(target: Target, phase: Phase, requests: list[Request], index: int,
                     with lock:
                         sockets.append(sock)
                 status, body = round_trip(sock, request.data)
-                if request.follow_up and status == 200:
+                if request.follow_up and status == phase.ok_status:
                     # a pod create with both hooks: the validating call after the mutating one
                     status, body = round_trip(sock, request.follow_up)
                 done = time.perf_counter()
-                if status != 200:
+                if status != phase.ok_status:
                     errors += 1
                     text = text or f"HTTP {status}: {body[:200]!r}"
                     continue
-                if b'"allowed":true' not in body:
+                if phase.ok_marker not in body:
                     denied += 1
                     text = text or f"denied: {body[:300]!r}"
                 local.setdefault(request.hook, []).append(done - due)

@@ -57,6 +57,11 @@ class Server:
     log_path: Path
     ready_seconds: float = 0.0
 
+    @property
+    def target_url(self) -> str:
+        """What kube-apiserver is given (by `url`) to reach this server."""
+        return f"https://{self.target.host}:{self.target.port}"
+
     def worker_pids(self) -> list[int]:
         return children_of(self.process.pid)
 
