@@ -7,6 +7,9 @@ namespace per path, and registers by URL:
 - *no webhook*: nothing; kube-apiserver's own built-in plugins only;
 - *trivial webhook*: bench.variant's ceiling app (Flask + gunicorn + TLS, parse and allow) on
   both hooks, registered exactly as `manifests` renders ours: the transport floor;
+- *trivial webhook + our patch*: the same app, its /mutate answering with the very patch our
+  policies make for this pod: what applying the patch costs kube-apiserver, with none of our
+  policy work (ours minus this is our own cost; this minus trivial is the mutation's);
 - *webhook, two hooks*: the real server's /mutate and /validate, as `manifests` renders them;
 - *webhook, single call*: the same server's /mutate-validate (`manifests --single-call`);
 - *built-in CEL pair*: a MutatingAdmissionPolicy (JSONPatch: the same six changes our policies
@@ -37,12 +40,13 @@ from pathlib import Path
 from bench.load import Phase, Target, open_connection, round_trip, run_phase
 from bench.report import load_average, percentile, table
 from bench.reviews import FIXTURE_PODS, Request
-from bench.servers import ROOT, ServerSpec, process_cpu_seconds, running
+from bench.servers import ROOT, Server, ServerSpec, process_cpu_seconds, running
 
-NONE, TRIVIAL, TWO_HOOKS, SINGLE, CEL = (
-    "no webhook", "trivial webhook", "webhook, two hooks", "webhook, single call",
-    "built-in CEL pair")
-SLUG = {NONE: "none", TRIVIAL: "trivial", TWO_HOOKS: "two", SINGLE: "single", CEL: "cel"}
+NONE, TRIVIAL, TRIVIAL_PATCH, TWO_HOOKS, SINGLE, CEL = (
+    "no webhook", "trivial webhook", "trivial webhook + our patch", "webhook, two hooks",
+    "webhook, single call", "built-in CEL pair")
+SLUG = {NONE: "none", TRIVIAL: "trivial", TRIVIAL_PATCH: "tpatch", TWO_HOOKS: "two",
+        SINGLE: "single", CEL: "cel"}
 APPLIED = "airflow-pod-webhook.io/applied"
 CEL_MARK = "bench.airflow-pod-webhook.io/cel"
 POD_FIXTURE = FIXTURE_PODS / "airflow3-executor.json"
@@ -63,6 +67,18 @@ class ApiServerSettings:
     workers: int | None = None
     threads: int | None = None
     log_level: str = "info"
+
+    @property
+    def served_workers(self) -> int:
+        from webhook.server import ServeOptions
+
+        return self.workers or ServeOptions.workers
+
+    @property
+    def served_threads(self) -> int:
+        from webhook.server import ServeOptions
+
+        return self.threads or ServeOptions.threads
 
     @classmethod
     def quick(cls) -> ApiServerSettings:
@@ -221,6 +237,20 @@ RESOURCE_PATHS = {
 }
 
 
+def our_patch(pod: dict, namespace: str, policies: Path) -> str:
+    """The base64 JSONPatch our /mutate answers for `pod` created in `namespace`."""
+    from tests.admission_reviews import pod_review
+    from webhook import review
+    from webhook.policy.load import load_policy_dir
+
+    loaded = load_policy_dir(policies).policy_set
+    user = f"system:serviceaccount:{namespace}:{SCHEDULER_SA}"
+    pod = {**pod, "metadata": {**pod["metadata"], "namespace": namespace}}
+    _, body, _ = review.answer(review.MUTATE, pod_review(pod, namespace=namespace,
+                                                        username=user), loaded)
+    return body["response"]["patch"]
+
+
 # --- the client: raw HTTP/1.1 over kept-alive TLS, as client-go speaks -----------------------
 
 
@@ -297,7 +327,7 @@ class AdmissionPath:
     name: str
     namespace: str
     creates: PodCreates
-    server: object | None = None  # the webhook server whose CPU this path uses, if any
+    server: Server | None = None  # the webhook server whose CPU this path uses, if any
     client: ApiClient | None = None
 
 
@@ -306,9 +336,11 @@ def effective(client: ApiClient, path: AdmissionPath, pod: dict, deadline: float
 
     Mutation: the created pod carries the path's mark. Validation: a hostNetwork pod is denied.
     """
-    mark = {TWO_HOOKS: APPLIED, SINGLE: APPLIED, CEL: CEL_MARK}.get(path.name)
+    mark = {TRIVIAL_PATCH: APPLIED, TWO_HOOKS: APPLIED, SINGLE: APPLIED, CEL: CEL_MARK
+            }.get(path.name)
     if mark is None:
         return ""
+    validates = path.name != TRIVIAL_PATCH
     last = "nothing tried"
     mutated = False
     attempt = 0
@@ -322,6 +354,8 @@ def effective(client: ApiClient, path: AdmissionPath, pod: dict, deadline: float
                                       json.dumps(probe).encode(), path.creates.user)
         if not mutated:
             if status == 201 and mark in json.loads(body)["metadata"].get("annotations", {}):
+                if not validates:
+                    return ""
                 mutated = True
                 continue
             last = f"HTTP {status}, not mutated yet: {body[:200]!r}"
@@ -389,34 +423,47 @@ def control_plane(assets: Path, workdir: Path) -> Iterator[object]:
         plane.stop()
 
 
-def run(settings: ApiServerSettings, workdir: Path) -> int:
-    """Print the section; 0 when it ran or skipped, 1 when a path misbehaved."""
-    print("\n## Pod creates through kube-apiserver (issue 14)\n")
-    assets, why = find_assets(workdir)
-    if assets is None:
-        print(f"skipped: no API server binaries: {why}; set KUBEBUILDER_ASSETS to "
-              "setup-envtest's folder")
-        return 0
+@dataclass
+class Rig:
+    """A running control plane with every path registered, in force and warmed up."""
+
+    plane: object
+    target: Target
+    paths: list[AdmissionPath]
+    trivial: Server
+    webhook: Server
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.paths]
+
+
+class NotInForce(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def rig(settings: ApiServerSettings, workdir: Path, assets: Path) -> Iterator[Rig]:
     from tests.e2e.harness import E2EEnvironment
     from webhook.certs import write_certs
-    from webhook.server import ServeOptions
 
-    started = time.perf_counter()
-    print(f"load average at start: {load_average()}")
     cert_dir = workdir / "apiserver-bench-certs"
     write_certs(cert_dir, "airflow-pod-webhook", "airflow-pod-webhook")
     ca = (cert_dir / "ca.crt").read_bytes()
-    workers = settings.workers or ServeOptions.workers
-    threads = settings.threads or ServeOptions.threads
     policies = ROOT / "policies"
     pod = json.loads(POD_FIXTURE.read_text())
     suffix = os.urandom(3).hex()
 
-    with control_plane(assets, workdir) as plane, \
-            running(ServerSpec("ceiling", policies, cert_dir, workers, threads,
-                               settings.log_level), workdir) as trivial, \
-            running(ServerSpec("webhook", policies, cert_dir, workers, threads,
-                               settings.log_level), workdir) as webhook:
+    def spec(kind: str) -> ServerSpec:
+        return ServerSpec(kind, policies, cert_dir, settings.served_workers,
+                          settings.served_threads, settings.log_level)
+
+    patch_file = workdir / "our-patch.b64"
+    patch_file.write_text(our_patch(pod, f"bench-{SLUG[TRIVIAL_PATCH]}-{suffix}", policies))
+    with control_plane(assets, workdir) as plane, running(spec("ceiling"), workdir) as trivial, \
+            running(replace(spec("ceiling-patch"), extra_args=("--patch-file", str(patch_file))),
+                    workdir) as trivial_patch, \
+            running(spec("webhook"), workdir) as webhook:
         env = E2EEnvironment("envtest", workdir)
         env.control_plane = plane  # its namespace set-up (ServiceAccounts, RBAC) is reused
         ca_file = workdir / "apiserver-ca.crt"
@@ -428,7 +475,7 @@ def run(settings: ApiServerSettings, workdir: Path) -> int:
         admin = ApiClient(target)
         _, discovery = admin.get("/apis/admissionregistration.k8s.io/v1")
         served = {r["name"] for r in discovery.get("resources", [])}
-        names = [NONE, TRIVIAL, TWO_HOOKS, SINGLE]
+        names = [NONE, TRIVIAL, TRIVIAL_PATCH, TWO_HOOKS, SINGLE]
         if {"mutatingadmissionpolicies", "validatingadmissionpolicies"} <= served:
             names.append(CEL)
         else:
@@ -438,12 +485,18 @@ def run(settings: ApiServerSettings, workdir: Path) -> int:
         for name in names:
             namespace = f"bench-{SLUG[name]}-{suffix}"
             env.create_namespace(namespace)
-            server = {TRIVIAL: trivial, TWO_HOOKS: webhook, SINGLE: webhook}.get(name)
-            paths.append(AdmissionPath(name, namespace, PodCreates(target, namespace, pod), server))
+            server = {TRIVIAL: trivial, TRIVIAL_PATCH: trivial_patch, TWO_HOOKS: webhook,
+                      SINGLE: webhook}.get(name)
+            paths.append(AdmissionPath(name, namespace, PodCreates(target, namespace, pod),
+                                       server))
         by_name = {p.name: p for p in paths}
         # The trivial hooks first: configurations of one kind reach the admission plugin in
         # creation order, so once ours are in force (probed below) the trivial ones are too.
-        for obj in webhook_objects("trivial", ca, trivial.target_url, by_name[TRIVIAL].namespace):
+        for obj in webhook_objects("trivial", ca, trivial.target_url,
+                                   by_name[TRIVIAL].namespace):
+            admin.create(obj)
+        for obj in webhook_objects("tpatch", ca, trivial_patch.target_url,
+                                   by_name[TRIVIAL_PATCH].namespace):
             admin.create(obj)
         for obj in webhook_objects("single", ca, webhook.target_url, by_name[SINGLE].namespace,
                                    single_call=True):
@@ -457,24 +510,42 @@ def run(settings: ApiServerSettings, workdir: Path) -> int:
         for path in paths:
             problem = effective(admin, path, pod, deadline)
             if problem:
-                print(f"error: {path.name} not in force within {EFFECTIVE_TIMEOUT:.0f} s: "
-                      f"{problem}", file=sys.stderr)
-                return 1
+                raise NotInForce(f"{path.name} not in force within {EFFECTIVE_TIMEOUT:.0f} s: "
+                                 f"{problem}")
+        admin.close()
         for path in paths:
             path.client = ApiClient(target)
-            for _ in range(settings.warmup):  # connections, caches, the API server's JIT-free
-                round_trip(path.client.sock, path.creates.next())  # paths: all warm
-        print(f"... through kube-apiserver: {len(paths)} paths ready", file=sys.stderr)
+            for _ in range(settings.warmup):  # every connection made, every cache warm
+                round_trip(path.client.sock, path.creates.next())
+        try:
+            yield Rig(plane, target, paths, trivial, webhook)
+        finally:
+            for path in paths:
+                if path.client is not None:
+                    path.client.close()
 
-        figures = {p.name: PathFigures(p.name) for p in paths}
-        run_sequential(paths, figures, settings)
-        apiserver_pid = plane.apiserver.popen.pid
-        run_concurrent(paths, figures, target, settings, apiserver_pid)
-        for path in paths:
-            path.client.close()
-        admin.close()
 
-    print_section(figures, names, settings, workers, threads)
+def run(settings: ApiServerSettings, workdir: Path) -> int:
+    """Print the section; 0 when it ran or skipped, 1 when a path misbehaved."""
+    print("\n## Pod creates through kube-apiserver (issue 14)\n")
+    assets, why = find_assets(workdir)
+    if assets is None:
+        print(f"skipped: no API server binaries: {why}; set KUBEBUILDER_ASSETS to "
+              "setup-envtest's folder")
+        return 0
+    started = time.perf_counter()
+    print(f"load average at start: {load_average()}")
+    try:
+        with rig(settings, workdir, assets) as r:
+            print(f"... through kube-apiserver: {len(r.paths)} paths ready", file=sys.stderr)
+            figures = {p.name: PathFigures(p.name) for p in r.paths}
+            run_sequential(r.paths, figures, settings)
+            run_concurrent(r.paths, figures, r.target, settings, r.plane.apiserver.popen.pid)
+            names = r.names
+    except NotInForce as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print_section(figures, names, settings)
     print(f"\n(section took {time.perf_counter() - started:.0f} s; load average at the end: "
           f"{load_average()})")
     return 1 if any(f.errors for f in figures.values()) else 0
@@ -491,7 +562,8 @@ def throughput_ratio(a: PathFigures, b: PathFigures) -> float:
 
 
 def print_section(figures: dict[str, PathFigures], names: list[str],
-                  settings: ApiServerSettings, workers: int, threads: int) -> None:
+                  settings: ApiServerSettings) -> None:
+    workers, threads = settings.served_workers, settings.served_threads
     seq = settings.sequential_rounds * settings.per_round
     print(f"paths take turns: {settings.sequential_rounds} rounds x {settings.per_round} "
           f"sequential creates each ({seq} per path), then {settings.concurrent_rounds} rounds "
@@ -511,7 +583,7 @@ def print_section(figures: dict[str, PathFigures], names: list[str],
             f"{throughput_ratio(f, trivial):.2f}",
             f"{f.apiserver_cpu * 1000 / f.creates:.2f}" if f.creates else "-",
             f"{f.webhook_cpu * 1000 / f.creates:.2f}" if f.creates and name in (
-                TRIVIAL, TWO_HOOKS, SINGLE) else "-",
+                TRIVIAL, TRIVIAL_PATCH, TWO_HOOKS, SINGLE) else "-",
             str(f.errors)])
     print(table(["path", "p50 ms", "p99 ms", "p50 / none", "p50 / trivial", "creates/s",
                  "creates/s / none", "creates/s / trivial", "apiserver CPU ms/create",

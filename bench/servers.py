@@ -47,6 +47,7 @@ class ServerSpec:
     threads: int
     log_level: str = "info"
     cpus: tuple[int, ...] | None = None
+    extra_args: tuple[str, ...] = ()
 
 
 @dataclass
@@ -116,7 +117,7 @@ def command_for(spec: ServerSpec, port: int) -> list[str]:
               "--threads", str(spec.threads), "--log-level", spec.log_level]
     if spec.kind == "webhook":
         return [*webhook_command(), "serve", *common]
-    return [sys.executable, "-m", "bench.variant", spec.kind, *common]
+    return [sys.executable, "-m", "bench.variant", spec.kind, *common, *spec.extra_args]
 
 
 def is_ready(target: Target) -> bool:
