@@ -67,6 +67,21 @@ class RunningServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def decision_lines(self) -> list[dict]:
+        """The decision log so far, one dict per admission."""
+        return [json.loads(line) for line in self.log().splitlines()
+                if line.startswith('{"hook"')]
+
+    def wait_for_decisions(self, count: int, deadline: float = 10.0) -> list[dict]:
+        """The decision log once it holds `count` lines: a decision is logged just after its
+        answer is sent, so a client can read the answer before the line is written."""
+        stop = time.monotonic() + deadline
+        while True:
+            lines = self.decision_lines()
+            if len(lines) >= count or time.monotonic() > stop:
+                return lines
+            time.sleep(0.02)
+
     def worker_pids(self) -> set[int]:
         """The gunicorn workers: the master's live children."""
         return {pid for pid, ppid, state in _processes()

@@ -137,9 +137,9 @@ def test_abuse_is_logged_without_the_abusive_values(server: RunningServer, tmp_p
     """The decision log names the refused rule, never the value that was refused."""
     marker = "Z" * 40 + "-abuse-marker"
     pod = abusive_pod({OVERRIDE: fragment({"hostNetwork": True, "nodeName": marker})})
+    logged = len(server.decision_lines())
     post(server.connect(), "/mutate", review(pod, uid="abuse-log"))
-    lines = [json.loads(line) for line in server.log().splitlines()
-             if line.startswith('{"hook"')]
+    lines = server.wait_for_decisions(logged + 1)
     assert any(line["decision"] == "deny" and line["rules"] for line in lines)
     assert marker not in server.log()
 
@@ -163,15 +163,16 @@ def test_decision_log_has_every_field_and_never_args_or_env_values(
     broken = review(pod, uid="leak-broken")
     broken["request"]["operation"] = "EXPLODE"  # refused, with the token still in its args
     conn = server.connect()
+    logged = len(server.decision_lines())
     for uid, hook, body in [("leak-mutate", "/mutate", review(pod, uid="leak-mutate")),
                             ("leak-validate", "/validate", review(pod, uid="leak-validate")),
                             ("leak-deny", "/validate", review(denied, uid="leak-deny")),
                             ("leak-broken", "/mutate", broken)]:
         status, answer, _ = post(conn, hook, body)
         assert status == 200 and answer["response"]["uid"] == uid
+    lines = server.wait_for_decisions(logged + 4)
     log = server.log()
     assert token not in log and secret not in log
-    lines = [json.loads(line) for line in log.splitlines() if line.startswith('{"hook"')]
     decided = [line for line in lines if line["pod"] == "example-dag-extract-x1y2z3w4"
                and line["decision"] != "invalid"]
     assert {line["decision"] for line in decided} >= {"allow", "deny"}

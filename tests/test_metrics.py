@@ -123,6 +123,10 @@ def test_metrics_add_up_across_gunicorn_workers(server: RunningServer) -> None:
             assert status == 200 and body["response"]["allowed"] is True
             sent += 1
         conn.close()
+    # Each request is counted just after its answer is sent: let the last one land.
+    deadline = time.monotonic() + 10
+    while server.metric(REQUESTS) - before < sent and time.monotonic() < deadline:
+        time.sleep(0.02)
     scrapes = [server.metric(REQUESTS) - before for _ in range(8)]
     print(f"\nsent {sent} reviews over 12 connections; /metrics counts from 8 scrapes: {scrapes}")
     # every scrape, whichever worker answers it, sees every worker's count

@@ -91,10 +91,12 @@ class ReviewEndpoints:
             return self.fallback(environ, start_response)
         if environ.get("REQUEST_METHOD") != "POST":
             return _respond(start_response, 405, error_body("use POST"), [("Allow", "POST")])
-        status, payload = self.review(hook, environ)
-        return _respond(start_response, status, payload)
+        status, payload, bookkeeping = self.review(hook, environ)
+        answer = _respond(start_response, status, payload)
+        return AnswerThenRecord(answer, bookkeeping)
 
-    def review(self, hook: str, environ: dict) -> tuple[int, dict]:
+    def review(self, hook: str, environ: dict) -> tuple[int, dict, Callable[[], None]]:
+        """(HTTP status, body, bookkeeping): call bookkeeping() once the answer is sent."""
         started = time.perf_counter()
         # The body is read (or drained) before any answer, even a refusal: gunicorn drains
         # at most 64 KiB of an unread body and then silently closes a kept-alive connection,
@@ -108,13 +110,17 @@ class ReviewEndpoints:
         else:
             status, payload, decision, outcome = self.answer_request(hook, environ, data)
         elapsed = time.perf_counter() - started
-        if budget is not None and elapsed > budget:
-            self.metrics.deadline_exceeded(hook)
-            log.warning("%s answered after the API server's %.1fs timeout (%.3fs)",
-                        hook, budget, elapsed)
-        self.metrics.admission(hook, decision.decision, outcome, elapsed, decision.patch_ops)
-        log_decision(decision, elapsed)
-        return status, payload
+
+        def bookkeeping() -> None:
+            if budget is not None and elapsed > budget:
+                self.metrics.deadline_exceeded(hook)
+                log.warning("%s answered after the API server's %.1fs timeout (%.3fs)",
+                            hook, budget, elapsed)
+            self.metrics.admission(hook, decision.decision, outcome, elapsed,
+                                   decision.patch_ops)
+            log_decision(decision, elapsed)
+
+        return status, payload, bookkeeping
 
     def answer_request(self, hook: str, environ: dict, data: bytes | None
                        ) -> tuple[int, dict, Decision, str]:
@@ -145,6 +151,27 @@ class ReviewEndpoints:
             return (*last_resort(hook, body, prefix), m.ERROR)
         outcome = m.ANSWERED if status == 200 else m.NOT_READY if status == 503 else m.REJECTED
         return status, payload, decision, outcome
+
+
+class AnswerThenRecord(list):
+    """The answer's bytes, whose close() records the decision (metrics, the log line).
+
+    A WSGI server calls close() once it has sent the answer (PEP 3333), so kube-apiserver,
+    and the pod create waiting on it, never wait for our bookkeeping.
+    """
+
+    def __init__(self, answer: list[bytes], bookkeeping: Callable[[], None]) -> None:
+        super().__init__(answer)
+        self._bookkeeping: Callable[[], None] | None = bookkeeping
+
+    def close(self) -> None:
+        bookkeeping, self._bookkeeping = self._bookkeeping, None  # at most once
+        if bookkeeping is not None:
+            bookkeeping()
+
+    def __del__(self) -> None:
+        # A caller that drops the answer unclosed (werkzeug's test client) still records it.
+        self.close()
 
 
 def rejected(hook: str, status: int, message: str) -> tuple[int, dict, Decision, str]:

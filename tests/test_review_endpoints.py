@@ -1,0 +1,85 @@
+"""The review endpoints hand kube-apiserver its answer before they record the decision.
+
+A WSGI server calls the answer's close() once the bytes are sent (PEP 3333): the metrics and
+the decision log line are written then, so a pod create never waits on our bookkeeping.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from tests.admission_reviews import pod_review as review
+from tests.conftest import POLICIES, airflow_pod
+from tests.server_process import metric_value
+from webhook.app import create_app
+from webhook.metrics import WebhookMetrics
+from webhook.policy.store import PolicyStore
+
+REQUESTS = "airflow_pod_webhook_admission_requests_total"
+
+
+def call(app, path: str, body: dict) -> tuple[str, list[bytes]]:
+    data = json.dumps(body).encode()
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": path, "QUERY_STRING": "timeout=10s",
+               "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(data)),
+               "wsgi.input": io.BytesIO(data), "SERVER_NAME": "localhost",
+               "SERVER_PORT": "443", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "https"}
+    statuses: list[str] = []
+    answer = app(environ, lambda status, headers, exc_info=None: statuses.append(status))
+    return statuses[0], answer
+
+
+@pytest.fixture
+def app_and_metrics():
+    store = PolicyStore(POLICIES)
+    store.reload_if_changed()
+    metrics = WebhookMetrics()
+    return create_app(store, metrics), metrics
+
+
+def counted(metrics: WebhookMetrics, hook: str) -> float:
+    return metric_value(metrics.exposition()[0].decode(), REQUESTS, hook=hook)
+
+
+@pytest.mark.parametrize("hook", ["mutate", "validate", "mutate-validate"])
+def test_the_decision_is_recorded_once_after_the_answer_is_sent(
+        app_and_metrics, hook: str, caplog: pytest.LogCaptureFixture) -> None:
+    app, metrics = app_and_metrics
+    caplog.set_level(logging.INFO, "airflow_pod_webhook.decisions")
+    status, answer = call(app, f"/{hook}", review(airflow_pod("airflow3-executor"), uid="u-1"))
+    assert status == "200 OK"
+    assert json.loads(b"".join(answer))["response"]["uid"] == "u-1"
+    # answered, not yet recorded: that waits for the server to have sent the bytes
+    assert counted(metrics, hook) == 0
+    assert not [r for r in caplog.records if r.name == "airflow_pod_webhook.decisions"]
+    answer.close()
+    answer.close()  # a second close records nothing more
+    assert counted(metrics, hook) == 1
+    lines = [json.loads(r.getMessage()) for r in caplog.records
+             if r.name == "airflow_pod_webhook.decisions"]
+    assert [(line["hook"], line["decision"]) for line in lines] == [(hook, "allow")]
+    assert lines[0]["duration_ms"] > 0  # measured up to the answer, not the bookkeeping
+
+
+def test_a_refused_request_is_recorded_after_its_answer_too(app_and_metrics) -> None:
+    app, metrics = app_and_metrics
+    status, answer = call(app, "/validate", {"kind": "NotAReview"})
+    assert status == "400 Bad Request" and b"kind" in b"".join(answer)
+    assert counted(metrics, "validate") == 0
+    answer.close()
+    text = metrics.exposition()[0].decode()
+    assert metric_value(text, REQUESTS, hook="validate", decision="invalid",
+                        outcome="rejected") == 1
+
+
+def test_an_answer_dropped_unclosed_is_still_recorded(app_and_metrics) -> None:
+    """A caller that never closes (werkzeug's test client) must not lose the count."""
+    app, metrics = app_and_metrics
+    status, answer = call(app, "/mutate", review(airflow_pod("airflow3-executor"), uid="u-2"))
+    assert status == "200 OK"
+    del answer
+    assert counted(metrics, "mutate") == 1
