@@ -7,9 +7,10 @@ namespace per path, and registers by URL:
 - *no webhook*: nothing; kube-apiserver's own built-in plugins only;
 - *trivial webhook*: bench.variant's ceiling app (Flask + gunicorn + TLS, parse and allow) on
   both hooks, registered exactly as `manifests` renders ours: the transport floor;
-- *trivial webhook + our patch*: the same app, its /mutate answering with the very patch our
-  policies make for this pod: what applying the patch costs kube-apiserver, with none of our
-  policy work (ours minus this is our own cost; this minus trivial is the mutation's);
+- *trivial webhook, our answers*: the same app, each hook giving the very answer ours gives
+  this pod (patch, warnings, audit annotations): what our answers cost kube-apiserver, with
+  none of our work (ours minus this is our server's own cost; this minus trivial is what
+  kube-apiserver spends on applying the patch and the rest of our answers);
 - *webhook, two hooks*: the real server's /mutate and /validate, as `manifests` renders them;
 - *webhook, single call*: the same server's /mutate-validate (`manifests --single-call`);
 - *built-in CEL pair*: a MutatingAdmissionPolicy (JSONPatch: the same six changes our policies
@@ -42,10 +43,10 @@ from bench.report import load_average, percentile, table
 from bench.reviews import FIXTURE_PODS, Request
 from bench.servers import ROOT, Server, ServerSpec, process_cpu_seconds, running
 
-NONE, TRIVIAL, TRIVIAL_PATCH, TWO_HOOKS, SINGLE, CEL = (
-    "no webhook", "trivial webhook", "trivial webhook + our patch", "webhook, two hooks",
+NONE, TRIVIAL, REPLAY, TWO_HOOKS, SINGLE, CEL = (
+    "no webhook", "trivial webhook", "trivial webhook, our answers", "webhook, two hooks",
     "webhook, single call", "built-in CEL pair")
-SLUG = {NONE: "none", TRIVIAL: "trivial", TRIVIAL_PATCH: "tpatch", TWO_HOOKS: "two",
+SLUG = {NONE: "none", TRIVIAL: "trivial", REPLAY: "replay", TWO_HOOKS: "two",
         SINGLE: "single", CEL: "cel"}
 APPLIED = "airflow-pod-webhook.io/applied"
 CEL_MARK = "bench.airflow-pod-webhook.io/cel"
@@ -237,18 +238,23 @@ RESOURCE_PATHS = {
 }
 
 
-def our_patch(pod: dict, namespace: str, policies: Path) -> str:
-    """The base64 JSONPatch our /mutate answers for `pod` created in `namespace`."""
+def our_answers(pod: dict, namespace: str, policies: Path) -> dict:
+    """{"mutate": response, "validate": response}: our answers for `pod` in `namespace`."""
     from tests.admission_reviews import pod_review
     from webhook import review
+    from webhook.mutate import mutate_pod
     from webhook.policy.load import load_policy_dir
 
     loaded = load_policy_dir(policies).policy_set
     user = f"system:serviceaccount:{namespace}:{SCHEDULER_SA}"
     pod = {**pod, "metadata": {**pod["metadata"], "namespace": namespace}}
-    _, body, _ = review.answer(review.MUTATE, pod_review(pod, namespace=namespace,
-                                                        username=user), loaded)
-    return body["response"]["patch"]
+    mutated = mutate_pod(json.loads(json.dumps(pod)), loaded, namespace, user).pod
+    answers = {}
+    for hook, obj in ((review.MUTATE, pod), (review.VALIDATE, mutated)):
+        _, body, _ = review.answer(hook, pod_review(obj, namespace=namespace, username=user),
+                                   loaded)
+        answers[hook] = body["response"]
+    return answers
 
 
 # --- the client: raw HTTP/1.1 over kept-alive TLS, as client-go speaks -----------------------
@@ -336,11 +342,11 @@ def effective(client: ApiClient, path: AdmissionPath, pod: dict, deadline: float
 
     Mutation: the created pod carries the path's mark. Validation: a hostNetwork pod is denied.
     """
-    mark = {TRIVIAL_PATCH: APPLIED, TWO_HOOKS: APPLIED, SINGLE: APPLIED, CEL: CEL_MARK
+    mark = {REPLAY: APPLIED, TWO_HOOKS: APPLIED, SINGLE: APPLIED, CEL: CEL_MARK
             }.get(path.name)
     if mark is None:
         return ""
-    validates = path.name != TRIVIAL_PATCH
+    validates = path.name != REPLAY
     last = "nothing tried"
     mutated = False
     attempt = 0
@@ -458,11 +464,13 @@ def rig(settings: ApiServerSettings, workdir: Path, assets: Path) -> Iterator[Ri
         return ServerSpec(kind, policies, cert_dir, settings.served_workers,
                           settings.served_threads, settings.log_level)
 
-    patch_file = workdir / "our-patch.b64"
-    patch_file.write_text(our_patch(pod, f"bench-{SLUG[TRIVIAL_PATCH]}-{suffix}", policies))
+    answers_file = workdir / "our-answers.json"
+    answers_file.write_text(json.dumps(our_answers(pod, f"bench-{SLUG[REPLAY]}-{suffix}",
+                                                   policies)))
     with control_plane(assets, workdir) as plane, running(spec("ceiling"), workdir) as trivial, \
-            running(replace(spec("ceiling-patch"), extra_args=("--patch-file", str(patch_file))),
-                    workdir) as trivial_patch, \
+            running(replace(spec("ceiling-replay"),
+                            extra_args=("--answers-file", str(answers_file))),
+                    workdir) as replay, \
             running(spec("webhook"), workdir) as webhook:
         env = E2EEnvironment("envtest", workdir)
         env.control_plane = plane  # its namespace set-up (ServiceAccounts, RBAC) is reused
@@ -475,7 +483,7 @@ def rig(settings: ApiServerSettings, workdir: Path, assets: Path) -> Iterator[Ri
         admin = ApiClient(target)
         _, discovery = admin.get("/apis/admissionregistration.k8s.io/v1")
         served = {r["name"] for r in discovery.get("resources", [])}
-        names = [NONE, TRIVIAL, TRIVIAL_PATCH, TWO_HOOKS, SINGLE]
+        names = [NONE, TRIVIAL, REPLAY, TWO_HOOKS, SINGLE]
         if {"mutatingadmissionpolicies", "validatingadmissionpolicies"} <= served:
             names.append(CEL)
         else:
@@ -485,7 +493,7 @@ def rig(settings: ApiServerSettings, workdir: Path, assets: Path) -> Iterator[Ri
         for name in names:
             namespace = f"bench-{SLUG[name]}-{suffix}"
             env.create_namespace(namespace)
-            server = {TRIVIAL: trivial, TRIVIAL_PATCH: trivial_patch, TWO_HOOKS: webhook,
+            server = {TRIVIAL: trivial, REPLAY: replay, TWO_HOOKS: webhook,
                       SINGLE: webhook}.get(name)
             paths.append(AdmissionPath(name, namespace, PodCreates(target, namespace, pod),
                                        server))
@@ -495,8 +503,8 @@ def rig(settings: ApiServerSettings, workdir: Path, assets: Path) -> Iterator[Ri
         for obj in webhook_objects("trivial", ca, trivial.target_url,
                                    by_name[TRIVIAL].namespace):
             admin.create(obj)
-        for obj in webhook_objects("tpatch", ca, trivial_patch.target_url,
-                                   by_name[TRIVIAL_PATCH].namespace):
+        for obj in webhook_objects("replay", ca, replay.target_url,
+                                   by_name[REPLAY].namespace):
             admin.create(obj)
         for obj in webhook_objects("single", ca, webhook.target_url, by_name[SINGLE].namespace,
                                    single_call=True):
@@ -583,7 +591,7 @@ def print_section(figures: dict[str, PathFigures], names: list[str],
             f"{throughput_ratio(f, trivial):.2f}",
             f"{f.apiserver_cpu * 1000 / f.creates:.2f}" if f.creates else "-",
             f"{f.webhook_cpu * 1000 / f.creates:.2f}" if f.creates and name in (
-                TRIVIAL, TRIVIAL_PATCH, TWO_HOOKS, SINGLE) else "-",
+                TRIVIAL, REPLAY, TWO_HOOKS, SINGLE) else "-",
             str(f.errors)])
     print(table(["path", "p50 ms", "p99 ms", "p50 / none", "p50 / trivial", "creates/s",
                  "creates/s / none", "creates/s / trivial", "apiserver CPU ms/create",

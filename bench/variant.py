@@ -3,8 +3,9 @@
     python -m bench.variant ceiling --policies DIR --cert-dir DIR --port N ...
 
 `ceiling`: the least a Flask webhook can do: read the body, parse the AdmissionReview, answer
-a constant allow echoing its uid. `ceiling-patch`: the same, but /mutate answers with a fixed
-JSONPatch (`--patch-file`, base64 as in the answer): what applying our patch costs
+a constant allow echoing its uid. `ceiling-replay`: the same, but each hook answers with the
+fixed answer our webhook gives one pod (`--answers-file`: {"mutate": response, "validate":
+response}, uid aside): what our answers (patch, warnings, audit annotations) cost
 kube-apiserver, without any policy work of ours. Both subclass webhook.server.WebhookServer
 and only replace `load()`, so workers, threads, keep-alive, timeouts and the reloading TLS
 context are the webhook's own. (Single-call mode is the real server's /mutate-validate.)
@@ -21,13 +22,14 @@ from flask import Flask, Response, request
 
 from webhook.server import ServeOptions, WebhookServer, configure_logging
 
-VARIANTS = ("ceiling", "ceiling-patch")
+VARIANTS = ("ceiling", "ceiling-replay")
 
 
-def ceiling_app(patch: str | None = None) -> Flask:
+def ceiling_app(answers: dict | None = None) -> Flask:
     """Parse the review, answer a constant allow: the floor under any webhook's cost.
 
-    With `patch` (base64 of a JSONPatch), /mutate's allow carries it.
+    With `answers` ({"mutate": response, "validate": response}), each hook's answer carries
+    that response's fields.
     """
     app = Flask("ceiling")
 
@@ -38,23 +40,29 @@ def ceiling_app(patch: str | None = None) -> Flask:
                   "response": {"uid": body["request"]["uid"], "allowed": True, **extra}}
         return Response(json.dumps(answer, separators=(",", ":")), mimetype="application/json")
 
-    patched = {"patchType": "JSONPatch", "patch": patch} if patch else {}
-    app.add_url_rule("/mutate", "mutate", lambda: answer(patched), methods=["POST"])
-    app.add_url_rule("/validate", "validate", lambda: answer({}), methods=["POST"])
+    def fixed(hook: str) -> dict:
+        response = dict((answers or {}).get(hook, {}))
+        response.pop("uid", None)
+        return response
+
+    mutate, validate = fixed("mutate"), fixed("validate")
+    app.add_url_rule("/mutate", "mutate", lambda: answer(mutate), methods=["POST"])
+    app.add_url_rule("/validate", "validate", lambda: answer(validate), methods=["POST"])
     app.add_url_rule("/readyz", "readyz", lambda: Response('{"status":"ready"}',
                                                            mimetype="application/json"))
     return app
 
 
 class VariantServer(WebhookServer):
-    def __init__(self, options: ServeOptions, variant: str, patch: str | None = None) -> None:
+    def __init__(self, options: ServeOptions, variant: str, answers: dict | None = None
+                 ) -> None:
         self.variant = variant
-        self.patch = patch
+        self.answers = answers
         super().__init__(options)
 
     def load(self) -> Any:
         configure_logging(self.options.log_level)
-        return ceiling_app(self.patch)
+        return ceiling_app(self.answers)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -67,17 +75,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=ServeOptions.workers)
     parser.add_argument("--threads", type=int, default=ServeOptions.threads)
     parser.add_argument("--log-level", default="info")
-    parser.add_argument("--patch-file", help="ceiling-patch: base64 JSONPatch for /mutate")
+    parser.add_argument("--answers-file", help="ceiling-replay: the answers to give (JSON)")
     args = parser.parse_args(argv)
-    if (args.variant == "ceiling-patch") != bool(args.patch_file):
-        parser.error("--patch-file goes with ceiling-patch, and only with it")
+    if (args.variant == "ceiling-replay") != bool(args.answers_file):
+        parser.error("--answers-file goes with ceiling-replay, and only with it")
     certs = Path(args.cert_dir)
     options = ServeOptions(policies=Path(args.policies), certfile=certs / "tls.crt",
                            keyfile=certs / "tls.key", host=args.host, port=args.port,
                            workers=args.workers, threads=args.threads,
                            log_level=args.log_level)
-    patch = Path(args.patch_file).read_text().strip() if args.patch_file else None
-    VariantServer(options, args.variant, patch).run()
+    answers = json.loads(Path(args.answers_file).read_text()) if args.answers_file else None
+    VariantServer(options, args.variant, answers).run()
 
 
 if __name__ == "__main__":
