@@ -58,10 +58,9 @@ TARGET_P50, TARGET_CREATES, TARGET_SINGLE_VS_CEL = 1.1, 0.9, 1.0
 
 @dataclass(frozen=True)
 class ApiServerSettings:
-    sequential_rounds: int = 12
-    per_round: int = 25  # sequential creates per path per round
-    concurrent_rounds: int = 5
-    concurrent_seconds: float = 2.0
+    sequential_creates: int = 300  # per path, one path after the other
+    concurrent_rounds: int = 8
+    concurrent_seconds: float = 1.0
     processes: int = 2
     connections: int = 4  # per process: 8 concurrent creators
     warmup: int = 30
@@ -83,8 +82,8 @@ class ApiServerSettings:
 
     @classmethod
     def quick(cls) -> ApiServerSettings:
-        return cls(sequential_rounds=2, per_round=3, concurrent_rounds=1,
-                   concurrent_seconds=0.3, warmup=3)
+        return cls(sequential_creates=6, concurrent_rounds=1, concurrent_seconds=0.3,
+                   warmup=3)
 
 
 @dataclass
@@ -375,22 +374,21 @@ def effective(client: ApiClient, path: AdmissionPath, pod: dict, deadline: float
 
 def run_sequential(paths: list[AdmissionPath], figures: dict[str, PathFigures],
                    settings: ApiServerSettings) -> None:
-    """Rounds: each path creates `per_round` pods one after another; the order rotates."""
-    for r in range(settings.sequential_rounds):
-        order = paths[r % len(paths):] + paths[:r % len(paths)]
-        for path in order:
+    """One create per path in turn, the order rotating each cycle: a burst of load from
+    elsewhere on the host falls on every path alike."""
+    for r in range(settings.sequential_creates):
+        for path in paths[r % len(paths):] + paths[:r % len(paths)]:
             assert path.client is not None
             fig = figures[path.name]
-            for _ in range(settings.per_round):
-                data = path.creates.next()
-                started = time.perf_counter()
-                status, body = round_trip(path.client.sock, data)
-                elapsed = time.perf_counter() - started
-                if status != 201:
-                    fig.errors += 1
-                    fig.error_text = fig.error_text or f"HTTP {status}: {body[:300]!r}"
-                    continue
-                fig.sequential.append(elapsed)
+            data = path.creates.next()
+            started = time.perf_counter()
+            status, body = round_trip(path.client.sock, data)
+            elapsed = time.perf_counter() - started
+            if status != 201:
+                fig.errors += 1
+                fig.error_text = fig.error_text or f"HTTP {status}: {body[:300]!r}"
+                continue
+            fig.sequential.append(elapsed)
 
 
 def run_concurrent(paths: list[AdmissionPath], figures: dict[str, PathFigures], target: Target,
@@ -572,9 +570,8 @@ def throughput_ratio(a: PathFigures, b: PathFigures) -> float:
 def print_section(figures: dict[str, PathFigures], names: list[str],
                   settings: ApiServerSettings) -> None:
     workers, threads = settings.served_workers, settings.served_threads
-    seq = settings.sequential_rounds * settings.per_round
-    print(f"paths take turns: {settings.sequential_rounds} rounds x {settings.per_round} "
-          f"sequential creates each ({seq} per path), then {settings.concurrent_rounds} rounds "
+    print(f"paths take turns: {settings.sequential_creates} sequential creates per path, one "
+          f"path after the other, then {settings.concurrent_rounds} rounds "
           f"x {settings.concurrent_seconds:g} s with {settings.processes * settings.connections} "
           f"concurrent creators; order rotates each round. Pod: {POD_FIXTURE.name}, created as "
           f"the scheduler's ServiceAccount. Webhooks: gunicorn {workers} workers x {threads} "
@@ -618,7 +615,7 @@ def print_section(figures: dict[str, PathFigures], names: list[str],
         lines.append("- single-call vs built-in CEL pair: not measured (no "
                      "MutatingAdmissionPolicy on this API server)")
     print("\n".join(lines))
-    if settings.sequential_rounds * settings.per_round < 50:
+    if settings.sequential_creates < 50:
         print("\n(--quick: a handful of creates; these figures mean nothing)")
 
 

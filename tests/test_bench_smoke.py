@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +89,84 @@ def test_single_call_decides_as_mutate_then_validate(path, username: str,
         assert "patch" not in answer
     for warning in validated["response"].get("warnings", []):
         assert warning in answer.get("warnings", [])
+
+
+def _assets_or_skip() -> str:
+    assets = os.environ.get("KUBEBUILDER_ASSETS") or str(ROOT.parent / "shared" / "k8s" / "bin")
+    if not Path(assets, "kube-apiserver").is_file() or not Path(assets, "etcd").is_file():
+        pytest.skip(f"no API server binaries in {assets}")
+    return assets  # the bench copies binaries that lack the run bit into a scratch folder
+
+
+def test_apiserver_section_skips_in_one_line_without_binaries(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "bench", "--section", "apiserver", "--quick"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "KUBEBUILDER_ASSETS": str(tmp_path)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    section = done.stdout.split("## Pod creates through kube-apiserver", 1)[1]
+    lines = [line for line in section.splitlines() if line.strip() and "(issue 14)" not in line]
+    assert len(lines) == 1 and lines[0].startswith("skipped: no API server binaries")
+    assert str(tmp_path) in lines[0]
+
+
+def test_apiserver_section_measures_every_path_through_a_real_api_server() -> None:
+    """Tiny: a few creates per path. Shapes and correctness only, never a timing."""
+    assets = _assets_or_skip()
+    done = subprocess.run([sys.executable, "-m", "bench", "--section", "apiserver", "--quick"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "KUBEBUILDER_ASSETS": assets})
+    assert done.returncode == 0, done.stdout + done.stderr
+    section = done.stdout.split("## Pod creates through kube-apiserver", 1)[1]
+    rows = {cells[0]: cells for cells in (
+        [c.strip() for c in line.split("|")[1:-1]] for line in section.splitlines()
+        if line.startswith("| ") and not line.startswith("| path"))}
+    assert {"no webhook", "trivial webhook", "trivial webhook, our answers",
+            "webhook, two hooks", "webhook, single call", "built-in CEL pair"} <= set(rows)
+    for cells in rows.values():
+        assert cells[-1] == "0", f"creates failed on this path: {cells}"
+        assert float(cells[1]) > 0 and float(cells[5]) > 0  # p50 ms, creates/s
+    assert rows["no webhook"][3] == "1.00" and rows["trivial webhook"][4] == "1.00"
+    targets = section.split("Targets (issue 14):", 1)[1]
+    assert targets.count("(target ") == 3
+
+
+def test_binaries_without_the_run_bit_are_run_from_a_scratch_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.apiserver import find_assets
+
+    shipped = tmp_path / "read-only-assets"
+    shipped.mkdir()
+    for name in ("kube-apiserver", "etcd"):
+        (shipped / name).write_bytes(b"#!/bin/sh\necho " + name.encode() + b"\n")
+        (shipped / name).chmod(0o444)
+    monkeypatch.setenv("KUBEBUILDER_ASSETS", str(shipped))
+    folder, why = find_assets(tmp_path / "scratch")
+    assert why == "" and folder == tmp_path / "scratch" / "assets"
+    for name in ("kube-apiserver", "etcd"):
+        assert os.access(folder / name, os.X_OK)
+        assert (folder / name).read_bytes() == (shipped / name).read_bytes()
+        assert (shipped / name).stat().st_mode & 0o777 == 0o444  # the original is untouched
+    (shipped / "etcd").unlink()
+    folder, why = find_assets(tmp_path / "scratch2")
+    assert folder is None and "has no etcd" in why
+
+
+def test_each_path_is_registered_as_manifests_renders_it_scoped_to_its_namespace() -> None:
+    from bench.apiserver import webhook_objects
+    from webhook.registration import webhook_configurations
+
+    ca = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    url = "https://127.0.0.1:9443"
+    for single_call in (False, True):
+        rendered = webhook_configurations(ca, url=url, single_call=single_call)
+        scoped = webhook_objects("two", ca, url, "bench-two-abc", single_call=single_call)
+        assert [o["kind"] for o in scoped] == [o["kind"] for o in rendered]
+        for mine, theirs in zip(scoped, rendered, strict=True):
+            assert mine["metadata"]["name"] == "bench-two"
+            for hook, original in zip(mine["webhooks"], theirs["webhooks"], strict=True):
+                terms = hook["namespaceSelector"]["matchExpressions"]
+                assert terms[:-1] == original["namespaceSelector"]["matchExpressions"]
+                assert terms[-1] == {"key": "kubernetes.io/metadata.name", "operator": "In",
+                                     "values": ["bench-two-abc"]}
+                rest = {k: v for k, v in hook.items() if k != "namespaceSelector"}
+                assert rest == {k: v for k, v in original.items() if k != "namespaceSelector"}
