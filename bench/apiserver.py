@@ -42,6 +42,7 @@ from bench.load import Phase, Target, open_connection, round_trip, run_phase
 from bench.report import load_average, percentile, table
 from bench.reviews import FIXTURE_PODS, Request
 from bench.servers import ROOT, Server, ServerSpec, process_cpu_seconds, running
+from tests.e2e.scenarios import scheduler_username
 
 NONE, TRIVIAL, REPLAY, TWO_HOOKS, SINGLE, CEL = (
     "no webhook", "trivial webhook", "trivial webhook, our answers", "webhook, two hooks",
@@ -51,7 +52,6 @@ SLUG = {NONE: "none", TRIVIAL: "trivial", REPLAY: "replay", TWO_HOOKS: "two",
 APPLIED = "airflow-pod-webhook.io/applied"
 CEL_MARK = "bench.airflow-pod-webhook.io/cel"
 POD_FIXTURE = FIXTURE_PODS / "airflow3-executor.json"
-SCHEDULER_SA = "airflow-scheduler"
 EFFECTIVE_TIMEOUT = 90.0
 TARGET_P50, TARGET_CREATES, TARGET_SINGLE_VS_CEL = 1.1, 0.9, 1.0
 
@@ -109,28 +109,25 @@ class PathFigures:
 # --- the API server's binaries -------------------------------------------------------------
 
 
-def find_assets(scratch: Path) -> tuple[Path | None, str]:
-    """(folder with runnable kube-apiserver and etcd, None) or (None, why not).
+def find_assets() -> tuple[Path | None, Path | None, str]:
+    """(folder with runnable kube-apiserver and etcd, a temporary copy to remove, why not).
 
-    A copy without the run bit (read-only media, an archive) is copied into `scratch` and
-    made executable there: the original folder is never written to.
+    `KUBEBUILDER_ASSETS`, else `../shared/k8s/bin`, as `make test` chooses them
+    (tools/with_envtest_assets.py): a copy without the run bit (read-only media, an archive)
+    is copied into a temporary folder and made executable there, never changed in place.
     """
-    from tests.e2e.envtest import APISERVER, ETCD, missing_binaries
+    from tools.with_envtest_assets import BINARIES, SHARED_ASSETS, executable_copy, runnable
 
     configured = os.environ.get("KUBEBUILDER_ASSETS")
-    folder = Path(configured) if configured else ROOT.parent / "shared" / "k8s" / "bin"
-    absent = [name for name in (APISERVER, ETCD) if not (folder / name).is_file()]
+    folder = Path(configured) if configured else (ROOT / SHARED_ASSETS).resolve()
+    absent = [name for name in BINARIES if not (folder / name).is_file()]
     if absent:
-        source = "KUBEBUILDER_ASSETS" if configured else "../shared/k8s/bin"
-        return None, f"{source} ({folder}) has no {' or '.join(absent)}"
-    if not missing_binaries(folder):
-        return folder, ""
-    copy = scratch / "assets"
-    copy.mkdir(parents=True, exist_ok=True)
-    for name in (APISERVER, ETCD):
-        shutil.copyfile(folder / name, copy / name)
-        (copy / name).chmod(0o755)
-    return copy, ""
+        source = "KUBEBUILDER_ASSETS" if configured else str(SHARED_ASSETS)
+        return None, None, f"{source} ({folder}) has no {' or '.join(absent)}"
+    if runnable(folder):
+        return folder, None, ""
+    copy = executable_copy(folder)
+    return copy, copy, ""
 
 
 # --- objects to register -------------------------------------------------------------------
@@ -245,7 +242,7 @@ def our_answers(pod: dict, namespace: str, policies: Path) -> dict:
     from webhook.policy.load import load_policy_dir
 
     loaded = load_policy_dir(policies).policy_set
-    user = f"system:serviceaccount:{namespace}:{SCHEDULER_SA}"
+    user = scheduler_username(namespace)
     pod = {**pod, "metadata": {**pod["metadata"], "namespace": namespace}}
     mutated = mutate_pod(json.loads(json.dumps(pod)), loaded, namespace, user).pod
     answers = {}
@@ -310,7 +307,7 @@ class PodCreates:
         pod["metadata"]["namespace"] = namespace
         pod["metadata"]["name"] = self.PLACEHOLDER
         self.body = json.dumps(pod, separators=(",", ":")).encode()
-        self.user = f"system:serviceaccount:{namespace}:{SCHEDULER_SA}"
+        self.user = scheduler_username(namespace)
         self.count = 0
 
     def next(self) -> bytes:
@@ -446,15 +443,23 @@ class NotInForce(RuntimeError):
     pass
 
 
+def namespace_of(path: str, suffix: str) -> str:
+    """airflow-e2e-*: where the e2e policy set trusts the Airflow scheduler's account."""
+    return f"airflow-e2e-bench-{SLUG[path]}-{suffix}"
+
+
 @contextlib.contextmanager
 def rig(settings: ApiServerSettings, workdir: Path, assets: Path) -> Iterator[Rig]:
     from tests.e2e.harness import E2EEnvironment
+    from tests.e2e.scenarios import e2e_policies
     from webhook.certs import write_certs
 
     cert_dir = workdir / "apiserver-bench-certs"
     write_certs(cert_dir, "airflow-pod-webhook", "airflow-pod-webhook")
     ca = (cert_dir / "ca.crt").read_bytes()
-    policies = ROOT / "policies"
+    # The e2e suite's policy set: the bundled policies, whose Settings also trust the Airflow
+    # accounts of airflow-e2e-* namespaces, so the scheduler here is trusted as in a cluster.
+    policies = e2e_policies(workdir / "policies")
     pod = json.loads(POD_FIXTURE.read_text())
     suffix = os.urandom(3).hex()
 
@@ -463,7 +468,7 @@ def rig(settings: ApiServerSettings, workdir: Path, assets: Path) -> Iterator[Ri
                           settings.served_threads, settings.log_level)
 
     answers_file = workdir / "our-answers.json"
-    answers_file.write_text(json.dumps(our_answers(pod, f"bench-{SLUG[REPLAY]}-{suffix}",
+    answers_file.write_text(json.dumps(our_answers(pod, namespace_of(REPLAY, suffix),
                                                    policies)))
     with control_plane(assets, workdir) as plane, running(spec("ceiling"), workdir) as trivial, \
             running(replace(spec("ceiling-replay"),
@@ -489,7 +494,7 @@ def rig(settings: ApiServerSettings, workdir: Path, assets: Path) -> Iterator[Ri
                   "MutatingAdmissionPolicy: no built-in CEL pair)")
         paths = []
         for name in names:
-            namespace = f"bench-{SLUG[name]}-{suffix}"
+            namespace = namespace_of(name, suffix)
             env.create_namespace(namespace)
             server = {TRIVIAL: trivial, REPLAY: replay, TWO_HOOKS: webhook,
                       SINGLE: webhook}.get(name)
@@ -534,7 +539,7 @@ def rig(settings: ApiServerSettings, workdir: Path, assets: Path) -> Iterator[Ri
 def run(settings: ApiServerSettings, workdir: Path) -> int:
     """Print the section; 0 when it ran or skipped, 1 when a path misbehaved."""
     print("\n## Pod creates through kube-apiserver (issue 14)\n")
-    assets, why = find_assets(workdir)
+    assets, temporary, why = find_assets()
     if assets is None:
         print(f"skipped: no API server binaries: {why}; set KUBEBUILDER_ASSETS to "
               "setup-envtest's folder")
@@ -551,6 +556,9 @@ def run(settings: ApiServerSettings, workdir: Path) -> int:
     except NotInForce as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
     print_section(figures, names, settings)
     print(f"\n(section took {time.perf_counter() - started:.0f} s; load average at the end: "
           f"{load_average()})")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -130,7 +131,7 @@ def test_apiserver_section_measures_every_path_through_a_real_api_server() -> No
     assert targets.count("(target ") == 3
 
 
-def test_binaries_without_the_run_bit_are_run_from_a_scratch_copy(
+def test_binaries_without_the_run_bit_are_run_from_a_temporary_copy(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from bench.apiserver import find_assets
 
@@ -140,15 +141,21 @@ def test_binaries_without_the_run_bit_are_run_from_a_scratch_copy(
         (shipped / name).write_bytes(b"#!/bin/sh\necho " + name.encode() + b"\n")
         (shipped / name).chmod(0o444)
     monkeypatch.setenv("KUBEBUILDER_ASSETS", str(shipped))
-    folder, why = find_assets(tmp_path / "scratch")
-    assert why == "" and folder == tmp_path / "scratch" / "assets"
+    folder, temporary, why = find_assets()
+    try:
+        assert why == "" and folder is not None and folder == temporary and folder != shipped
+        for name in ("kube-apiserver", "etcd"):
+            assert os.access(folder / name, os.X_OK)
+            assert (folder / name).read_bytes() == (shipped / name).read_bytes()
+            assert (shipped / name).stat().st_mode & 0o777 == 0o444  # the original untouched
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
     for name in ("kube-apiserver", "etcd"):
-        assert os.access(folder / name, os.X_OK)
-        assert (folder / name).read_bytes() == (shipped / name).read_bytes()
-        assert (shipped / name).stat().st_mode & 0o777 == 0o444  # the original is untouched
+        (shipped / name).chmod(0o755)
+    assert find_assets() == (shipped, None, "")  # runnable as they are: used in place
     (shipped / "etcd").unlink()
-    folder, why = find_assets(tmp_path / "scratch2")
-    assert folder is None and "has no etcd" in why
+    folder, temporary, why = find_assets()
+    assert folder is None and temporary is None and "has no etcd" in why
 
 
 def test_each_path_is_registered_as_manifests_renders_it_scoped_to_its_namespace() -> None:
