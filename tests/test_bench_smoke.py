@@ -3,6 +3,7 @@ agrees with the two calls it replaces. Shapes and decisions only: never a timing
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
@@ -178,3 +179,21 @@ def test_each_path_is_registered_as_manifests_renders_it_scoped_to_its_namespace
                                      "values": ["bench-two-abc"]}
                 rest = {k: v for k, v in hook.items() if k != "namespaceSelector"}
                 assert rest == {k: v for k, v in original.items() if k != "namespaceSelector"}
+
+
+def test_the_bench_scheduler_is_a_trusted_creator(tmp_path: Path) -> None:
+    """The through-kube-apiserver bench measures what a cluster runs: the scheduler trusted,
+    so the pod gets its profiles and task policy (and the replayed answers are those)."""
+    from bench.apiserver import POD_FIXTURE, TWO_HOOKS, namespace_of, our_answers
+    from tests.e2e.scenarios import e2e_policies
+
+    pod = json.loads(POD_FIXTURE.read_text())
+    answers = our_answers(pod, namespace_of(TWO_HOOKS, "t"), e2e_policies(tmp_path / "p"))
+    for response in answers.values():
+        assert response["allowed"] is True
+        assert not any("trusted creator" in w for w in response.get("warnings", []))
+        assert "untrusted-creator" not in response.get("auditAnnotations", {})
+    patch = json.loads(base64.b64decode(answers["mutate"]["patch"]))
+    applied = next(op["value"] for op in patch
+                   if op["path"] == "/metadata/annotations/airflow-pod-webhook.io~1applied")
+    assert "TaskPolicy/example-dag-extract" in applied
