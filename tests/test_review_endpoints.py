@@ -12,11 +12,13 @@ import logging
 
 import pytest
 
+from tests.admission_reviews import SCHEDULER
 from tests.admission_reviews import pod_review as review
 from tests.conftest import POLICIES, airflow_pod
 from tests.server_process import metric_value
 from webhook.app import create_app
 from webhook.metrics import WebhookMetrics
+from webhook.mutate import mutate_pod
 from webhook.policy.store import PolicyStore
 
 REQUESTS = "airflow_pod_webhook_admission_requests_total"
@@ -50,7 +52,12 @@ def test_the_decision_is_recorded_once_after_the_answer_is_sent(
         app_and_metrics, hook: str, caplog: pytest.LogCaptureFixture) -> None:
     app, metrics = app_and_metrics
     caplog.set_level(logging.INFO, "airflow_pod_webhook.decisions")
-    status, answer = call(app, f"/{hook}", review(airflow_pod("airflow3-executor"), uid="u-1"))
+    pod = airflow_pod("airflow3-executor")
+    if hook == "validate":  # as kube-apiserver sends it: the pod our mutation produced
+        store = PolicyStore(POLICIES)
+        store.reload_if_changed()
+        pod = mutate_pod(pod, store.current, "data-airflow", SCHEDULER).pod
+    status, answer = call(app, f"/{hook}", review(pod, uid="u-1"))
     assert status == "200 OK"
     assert json.loads(b"".join(answer))["response"]["uid"] == "u-1"
     # answered, not yet recorded: that waits for the server to have sent the bytes
