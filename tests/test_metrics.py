@@ -159,7 +159,7 @@ def test_a_broken_push_shows_on_metrics_and_readyz_then_recovers(server: Running
     status, body = server.get("/readyz")
     detail = json.loads(body)
     assert status == 200 and detail["status"] == "ready"  # the last good set still serves
-    assert any("99-broken.yaml" in e and "YAML error" in e for e in detail["errors"])
+    assert any("99-broken.yaml" in e and "YAML syntax error" in e for e in detail["errors"])
     assert detail["failed_revision"] and detail["failed_revision"] != detail["revision"]
 
     mount.write(good)

@@ -26,7 +26,8 @@ def test_unknown_fields_and_wrong_types_are_named_by_path() -> None:
         "containers": [{"name": "base", "resourcse": {}, "tty": "yes"}],
         "nodeSelector": {"pool": 1}, "hostNetwork": False}}))
     assert errors == {
-        "spec.containers[base].resourcse": "is not a field of Container",
+        "spec.containers[base].resourcse": "is not a field of Container; did you mean "
+                                           "'resources'?",
         "spec.containers[base].tty": "must be true or false, got string",
         "spec.nodeSelector.pool": "must be a string, got integer",
     }

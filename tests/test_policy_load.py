@@ -51,21 +51,35 @@ def test_hidden_files_and_subfolders_are_not_policies(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("a: [1,\n", "bad.yaml (document 1): YAML error at line 2, column 1"),
-    (GOOD.replace("Profile", "Profil"), "bad.yaml (document 1): kind: 'Profil' is not one of"),
-    (GOOD.replace("v1alpha1", "v1"), "apiVersion: 'airflow-pod-webhook.io/v1alpha1' was expected"),
+    ("a: [1,\n", "bad.yaml:2:1: YAML syntax error: did not find expected node content "
+                 "(while parsing a flow node)"),
+    (GOOD.replace("Profile", "Profil"),
+     "bad.yaml:2:7: document 1 (Profil/small): kind: bad value 'Profil': must be one of "
+     "PodTemplate, Profile, TaskPolicy, OverridePolicy, Envelope, ValidationPolicy, Exemption, "
+     "Settings; "
+     "did you mean 'Profile'?"),
+    (GOOD.replace("v1alpha1", "v1"),
+     "bad.yaml:1:13: document 1 (Profile/small): apiVersion: bad value "
+     "'airflow-pod-webhook.io/v1': must be airflow-pod-webhook.io/v1alpha1"),
     (GOOD.replace("template:", "templates:"),
-     "spec: Additional properties are not allowed ('templates' was unexpected)"),
+     "bad.yaml:5:3: document 1 (Profile/small): spec.templates: bad value 'templates': is not "
+     "a field here (fields: description, match, template); did you mean 'template'?"),
     (GOOD.replace("resources:", "resource:"),
-     "spec.template.spec.containers[base].resource: is not a field of Container"),
+     "bad.yaml:7:33: document 1 (Profile/small): spec.template.spec.containers[base].resource: "
+     "bad value 'resource': is not a field of Container; did you mean 'resources'?"),
     (GOOD.replace("250m", "lots"),
-     "spec.template.spec.containers[base].resources.requests.cpu: is not a Kubernetes quantity"),
-    (GOOD.replace("name: small", "name: Small_One"), "metadata.name: 'Small_One' does not match"),
-    (GOOD + "---\n" + GOOD, "bad.yaml (document 2): metadata.name: duplicate Profile "
-                            "'small', first defined in bad.yaml (document 1)"),
+     "bad.yaml:7:61: document 1 (Profile/small): spec.template.spec.containers[base].resources"
+     ".requests.cpu: is not a Kubernetes quantity: 'lots'"),
+    (GOOD.replace("name: small", "name: Small_One"),
+     "bad.yaml:3:18: document 1 (Profile/Small_One): metadata.name: bad value 'Small_One': "
+     "must match the pattern ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
+    (GOOD + "---\n" + GOOD,
+     "bad.yaml:11:18: document 2 (Profile/small): metadata.name: bad value 'small': duplicate "
+     "Profile name, first defined in bad.yaml (document 1)"),
     (GOOD.replace("spec:\n      containers", "metadata: {labels: {dag_id: x}}\n    spec:\n"
                   "      containers"),
-     "spec.template.metadata.labels.dag_id: Airflow owns this key"),
+     "bad.yaml:6:25: document 1 (Profile/small): spec.template.metadata.labels.dag_id: bad "
+     "value 'dag_id': Airflow owns this key (it selects and adopts pods by it)"),
     ("""\
      apiVersion: airflow-pod-webhook.io/v1alpha1
      kind: PodTemplate
@@ -73,33 +87,45 @@ def test_hidden_files_and_subfolders_are_not_policies(tmp_path: Path) -> None:
      spec:
        template: {spec: {containers: [{name: base, securityContext: {}}]}}
        lockedFields: ["spec.containers[sidecar].securityContext"]
-     """, "spec.lockedFields[0]: the template has no spec.containers[sidecar] to lock"),
+     """, "bad.yaml:6:18: document 1 (PodTemplate/t): spec.lockedFields[0]: bad value "
+          "'spec.containers[sidecar].securityContext': the template has no "
+          "spec.containers[sidecar] to lock"),
     ("""\
      apiVersion: airflow-pod-webhook.io/v1alpha1
      kind: Exemption
      metadata: {name: e}
      spec: {match: {namespaces: [a]}, reason: r, expires: "next week"}
-     """, "spec.expires: 'next week' is not a 'date'"),
+     """, "bad.yaml:4:54: document 1 (Exemption/e): spec.expires: bad value 'next week': must "
+          "be a date, YYYY-MM-DD"),
     ("""\
      apiVersion: airflow-pod-webhook.io/v1alpha1
      kind: OverridePolicy
      metadata: {name: o}
      spec: {allowedProfiles: [nope]}
-     """, "spec.allowedProfiles[0]: no Profile named 'nope'"),
+     """, "bad.yaml:4:26: document 1 (OverridePolicy/o): spec.allowedProfiles[0]: bad value "
+          "'nope': no Profile named 'nope' (profiles: other)"),
     ("""\
      apiVersion: airflow-pod-webhook.io/v1alpha1
      kind: OverridePolicy
      metadata: {name: o}
      spec: {maxResources: {memory: 32Gi}}
-     """, "spec: Additional properties are not allowed ('maxResources' was unexpected)"),
+     """, "bad.yaml:4:8: document 1 (OverridePolicy/o): spec.maxResources: bad value "
+          "'maxResources': is not a field here (fields: match, allowedFields, allowedProfiles)"),
+    ("""\
+     apiVersion: airflow-pod-webhook.io/v1alpha1
+     kind: OverridePolicy
+     metadata: {name: o}
+     spec: {allowedProfiles: [othr]}
+     """, "bad.yaml:4:26: document 1 (OverridePolicy/o): spec.allowedProfiles[0]: bad value "
+          "'othr': no Profile named 'othr' (profiles: other); did you mean 'other'?"),
 ])
-def test_broken_file_reported_with_file_document_path_and_reason(tmp_path: Path, text: str,
-                                                                  expected: str) -> None:
+def test_broken_file_reported_with_file_line_document_path_value_and_reason(
+        tmp_path: Path, text: str, expected: str) -> None:
     write(tmp_path, "good.yaml", GOOD.replace("small", "other"))
     write(tmp_path, "bad.yaml", text)
     result = load_policy_dir(tmp_path)
     assert result.policy_set is None
-    assert any(expected in str(e) for e in result.errors), [str(e) for e in result.errors]
+    assert expected in [str(e) for e in result.errors]
 
 
 def test_missing_folder_is_an_error_not_a_crash(tmp_path: Path) -> None:
@@ -111,7 +137,8 @@ def test_policy_lint_prints_errors_and_exits_non_zero(tmp_path: Path, capsys) ->
     write(tmp_path, "bad.yaml", GOOD.replace("250m", "lots"))
     assert main(["policy", "lint", str(tmp_path)]) == 1
     out = capsys.readouterr().out
-    assert "bad.yaml (document 1): spec.template.spec.containers[base].resources" in out
+    assert out.startswith("bad.yaml:7:61: document 1 (Profile/small): "
+                          "spec.template.spec.containers[base].resources.requests.cpu: ")
 
 
 def test_policy_lint_accepts_the_bundled_policies(capsys) -> None:

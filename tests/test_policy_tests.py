@@ -143,8 +143,9 @@ def test_a_typo_in_an_expectation_is_an_error_not_a_pass(bundled):
                            {"validate": {"rulesviolated": ["baseline: privileged"]}}), bundled)
     assert not result.passed
     assert result.mismatches == (
-        "typo: spec.expect.validate: Additional properties are not allowed "
-        "('rulesviolated' was unexpected)",)
+        "typo: spec.expect.validate.rulesviolated: is not a field here (fields: allowed, "
+        "message, messageContains, rulesViolated, warnings, exempted); did you mean "
+        "'rulesViolated'?",)
 
 
 def test_a_case_without_expectations_is_an_error(bundled):

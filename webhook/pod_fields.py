@@ -7,8 +7,11 @@ The table comes from the official client's models (tools/gen_pod_fields.py).
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
+import re
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -16,24 +19,87 @@ from typing import Any
 from webhook.quantity import parse_quantity
 
 _QUANTITY_MAPS = ("resources.limits", "resources.requests", "spec.overhead")
+QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+HUGEPAGES_PREFIX = "hugepages-"
+_RESOURCE_HELP = ("cpu, memory, ephemeral-storage, hugepages-<size> or a domain/name like "
+                  "nvidia.com/gpu")
 
 
 @cache
-def _model() -> dict:
+def pod_model() -> dict:
+    """The generated Pod model: {"root": type, "types": {type: {field: type_ref}}}."""
     text = resources.files("webhook").joinpath("schema/pod-fields.json").read_text()
     return json.loads(text)
 
 
+
+def quantity_map_path(path: str) -> bool:
+    """Whether a field path names a map of resource name -> quantity."""
+    return path.endswith(_QUANTITY_MAPS)
+
+
+def resource_name_error(name: Any) -> tuple[str, tuple[str, ...]] | None:
+    """(reason, closest valid names) when Kubernetes would reject `name` as a container
+    resource (IsStandardContainerResourceName, IsHugePageResourceName, IsExtendedResourceName).
+    """
+    if not isinstance(name, str) or not name:
+        return f"is not a resource name ({_RESOURCE_HELP})", ()
+    if name in STANDARD_RESOURCES:
+        return None
+    if name.startswith(HUGEPAGES_PREFIX):
+        size = name[len(HUGEPAGES_PREFIX):]
+        try:
+            if size.strip() == size and parse_quantity(size) > 0:
+                return None
+        except (ValueError, TypeError, ArithmeticError):
+            pass
+        return (f"hugepages need a page size such as hugepages-2Mi or hugepages-1Gi, "
+                f"got {size!r}"), ()
+    if "/" not in name:
+        known = (*STANDARD_RESOURCES, "hugepages-2Mi", "hugepages-1Gi")
+        return (f"is not a Kubernetes resource name ({_RESOURCE_HELP})",
+                tuple(difflib.get_close_matches(name, known, n=3, cutoff=0.6)))
+    prefix, _, rest = name.partition("/")
+    if prefix == "kubernetes.io" or prefix.endswith(".kubernetes.io"):
+        return ("the kubernetes.io domain holds only Kubernetes' own resources; an extended "
+                "resource has its vendor's domain (nvidia.com/gpu)"), ()
+    if (len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix) or len(rest) > 63
+            or not QUALIFIED_NAME.match(rest)):
+        return f"is not a valid extended resource name ({_RESOURCE_HELP})", ()
+    return None
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    path: str
+    reason: str
+    at_key: bool = False  # the key itself is wrong (an unknown field, a bad resource name)
+
+    @property
+    def key(self) -> str:
+        return self.path.rsplit(".", 1)[-1]
+
+
 def fragment_errors(fragment: Any, path: str = "") -> list[tuple[str, str]]:
     """(field path, reason) for every unknown field or wrong type in a pod fragment."""
-    errors: list[tuple[str, str]] = []
+    return [(p.path, p.reason) for p in fragment_problems(fragment, path)]
+
+
+def fragment_problems(fragment: Any, path: str = "", *, unknown_fields: bool = True
+                      ) -> list[FieldProblem]:
+    """Every unknown field (unless `unknown_fields=False`: a whole pod from a newer cluster may
+    carry fields this model lacks) or wrong type in a pod fragment."""
+    errors: list[FieldProblem] = []
     if not isinstance(fragment, dict):
-        return [(path or "<root>", f"must be an object, got {_json_type(fragment)}")]
+        return [FieldProblem(path or "<root>", f"must be an object, got {_json_type(fragment)}")]
     shape = json_shape_errors(fragment, path)
     if shape:
-        return shape  # the model check below assumes JSON: string keys, finite numbers
+        # the model check below assumes JSON: string keys, finite numbers
+        return [FieldProblem(where, reason) for where, reason in shape]
     body = {k: v for k, v in fragment.items() if k not in ("apiVersion", "kind")}
-    _check(body, _model()["root"], path, errors)
+    _check(body, pod_model()["root"], path, errors, unknown_fields)
     return errors
 
 
@@ -64,54 +130,68 @@ def json_shape_errors(value: Any, path: str = "") -> list[tuple[str, str]]:
     return sorted(errors)
 
 
-def _check(value: Any, type_ref: Any, path: str, errors: list[tuple[str, str]]) -> None:
+def _check(value: Any, type_ref: Any, path: str, errors: list[FieldProblem],
+           unknown: bool) -> None:
     if value is None:
         return  # null removes a field: valid anywhere
     if isinstance(type_ref, dict) and "list" in type_ref:
         if not isinstance(value, list):
-            errors.append((path, f"must be a list, got {_json_type(value)}"))
+            errors.append(FieldProblem(path, f"must be a list, got {_json_type(value)}"))
             return
         for i, item in enumerate(value):
             label = item.get("name") if isinstance(item, dict) else None
-            _check(item, type_ref["list"], f"{path}[{label if label else i}]", errors)
+            _check(item, type_ref["list"], f"{path}[{label if label else i}]", errors, unknown)
         return
     if isinstance(type_ref, dict) and "map" in type_ref:
         if not isinstance(value, dict):
-            errors.append((path, f"must be a map, got {_json_type(value)}"))
+            errors.append(FieldProblem(path, f"must be a map, got {_json_type(value)}"))
             return
-        if path.endswith(_QUANTITY_MAPS):
+        if quantity_map_path(path):
             # Quantities may be written as numbers (`cpu: 1`): kube-apiserver accepts both.
             errors.extend(_quantity_errors(value, path))
             return
         for key, item in value.items():
-            _check(item, type_ref["map"], f"{path}.{key}", errors)
+            _check(item, type_ref["map"], f"{path}.{key}", errors, unknown)
         return
-    if isinstance(type_ref, str) and type_ref in _model()["types"]:
+    if isinstance(type_ref, str) and type_ref in pod_model()["types"]:
         if not isinstance(value, dict):
-            errors.append((path, f"must be an object, got {_json_type(value)}"))
+            errors.append(FieldProblem(path, f"must be an object, got {_json_type(value)}"))
             return
-        fields = _model()["types"][type_ref]
+        fields = pod_model()["types"][type_ref]
         for key, item in value.items():
             sub = f"{path}.{key}" if path else key
-            if key not in fields:
-                errors.append((sub, "is not a field of " + _kind_name(type_ref)))
-            else:
-                _check(item, fields[key], sub, errors)
+            if key in fields:
+                _check(item, fields[key], sub, errors, unknown)
+            elif unknown:
+                errors.append(FieldProblem(
+                    sub, "is not a field of " + _kind_name(type_ref) + did_you_mean(
+                        difflib.get_close_matches(str(key), fields, n=3, cutoff=0.6)), True))
         return
     reason = _scalar_error(value, type_ref)
     if reason:
-        errors.append((path, reason))
+        errors.append(FieldProblem(path, reason))
 
 
-def _quantity_errors(value: dict, path: str) -> list[tuple[str, str]]:
+def did_you_mean(suggestions: Any) -> str:
+    """`; did you mean 'x'?` (or `'x' or 'y'`), the same tail in every message; "" for none."""
+    names = [repr(s) for s in suggestions]
+    return f"; did you mean {' or '.join(names)}?" if names else ""
+
+
+def _quantity_errors(value: dict, path: str) -> list[FieldProblem]:
     out = []
     for key, item in value.items():
+        bad_name = resource_name_error(key)
+        if bad_name is not None:
+            reason, suggestions = bad_name
+            out.append(FieldProblem(f"{path}.{key}", reason + did_you_mean(suggestions), True))
+            continue
         try:
             if isinstance(item, bool):
                 raise TypeError("a boolean is not a quantity")
             parse_quantity(item)
         except (ValueError, TypeError, ArithmeticError):
-            out.append((f"{path}.{key}", f"is not a Kubernetes quantity: {item!r}"))
+            out.append(FieldProblem(f"{path}.{key}", f"is not a Kubernetes quantity: {item!r}"))
     return out
 
 

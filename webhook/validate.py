@@ -32,6 +32,7 @@ from webhook.airflow_pods import POD_IDENTITY_RULE, AirflowTask, PodType, identi
 from webhook.airflow_rules import evaluate_rules
 from webhook.podsecurity import LEVELS, evaluate_pod, parse_version
 from webhook.policy.model import Exemption, PolicySet, ValidationPolicy
+from webhook.policy.names import normalise_rule
 from webhook.validation.envelope import check_pod as check_envelope
 from webhook.violations import Violation, violation
 
@@ -161,10 +162,6 @@ def untrusted_creator(task: AirflowTask, username: str) -> Violation:
 # Exemptions
 
 
-def _normalise_rule(text: str) -> str:
-    return re.sub(r"\s*:\s*", ": ", text.strip())
-
-
 def exemption_covers(entry: str, rule: str) -> bool:
     """Whether one entry of an Exemption's `rules` waives a violation of `rule`.
 
@@ -176,12 +173,12 @@ def exemption_covers(entry: str, rule: str) -> bool:
     """
     if rule in UNWAIVABLE:
         return False
-    entry = _normalise_rule(entry)
+    entry = normalise_rule(entry)
     if entry == "*":
         return True
     if ":" not in entry:
         return rule.split(":", 1)[0] == entry
-    return fnmatchcase(_normalise_rule(rule), entry)
+    return fnmatchcase(normalise_rule(rule), entry)
 
 
 def waiver_for(reported: Violation, exemptions: Iterable[Exemption]) -> Exemption | None:

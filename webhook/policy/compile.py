@@ -8,7 +8,9 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import date
 from decimal import Decimal
 from types import MappingProxyType
@@ -24,7 +26,8 @@ from webhook.airflow_pods import (
     make_safe_label_value,
 )
 from webhook.field_paths import Item, format_path, get_values, parse_path
-from webhook.pod_fields import fragment_errors
+from webhook.pod_fields import did_you_mean, fragment_problems
+from webhook.policy.locate import duplicate_keys, locate, scalar_text
 from webhook.policy.model import (
     AIRFLOW_POD_TYPES,
     RESOURCE_FIELDS,
@@ -47,30 +50,63 @@ from webhook.policy.model import (
     TrustedCreators,
     ValidationPolicy,
 )
+from webhook.policy.names import closest, name_errors
 from webhook.policy.schema import DOCUMENT_SCHEMA, SPEC_SCHEMAS
 from webhook.quantity import parse_quantity
 
 
 @dataclass(frozen=True)
 class PolicyDocument:
-    """One YAML document and where it was read from."""
+    """One YAML document and where it was read from; `node` is its YAML node tree (with line
+    and column marks) when it was read from a file."""
 
     file: str
     index: int
     body: Any
+    node: Any = dataclass_field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What is wrong at one path of a document, before we know where the path is written."""
+
+    path: str
+    reason: str
+    value: Any = None  # the bad value, when the message should quote it
+    suggestions: tuple[str, ...] = ()
+    at_key: bool = False  # the map key itself is wrong (`memroy:`), not its value
+    mark: tuple[int, int] | None = None  # (line, column) when known without the path
+    quote: bool = True  # False: the reason already shows the value
 
 
 @dataclass(frozen=True, order=True)
 class PolicyError:
+    """One error in a policy folder, printed as
+    `FILE:LINE:COL: document N (Kind/name): field.path: bad value 'x': reason; did you mean 'y'?`
+    """
+
     file: str
-    index: int
+    index: int  # the document in its file, from 0; -1 for an error of the whole folder
     path: str
     reason: str
+    line: int = 0  # 1-based; 0 when unknown (documents built in code, not read from a file)
+    column: int = 0
+    document: str = ""  # Kind/name
+    value: str = ""  # the bad value, quoted; "" when the message does not quote one
+    suggestions: tuple[str, ...] = ()
+    # The file could not be read as YAML at all (or not read): bad input, not a lint finding.
+    unreadable: bool = False
 
     def __str__(self) -> str:
-        # Documents are counted from 1, as people do; -1 marks an error of the whole folder.
-        where = self.file if self.index < 0 else f"{self.file} (document {self.index + 1})"
-        return f"{where}: {self.path}: {self.reason}" if self.path else f"{where}: {self.reason}"
+        where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+        if self.index < 0 or self.unreadable:
+            return f"{where}: {self.reason}"
+        parts = [where, f"document {self.index + 1}"
+                 + (f" ({self.document})" if self.document else "")]
+        if self.path:
+            parts.append(self.path)
+        message = f"bad value {self.value}: {self.reason}" if self.value else self.reason
+        return ": ".join(parts) + ": " + message + did_you_mean(self.suggestions)
 
 
 _DOC_VALIDATOR = Draft202012Validator(DOCUMENT_SCHEMA, format_checker=FormatChecker())
@@ -85,13 +121,49 @@ _DROPS_IDENTITY = ("may not be null: it would remove Airflow's labels and annota
 
 
 def schema_errors(validator: Draft202012Validator, body: Any, prefix: str) -> list[tuple[str, str]]:
+    """(path, message) of every schema error, for callers that want plain text."""
+    return [(p.path, p.reason + did_you_mean(p.suggestions))
+            for p in schema_problems(validator, body, prefix)]
+
+
+def schema_problems(validator: Draft202012Validator, body: Any, prefix: str) -> list[Problem]:
+    """Schema errors at the path they concern: an unknown field is reported at its own key,
+    with the closest known fields; a value outside an enum with the closest allowed ones."""
     out = []
     for err in sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path)):
         path = prefix
         for part in err.absolute_path:
             path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-        out.append((path or "<document>", err.message))
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            known = list(err.schema.get("properties", {}))
+            for key in sorted(k for k in err.instance if k not in known):
+                where = f"{path}.{key}" if path else str(key)
+                out.append(Problem(where, f"is not a field here (fields: {', '.join(known)})",
+                                   key, closest(str(key), known), at_key=True))
+            continue
+        if err.validator == "enum" and isinstance(err.instance, str):
+            choices = [str(c) for c in err.validator_value]
+            out.append(Problem(path or "<document>", f"must be one of {', '.join(choices)}",
+                               err.instance, closest(err.instance, choices)))
+            continue
+        if err.validator == "const" and isinstance(err.instance, str):
+            out.append(Problem(path or "<document>", f"must be {err.validator_value}",
+                               err.instance))
+            continue
+        out.append(Problem(path or "<document>", _schema_reason(err)))
     return out
+
+
+def _schema_reason(err: Any) -> str:
+    """jsonschema's message without the value it starts with (the error quotes it)."""
+    if err.validator == "pattern":
+        return f"must match the pattern {err.validator_value}"
+    if err.validator == "format":
+        return {"date": "must be a date, YYYY-MM-DD"}.get(err.validator_value,
+                                                          f"must be a {err.validator_value}")
+    if isinstance(err.instance, (str, int, float)) and not isinstance(err.instance, bool):
+        return err.message.removeprefix(f"{err.instance!r} ")
+    return err.message
 
 
 def revision_of(files: Iterable[tuple[str, bytes]]) -> str:
@@ -111,44 +183,93 @@ def compile_policies(
     seen: dict[tuple[str, str], PolicyDocument] = {}
     for doc in documents:
         found = _check_document(doc)
+        errors.extend(_error(doc, p) for p in (*found, *_name_problems(doc)))
         if found:
-            errors.extend(PolicyError(doc.file, doc.index, p, r) for p, r in found)
             continue
         kind, name = doc.body["kind"], doc.body["metadata"]["name"]
         if (kind, name) in seen:
             first = seen[(kind, name)]
-            errors.append(PolicyError(doc.file, doc.index, "metadata.name",
-                                      f"duplicate {kind} {name!r}, first defined in "
-                                      f"{first.file} (document {first.index + 1})"))
+            errors.append(_error(doc, Problem(
+                "metadata.name", f"duplicate {kind} name, first defined in {first.file} "
+                f"(document {first.index + 1})")))
             continue
         seen[(kind, name)] = doc
         parsed[kind].append((doc, name, doc.body["spec"]))
     if len(parsed["Settings"]) > 1:
         for doc, _, _ in parsed["Settings"][1:]:
-            errors.append(PolicyError(doc.file, doc.index, "kind",
-                                      "only one Settings document is allowed"))
+            errors.append(_error(doc, Problem("kind", "only one Settings document is allowed")))
     builder = _Builder(errors)
     policy_set = builder.build(parsed, revision, len(documents))
-    errors.sort()
+    errors.sort(key=lambda e: (e.file, e.index, e.line, e.column, e.path, e.reason))
     return (None if errors else policy_set), errors
 
 
-def _check_document(doc: PolicyDocument) -> list[tuple[str, str]]:
+def _check_document(doc: PolicyDocument) -> list[Problem]:
+    if doc.node is not None:
+        duplicates = [Problem(path, "is written twice in one map; YAML would silently keep "
+                                    "only the last", str(node.value), at_key=True,
+                              mark=(node.start_mark.line + 1, node.start_mark.column + 1))
+                      for path, node in duplicate_keys(doc.node)]
+        if duplicates:
+            return duplicates
     if not isinstance(doc.body, dict):
-        return [("<document>", "must be a mapping with apiVersion, kind, metadata and spec")]
-    found = schema_errors(_DOC_VALIDATOR, doc.body, "")
+        return [Problem("<document>", "must be a mapping with apiVersion, kind, metadata and "
+                                      "spec")]
+    found = schema_problems(_DOC_VALIDATOR, doc.body, "")
     if found:
         return found
     kind = doc.body["kind"]
-    return schema_errors(_SPEC_VALIDATORS[kind], doc.body["spec"], "spec")
+    return schema_problems(_SPEC_VALIDATORS[kind], doc.body["spec"], "spec")
+
+
+def _name_problems(doc: PolicyDocument) -> list[Problem]:
+    """Bad names in a document of a known kind, reported beside its schema errors (and when
+    it has none, the document still compiles, so its other errors show in the same run)."""
+    body = doc.body if isinstance(doc.body, dict) else {}
+    if body.get("kind") not in SPEC_SCHEMAS or not isinstance(body.get("spec"), dict):
+        return []
+    return [Problem(bad.path, bad.problem.reason, bad.value, bad.problem.suggestions,
+                    at_key=bad.path.endswith(f".{bad.value}"))
+            for bad in name_errors(body["kind"], body)]
+
+
+def _error(doc: PolicyDocument, problem: Problem) -> PolicyError:
+    """The error for one problem, with its line, column and bad value when the document
+    was read from a file."""
+    body = doc.body if isinstance(doc.body, dict) else {}
+    meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+    kind, name = body.get("kind"), meta.get("name")
+    label = f"{kind}/{name}" if isinstance(kind, str) and isinstance(name, str) else ""
+    value = problem.value
+    line = column = 0
+    if problem.mark is not None:
+        line, column = problem.mark
+    elif doc.node is not None:
+        found = locate(doc.node, problem.path)
+        line, column = found.line, found.column
+        if problem.at_key and found.exact and found.key is not None:
+            mark = found.key.start_mark
+            line, column = mark.line + 1, mark.column + 1
+        elif found.exact and value is None and not problem.at_key and problem.quote:
+            value = scalar_text(found.node)
+    return PolicyError(doc.file, doc.index, problem.path, problem.reason, line, column, label,
+                       _quote(value) if value is not None else "", problem.suggestions)
+
+
+def _quote(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else repr(str(value))
+    return text if len(text) <= 120 else text[:119] + "…"
 
 
 class _Builder:
     def __init__(self, errors: list[PolicyError]) -> None:
         self.errors = errors
 
-    def error(self, doc: PolicyDocument, path: str, reason: str) -> None:
-        self.errors.append(PolicyError(doc.file, doc.index, path, reason))
+    def error(self, doc: PolicyDocument, path: str, reason: str, value: Any = None,
+              suggestions: tuple[str, ...] = (), at_key: bool = False, quote: bool = True
+              ) -> None:
+        self.errors.append(_error(doc, Problem(path, reason, value, suggestions, at_key,
+                                               quote=quote)))
 
     def build(self, parsed: dict, revision: str, count: int) -> PolicySet:
         settings = Settings()
@@ -233,8 +354,10 @@ class _Builder:
         return match
 
     def fragment(self, doc: PolicyDocument, template: dict, path: str = "spec.template") -> dict:
-        for field, reason in fragment_errors(template):
-            self.error(doc, f"{path}.{field}", reason)
+        for problem in fragment_problems(template):
+            self.error(doc, f"{path}.{problem.path}", problem.reason,
+                       problem.key if problem.at_key else None, at_key=problem.at_key,
+                       quote=False)
         if "metadata" in template and template["metadata"] is None:
             self.error(doc, f"{path}.metadata", _DROPS_IDENTITY)
         meta = template.get("metadata") if isinstance(template.get("metadata"), dict) else {}
@@ -244,12 +367,14 @@ class _Builder:
         for key in _OWNED_METADATA:
             if key in meta:
                 self.error(doc, f"{path}.metadata.{key}",
-                           "is set by Airflow and kube-apiserver; a policy may not change it")
+                           "is set by Airflow and kube-apiserver; a policy may not change it",
+                           key, at_key=True)
         for field, owned in (("labels", AIRFLOW_LABELS), ("annotations", AIRFLOW_ANNOTATIONS)):
             values = meta.get(field) if isinstance(meta.get(field), dict) else {}
             for key in sorted(owned & set(values)):
                 self.error(doc, f"{path}.metadata.{field}.{key}",
-                           "Airflow owns this key (it selects and adopts pods by it)")
+                           "Airflow owns this key (it selects and adopts pods by it)",
+                           key, at_key=True)
         return without_type_meta(template)
 
     def template(self, doc: PolicyDocument, name: str, spec: dict) -> PodTemplate:
@@ -258,13 +383,10 @@ class _Builder:
         for i, text in enumerate(spec.get("lockedFields", ())):
             try:
                 segments = parse_path(text)
-            except ValueError as exc:
-                self.error(doc, f"spec.lockedFields[{i}]", str(exc))
-                continue
+            except ValueError:
+                continue  # reported by the name checks (webhook.policy.names)
             if segments[0] == "metadata":
-                self.error(doc, f"spec.lockedFields[{i}]",
-                           "only spec fields can be locked; Airflow owns the metadata")
-                continue
+                continue  # likewise
             for pos, seg in enumerate(segments):
                 if isinstance(seg, Item) and seg.key != "*" and not get_values(
                         fragment, segments[: pos + 1]):
@@ -278,14 +400,16 @@ class _Builder:
     def override(self, doc: PolicyDocument, name: str, spec: dict, profiles: dict
                  ) -> OverridePolicy:
         allowed = []
-        for i, text in enumerate(spec.get("allowedFields", ())):
-            try:
+        for text in spec.get("allowedFields", ()):
+            # a path that does not parse is reported by the name checks (policy.names)
+            with suppress(ValueError):
                 allowed.append(parse_path(text))
-            except ValueError as exc:
-                self.error(doc, f"spec.allowedFields[{i}]", str(exc))
         for i, profile in enumerate(spec.get("allowedProfiles", ())):
             if profile != "*" and profile not in profiles:
-                self.error(doc, f"spec.allowedProfiles[{i}]", f"no Profile named {profile!r}")
+                self.error(doc, f"spec.allowedProfiles[{i}]",
+                           f"no Profile named {profile!r} "
+                           f"(profiles: {', '.join(sorted(profiles)) or 'none'})",
+                           suggestions=closest(profile, profiles))
         return OverridePolicy(
             name=name,
             match=self.grant_match(doc, spec.get("match")),
@@ -386,7 +510,7 @@ class _Builder:
         try:
             return parse_quantity(value)
         except (ValueError, TypeError, ArithmeticError):
-            self.error(doc, path, f"is not a Kubernetes quantity: {value!r}")
+            self.error(doc, path, "is not a Kubernetes quantity (e.g. 500m, 2, 4Gi)", value)
             return None
 
 

@@ -32,35 +32,62 @@ def policy_files(folder: Path) -> list[Path]:
 def load_policy_dir(folder: Path | str) -> LoadResult:
     folder = Path(folder)
     if not folder.is_dir():
-        error = PolicyError(str(folder), -1, "", "is not a folder of policy files")
+        error = PolicyError(str(folder), -1, "", "is not a folder of policy files",
+                            unreadable=True)
         return LoadResult(None, (error,), "")
     files = [(p.name, p.read_bytes()) for p in policy_files(folder)]
     documents, errors = parse_documents(files)
     if not documents and not errors:
         # An empty mount must not silently switch enforcement off: keep the last good set.
-        errors.append(PolicyError(str(folder), -1, "", "holds no policy documents (*.yaml)"))
+        errors.append(PolicyError(str(folder), -1, "", "holds no policy documents (*.yaml)",
+                                  unreadable=True))
     revision = revision_of(files)
     policy_set, compile_errors = compile_policies(documents, revision)
     errors.extend(compile_errors)
-    return LoadResult(None if errors else policy_set, tuple(sorted(errors)), revision)
+    errors.sort(key=lambda e: (e.file, e.index, e.line, e.column, e.path, e.reason))
+    return LoadResult(None if errors else policy_set, tuple(errors), revision)
 
 
 def parse_documents(
     files: list[tuple[str, bytes]],
 ) -> tuple[list[PolicyDocument], list[PolicyError]]:
+    """Every document of every file, each with its node tree: libyaml composes the nodes (with
+    their line and column) anyway, so keeping them costs no parsing, only their memory until
+    the set is compiled."""
     documents: list[PolicyDocument] = []
     errors: list[PolicyError] = []
     for name, data in files:
         index = 0
+        loader = _SafeLoader(data)
         try:
-            for index, body in enumerate(yaml.load_all(data, Loader=_SafeLoader)):
+            while loader.check_node():
+                node = loader.get_node()
+                body = loader.construct_document(node)
                 if body is not None:  # an empty document between `---` lines
-                    documents.append(PolicyDocument(name, index, body))
+                    documents.append(PolicyDocument(name, index, body, node))
+                index += 1
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-            problem = getattr(exc, "problem", None) or str(exc)
-            # The error belongs to the document after the last one that parsed.
-            failed = index + 1 if any(d.file == name for d in documents) else 0
-            errors.append(PolicyError(name, failed, "", f"YAML error at {where}{problem}"))
+            errors.append(yaml_error(name, index, exc))
+        except RecursionError:
+            errors.append(PolicyError(name, index, "", "is nested too deeply to be a policy",
+                                      unreadable=True))
+        finally:
+            loader.dispose()
     return documents, errors
+
+
+def yaml_error(file: str, index: int, exc: yaml.YAMLError) -> PolicyError:
+    """`FILE:LINE:COL: message` on one line, at the mark of the problem."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if context and context_mark is not None and mark is not None and (
+            context_mark.line, context_mark.column) != (mark.line, mark.column):
+        problem = (f"{problem} ({context} at line {context_mark.line + 1}, "
+                   f"column {context_mark.column + 1})")
+    elif context:
+        problem = f"{problem} ({context})"
+    line, column = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+    return PolicyError(file, index, "", f"YAML syntax error: {' '.join(problem.split())}",
+                       line, column, unreadable=True)

@@ -104,7 +104,8 @@ class PolicyStore:
             except OSError as exc:
                 # A file removed under us mid-swap, or one we may not read: the latter
                 # holds still and is reported like any other broken folder.
-                error = PolicyError(str(self.folder), -1, "", f"unreadable: {exc}")
+                error = PolicyError(str(self.folder), -1, "", f"unreadable: {exc}",
+                                    unreadable=True)
                 result = LoadResult(None, (error,), "")
             after = self.fingerprint()
             if after == before:

@@ -1,0 +1,348 @@
+"""Every name a policy writes, checked against what it names.
+
+A typo in a policy never fails loudly on its own: a locked field that does not exist locks
+nothing, an exemption for a rule that does not exist waives nothing, a bound on `memroy`
+bounds nothing. So each kind of name has one checker here, and `NAME_FIELDS` says which
+policy fields hold which kind of name:
+
+- field paths (`spec.containers[*].resources`) against the generated Pod model;
+- resource names against Kubernetes' rules (standard names, `hugepages-<size>`, or a
+  domain-qualified extended resource such as `nvidia.com/gpu`);
+- rule names (`baseline: hostPathVolumes`) against every registered rule family;
+- label keys and values, namespaces, absolute paths.
+
+A checker returns None or a `NameProblem` (reason and the closest valid names). A new policy
+field gets its checks by adding a row to `NAME_FIELDS`; a new rule family by
+`register_rule_family`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from webhook.airflow_pods import is_glob
+from webhook.field_paths import Item, format_path, parse_path
+from webhook.pod_fields import (
+    DNS_SUBDOMAIN,
+    QUALIFIED_NAME,
+    pod_model,
+    quantity_map_path,
+    resource_name_error,
+)
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class NameProblem:
+    reason: str
+    suggestions: tuple[str, ...] = ()
+
+
+NameCheck = Callable[[Any], "NameProblem | None"]
+
+
+def closest(word: str, choices: Iterable[str], n: int = 3) -> tuple[str, ...]:
+    """The valid names a typo most likely meant (difflib's ratio, as `git` suggests)."""
+    return tuple(difflib.get_close_matches(word, sorted(set(choices)), n=n, cutoff=0.6))
+
+
+# ---------------------------------------------------------------------------------------------
+# Field paths
+
+
+def check_field_path(text: Any) -> NameProblem | None:
+    """A path as allowlists and locks write it, walked through the Pod model field by field:
+    `[name]` and `[*]` select list items or map keys, a map's keys are free (labels), and keys
+    of resource maps must be resource names."""
+    if not isinstance(text, str):
+        return NameProblem("must be a field path string")
+    try:
+        segments = parse_path(text)
+    except ValueError as exc:
+        return NameProblem(str(exc))
+    model = pod_model()
+    ref: Any = model["root"]
+    for pos, seg in enumerate(segments):
+        walked = segments[:pos]
+        where = format_path(walked) if walked else "a Pod"
+        if isinstance(seg, Item):
+            if isinstance(ref, dict) and ("list" in ref or "map" in ref):
+                if "map" in ref and quantity_map_path(format_path(walked)) and seg.key != "*":
+                    problem = check_resource_name(seg.key)
+                    if problem:
+                        return problem
+                ref = ref.get("list", ref.get("map"))
+                continue
+            return NameProblem(f"{where} is not a list or a map: [{seg.key}] selects nothing")
+        if isinstance(ref, dict) and "map" in ref:
+            if quantity_map_path(format_path(walked)):
+                problem = check_resource_name(seg)
+                if problem:
+                    return NameProblem(problem.reason, tuple(
+                        format_path((*walked, s)) for s in problem.suggestions))
+            ref = ref["map"]
+            continue
+        if isinstance(ref, dict) and "list" in ref:
+            return NameProblem(f"{where} is a list: select its items with [name] or [*]",
+                               (format_path((*walked, Item("*"), *segments[pos:])),))
+        fields = model["types"].get(ref) if isinstance(ref, str) else None
+        if fields is None:
+            return NameProblem(f"{where} is a {ref} value: it has no field {seg!r}")
+        if seg not in fields:
+            kind = ref.removeprefix("V1").removeprefix("CoreV1")
+            return NameProblem(
+                f"{where} ({kind}) has no field {seg!r}",
+                tuple(format_path((*walked, s, *segments[pos + 1:]))
+                      for s in closest(seg, fields)))
+        ref = fields[seg]
+    return None
+
+
+def check_spec_field_path(text: Any) -> NameProblem | None:
+    """A locked field: Airflow owns the pod's metadata, so only spec fields can be locked."""
+    problem = check_field_path(text)
+    if problem is None and isinstance(text, str) and not text.startswith("spec"):
+        return NameProblem("only spec fields can be locked; Airflow owns the metadata")
+    return problem
+
+
+def check_resource_name(name: Any) -> NameProblem | None:
+    """A container resource name, as Kubernetes validates it (pod_fields.resource_name_error)."""
+    found = resource_name_error(name)
+    return None if found is None else NameProblem(*found)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rule names: every family whose checks report violations as `<family>: <check>`
+
+
+@dataclass(frozen=True)
+class RuleFamily:
+    """A source of violations: its check names, and whether an Exemption may waive them."""
+
+    title: str
+    checks: Callable[[], Iterable[str]]
+    waivable: bool = True
+
+
+def _pod_security_checks(level: str) -> Callable[[], Iterable[str]]:
+    def checks() -> Iterable[str]:
+        from webhook.podsecurity import CHECKS
+
+        return [c.id for c in CHECKS if c.level == level]
+    return checks
+
+
+def _airflow_checks() -> Iterable[str]:
+    from webhook.airflow_rules import AIRFLOW_RULES
+
+    return AIRFLOW_RULES
+
+
+RULE_FAMILIES: dict[str, RuleFamily] = {
+    "baseline": RuleFamily("Pod Security baseline", _pod_security_checks("baseline")),
+    "restricted": RuleFamily("Pod Security restricted", _pod_security_checks("restricted")),
+    "airflow": RuleFamily("Airflow rules", _airflow_checks),
+    # The creator identity check is never waived: an exemption is matched on the very
+    # labels an untrusted creator wrote.
+    "identity": RuleFamily("creator identity", lambda: ("trustedCreators",), waivable=False),
+}
+
+
+def register_rule_family(source: str, family: RuleFamily) -> None:
+    """Make a new family of rules (e.g. `envelope`) known to exemption checks."""
+    RULE_FAMILIES[source] = family
+
+
+def rule_names() -> list[str]:
+    """Every `<family>: <check>` a violation can report."""
+    return [f"{source}: {check}" for source, family in RULE_FAMILIES.items()
+            for check in family.checks()]
+
+
+def normalise_rule(text: str) -> str:
+    """`baseline:hostPorts` and `baseline : hostPorts` are `baseline: hostPorts`."""
+    return re.sub(r"\s*:\s*", ": ", text.strip())
+
+
+def check_rule_name(entry: Any) -> NameProblem | None:
+    """An Exemption's rule entry: `*`, a family (`airflow`), or `family: check` (globs work)."""
+    if not isinstance(entry, str) or not entry.strip():
+        return NameProblem("must name a rule, e.g. 'baseline: hostPathVolumes'")
+    entry = normalise_rule(entry)
+    if entry == "*":
+        return None
+    waivable = {s: f for s, f in RULE_FAMILIES.items() if f.waivable}
+    source, colon, check = entry.partition(": ")
+    if source in RULE_FAMILIES and not RULE_FAMILIES[source].waivable:
+        return NameProblem(f"{RULE_FAMILIES[source].title} is never waived by an Exemption")
+    if not colon:
+        if source in waivable:
+            return None
+        return NameProblem(f"no rule family {source!r} (families: {', '.join(waivable)})",
+                           closest(source, waivable))
+    family = waivable.get(source)
+    if family is None:
+        everything = [n for n in rule_names() if n.split(": ", 1)[0] in waivable]
+        return NameProblem(f"no rule family {source!r} (families: {', '.join(waivable)})",
+                           closest(entry, everything) or closest(source, waivable))
+    checks = list(family.checks())
+    if is_glob(check):
+        if any(re.fullmatch(_glob_regex(check), c) for c in checks):
+            return None
+        return NameProblem(f"matches no {family.title} check ({', '.join(checks)})")
+    if check in checks:
+        return None
+    elsewhere = [f"{s}: {check}" for s, f in waivable.items() if check in f.checks()]
+    if elsewhere:
+        return NameProblem(f"{check} is not a {family.title} check", tuple(elsewhere))
+    return NameProblem(f"no {family.title} check {check!r}",
+                       tuple(f"{source}: {c}" for c in closest(check, checks)))
+
+
+def _glob_regex(pattern: str) -> str:
+    import fnmatch
+
+    return fnmatch.translate(pattern)
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels, namespaces, paths
+
+
+def check_label_key(key: Any) -> NameProblem | None:
+    """A label key: an optional DNS-subdomain prefix and `/`, then a name of at most 63."""
+    if not isinstance(key, str) or not key:
+        return NameProblem("a label key must be a non-empty string")
+    prefix, slash, name = key.rpartition("/")
+    if slash and (not prefix or len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix)):
+        return NameProblem("a label key's prefix must be a DNS subdomain (example.com/name)")
+    if len(name) > 63 or not QUALIFIED_NAME.match(name):
+        return NameProblem("is not a valid label key: at most 63 characters, alphanumeric, "
+                           "'-', '_' or '.', starting and ending alphanumeric")
+    return None
+
+
+def check_label_key_pattern(key: Any) -> NameProblem | None:
+    """A label key that may be a glob (`*.example.com/*`): only a literal key is checked."""
+    return None if isinstance(key, str) and is_glob(key) else check_label_key(key)
+
+
+def check_label_value(value: Any) -> NameProblem | None:
+    if not isinstance(value, str):
+        return NameProblem("a label value must be a string")
+    if value and (len(value) > 63 or not QUALIFIED_NAME.match(value)):
+        return NameProblem("is not a valid label value: at most 63 characters, alphanumeric, "
+                           "'-', '_' or '.', starting and ending alphanumeric")
+    return None
+
+
+def check_label_value_pattern(value: Any) -> NameProblem | None:
+    return None if isinstance(value, str) and is_glob(value) else check_label_value(value)
+
+
+def check_namespace_pattern(name: Any) -> NameProblem | None:
+    if isinstance(name, str) and (is_glob(name) or (len(name) <= 63 and _DNS_LABEL.match(name))):
+        return None
+    return NameProblem("is not a namespace name (a DNS label: lowercase alphanumeric and '-', "
+                       "at most 63) or a glob")
+
+
+def check_absolute_path(path: Any) -> NameProblem | None:
+    if isinstance(path, str) and path.startswith("/"):
+        return None
+    return NameProblem("must be an absolute path (it would never match a hostPath)",
+                       (f"/{path}",) if isinstance(path, str) and path else ())
+
+
+# ---------------------------------------------------------------------------------------------
+# Which policy fields hold which names
+#
+# A selector is a dotted path into a document's body: `[*]` is every item of a list, `*` every
+# value of a map, `<key>` every key of a map (the key itself is the name checked).
+
+_MATCH = "spec.match"
+_COMMON: list[tuple[str, NameCheck]] = [
+    (f"{_MATCH}.namespaces[*]", check_namespace_pattern),
+    (f"{_MATCH}.labelSelector.matchLabels.<key>", check_label_key),
+    (f"{_MATCH}.labelSelector.matchLabels.*", check_label_value),
+    (f"{_MATCH}.labelSelector.matchExpressions[*].key", check_label_key),
+    (f"{_MATCH}.labelSelector.matchExpressions[*].values[*]", check_label_value),
+]
+NAME_FIELDS: dict[str, list[tuple[str, NameCheck]]] = {
+    "PodTemplate": [("spec.lockedFields[*]", check_spec_field_path)],
+    "OverridePolicy": [
+        ("spec.allowedFields[*]", check_field_path),
+        ("spec.maxResources.<key>", check_resource_name),
+        ("spec.nodeSelector.<key>", check_label_key),
+        ("spec.nodeSelector.*[*]", check_label_value_pattern),
+        ("spec.tolerations[*].key", check_label_key),
+    ],
+    "ValidationPolicy": [
+        ("spec.rules.resources.requireRequests[*]", check_resource_name),
+        ("spec.rules.resources.requireLimits[*]", check_resource_name),
+        ("spec.rules.resources.maxRequests.<key>", check_resource_name),
+        ("spec.rules.resources.maxLimits.<key>", check_resource_name),
+        ("spec.rules.nodeSelectors.allowed.<key>", check_label_key),
+        ("spec.rules.nodeSelectors.allowed.*[*]", check_label_value_pattern),
+        ("spec.rules.tolerations.allowedKeys[*]", check_label_key_pattern),
+        ("spec.rules.hostPaths.allowedPrefixes[*]", check_absolute_path),
+    ],
+    "Exemption": [("spec.rules[*]", check_rule_name)],
+    "Settings": [("spec.nodePoolLabel", check_label_key)],
+}
+
+
+@dataclass(frozen=True)
+class BadName:
+    path: str
+    value: Any
+    problem: NameProblem
+
+
+def name_errors(kind: str, body: Mapping) -> list[BadName]:
+    """Every bad name in one schema-valid document of `kind`."""
+    rows = [*_COMMON, *NAME_FIELDS.get(kind, ())]
+    out = []
+    for selector, check in rows:
+        for path, value in select(body, selector):
+            problem = check(value)
+            if problem is not None:
+                out.append(BadName(path, value, problem))
+    return out
+
+
+def select(body: Any, selector: str) -> Iterator[tuple[str, Any]]:
+    """(path, value) of everything a selector names in a document body."""
+    yield from _select(body, _split(selector), "")
+
+
+def _split(selector: str) -> list[str]:
+    return [p for p in re.split(r"\.|(?=\[\*\])", selector) if p]
+
+
+def _select(node: Any, parts: list[str], path: str) -> Iterator[tuple[str, Any]]:
+    if not parts:
+        yield path, node
+        return
+    head, rest = parts[0], parts[1:]
+    if head == "[*]":
+        if isinstance(node, list):
+            for i, item in enumerate(node):
+                yield from _select(item, rest, f"{path}[{i}]")
+    elif head == "<key>":
+        if isinstance(node, dict):
+            for key in node:
+                yield f"{path}.{key}", key
+    elif head == "*":
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield from _select(value, rest, f"{path}.{key}")
+    elif isinstance(node, dict) and head in node:
+        yield from _select(node[head], rest, f"{path}.{head}" if path else head)
+
