@@ -222,3 +222,13 @@ def test_load_cases_reads_pod_files_and_reports_bad_ones(tmp_path, bundled):
     assert [(r.name, r.passed) for r in results] == [
         ("ok", True), ("a.yaml#1", False), ("a.yaml#2", False), ("b.yaml#0", False)]
     assert all(isinstance(r, CaseResult) and r.file for r in results)
+
+
+def test_a_misspelt_field_path_in_an_expectation_is_an_error_not_an_unset_field(bundled):
+    # `null` expects the field unset: a path that names nothing would pass it vacuously.
+    result = run_case(case("typo-path", pod("airflow3-executor.json"), {
+        "mutate": {"fields": {"spec.securityContext.seccompProfle": None}}}), bundled)
+    assert result.mismatches == (
+        "typo-path: expect.mutate.fields[spec.securityContext.seccompProfle]: "
+        "spec.securityContext (PodSecurityContext) has no field 'seccompProfle'; did you mean "
+        "'spec.securityContext.seccompProfile'?",)

@@ -23,6 +23,8 @@ QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage")
 HUGEPAGES_PREFIX = "hugepages-"
+# Suggested for a bare `gpu`: the device plugins' own names.
+WELL_KNOWN_EXTENDED = ("nvidia.com/gpu", "amd.com/gpu")
 _RESOURCE_HELP = ("cpu, memory, ephemeral-storage, hugepages-<size> or a domain/name like "
                   "nvidia.com/gpu")
 
@@ -59,8 +61,9 @@ def resource_name_error(name: Any) -> tuple[str, tuple[str, ...]] | None:
                 f"got {size!r}"), ()
     if "/" not in name:
         known = (*STANDARD_RESOURCES, "hugepages-2Mi", "hugepages-1Gi")
+        vendors = tuple(r for r in WELL_KNOWN_EXTENDED if r.split("/")[1] == name.lower())
         return (f"is not a Kubernetes resource name ({_RESOURCE_HELP})",
-                tuple(difflib.get_close_matches(name, known, n=3, cutoff=0.6)))
+                vendors + tuple(difflib.get_close_matches(name, known, n=3, cutoff=0.6)))
     prefix, _, rest = name.partition("/")
     if prefix == "kubernetes.io" or prefix.endswith(".kubernetes.io"):
         return ("the kubernetes.io domain holds only Kubernetes' own resources; an extended "

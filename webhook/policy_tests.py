@@ -44,8 +44,10 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from webhook.field_paths import format_path, get_values, parse_path
 from webhook.mutate import MutationResult, mutate_pod
+from webhook.pod_fields import did_you_mean
 from webhook.policy.compile import schema_errors
 from webhook.policy.model import PolicySet
+from webhook.policy.names import check_field_path
 from webhook.policy.schema import API_VERSION
 from webhook.validate import ValidationResult, validate_pod
 
@@ -202,10 +204,11 @@ def _check_mutation(name: str, expect: dict | None, mutation: MutationResult) ->
 
 def _check_field(name: str, path: str, wanted: Any, pod: dict) -> list[str]:
     where = f"expect.mutate.fields[{path}]"
-    try:
-        segments = parse_path(path)
-    except ValueError as exc:
-        return [f"{name}: {where}: {exc}"]
+    problem = check_field_path(path)
+    if problem is not None:
+        # A misspelt path would find nothing and pass an expectation of `null`.
+        return [f"{name}: {where}: {problem.reason}{did_you_mean(problem.suggestions)}"]
+    segments = parse_path(path)
     found = get_values(pod, segments)
     if wanted is None:
         return [f"{name}: {where}: expected unset, got {_show(v)} at {format_path(p)}"

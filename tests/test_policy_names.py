@@ -1,0 +1,325 @@
+"""A typo in a policy never passes: every name is checked against what it names, and the error
+says where (file, line, column, document, field) and what was probably meant."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from webhook.podsecurity import CHECKS
+from webhook.policy.load import load_policy_dir
+from webhook.policy.names import (
+    RULE_FAMILIES,
+    RuleFamily,
+    check_field_path,
+    check_resource_name,
+    check_rule_name,
+    register_rule_family,
+    rule_names,
+)
+
+HEADER = "apiVersion: airflow-pod-webhook.io/v1alpha1\n"
+
+
+def lint(tmp_path: Path, text: str) -> list[str]:
+    (tmp_path / "p.yaml").write_text(HEADER + textwrap.dedent(text))
+    result = load_policy_dir(tmp_path)
+    assert result.policy_set is None
+    return [str(e) for e in result.errors]
+
+
+# Each case: the issue's typos and the other kinds of names a policy holds; the whole line is
+# pinned, so file, line, column, document, path, bad value and suggestion are all checked.
+CASES = {
+    "locked field": ("""\
+        kind: PodTemplate
+        metadata: {name: defaults}
+        spec:
+          template: {spec: {securityContext: {seccompProfile: {type: RuntimeDefault}}}}
+          lockedFields:
+            - spec.securityContext.seccompProfle
+        """, "p.yaml:7:7: document 1 (PodTemplate/defaults): spec.lockedFields[0]: bad value "
+             "'spec.securityContext.seccompProfle': spec.securityContext (PodSecurityContext) "
+             "has no field 'seccompProfle'; did you mean 'spec.securityContext.seccompProfile'?"),
+    "exemption rule": ("""\
+        kind: Exemption
+        metadata: {name: legacy}
+        spec:
+          reason: NFS share
+          match: {namespaces: [legacy]}
+          rules: ["baseline: hostPathVolume"]
+        """, "p.yaml:7:11: document 1 (Exemption/legacy): spec.rules[0]: bad value "
+             "'baseline: hostPathVolume': no Pod Security baseline check 'hostPathVolume'; "
+             "did you mean 'baseline: hostPathVolumes'?"),
+    "allowed field": ("""\
+        kind: OverridePolicy
+        metadata: {name: default}
+        spec:
+          allowedFields: [spec.nodeSelectr]
+        """, "p.yaml:5:19: document 1 (OverridePolicy/default): spec.allowedFields[0]: bad value "
+             "'spec.nodeSelectr': spec (PodSpec) has no field 'nodeSelectr'; did you mean "
+             "'spec.nodeSelector'?"),
+    "allowed field under a list": ("""\
+        kind: OverridePolicy
+        metadata: {name: default}
+        spec:
+          allowedFields:
+            - "spec.containerz[*].resources"
+        """, "p.yaml:6:7: document 1 (OverridePolicy/default): spec.allowedFields[0]: bad value "
+             "'spec.containerz[*].resources': spec (PodSpec) has no field 'containerz'; did you "
+             "mean 'spec.containers[*].resources' or 'spec.initContainers[*].resources'?"),
+    "allowed field missing the item selector": ("""\
+        kind: OverridePolicy
+        metadata: {name: default}
+        spec:
+          allowedFields: [spec.containers.env]
+        """, "p.yaml:5:19: document 1 (OverridePolicy/default): spec.allowedFields[0]: bad value "
+             "'spec.containers.env': spec.containers is a list: select its items with [name] or "
+             "[*]; did you mean 'spec.containers[*].env'?"),
+    "allowed field under a nested object": ("""\
+        kind: OverridePolicy
+        metadata: {name: default}
+        spec:
+          allowedFields: ["spec.affinity.nodeAffinity.requiredDuringScheduling"]
+        """, "p.yaml:5:19: document 1 (OverridePolicy/default): spec.allowedFields[0]: bad value "
+             "'spec.affinity.nodeAffinity.requiredDuringScheduling': spec.affinity.nodeAffinity "
+             "(NodeAffinity) has no field 'requiredDuringScheduling'; did you mean "
+             "'spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution'?"),
+    "required request": ("""\
+        kind: ValidationPolicy
+        metadata: {name: hygiene}
+        spec:
+          rules: {resources: {requireRequests: [cpuu]}}
+        """, "p.yaml:5:41: document 1 (ValidationPolicy/hygiene): "
+             "spec.rules.resources.requireRequests[0]: bad value 'cpuu': is not a Kubernetes "
+             "resource name (cpu, memory, ephemeral-storage, hugepages-<size> or a domain/name "
+             "like nvidia.com/gpu); did you mean 'cpu'?"),
+    "bounded limit": ("""\
+        kind: ValidationPolicy
+        metadata: {name: hygiene}
+        spec:
+          rules:
+            resources:
+              maxLimits: {memroy: 1Gi}
+        """, "p.yaml:7:19: document 1 (ValidationPolicy/hygiene): "
+             "spec.rules.resources.maxLimits.memroy: bad value 'memroy': is not a Kubernetes "
+             "resource name (cpu, memory, ephemeral-storage, hugepages-<size> or a domain/name "
+             "like nvidia.com/gpu); did you mean 'memory'?"),
+    "override maximum": ("""\
+        kind: OverridePolicy
+        metadata: {name: default}
+        spec:
+          maxResources:
+            cpu: "4"
+            memroy: 1Gi
+        """, "p.yaml:7:5: document 1 (OverridePolicy/default): spec.maxResources.memroy: bad value "
+             "'memroy': is not a Kubernetes resource name (cpu, memory, ephemeral-storage, "
+             "hugepages-<size> or a domain/name like nvidia.com/gpu); did you mean 'memory'?"),
+    "profile resource": ("""\
+        kind: Profile
+        metadata: {name: gpu}
+        spec:
+          template:
+            spec:
+              containers:
+                - name: base
+                  resources: {limits: {gpu: "1"}}
+        """, "p.yaml:9:32: document 1 (Profile/gpu): "
+             "spec.template.spec.containers[base].resources.limits.gpu: bad value 'gpu': is not "
+             "a Kubernetes resource name (cpu, memory, ephemeral-storage, hugepages-<size> or a "
+             "domain/name like nvidia.com/gpu); did you mean 'nvidia.com/gpu' or "
+             "'amd.com/gpu' or 'cpu'?"),
+    "profile reference": ("""\
+        kind: Profile
+        metadata: {name: highmem}
+        spec: {template: {spec: {nodeSelector: {pool: highmem}}}}
+        ---
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: OverridePolicy
+        metadata: {name: default}
+        spec: {allowedProfiles: [hihgmem]}
+        """, "p.yaml:9:26: document 2 (OverridePolicy/default): spec.allowedProfiles[0]: bad "
+             "value 'hihgmem': no Profile named 'hihgmem' (profiles: highmem); did you mean "
+             "'highmem'?"),
+    "selector label key": ("""\
+        kind: ValidationPolicy
+        metadata: {name: spark}
+        spec:
+          match:
+            podTypes: [other]
+            labelSelector: {matchLabels: {"spark role": driver}}
+          podSecurity: {level: baseline}
+        """, "p.yaml:7:35: document 1 (ValidationPolicy/spark): "
+             "spec.match.labelSelector.matchLabels.spark role: bad value 'spark role': is not a "
+             "valid label key: at most 63 characters, alphanumeric, '-', '_' or '.', starting "
+             "and ending alphanumeric"),
+    "selector label value": ("""\
+        kind: ValidationPolicy
+        metadata: {name: spark}
+        spec:
+          match:
+            podTypes: [other]
+            labelSelector:
+              matchExpressions: [{key: spark-role, operator: In, values: ["driver pod"]}]
+          podSecurity: {level: baseline}
+        """, "p.yaml:8:67: document 1 (ValidationPolicy/spark): "
+             "spec.match.labelSelector.matchExpressions[0].values[0]: bad value 'driver pod': "
+             "is not a valid label value: at most 63 characters, alphanumeric, '-', '_' or '.', "
+             "starting and ending alphanumeric"),
+    "enum value": ("""\
+        kind: ValidationPolicy
+        metadata: {name: v}
+        spec: {mode: enforced}
+        """, "p.yaml:4:14: document 1 (ValidationPolicy/v): spec.mode: bad value 'enforced': "
+             "must be one of enforce, warn, audit; did you mean 'enforce'?"),
+    "unknown policy field": ("""\
+        kind: PodTemplate
+        metadata: {name: t}
+        spec:
+          template: {}
+          lockFields: [spec.hostNetwork]
+        """, "p.yaml:6:3: document 1 (PodTemplate/t): spec.lockFields: bad value 'lockFields': "
+             "is not a field here (fields: match, priority, template, lockedFields); did you "
+             "mean 'lockedFields'?"),
+    "key written twice": ("""\
+        kind: PodTemplate
+        metadata: {name: t}
+        spec:
+          template: {spec: {hostNetwork: false}}
+          lockedFields: [spec.hostNetwork]
+          lockedFields: []
+        """, "p.yaml:7:3: document 1 (PodTemplate/t): spec.lockedFields: bad value "
+             "'lockedFields': is written twice in one map; YAML would silently keep only the "
+             "last"),
+    "relative host path prefix": ("""\
+        kind: ValidationPolicy
+        metadata: {name: v}
+        spec: {rules: {hostPaths: {allowedPrefixes: [data/airflow]}}}
+        """, "p.yaml:4:46: document 1 (ValidationPolicy/v): spec.rules.hostPaths."
+             "allowedPrefixes[0]: bad value 'data/airflow': must be an absolute path (it would "
+             "never match a hostPath); did you mean '/data/airflow'?"),
+    "node pool label": ("""\
+        kind: Settings
+        metadata: {name: settings}
+        spec: {nodePoolLabel: "node pool"}
+        """, "p.yaml:4:23: document 1 (Settings/settings): spec.nodePoolLabel: bad value "
+             "'node pool': is not a valid label key: at most 63 characters, alphanumeric, '-', "
+             "'_' or '.', starting and ending alphanumeric"),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_each_kind_of_typo_is_an_error_with_file_line_and_suggestion(tmp_path: Path,
+                                                                     case: str) -> None:
+    text, expected = CASES[case]
+    assert expected in lint(tmp_path, text)
+
+
+def test_a_yaml_syntax_error_is_one_line_with_file_line_and_column(tmp_path: Path) -> None:
+    errors = lint(tmp_path, "kind: Profile\nmetadata: {name: x\nspec: {}\n")
+    assert errors == ["p.yaml:4:5: YAML syntax error: did not find expected ',' or '}' "
+                      "(while parsing a flow mapping at line 3, column 11)"]
+
+
+@pytest.mark.parametrize("path", [
+    "spec.containers[*].resources",
+    "spec.containers[base].env",
+    "spec.containers[*].resources.limits[nvidia.com/gpu]",
+    "spec.containers[*].resources.limits.memory",
+    "spec.securityContext.seccompProfile.type",
+    "spec.nodeSelector",
+    "spec.nodeSelector[cloud.google.com/gke-nodepool]",
+    "metadata.labels",
+    "metadata.labels.team",
+    "metadata.annotations[example.com/owner]",
+    "spec.tolerations",
+    "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution",
+    "spec.volumes[*].hostPath.path",
+])
+def test_valid_field_paths_pass(path: str) -> None:
+    assert check_field_path(path) is None
+
+
+@pytest.mark.parametrize(("path", "suggestion"), [
+    ("spec.containers[*].resources.limits.memroy", "spec.containers[*].resources.limits.memory"),
+    ("spec.containers[*].resources.limit", "spec.containers[*].resources.limits"),
+    ("spec.hostNetwork.enabled", None),
+    ("spec.nodeSelector.pool.zone", None),
+    ("spec.hostNetwork[0]", None),
+    ("spec..containers", "spec.containers"),
+    ("[base].image", None),
+])
+def test_invalid_field_paths_fail(path: str, suggestion: str | None) -> None:
+    problem = check_field_path(path)
+    assert problem is not None
+    assert problem.suggestions[:1] == ((suggestion,) if suggestion else ())
+
+
+@pytest.mark.parametrize("name", ["cpu", "memory", "ephemeral-storage", "hugepages-2Mi",
+                                  "hugepages-1Gi", "nvidia.com/gpu", "amd.com/gpu",
+                                  "example.com/foo_bar", "nvidia/gpu"])
+def test_kubernetes_resource_names_pass(name: str) -> None:
+    assert check_resource_name(name) is None
+
+
+@pytest.mark.parametrize(("name", "suggestion"), [
+    ("cpuu", "cpu"), ("memroy", "memory"), ("Memory", "memory"),
+    ("ephemeral_storage", "ephemeral-storage"), ("gpu", "nvidia.com/gpu"), ("hugepages-", None),
+    ("hugepages-lots", None), ("kubernetes.io/gpu", None), ("Nvidia.com/gpu", None),
+    ("nvidia.com/", None), ("", None),
+])
+def test_invalid_resource_names_fail(name: str, suggestion: str | None) -> None:
+    problem = check_resource_name(name)
+    assert problem is not None
+    assert problem.suggestions[:1] == ((suggestion,) if suggestion else ())
+
+
+def test_every_registered_rule_name_is_a_valid_exemption_entry() -> None:
+    # Independent oracle: the Pod Security registry itself, and the violations' own names.
+    expected = {f"{c.level}: {c.id}" for c in CHECKS}
+    assert expected <= set(rule_names())
+    for name in rule_names():
+        if not name.startswith("identity:"):
+            assert check_rule_name(name) is None, name
+    for entry in ("*", "baseline", "restricted", "airflow", "airflow: *", "baseline:privileged",
+                  "restricted : capabilities_*"):
+        assert check_rule_name(entry) is None, entry
+
+
+@pytest.mark.parametrize(("entry", "suggestion"), [
+    ("baseline: hostPathVolume", "baseline: hostPathVolumes"),
+    ("restricted: hostPathVolumes", "baseline: hostPathVolumes"),
+    ("basline", "baseline"),
+    ("airflow: image", "airflow: images"),
+    ("airflow: imagez*", None),
+    ("identity: trustedCreators", None),
+    ("psa: privileged", "baseline: privileged"),
+    ("", None),
+])
+def test_invalid_rule_names_fail(entry: str, suggestion: str | None) -> None:
+    problem = check_rule_name(entry)
+    assert problem is not None
+    assert problem.suggestions[:1] == ((suggestion,) if suggestion else ())
+
+
+def test_a_new_rule_family_is_known_once_registered(monkeypatch) -> None:
+    monkeypatch.setitem(RULE_FAMILIES, "example", RuleFamily("example rules", lambda: ("one",)))
+    assert check_rule_name("example: one") is None
+    assert check_rule_name("example: on").suggestions == ("example: one",)
+    monkeypatch.delitem(RULE_FAMILIES, "example")
+    register_rule_family("example", RuleFamily("example rules", lambda: ("two",)))
+    try:
+        assert check_rule_name("example: two") is None
+    finally:
+        del RULE_FAMILIES["example"]
+
+
+def test_the_exemption_rule_actually_waives_what_the_linter_accepts(bundled) -> None:
+    # The linter and the validating hook agree on what an entry names (one normalisation).
+    from webhook.validate import exemption_covers
+
+    for entry in ("baseline : hostPathVolumes", "baseline:hostPathVolumes"):
+        assert check_rule_name(entry) is None
+        assert exemption_covers(entry, "baseline: hostPathVolumes")
