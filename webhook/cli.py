@@ -1,12 +1,19 @@
 """`airflow-pod-webhook`: serve, make certs and manifests, and run the hooks offline.
 
 The offline commands call the same pure core the server does, so `mutate FILE` and
-`POST /mutate` agree on every pod. Exit codes: 0 allowed/ok, 1 denied/failed, 2 bad input.
+`POST /mutate` agree on every pod, and they accept what the server accepts (same size and
+nesting limits, same messages).
+
+One exit-code contract for every command (README, "Exit codes"):
+0 success / allowed / all tests passed; 1 denied / a test failed / lint errors;
+2 bad input or usage (unreadable file, bad YAML, missing folder, bad flag).
+A closed standard output (`... | head -1`) never changes the code.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import subprocess
@@ -31,7 +38,51 @@ CLUSTER_MODULES = frozenset({"kubernetes"})
 
 
 class InputError(Exception):
-    """A file the user gave us cannot be used; printed as one line, exit 2."""
+    """Input we cannot use; printed as `error: ...`, exit 2 (or `code`)."""
+
+    def __init__(self, message: str, code: int = EXIT_BAD_INPUT) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ClosedPipeGuard(io.TextIOBase):
+    """Standard output that survives its reader going away (`validate ... | head -1`).
+
+    The command keeps running to its real exit code: a denial found after the reader left
+    still exits 1. Once the pipe is closed, the rest of the output goes to /dev/null (also what
+    Python flushes at exit, which would otherwise fail and exit 120).
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.closed_pipe = False
+
+    def write(self, text: str) -> int:
+        if not self.closed_pipe:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._reader_gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_pipe:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def writable(self) -> bool:
+        return True
+
+    def _reader_gone(self) -> None:
+        self.closed_pipe = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass  # not a real file descriptor (tests): nothing will flush it at exit
 
 
 def missing_extra_hint(exc: ImportError, command: str) -> str | None:
@@ -48,23 +99,30 @@ def missing_extra_hint(exc: ImportError, command: str) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return EXIT_BAD_INPUT
     try:
-        return args.func(args)
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: a bad flag is 2, --help is 0
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_BAD_INPUT
+    stdout, guard = sys.stdout, ClosedPipeGuard(sys.stdout)
+    sys.stdout = guard
+    try:
+        code = args.func(args)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except BrokenPipeError:
-        return EXIT_OK
+        code = exc.code
     except ImportError as exc:
         hint = missing_extra_hint(exc, args.func.__name__.removeprefix("cmd_").replace("_", " "))
         if hint is None:
             raise
         print(f"error: {hint}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        code = EXIT_BAD_INPUT
+    finally:
+        guard.flush()
+        sys.stdout = stdout
+    return code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,6 +244,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from webhook.server import ServeOptions, configure_logging, serve
 
     configure_logging(args.log_level)  # the master loads the policies and logs their errors
+    if not Path(args.policies).is_dir():
+        # A broken folder keeps serving the last good set; a missing one is a wrong flag.
+        raise InputError(f"--policies {args.policies} is not a folder of policy files")
     try:
         paths, generated = ensure_dev_certs(Path(args.cert_dir), args.service, args.namespace)
     except (OSError, ValueError) as exc:
@@ -281,16 +342,28 @@ def cmd_manifests(args: argparse.Namespace) -> int:
 
 def cmd_mutate(args: argparse.Namespace) -> int:
     from webhook.mutate import mutate_pod
+    from webhook.review import NESTED_TOO_DEEPLY
 
     policies = _policies(args.policies)
     pod, namespace, username = read_pod(args.file)
-    result = mutate_pod(pod, policies, namespace or args.namespace, username or args.username)
+    try:
+        result = mutate_pod(pod, policies, namespace or args.namespace,
+                            username or args.username)
+    except RecursionError as exc:
+        raise InputError(f"{args.file}: {NESTED_TOO_DEEPLY}") from exc
+    if not result.covered:
+        from webhook.validate import NOT_AIRFLOW
+
+        print(f"skipped: {NOT_AIRFLOW}", file=sys.stderr)
+    elif problem := malformed_pod(pod):
+        raise InputError(f"{args.file}: malformed pod: {problem}")
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if result.refusals:
+        # Refused is refused, whatever the reason (the server answers 400 or 403).
         for refusal in result.refusals:
             print(f"refused: {refusal.message}", file=sys.stderr)
-        return EXIT_BAD_INPUT if result.malformed else EXIT_DENIED
+        return EXIT_DENIED
     if args.patch:
         print(json.dumps(result.patch, indent=2))
     else:
@@ -300,6 +373,7 @@ def cmd_mutate(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from webhook.mutate import mutate_pod
+    from webhook.review import NESTED_TOO_DEEPLY
     from webhook.validate import validate_pod
 
     policies = _policies(args.policies)
@@ -327,6 +401,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
                                   level_version=args.level_version)
         except ValueError as exc:
             raise InputError(str(exc)) from exc
+        except RecursionError:
+            print(f"{file}: error: {NESTED_TOO_DEEPLY}", file=sys.stderr)
+            worst = EXIT_BAD_INPUT
+            continue
+        if result.skipped:
+            # Nothing judged it: say so, rather than "allowed".
+            print(f"{file}: skipped: {result.skipped}")
+            continue
+        problem = malformed_pod(pod)
+        if problem:
+            # kube-apiserver would never decode it: an error, not a pod that passed.
+            print(f"{file}: error: malformed pod: {problem}", file=sys.stderr)
+            worst = EXIT_BAD_INPUT
+            continue
         print(f"{file}: {'allowed' if result.allowed else 'denied'}")
         if not result.allowed:
             print(f"  {result.message}")
@@ -361,7 +449,7 @@ def cmd_policy_lint(args: argparse.Namespace) -> int:
         print(error)
     if result.errors:
         print(f"{len(result.errors)} error(s); the webhook would keep its last good policy set")
-        return EXIT_DENIED
+        return _lint_code(result.errors)
     assert result.policy_set is not None
     print(f"ok: {result.policy_set.document_count} documents, revision {result.revision}")
     return EXIT_OK
@@ -370,39 +458,107 @@ def cmd_policy_lint(args: argparse.Namespace) -> int:
 def cmd_policy_test(args: argparse.Namespace) -> int:
     from webhook.policy_tests import run_policy_tests
 
-    policies = _policies(args.dir)
-    results = run_policy_tests(Path(args.dir) / "tests", policies)
+    # The policies are what is under test here: lint errors in them fail the run (1).
+    policies = _policies(args.dir, lint_code=EXIT_DENIED)
+    tests = Path(args.dir) / "tests"
+    if not tests.is_dir():
+        raise InputError(f"{tests} is not a folder of test cases")
+    results = run_policy_tests(tests, policies)
+    if not results:
+        raise InputError(f"{tests} holds no test cases (*.yaml)")
     failed = [r for r in results if not r.passed]
     for result in results:
         print(f"{'PASS' if result.passed else 'FAIL'} {result.file}: {result.name}")
         for mismatch in result.mismatches:
             print(f"    {mismatch}")
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-    return EXIT_DENIED if failed or not results else EXIT_OK
+    if any(r.unreadable for r in results):
+        return EXIT_BAD_INPUT
+    return EXIT_DENIED if failed else EXIT_OK
 
 
-def _policies(folder: str) -> Any:
+def _lint_code(errors: Any) -> int:
+    """2 when a file could not be read as YAML at all (or the folder is missing), else 1."""
+    return EXIT_BAD_INPUT if any(e.unreadable for e in errors) else EXIT_DENIED
+
+
+def _policies(folder: str, lint_code: int = EXIT_BAD_INPUT) -> Any:
+    """The policy set, or InputError: exit 2 for an unreadable folder; for lint errors,
+    `lint_code` (the policies are input to mutate and validate, the subject of policy test)."""
     from webhook.policy.load import load_policy_dir
 
     result = load_policy_dir(folder)
     if result.policy_set is None:
+        code = _lint_code(result.errors)
         raise InputError(f"policy folder {folder} does not load:\n  "
-                         + "\n  ".join(str(e) for e in result.errors))
+                         + "\n  ".join(str(e) for e in result.errors),
+                         EXIT_BAD_INPUT if code == EXIT_BAD_INPUT else lint_code)
     return result.policy_set
 
 
+def malformed_pod(pod: dict) -> str | None:
+    """Where a pod is not shaped like a Pod (wrong types; fields this client does not know are
+    a newer cluster's, not errors), if anywhere."""
+    from webhook.mutate import malformed_shape
+    from webhook.pod_fields import fragment_problems
+
+    problem = malformed_shape(pod)
+    if problem:
+        return problem
+    found = fragment_problems(pod, unknown_fields=False)
+    return f"{found[0].path}: {found[0].reason}" if found else None
+
+
+
+
 def read_pod(file: str) -> tuple[dict, str, str | None]:
-    """(pod, namespace, username) from a Pod or an AdmissionReview, YAML or JSON."""
+    """(pod, namespace, username) from a Pod or an AdmissionReview, YAML or JSON, within the
+    server's limits: the same size cap, JSON read the same way, YAML without aliases."""
+    from webhook.review import MAX_BODY_BYTES, body_too_large
+
     try:
-        text = sys.stdin.read() if file == "-" else Path(file).read_text()
-    except (OSError, UnicodeDecodeError) as exc:
+        if file == "-":
+            data = sys.stdin.buffer.read(MAX_BODY_BYTES + 1)
+        else:
+            with open(file, "rb") as handle:
+                data = handle.read(MAX_BODY_BYTES + 1)
+    except OSError as exc:
         raise InputError(f"cannot read {file}: {exc}") from exc
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(f"{file} is neither JSON nor YAML: {exc}") from exc
+    if len(data) > MAX_BODY_BYTES:
+        raise InputError(f"{file}: {body_too_large().message}")
+    doc = _decode(file, data)
     if not isinstance(doc, dict):
         raise InputError(f"{file} must hold a Pod or an AdmissionReview")
+    return _pod_of(file, doc)
+
+
+def _decode(file: str, data: bytes) -> Any:
+    """JSON exactly as the server reads it; anything else as YAML without anchors or aliases
+    (as annotations are read: a few bytes of aliases can expand to gigabytes)."""
+    from webhook.overrides import load_yaml_without_aliases
+    from webhook.review import BodyError, decode_body
+
+    try:
+        return decode_body(data)
+    except BodyError as exc:
+        if "depth limit exceeded" in exc.message:  # JSON too deep for the server
+            raise InputError(f"{file}: {exc.message}") from exc
+    try:
+        return load_yaml_without_aliases(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{file} is not UTF-8 text: {exc}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"{where}: neither JSON nor YAML: {problem}") from exc
+    except RecursionError as exc:
+        from webhook.review import NESTED_TOO_DEEPLY
+
+        raise InputError(f"{file}: {NESTED_TOO_DEEPLY}") from exc
+
+
+def _pod_of(file: str, doc: dict) -> tuple[dict, str, str | None]:
     if doc.get("kind") == "AdmissionReview":
         from webhook.admission import BadReview, parse_review
 

@@ -97,6 +97,10 @@ def _refuse_constant(name: str) -> Any:
     raise NotJSONNumber(f"{name} is not a JSON number")
 
 
+def load_yaml_without_aliases(text: str) -> Any:
+    return yaml.load(text, Loader=_NoAliasLoader)
+
+
 def parse_fragment_text(text: str) -> Any:
     """JSON first (the common case, and what a V1Pod serialises to), then alias-free YAML.
     Raises NotJSONNumber for NaN/Infinity, yaml.YAMLError when neither parses."""
@@ -105,7 +109,7 @@ def parse_fragment_text(text: str) -> Any:
     except NotJSONNumber:
         raise
     except ValueError:
-        return yaml.load(text, Loader=_NoAliasLoader)
+        return load_yaml_without_aliases(text)
 
 
 def read_overrides(pod: dict, task: AirflowTask, policies: PolicySet) -> OverrideRequest:

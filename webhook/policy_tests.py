@@ -117,6 +117,11 @@ class CaseResult:
     passed: bool
     mismatches: tuple[str, ...] = ()
     index: int = 0  # the document's position in its file
+    unreadable: bool = False  # the case (or its pod file) could not be read: bad input
+
+
+class Unreadable(str):
+    """The text of a case that could not be read at all (I/O, not YAML): bad input."""
 
 
 def _show(value: Any) -> str:
@@ -268,7 +273,7 @@ def load_cases(folder: Path) -> list[tuple[str, int, dict | str]]:
         try:
             documents = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            out.append((path.name, 0, f"cannot read {path.name}: {exc}"))
+            out.append((path.name, 0, Unreadable(f"cannot read {path.name}: {exc}")))
             continue
         for index, case in enumerate(documents):
             out.append((path.name, index, _with_pod_file(path.parent, case)))
@@ -285,7 +290,7 @@ def _with_pod_file(folder: Path, case: Any) -> dict | str:
     try:
         pod = yaml.safe_load((folder / str(pod_file)).read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        return f"{case_name(case)}: spec.podFile: cannot read {pod_file}: {exc}"
+        return Unreadable(f"{case_name(case)}: spec.podFile: cannot read {pod_file}: {exc}")
     return {**case, "spec": {**spec, "pod": pod}}
 
 
@@ -296,7 +301,8 @@ def run_policy_tests(folder: Path, policies: PolicySet) -> list[CaseResult]:
     results = []
     for file, index, case in load_cases(tests):
         if isinstance(case, str):
-            results.append(CaseResult(f"{file}#{index}", file, False, (case,), index))
+            results.append(CaseResult(f"{file}#{index}", file, False, (case,), index,
+                                      unreadable=isinstance(case, Unreadable)))
         else:
             results.append(replace(run_case(case, policies), file=file, index=index))
     return results

@@ -23,17 +23,20 @@ from webhook.decision_log import log_decision
 from webhook.policy.model import DEFAULT_ANNOTATION_PREFIX
 from webhook.policy.store import PolicyStore
 from webhook.review import (
+    MAX_BODY_BYTES,
     MUTATE,
     MUTATE_AND_VALIDATE,
+    NESTED_TOO_DEEPLY,
     VALIDATE,
+    BodyError,
     Decision,
     answer,
     bad_review,
+    decode_body,
     error_body,
     last_resort,
 )
 
-MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's own request size cap
 HOOK_PATHS = {"/mutate": MUTATE, "/validate": VALIDATE, "/mutate-validate": MUTATE_AND_VALIDATE}
 log = logging.getLogger("airflow_pod_webhook.http")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -129,20 +132,14 @@ class ReviewEndpoints:
         if mimetype != "application/json":
             return rejected(hook, 415, "Content-Type must be application/json, got "
                             f"{mimetype or 'none'}")
-        if data is None:
-            return rejected(hook, 413, f"request body is larger than {MAX_BODY_BYTES} bytes")
         try:
-            # orjson: the review is parsed on every call; it is 2-3x the stdlib's speed.
-            body: Any = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:  # also non-UTF-8 and nesting past 1024 levels
-            return rejected(hook, 400, f"body is not valid JSON: {exc}")
+            body: Any = decode_body(data)
+        except BodyError as exc:
+            return rejected(hook, exc.status, exc.message)
         try:
             status, payload, decision = answer(hook, body, self.store.current)
         except RecursionError:
-            # Only a hostile object recurses this deep: a pod kube-apiserver decoded into its
-            # typed struct is a dozen levels deep at most.
-            return (*bad_review(hook, body, "request.object is nested too deeply to be a "
-                                "Kubernetes object"), m.REJECTED)
+            return (*bad_review(hook, body, NESTED_TOO_DEEPLY), m.REJECTED)
         except Exception:  # a bug of ours must not become a 500 the user cannot read
             log.exception("%s: unexpected error", hook)
             current = self.store.current

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from fnmatch import fnmatchcase
 
@@ -46,6 +46,8 @@ MESSAGE_ITEM_LIMIT = 1024  # one absurd value must not crowd every other violati
 IDENTITY_RULE = "identity: trustedCreators"
 # Never waived: an exemption is matched on the very identity these rules doubt.
 UNWAIVABLE = frozenset({IDENTITY_RULE, POD_IDENTITY_RULE})
+NOT_AIRFLOW = ("not an Airflow pod (no kubernetes_executor=True with airflow-worker, nor "
+               "kubernetes_pod_operator=True label) and no policy's labelSelector selects it")
 # Airflow's executor requeues a failed create whose message holds these (airflow.md §3): a
 # policy denial must fail the task, not loop it, whatever text a pod smuggles in.
 _REQUEUE_WORDS = re.compile(r"exceeded quota|object has been modified|too old resource version",
@@ -67,6 +69,8 @@ class ValidationResult:
     exempted: tuple[str, ...] = ()  # Exemption names that waived something
     waived: tuple[tuple[Violation, str], ...] = ()  # (violation, exemption name)
     creator_trusted: bool | None = None  # None: not checked, or no rule for the namespace
+    # Why nothing was checked, when nothing was: "allowed" must never mean "never looked at".
+    skipped: str = ""
 
 
 def validate_pod(
@@ -103,7 +107,8 @@ def validate_pod(
 def _validate(pod: dict, policies: PolicySet, task: AirflowTask, username: str | None,
               today: date) -> ValidationResult:
     if not policies.covers(task):
-        return ValidationResult(task, True, ALLOW_CODE, "", {m: () for m in MODES})
+        return ValidationResult(task, True, ALLOW_CODE, "", {m: () for m in MODES},
+                                skipped=NOT_AIRFLOW)
     applied = policies.validation_policies_for(task)
     found: dict[Violation, str] = {}
     memo: dict = {}  # one Pod Security check result per check, shared by the policies
@@ -132,8 +137,12 @@ def _validate(pod: dict, policies: PolicySet, task: AirflowTask, username: str |
         audit["policies"] = ",".join(names)
     if trusted is False:
         audit["untrusted-creator"] = username or ""
-    return _decide(pod, task, found, names, exemptions, trusted,
-                   extra_audit=audit)
+    result = _decide(pod, task, found, names, exemptions, trusted, extra_audit=audit)
+    if not names and trusted is None and not found:
+        return replace(result, skipped=f"no ValidationPolicy or Envelope selects this "
+                                       f"{task.pod_type.value} pod in namespace "
+                                       f"{task.namespace or '<none>'}")
+    return result
 
 
 def policy_violations(pod: dict, policy: ValidationPolicy, memo: dict | None = None
