@@ -1,0 +1,366 @@
+"""The CLI as a CI gate: one exit-code contract for every command, kept through a closed pipe,
+the server's own input limits, and nothing reported "allowed" that was never checked.
+
+| code | meaning |
+|---|---|
+| 0 | success / allowed / all tests passed |
+| 1 | denied / a test failed / lint errors |
+| 2 | bad input or usage: unreadable file, bad YAML, missing folder, bad flag |
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.admission_reviews import pod_review
+from tests.conftest import AIRFLOW_PODS, POLICIES, ROOT, airflow_pod
+from webhook.app import create_app
+from webhook.cli import main
+from webhook.policy.store import PolicyStore
+from webhook.review import MAX_BODY_BYTES, NESTED_TOO_DEEPLY
+
+EXECUTOR = AIRFLOW_PODS / "airflow3-executor.json"
+KPO = AIRFLOW_PODS / "airflow3-kpo.json"
+P = "airflow-pod-webhook.io/"
+
+
+def pod_file(folder: Path, name: str, pod: dict) -> str:
+    path = folder / name
+    path.write_text(json.dumps(pod))
+    return str(path)
+
+
+def privileged(folder: Path) -> str:
+    pod = airflow_pod("airflow3-executor")
+    pod["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    return pod_file(folder, "privileged.json", pod)
+
+
+def foreign(folder: Path) -> str:
+    pod = airflow_pod("airflow3-executor")
+    pod["metadata"]["labels"] = {"app": "web"}
+    return pod_file(folder, "foreign.json", pod)
+
+
+def malformed(folder: Path) -> str:
+    pod = airflow_pod("airflow3-executor")
+    pod["spec"]["containers"][0]["resources"] = ["cpu", "1"]
+    return pod_file(folder, "malformed.json", pod)
+
+
+def over_bound(folder: Path) -> str:
+    pod = airflow_pod("airflow3-kpo")
+    pod["metadata"]["annotations"][P + "memory"] = "512Gi"
+    return pod_file(folder, "over.json", pod)
+
+
+def malformed_annotation(folder: Path) -> str:
+    pod = airflow_pod("airflow3-kpo")
+    pod["metadata"]["annotations"][P + "memory"] = "lots"
+    return pod_file(folder, "lots.json", pod)
+
+
+def text(folder: Path, name: str, content: str) -> str:
+    (folder / name).write_text(content)
+    return str(folder / name)
+
+
+def policy_copy(folder: Path, edit: Callable[[Path], None] | None = None) -> str:
+    target = folder / "policies"
+    shutil.copytree(POLICIES, target)
+    if edit:
+        edit(target)
+    return str(target)
+
+
+def lint_error(policies: Path) -> None:
+    path = policies / "30-overrides.yaml"
+    path.write_text(path.read_text().replace("spec.nodeSelector", "spec.nodeSelectr"))
+
+
+def yaml_error(policies: Path) -> None:
+    (policies / "99-broken.yaml").write_text("kind: [unclosed\n")
+
+
+def failing_case(policies: Path) -> None:
+    path = policies / "tests" / "executor.yaml"
+    path.write_text(path.read_text().replace("allowed: true", "allowed: false", 1))
+
+
+def broken_case(policies: Path) -> None:
+    (policies / "tests" / "broken.yaml").write_text("spec: [unclosed\n")
+
+
+def no_tests(policies: Path) -> None:
+    shutil.rmtree(policies / "tests")
+
+
+def certs(folder: Path) -> str:
+    assert main(["certs", "--out", str(folder / "certs")]) == 0
+    return str(folder / "certs")
+
+
+# (command line builder, expected exit code): every command, every row of the table.
+Argv = Callable[[Path], list[str]]
+TABLE: dict[str, tuple[Argv, int]] = {
+    "no command": (lambda d: [], 2),
+    "help": (lambda d: ["--help"], 0),
+    "unknown command": (lambda d: ["lint"], 2),
+    # serve (success means it runs until stopped: the server tests cover that)
+    "serve bad flag": (lambda d: ["serve", "--port", "https"], 2),
+    "serve missing policy folder": (
+        lambda d: ["serve", "--policies", str(d / "nope"), "--cert-dir", str(d)], 2),
+    # certs
+    "certs ok": (lambda d: ["certs", "--out", str(d / "c")], 0),
+    "certs bad flag": (lambda d: ["certs", "--key-type", "dsa"], 2),
+    "certs unwritable": (lambda d: ["certs", "--out", text(d, "file", "x") + "/sub"], 2),
+    # manifests
+    "manifests ok": (lambda d: ["manifests", "--cert-dir", certs(d)], 0),
+    "manifests without certs": (lambda d: ["manifests", "--cert-dir", str(d / "none")], 2),
+    "manifests bad flag": (lambda d: ["manifests", "--colour"], 2),
+    # mutate
+    "mutate allowed": (lambda d: ["mutate", str(EXECUTOR)], 0),
+    "mutate foreign pod skipped": (lambda d: ["mutate", foreign(d)], 0),
+    "mutate refused over a bound": (lambda d: ["mutate", over_bound(d)], 1),
+    "mutate refused malformed annotation": (lambda d: ["mutate", malformed_annotation(d)], 1),
+    "mutate missing file": (lambda d: ["mutate", str(d / "missing.json")], 2),
+    "mutate bad yaml": (lambda d: ["mutate", text(d, "bad.yaml", "spec: [")], 2),
+    "mutate malformed pod": (lambda d: ["mutate", malformed(d)], 2),
+    "mutate missing policy folder": (
+        lambda d: ["mutate", str(EXECUTOR), "--policies", str(d / "nope")], 2),
+    "mutate broken policy folder": (
+        lambda d: ["mutate", str(EXECUTOR), "--policies", policy_copy(d, lint_error)], 2),
+    "mutate bad flag": (lambda d: ["mutate", "--pach", str(EXECUTOR)], 2),
+    # validate
+    "validate allowed": (lambda d: ["validate", str(EXECUTOR)], 0),
+    "validate skipped": (lambda d: ["validate", foreign(d)], 0),
+    "validate denied": (lambda d: ["validate", str(EXECUTOR), privileged(d)], 1),
+    "validate restricted denied": (lambda d: ["validate", "--level", "restricted", str(KPO)], 1),
+    "validate missing file": (lambda d: ["validate", str(d / "missing.json")], 2),
+    "validate bad yaml": (lambda d: ["validate", text(d, "bad.yaml", "spec: [")], 2),
+    "validate malformed pod": (lambda d: ["validate", malformed(d)], 2),
+    "validate bad and denied": (lambda d: ["validate", privileged(d), str(d / "gone")], 2),
+    "validate bad level": (lambda d: ["validate", "--level", "strict", str(EXECUTOR)], 2),
+    "validate bad version": (
+        lambda d: ["validate", "--level", "baseline", "--version", "v2", str(EXECUTOR)], 2),
+    "validate missing policy folder": (
+        lambda d: ["validate", str(EXECUTOR), "--policies", str(d / "nope")], 2),
+    # policy lint
+    "lint clean": (lambda d: ["policy", "lint", str(POLICIES)], 0),
+    "lint errors": (lambda d: ["policy", "lint", policy_copy(d, lint_error)], 1),
+    "lint bad yaml": (lambda d: ["policy", "lint", policy_copy(d, yaml_error)], 2),
+    "lint missing folder": (lambda d: ["policy", "lint", str(d / "nope")], 2),
+    "lint empty folder": (lambda d: ["policy", "lint", str(d)], 2),
+    "lint no folder given": (lambda d: ["policy", "lint"], 2),
+    # policy test
+    "test all passed": (lambda d: ["policy", "test", str(POLICIES)], 0),
+    "test failed": (lambda d: ["policy", "test", policy_copy(d, failing_case)], 1),
+    "test policy lint errors": (lambda d: ["policy", "test", policy_copy(d, lint_error)], 1),
+    "test policy bad yaml": (lambda d: ["policy", "test", policy_copy(d, yaml_error)], 2),
+    "test case bad yaml": (lambda d: ["policy", "test", policy_copy(d, broken_case)], 2),
+    "test missing folder": (lambda d: ["policy", "test", str(d / "nope")], 2),
+    "test no test cases": (lambda d: ["policy", "test", policy_copy(d, no_tests)], 2),
+    "test bad flag": (lambda d: ["policy", "test", "--all", str(POLICIES)], 2),
+}
+
+
+@pytest.mark.parametrize("row", TABLE, ids=list(TABLE))
+def test_exit_code_contract(row: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)  # --policies defaults to ./policies
+    argv, expected = TABLE[row]
+    assert main(argv(tmp_path)) == expected
+    capsys.readouterr()
+
+
+def test_the_readme_documents_the_contract() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for line in ("| 0 | success / allowed / all tests passed |",
+                 "| 1 | denied / a test failed / lint errors |",
+                 "| 2 | bad input or usage: unreadable file, bad YAML, missing folder, bad flag |"):
+        assert line in readme
+
+
+# ---------------------------------------------------------------------------------------------
+# A closed pipe: through real pipes, in a real process.
+
+CLI = [sys.executable, "-m", "webhook"]
+
+
+def run_into_closed_pipe(argv: list[str]) -> tuple[int, str]:
+    """The command writing into a pipe whose reader is already gone: every write fails."""
+    proc = subprocess.Popen([*CLI, *argv], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    return proc.wait(timeout=120), err
+
+
+@pytest.mark.parametrize(("row", "expected"), [
+    ("validate denied", 1), ("validate allowed", 0), ("validate bad yaml", 2),
+    ("lint errors", 1), ("test failed", 1), ("mutate allowed", 0), ("manifests ok", 0),
+    ("mutate refused over a bound", 1), ("lint clean", 0),
+])
+def test_a_closed_pipe_never_changes_the_exit_code(row: str, expected: int,
+                                                   tmp_path: Path) -> None:
+    argv, code = TABLE[row]
+    assert code == expected
+    status, err = run_into_closed_pipe(argv(tmp_path))
+    assert status == expected, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_validate_piped_into_head_still_exits_1_for_a_denial_found_after_head_left(
+        tmp_path: Path) -> None:
+    # 400 allowed pods fill far more than a pipe buffer after `head -1` exits; the denied pod
+    # is judged last, after every write has failed.
+    files = [str(EXECUTOR)] * 400 + [privileged(tmp_path)]
+    script = (f"{' '.join(CLI)} validate {' '.join(files)} | head -1; "
+              "echo \"status=${PIPESTATUS[0]}\"")
+    result = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    first, status = result.stdout.splitlines()
+    assert first == f"{EXECUTOR}: allowed"
+    assert status == "status=1", result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_output_still_flushes_in_full_to_a_reader_that_stays(tmp_path: Path) -> None:
+    files = [str(EXECUTOR)] * 50 + [privileged(tmp_path)]
+    result = subprocess.run([*CLI, "validate", *files], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 1
+    assert lines.count(f"{EXECUTOR}: allowed") == 50
+    denied = lines.index(f"{tmp_path}/privileged.json: denied")
+    assert lines[denied + 1].startswith("  pod ") and "(baseline: privileged)" in lines[denied + 1]
+    assert lines[-1].startswith("  audit ")  # the last line, flushed at exit
+
+
+# ---------------------------------------------------------------------------------------------
+# The CLI accepts what the server accepts, and says so with the server's words.
+
+
+@pytest.fixture(scope="module")
+def server():
+    store = PolicyStore(POLICIES)
+    store.reload_if_changed()
+    return create_app(store).test_client()
+
+
+def cli_error(argv: list[str], capsys) -> tuple[int, str]:
+    code = main(argv)
+    return code, capsys.readouterr().err
+
+
+def test_a_body_over_3_mib_is_refused_by_both_with_the_same_message(tmp_path: Path, server,
+                                                                     capsys) -> None:
+    pod = airflow_pod("airflow3-executor")
+    pod["metadata"]["annotations"]["padding"] = "x" * MAX_BODY_BYTES
+    body = json.dumps(pod_review(pod)).encode()
+    (tmp_path / "big.json").write_bytes(body)
+    http = server.post("/validate", data=body, content_type="application/json")
+    assert http.status_code == 413
+    message = http.get_json()["error"]
+    assert message == f"request body is larger than {MAX_BODY_BYTES} bytes"
+    for command in ("validate", "mutate"):
+        code, err = cli_error([command, str(tmp_path / "big.json")], capsys)
+        assert code == 2 and message in err
+
+
+def test_a_body_just_under_3_mib_is_judged_by_both(tmp_path: Path, server, capsys) -> None:
+    pod = airflow_pod("airflow3-executor")
+    review = pod_review(pod)
+    size = len(json.dumps(review).encode())
+    pod["metadata"]["annotations"]["padding"] = "x" * (MAX_BODY_BYTES - size - 40)
+    body = json.dumps(pod_review(pod)).encode()
+    assert len(body) <= MAX_BODY_BYTES
+    (tmp_path / "near.json").write_bytes(body)
+    assert server.post("/validate", data=body, content_type="application/json").get_json()[
+        "response"]["allowed"] is True
+    assert main(["validate", str(tmp_path / "near.json")]) == 0
+    capsys.readouterr()
+
+
+def test_json_nested_past_the_servers_limit_is_refused_with_its_message(
+        tmp_path: Path, server, capsys) -> None:
+    body = b'{"kind": "Pod", "spec": ' + b"[" * 1100 + b"]" * 1100 + b"}"
+    (tmp_path / "deep.json").write_bytes(body)
+    http = server.post("/validate", data=body, content_type="application/json")
+    assert http.status_code == 400
+    message = http.get_json()["error"]
+    assert message.startswith("body is not valid JSON: depth limit exceeded")
+    code, err = cli_error(["validate", str(tmp_path / "deep.json")], capsys)
+    assert code == 2 and message in err
+
+
+def test_yaml_nested_too_deeply_for_python_is_refused_with_the_servers_message(
+        tmp_path: Path, capsys) -> None:
+    deep = "spec: " + "[" * 5000 + "]" * 5000 + "\n"
+    code, err = cli_error(["validate", text(tmp_path, "deep.yaml", deep)], capsys)
+    assert code == 2 and NESTED_TOO_DEEPLY in err
+
+
+def test_yaml_aliases_are_refused_like_the_servers_annotations(tmp_path: Path, capsys) -> None:
+    bomb = "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n"
+    code, err = cli_error(["validate", text(tmp_path, "bomb.yaml", bomb)], capsys)
+    assert code == 2 and "YAML aliases are not allowed" in err
+
+
+def test_an_override_annotation_over_64_kib_is_refused_by_both_alike(tmp_path: Path, server,
+                                                                     capsys) -> None:
+    pod = airflow_pod("airflow3-executor")
+    pod["metadata"]["annotations"][P + "pod-override"] = json.dumps(
+        {"metadata": {"labels": {"x": "y" * (70 * 1024)}}})
+    http = server.post("/mutate", json=pod_review(pod)).get_json()["response"]
+    assert http["allowed"] is False
+    code, err = cli_error(["mutate", pod_file(tmp_path, "big-override.json", pod)], capsys)
+    refusal = f"annotation {P}pod-override: is larger than 65536 bytes (annotations)"
+    assert code == 1 and f"refused: {refusal}" in err and refusal in http["status"]["message"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Nothing reported "allowed" that was never checked
+
+
+def test_a_pod_no_policy_selects_is_skipped_with_the_reason(tmp_path: Path, capsys) -> None:
+    path = foreign(tmp_path)
+    assert main(["validate", path]) == 0
+    out = capsys.readouterr().out
+    assert out == (f"{path}: skipped: not an Airflow pod (no kubernetes_executor=True with "
+                   "airflow-worker, nor kubernetes_pod_operator=True label) and no policy's "
+                   "labelSelector selects it\n")
+
+
+def test_an_airflow_pod_no_validation_policy_selects_is_skipped(tmp_path: Path,
+                                                                capsys) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "p.yaml").write_text(
+        "apiVersion: airflow-pod-webhook.io/v1alpha1\nkind: ValidationPolicy\n"
+        "metadata: {name: elsewhere}\nspec:\n  match: {namespaces: [other]}\n"
+        "  podSecurity: {level: baseline}\n")
+    assert main(["validate", str(EXECUTOR), "--policies", str(policies)]) == 0
+    out = capsys.readouterr().out
+    assert out == (f"{EXECUTOR}: skipped: no ValidationPolicy selects this executor pod in "
+                   "namespace data-airflow\n")
+    # --level judges any pod: never skipped
+    assert main(["validate", "--level", "baseline", str(EXECUTOR), "--policies",
+                 str(policies)]) == 0
+    assert capsys.readouterr().out.startswith(f"{EXECUTOR}: allowed\n")
+
+
+def test_a_malformed_airflow_pod_is_an_error_not_allowed(tmp_path: Path, capsys) -> None:
+    path = malformed(tmp_path)
+    assert main(["validate", path]) == 2
+    captured = capsys.readouterr()
+    assert "allowed" not in captured.out
+    assert captured.err == (f"{path}: error: malformed pod: spec.containers[base].resources: "
+                            "must be an object, got list\n")
