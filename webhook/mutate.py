@@ -15,7 +15,7 @@ from webhook.field_paths import get_values, with_value
 from webhook.merge import merge_pod
 from webhook.overrides import APPLIED, Refusal, check_allowed, check_result, read_overrides
 from webhook.patch import diff_patch
-from webhook.pod_invariants import keep_pod_valid, let_plugins_recompute
+from webhook.pod_invariants import keep_limit_only_guarantees, keep_pod_valid, let_plugins_recompute
 from webhook.policy.model import PodTemplate, PolicySet
 from webhook.registration import selected_by_hooks
 
@@ -166,6 +166,7 @@ def _compose(pod: dict, templates: list[PodTemplate], overlays: list[dict]) -> d
     result = pod
     for template in templates:
         result = merge_pod(result, template.template, fragment_wins=False)
+    result = keep_limit_only_guarantees(pod, result)
     for fragment in overlays:
         result = merge_pod(result, fragment)
     return _apply_locks(result, templates)

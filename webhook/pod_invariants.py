@@ -91,6 +91,29 @@ def _without_mounts(container: Any, names: set) -> Any:
     mounts = [m for m in container["volumeMounts"]
               if not (isinstance(m, dict) and m.get("name") in names)]
     return {**container, "volumeMounts": mounts}
+def keep_limit_only_guarantees(original: dict, defaulted: dict) -> dict:
+    """A container that states only a limit gets request = limit from Kubernetes (Guaranteed
+    for that resource): a template's default request must not lower that. Applied to the
+    templates' defaults only; a profile or an annotation that asks for a request gets it."""
+    return _fix_containers(original, defaulted, [_no_default_request_under_own_limit])
+
+
+def _no_default_request_under_own_limit(container: dict, came_in: dict) -> dict | None:
+    if not came_in:
+        return None
+    old = _map(came_in.get("resources"))
+    old_requests, old_limits = _map(old.get("requests")), _map(old.get("limits"))
+    resources = _map(container.get("resources"))
+    requests = resources.get("requests")
+    if not isinstance(requests, dict):
+        return None
+    dropped = [name for name in requests if name not in old_requests and name in old_limits]
+    if not dropped:
+        return None
+    kept = {k: v for k, v in requests.items() if k not in dropped}
+    fixed = {**resources, "requests": kept} if kept else {
+        k: v for k, v in resources.items() if k != "requests"}
+    return {**container, "resources": fixed}
 
 
 def _fix_containers(original: dict, mutated: dict, fixes: list[ContainerFix]) -> dict:
