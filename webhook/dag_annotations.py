@@ -17,15 +17,33 @@
 
 Only the annotations travel through Airflow: the webhook applies them in the cluster, merged
 by name (see webhook/merge.py) and bounded by the admin's OverridePolicy.
+
+Everything the webhook would refuse for its form is refused here first, with a ValueError
+naming the argument, so a DAG fails when it is parsed, not when its task starts: a quantity
+Kubernetes does not parse (`"8GB"`), profiles given as one string, an unknown keyword, a pod
+fragment with a misspelt field. (Whether the admin's OverridePolicy allows the request is only
+known in the cluster.) Imports stay light: no Flask, no server, the client only for a V1Pod.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from webhook.policy.model import DEFAULT_ANNOTATION_PREFIX
+
+_QUANTITIES = {"cpu": "cpu", "cpu_limit": "cpu-limit", "memory": "memory",
+               "memory_limit": "memory-limit", "ephemeral_storage": "ephemeral-storage",
+               "gpu": "gpu"}
+KEYWORDS = (*_QUANTITIES, "node_pool", "prefix")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/$")
+# Units people write that Kubernetes spells differently: 8GB is 8G (10^9) or 8Gi (2^30).
+_UNIT_HINTS = {"KB": ("k", "Ki"), "MB": ("M", "Mi"), "GB": ("G", "Gi"), "TB": ("T", "Ti"),
+               "KIB": ("Ki",), "MIB": ("Mi",), "GIB": ("Gi",), "TIB": ("Ti",)}
 
 
 def override_annotations(
@@ -40,29 +58,112 @@ def override_annotations(
     gpu: str | int | None = None,
     node_pool: str | None = None,
     prefix: str = DEFAULT_ANNOTATION_PREFIX,
+    **unknown: Any,
 ) -> dict[str, str]:
     """The annotations dict for `executor_config` pod_override metadata or KPO `annotations`.
 
     `pod` is a `kubernetes.client.V1Pod` or a plain dict in the same shape as pod_override.
+    Raises ValueError, naming the argument, for anything the webhook would refuse as malformed.
     """
+    if unknown:
+        name = sorted(unknown)[0]
+        close = difflib.get_close_matches(name, KEYWORDS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(KEYWORDS)})"
+        raise ValueError(f"override_annotations: unknown argument {name!r}{hint}")
+    if not isinstance(prefix, str) or not _PREFIX.match(prefix):
+        raise ValueError(f"prefix: {prefix!r} must be a DNS name ending in '/', as Settings "
+                         "annotationPrefix, e.g. 'airflow-pod-webhook.io/'")
     out: dict[str, str] = {}
     if pod is not None:
-        fragment = _as_dict(pod)
+        fragment = _pod_fragment(pod)
         if fragment:
             out[prefix + "pod-override"] = json.dumps(fragment, sort_keys=True,
                                                       separators=(",", ":"))
-    names = [p.strip() for p in profiles if p and p.strip()]
+    names = _profile_names(profiles)
     if names:
         out[prefix + "profiles"] = ",".join(names)
-    short = {"cpu": cpu, "cpu-limit": cpu_limit, "memory": memory, "memory-limit": memory_limit,
-             "ephemeral-storage": ephemeral_storage, "gpu": gpu, "node-pool": node_pool}
-    out.update({prefix + k: str(v) for k, v in short.items() if v is not None})
+    given = {"cpu": cpu, "cpu_limit": cpu_limit, "memory": memory,
+             "memory_limit": memory_limit, "ephemeral_storage": ephemeral_storage, "gpu": gpu}
+    for argument, value in given.items():
+        if value is not None:
+            out[prefix + _QUANTITIES[argument]] = _quantity(argument, value)
+    if node_pool is not None:
+        if not isinstance(node_pool, str) or not node_pool or not _LABEL_VALUE.match(node_pool) \
+                or len(node_pool) > 63:
+            raise ValueError(f"node_pool: {node_pool!r} is not a node pool name (a label value: "
+                             "at most 63 characters, alphanumeric, '-', '_' or '.')")
+        out[prefix + "node-pool"] = node_pool
     return out
+
+
+def _profile_names(profiles: Any) -> list[str]:
+    if isinstance(profiles, (str, bytes)):
+        raise ValueError(f"profiles: give a list of profile names, e.g. [{profiles!r}], not a "
+                         "string (a string would be read letter by letter)")
+    try:
+        items = list(profiles)
+    except TypeError:
+        raise ValueError(f"profiles: {profiles!r} is not a list of profile names") from None
+    names = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip() or "," in item:
+            raise ValueError(f"profiles: {item!r} is not a profile name (a non-empty string "
+                             "without commas)")
+        names.append(item.strip())
+    return names
+
+
+def _quantity(argument: str, value: Any) -> str:
+    from webhook.quantity import parse_quantity  # loads the client's quantity.py alone
+
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"{argument}: {value!r} must be a quantity string such as "
+                         f"{_example(argument)!r}")
+    text = str(value).strip()
+    try:
+        amount = parse_quantity(text)
+    except (ValueError, TypeError, ArithmeticError):
+        raise ValueError(f"{argument}: {value!r} is not a Kubernetes quantity (e.g. "
+                         f"{_example(argument)}){_unit_hint(text)}") from None
+    if amount < 0:
+        raise ValueError(f"{argument}: {value!r} must not be negative")
+    if argument == "gpu" and amount != int(amount):
+        raise ValueError(f"gpu: {value!r} must be a whole number of GPUs")
+    return text
+
+
+def _example(argument: str) -> str:
+    return {"cpu": "500m", "cpu_limit": "2", "gpu": "1"}.get(argument, "4Gi")
+
+
+def _unit_hint(text: str) -> str:
+    match = re.fullmatch(r"([0-9.]+)\s*([A-Za-z]+)", text)
+    if not match:
+        return ""
+    hints = _UNIT_HINTS.get(match.group(2).upper())
+    if not hints:
+        return ""
+    return "; did you mean " + " or ".join(repr(match.group(1) + h) for h in hints) + "?"
+
+
+def _pod_fragment(pod: Any) -> dict:
+    """The pod as the annotation carries it, held to the Pod model like the webhook does."""
+    from webhook.pod_fields import fragment_errors
+
+    fragment = _as_dict(pod)
+    errors = fragment_errors(fragment)
+    if errors:
+        path, reason = errors[0]
+        raise ValueError(f"pod: {path}: {reason}")
+    return fragment
 
 
 def _as_dict(pod: Any) -> dict:
     if isinstance(pod, dict):
         return pod
+    if not hasattr(pod, "openapi_types"):
+        raise ValueError(f"pod: give a kubernetes.client V1Pod or a dict shaped like one, not "
+                         f"{type(pod).__name__}")
     from kubernetes.client import ApiClient  # only DAG code pays for the client's models
 
     data = ApiClient().sanitize_for_serialization(pod)

@@ -199,8 +199,9 @@ def _short(name: str, value: str, container: str, policies: PolicySet, prefix: s
             return None
         return {"spec": {"nodeSelector": {policies.settings.node_pool_label: value}}}
     try:
-        if parse_quantity(value) < 0:
-            raise ValueError("negative")
+        amount = parse_quantity(value)
+        if amount < 0 or (name == "gpu" and amount != int(amount)):
+            raise ValueError("negative, or a fraction of a GPU")
     except (ValueError, TypeError, ArithmeticError):
         refusals.append(Refusal(prefix + name, "", f"{_shown(value)} is not a Kubernetes quantity "
                                 "(e.g. 500m, 2, 4Gi)", "annotations", malformed=True))
