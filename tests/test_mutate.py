@@ -210,7 +210,9 @@ def test_a_default_never_makes_a_privileged_pod_invalid(bundled) -> None:
     pod["spec"]["containers"][0]["securityContext"] = {"privileged": True}
     result = mutated(pod, bundled)
     # allowPrivilegeEscalation=false with privileged=true is a 422; the validator denies instead
-    assert container(result.pod)["securityContext"] == {"privileged": True}
+    # (dropping capabilities is valid beside privileged, so that default stays)
+    assert container(result.pod)["securityContext"] == {"privileged": True,
+                                                        "capabilities": {"drop": ["ALL"]}}
 
 
 @pytest.mark.parametrize("name", ALL_PODS)
