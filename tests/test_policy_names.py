@@ -200,6 +200,20 @@ CASES = {
         """, "p.yaml:4:46: document 1 (ValidationPolicy/v): spec.rules.hostPaths."
              "allowedPrefixes[0]: bad value 'data/airflow': must be an absolute path (it would "
              "never match a hostPath); did you mean '/data/airflow'?"),
+    "service account": ("""\
+        kind: ValidationPolicy
+        metadata: {name: v}
+        spec: {rules: {serviceAccounts: {allowed: ["airflow-*", "Airflow_Worker"]}}}
+        """, "p.yaml:4:57: document 1 (ValidationPolicy/v): spec.rules.serviceAccounts.allowed[1]: "
+             "bad value 'Airflow_Worker': is not a service account name (lowercase "
+             "alphanumeric, '-' and '.')"),
+    "namespace": ("""\
+        kind: Exemption
+        metadata: {name: e}
+        spec: {reason: r, match: {namespaces: ["team-*", "Data Airflow"]}}
+        """, "p.yaml:4:50: document 1 (Exemption/e): spec.match.namespaces[1]: bad value "
+             "'Data Airflow': is not a namespace name (a DNS label: lowercase alphanumeric and "
+             "'-', at most 63)"),
     "node pool label": ("""\
         kind: Settings
         metadata: {name: settings}

@@ -22,6 +22,7 @@ import difflib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 
 from webhook.airflow_pods import is_glob
@@ -193,7 +194,7 @@ def check_rule_name(entry: Any) -> NameProblem | None:
                            closest(entry, everything) or closest(source, waivable))
     checks = list(family.checks())
     if is_glob(check):
-        if any(re.fullmatch(_glob_regex(check), c) for c in checks):
+        if any(fnmatchcase(c, check) for c in checks):
             return None
         return NameProblem(f"matches no {family.title} check ({', '.join(checks)})")
     if check in checks:
@@ -205,14 +206,12 @@ def check_rule_name(entry: Any) -> NameProblem | None:
                        tuple(f"{source}: {c}" for c in closest(check, checks)))
 
 
-def _glob_regex(pattern: str) -> str:
-    import fnmatch
-
-    return fnmatch.translate(pattern)
-
-
 # ---------------------------------------------------------------------------------------------
 # Labels, namespaces, paths
+
+
+_LABEL_RULE = ("at most 63 characters, alphanumeric, '-', '_' or '.', starting and ending "
+               "alphanumeric")
 
 
 def check_label_key(key: Any) -> NameProblem | None:
@@ -223,34 +222,36 @@ def check_label_key(key: Any) -> NameProblem | None:
     if slash and (not prefix or len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix)):
         return NameProblem("a label key's prefix must be a DNS subdomain (example.com/name)")
     if len(name) > 63 or not QUALIFIED_NAME.match(name):
-        return NameProblem("is not a valid label key: at most 63 characters, alphanumeric, "
-                           "'-', '_' or '.', starting and ending alphanumeric")
+        return NameProblem(f"is not a valid label key: {_LABEL_RULE}")
     return None
-
-
-def check_label_key_pattern(key: Any) -> NameProblem | None:
-    """A label key that may be a glob (`*.example.com/*`): only a literal key is checked."""
-    return None if isinstance(key, str) and is_glob(key) else check_label_key(key)
 
 
 def check_label_value(value: Any) -> NameProblem | None:
     if not isinstance(value, str):
         return NameProblem("a label value must be a string")
     if value and (len(value) > 63 or not QUALIFIED_NAME.match(value)):
-        return NameProblem("is not a valid label value: at most 63 characters, alphanumeric, "
-                           "'-', '_' or '.', starting and ending alphanumeric")
+        return NameProblem(f"is not a valid label value: {_LABEL_RULE}")
     return None
 
 
-def check_label_value_pattern(value: Any) -> NameProblem | None:
-    return None if isinstance(value, str) and is_glob(value) else check_label_value(value)
-
-
-def check_namespace_pattern(name: Any) -> NameProblem | None:
-    if isinstance(name, str) and (is_glob(name) or (len(name) <= 63 and _DNS_LABEL.match(name))):
+def check_namespace(name: Any) -> NameProblem | None:
+    if isinstance(name, str) and len(name) <= 63 and _DNS_LABEL.match(name):
         return None
     return NameProblem("is not a namespace name (a DNS label: lowercase alphanumeric and '-', "
-                       "at most 63) or a glob")
+                       "at most 63)")
+
+
+def check_service_account(name: Any) -> NameProblem | None:
+    if isinstance(name, str) and len(name) <= 253 and DNS_SUBDOMAIN.match(name):
+        return None
+    return NameProblem("is not a service account name (lowercase alphanumeric, '-' and '.')")
+
+
+def or_glob(check: NameCheck) -> NameCheck:
+    """The same check for a field that also takes globs (`team-*`): a glob is not checked."""
+    def checked(value: Any) -> NameProblem | None:
+        return None if isinstance(value, str) and is_glob(value) else check(value)
+    return checked
 
 
 def check_absolute_path(path: Any) -> NameProblem | None:
@@ -268,7 +269,7 @@ def check_absolute_path(path: Any) -> NameProblem | None:
 
 _MATCH = "spec.match"
 _COMMON: list[tuple[str, NameCheck]] = [
-    (f"{_MATCH}.namespaces[*]", check_namespace_pattern),
+    (f"{_MATCH}.namespaces[*]", or_glob(check_namespace)),
     (f"{_MATCH}.labelSelector.matchLabels.<key>", check_label_key),
     (f"{_MATCH}.labelSelector.matchLabels.*", check_label_value),
     (f"{_MATCH}.labelSelector.matchExpressions[*].key", check_label_key),
@@ -280,7 +281,7 @@ NAME_FIELDS: dict[str, list[tuple[str, NameCheck]]] = {
         ("spec.allowedFields[*]", check_field_path),
         ("spec.maxResources.<key>", check_resource_name),
         ("spec.nodeSelector.<key>", check_label_key),
-        ("spec.nodeSelector.*[*]", check_label_value_pattern),
+        ("spec.nodeSelector.*[*]", or_glob(check_label_value)),
         ("spec.tolerations[*].key", check_label_key),
     ],
     "ValidationPolicy": [
@@ -289,8 +290,9 @@ NAME_FIELDS: dict[str, list[tuple[str, NameCheck]]] = {
         ("spec.rules.resources.maxRequests.<key>", check_resource_name),
         ("spec.rules.resources.maxLimits.<key>", check_resource_name),
         ("spec.rules.nodeSelectors.allowed.<key>", check_label_key),
-        ("spec.rules.nodeSelectors.allowed.*[*]", check_label_value_pattern),
-        ("spec.rules.tolerations.allowedKeys[*]", check_label_key_pattern),
+        ("spec.rules.nodeSelectors.allowed.*[*]", or_glob(check_label_value)),
+        ("spec.rules.tolerations.allowedKeys[*]", or_glob(check_label_key)),
+        ("spec.rules.serviceAccounts.allowed[*]", or_glob(check_service_account)),
         ("spec.rules.hostPaths.allowedPrefixes[*]", check_absolute_path),
     ],
     "Exemption": [("spec.rules[*]", check_rule_name)],
