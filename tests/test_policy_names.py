@@ -337,3 +337,16 @@ def test_the_exemption_rule_actually_waives_what_the_linter_accepts(bundled) -> 
     for entry in ("baseline : hostPathVolumes", "baseline:hostPathVolumes"):
         assert check_rule_name(entry) is None
         assert exemption_covers(entry, "baseline: hostPathVolumes")
+
+
+@pytest.mark.parametrize(("path", "reason"), [
+    ("spek.containers", "a Pod has no field 'spek'"),
+    ("spec.containers[base].image.tag",
+     "spec.containers[base].image is a string: it has no field 'tag'"),
+    ("spec.hostNetwork[0]", "spec.hostNetwork is not a list or a map: [0] selects nothing"),
+    ("metadata.labels.team.name", "metadata.labels.team is a string: it has no field 'name'"),
+])
+def test_field_path_reasons_say_where_the_path_stops_making_sense(path: str,
+                                                                  reason: str) -> None:
+    problem = check_field_path(path)
+    assert problem is not None and problem.reason == reason

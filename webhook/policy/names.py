@@ -76,7 +76,8 @@ def check_field_path(text: Any) -> NameProblem | None:
                 if "map" in ref and quantity_map_path(format_path(walked)) and seg.key != "*":
                     problem = check_resource_name(seg.key)
                     if problem:
-                        return problem
+                        return NameProblem(problem.reason, tuple(
+                            format_path((*walked, Item(s))) for s in problem.suggestions))
                 ref = ref.get("list", ref.get("map"))
                 continue
             return NameProblem(f"{where} is not a list or a map: [{seg.key}] selects nothing")
@@ -93,11 +94,14 @@ def check_field_path(text: Any) -> NameProblem | None:
                                (format_path((*walked, Item("*"), *segments[pos:])),))
         fields = model["types"].get(ref) if isinstance(ref, str) else None
         if fields is None:
-            return NameProblem(f"{where} is a {ref} value: it has no field {seg!r}")
+            shown = {"str": "string", "int": "integer", "bool": "boolean", "float": "number",
+                     "datetime": "timestamp", "object": "quantity or int-or-string"}.get(ref, ref)
+            return NameProblem(f"{where} is a {shown}: it has no field {seg!r}")
         if seg not in fields:
             kind = ref.removeprefix("V1").removeprefix("CoreV1")
             return NameProblem(
-                f"{where} ({kind}) has no field {seg!r}",
+                f"{where} ({kind}) has no field {seg!r}" if walked else
+                f"a Pod has no field {seg!r}",
                 tuple(format_path((*walked, s, *segments[pos + 1:]))
                       for s in closest(seg, fields)))
         ref = fields[seg]
