@@ -168,6 +168,18 @@ CASES = {
              "spec.match.labelSelector.matchExpressions[0].values[0]: bad value 'driver pod': "
              "is not a valid label value: at most 63 characters, alphanumeric, '-', '_' or '.', "
              "starting and ending alphanumeric"),
+    "selector operator without values": ("""\
+        kind: ValidationPolicy
+        metadata: {name: spark}
+        spec:
+          match:
+            podTypes: [other]
+            labelSelector:
+              matchExpressions: [{key: spark-role, operator: In}]
+          podSecurity: {level: baseline}
+        """, "p.yaml:8:26: document 1 (ValidationPolicy/spark): "
+             "spec.match.labelSelector.matchExpressions[0]: operator In needs at least one "
+             "value"),
     "enum value": ("""\
         kind: ValidationPolicy
         metadata: {name: v}

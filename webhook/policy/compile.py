@@ -327,6 +327,14 @@ class _Builder:
                 tuple((e["key"], e["operator"], tuple(e.get("values", ())))
                       for e in sel.get("matchExpressions", ())),
             )
+            for i, (_, operator, values) in enumerate(selector.match_expressions):
+                # As Kubernetes validates a selector: `In` with no values matches nothing.
+                if operator in ("In", "NotIn") and not values:
+                    self.error(doc, f"spec.match.labelSelector.matchExpressions[{i}]",
+                               f"operator {operator} needs at least one value")
+                elif operator in ("Exists", "DoesNotExist") and values:
+                    self.error(doc, f"spec.match.labelSelector.matchExpressions[{i}].values",
+                               f"must be empty for operator {operator}", quote=False)
         types = frozenset(PodType(t) for t in spec.get("podTypes", ())) or AIRFLOW_POD_TYPES
         if PodType.OTHER in types and selector is None:
             self.error(doc, "spec.match.labelSelector",
