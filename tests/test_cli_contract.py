@@ -364,3 +364,13 @@ def test_a_malformed_airflow_pod_is_an_error_not_allowed(tmp_path: Path, capsys)
     assert "allowed" not in captured.out
     assert captured.err == (f"{path}: error: malformed pod: spec.containers[base].resources: "
                             "must be an object, got list\n")
+
+
+def test_standard_input_is_read_within_the_same_limits(tmp_path: Path) -> None:
+    ok = subprocess.run([*CLI, "validate", "-"], cwd=ROOT, input=EXECUTOR.read_bytes(),
+                        capture_output=True, timeout=120)
+    assert ok.returncode == 0 and ok.stdout.startswith(b"-: allowed\n")
+    big = subprocess.run([*CLI, "validate", "-"], cwd=ROOT,
+                         input=b" " * (MAX_BODY_BYTES + 1), capture_output=True, timeout=120)
+    assert big.returncode == 2
+    assert f"request body is larger than {MAX_BODY_BYTES} bytes".encode() in big.stderr
