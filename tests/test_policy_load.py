@@ -150,3 +150,22 @@ def test_quantities_may_be_written_as_numbers(tmp_path: Path) -> None:
     # As in many pasted pod_template_files: kube-apiserver accepts `cpu: 1` as well as "1".
     write(tmp_path, "a.yaml", GOOD.replace("cpu: 250m", "cpu: 1, memory: 0.5"))
     assert load_policy_dir(tmp_path).errors == ()
+
+
+def test_an_unreadable_file_is_an_error_of_that_file_not_a_crash(tmp_path: Path, capsys,
+                                                                  monkeypatch) -> None:
+    write(tmp_path, "a.yaml", GOOD)
+    write(tmp_path, "b.yaml", GOOD.replace("small", "large"))
+    real = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self.name == "b.yaml":
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    result = load_policy_dir(tmp_path)
+    assert result.policy_set is None
+    assert [str(e) for e in result.errors] == ["b.yaml: cannot be read: Permission denied"]
+    assert main(["policy", "lint", str(tmp_path)]) == 2
+    assert capsys.readouterr().out.startswith("b.yaml: cannot be read: Permission denied\n")

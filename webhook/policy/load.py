@@ -35,8 +35,9 @@ def load_policy_dir(folder: Path | str) -> LoadResult:
         error = PolicyError(str(folder), -1, "", "is not a folder of policy files",
                             unreadable=True)
         return LoadResult(None, (error,), "")
-    files = [(p.name, p.read_bytes()) for p in policy_files(folder)]
+    files, unreadable = read_files(folder)
     documents, errors = parse_documents(files)
+    errors.extend(unreadable)
     if not documents and not errors:
         # An empty mount must not silently switch enforcement off: keep the last good set.
         errors.append(PolicyError(str(folder), -1, "", "holds no policy documents (*.yaml)",
@@ -46,6 +47,23 @@ def load_policy_dir(folder: Path | str) -> LoadResult:
     errors.extend(compile_errors)
     errors.sort(key=lambda e: (e.file, e.index, e.line, e.column, e.path, e.reason))
     return LoadResult(None if errors else policy_set, tuple(errors), revision)
+
+
+def read_files(folder: Path) -> tuple[list[tuple[str, bytes]], list[PolicyError]]:
+    """(name, bytes) of every policy file, and an error for each one that cannot be read."""
+    try:
+        paths = policy_files(folder)
+    except OSError as exc:
+        return [], [PolicyError(str(folder), -1, "", f"cannot be read: {exc.strerror or exc}",
+                                unreadable=True)]
+    files, errors = [], []
+    for path in paths:
+        try:
+            files.append((path.name, path.read_bytes()))
+        except OSError as exc:
+            errors.append(PolicyError(path.name, -1, "", f"cannot be read: "
+                                      f"{exc.strerror or exc}", unreadable=True))
+    return files, errors
 
 
 def parse_documents(
