@@ -362,3 +362,24 @@ def test_field_path_reasons_say_where_the_path_stops_making_sense(path: str,
                                                                   reason: str) -> None:
     problem = check_field_path(path)
     assert problem is not None and problem.reason == reason
+
+
+def test_a_yaml_merge_key_overridden_in_place_is_not_a_duplicate(tmp_path: Path) -> None:
+    # `<<: *base` then `name: other` is how YAML reuses a block; construction flattens the
+    # merge into the map, so keys are compared as written, before that.
+    (tmp_path / "p.yaml").write_text(HEADER + textwrap.dedent("""\
+        kind: Profile
+        metadata: {name: small}
+        spec:
+          template:
+            spec:
+              containers:
+                - &base {name: base, resources: {requests: {cpu: 250m}}}
+                - <<: *base
+                  name: other
+                  image: busybox:1.37
+        """))
+    result = load_policy_dir(tmp_path)
+    assert result.errors == ()
+    containers = result.policy_set.profiles["small"].template["spec"]["containers"]
+    assert [c["name"] for c in containers] == ["base", "other"]

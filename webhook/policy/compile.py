@@ -27,7 +27,7 @@ from webhook.airflow_pods import (
 )
 from webhook.field_paths import Item, format_path, get_values, parse_path
 from webhook.pod_fields import did_you_mean, fragment_problems
-from webhook.policy.locate import duplicate_keys, locate, scalar_text
+from webhook.policy.locate import locate, scalar_text
 from webhook.policy.model import (
     AIRFLOW_POD_TYPES,
     RESOURCE_FIELDS,
@@ -64,6 +64,9 @@ class PolicyDocument:
     index: int
     body: Any
     node: Any = dataclass_field(default=None, compare=False, repr=False)
+    # (path, key node) of keys written twice in one map, found before construction
+    duplicates: tuple[tuple[str, Any], ...] = dataclass_field(default=(), compare=False,
+                                                              repr=False)
 
 
 @dataclass(frozen=True)
@@ -205,13 +208,12 @@ def compile_policies(
 
 
 def _check_document(doc: PolicyDocument) -> list[Problem]:
-    if doc.node is not None:
-        duplicates = [Problem(path, "is written twice in one map; YAML would silently keep "
-                                    "only the last", str(node.value), at_key=True,
-                              mark=(node.start_mark.line + 1, node.start_mark.column + 1))
-                      for path, node in duplicate_keys(doc.node)]
-        if duplicates:
-            return duplicates
+    duplicates = [Problem(path, "is written twice in one map; YAML would silently keep "
+                                "only the last", str(node.value), at_key=True,
+                          mark=(node.start_mark.line + 1, node.start_mark.column + 1))
+                  for path, node in doc.duplicates]
+    if duplicates:
+        return duplicates
     if not isinstance(doc.body, dict):
         return [Problem("<document>", "must be a mapping with apiVersion, kind, metadata and "
                                       "spec")]

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from webhook.policy.compile import PolicyDocument, PolicyError, compile_policies, revision_of
+from webhook.policy.locate import duplicate_keys
 from webhook.policy.model import PolicySet
 
 POLICY_SUFFIXES = (".yaml", ".yml")
@@ -80,9 +81,11 @@ def parse_documents(
         try:
             while loader.check_node():
                 node = loader.get_node()
+                # Before construction, which flattens `<<` merges into the maps in place.
+                duplicates = tuple(duplicate_keys(node)) if node is not None else ()
                 body = loader.construct_document(node)
                 if body is not None:  # an empty document between `---` lines
-                    documents.append(PolicyDocument(name, index, body, node))
+                    documents.append(PolicyDocument(name, index, body, node, duplicates))
                 index += 1
         except yaml.YAMLError as exc:
             errors.append(yaml_error(name, index, exc))
