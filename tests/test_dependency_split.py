@@ -162,3 +162,39 @@ def test_base_dependencies_exclude_the_server_packages() -> None:
     assert {"flask", "gunicorn", "prometheus-client", "orjson", "cryptography",
             "kubernetes"} <= server
     assert project["license"] == "Apache-2.0"
+
+
+def test_dag_helper_checks_its_arguments_without_the_kubernetes_client() -> None:
+    # The quantity grammar and the Pod model need no client: a DAG without it still fails at
+    # parse time on "8GB", not later in the cluster.
+    result = run_without_server_deps("""
+        from webhook.dag_annotations import override_annotations
+        for kwargs in ({"memory": "8GB"}, {"pod": {"spec": {"containerz": []}}}):
+            try:
+                override_annotations(**kwargs)
+            except ValueError as exc:
+                print(exc)
+        print(server_modules_loaded())
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "memory: '8GB' is not a Kubernetes quantity (e.g. 4Gi); did you mean '8G' or '8Gi'?",
+        "pod: spec.containerz: is not a field of PodSpec; did you mean 'containers' or "
+        "'initContainers'?",
+        "[]",
+    ]
+
+
+def test_the_offline_validate_reads_json_within_the_servers_limits_without_orjson(
+        tmp_path: Path) -> None:
+    # The base install parses with the stdlib, held to orjson's 1024 levels and message prefix.
+    deep = tmp_path / "deep.json"
+    deep.write_bytes(b'{"kind": "Pod", "spec": ' + b"[" * 1100 + b"]" * 1100 + b"}")
+    result = run_without_server_deps("""
+        import sys
+        from webhook.cli import main
+        sys.exit(main(sys.argv[1:]))
+    """, "validate", str(deep), blocked=SERVER_ONLY)
+    assert result.returncode == 2
+    assert "body is not valid JSON: depth limit exceeded" in result.stderr
+    assert "Traceback" not in result.stderr

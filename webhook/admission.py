@@ -15,12 +15,73 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+try:  # the server extra: 2-3x the stdlib's speed on the review parsed on every call
+    import orjson
+except ImportError:  # the base install (offline commands in an Airflow image)
+    orjson = None  # type: ignore[assignment]
+
 SUPPORTED_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 MAX_WARNINGS_RUNES = 4096
 MAX_WARNING_RUNES = 256
 MAX_MESSAGE_CHARS = 4096
 _AUDIT_KEY = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # kube-apiserver drops warnings with these
+
+
+# What the server accepts, shared with the offline CLI so both accept the same input.
+MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's own request size cap
+MAX_JSON_DEPTH = 1024  # orjson's nesting limit; the stdlib fallback holds to the same
+# Only a hostile object recurses this deep: a pod kube-apiserver decoded into its typed struct
+# is a dozen levels deep at most.
+NESTED_TOO_DEEPLY = "request.object is nested too deeply to be a Kubernetes object"
+
+
+class BodyError(ValueError):
+    """A request body we will not judge: too large or not JSON (HTTP `status`)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def body_too_large() -> BodyError:
+    return BodyError(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
+
+
+def decode_body(data: bytes | None) -> Any:
+    """A review body as the server reads it: None (read past the cap) or more than
+    MAX_BODY_BYTES is 413; not JSON, not UTF-8 or nested past 1024 levels is 400."""
+    if data is None or len(data) > MAX_BODY_BYTES:
+        raise body_too_large()
+    if orjson is not None:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise BodyError(400, f"body is not valid JSON: {exc}") from exc
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise BodyError(400, f"body is not valid JSON: {_json_problem(exc)}") from exc
+    if _deeper_than(body, MAX_JSON_DEPTH):
+        raise BodyError(400, "body is not valid JSON: depth limit exceeded")
+    return body
+
+
+def _json_problem(exc: Exception) -> str:
+    return "depth limit exceeded" if isinstance(exc, RecursionError) else str(exc)
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in (node.values() if isinstance(node, dict)
+                                                   else node))
+    return False
 
 
 class BadReview(ValueError):

@@ -341,8 +341,8 @@ def cmd_manifests(args: argparse.Namespace) -> int:
 
 
 def cmd_mutate(args: argparse.Namespace) -> int:
+    from webhook.admission import NESTED_TOO_DEEPLY
     from webhook.mutate import mutate_pod
-    from webhook.review import NESTED_TOO_DEEPLY
 
     policies = _policies(args.policies)
     pod, namespace, username = read_pod(args.file)
@@ -372,8 +372,8 @@ def cmd_mutate(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from webhook.admission import NESTED_TOO_DEEPLY
     from webhook.mutate import mutate_pod
-    from webhook.review import NESTED_TOO_DEEPLY
     from webhook.validate import validate_pod
 
     policies = _policies(args.policies)
@@ -514,7 +514,7 @@ def malformed_pod(pod: dict) -> str | None:
 def read_pod(file: str) -> tuple[dict, str, str | None]:
     """(pod, namespace, username) from a Pod or an AdmissionReview, YAML or JSON, within the
     server's limits: the same size cap, JSON read the same way, YAML without aliases."""
-    from webhook.review import MAX_BODY_BYTES, body_too_large
+    from webhook.admission import MAX_BODY_BYTES, body_too_large
 
     try:
         if file == "-":
@@ -535,8 +535,8 @@ def read_pod(file: str) -> tuple[dict, str, str | None]:
 def _decode(file: str, data: bytes) -> Any:
     """JSON exactly as the server reads it; anything else as YAML without anchors or aliases
     (as annotations are read: a few bytes of aliases can expand to gigabytes)."""
+    from webhook.admission import BodyError, decode_body
     from webhook.overrides import load_yaml_without_aliases
-    from webhook.review import BodyError, decode_body
 
     try:
         return decode_body(data)
@@ -553,7 +553,7 @@ def _decode(file: str, data: bytes) -> Any:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InputError(f"{where}: neither JSON nor YAML: {problem}") from exc
     except RecursionError as exc:
-        from webhook.review import NESTED_TOO_DEEPLY
+        from webhook.admission import NESTED_TOO_DEEPLY
 
         raise InputError(f"{file}: {NESTED_TOO_DEEPLY}") from exc
 

@@ -22,7 +22,8 @@ Everything the webhook would refuse for its form is refused here first, with a V
 naming the argument, so a DAG fails when it is parsed, not when its task starts: a quantity
 Kubernetes does not parse (`"8GB"`), profiles given as one string, an unknown keyword, a pod
 fragment with a misspelt field. (Whether the admin's OverridePolicy allows the request is only
-known in the cluster.) Imports stay light: no Flask, no server, the client only for a V1Pod.
+known in the cluster.) Imports stay light: no Flask, no server, and the kubernetes client only
+to read a V1Pod.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from webhook.policy.model import DEFAULT_ANNOTATION_PREFIX
+from webhook.quantity_format import is_negative, is_quantity
 
 _QUANTITIES = {"cpu": "cpu", "cpu_limit": "cpu-limit", "memory": "memory",
                "memory_limit": "memory-limit", "ephemeral_storage": "ephemeral-storage",
@@ -114,20 +116,16 @@ def _profile_names(profiles: Any) -> list[str]:
 
 
 def _quantity(argument: str, value: Any) -> str:
-    from webhook.quantity import parse_quantity  # loads the client's quantity.py alone
-
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ValueError(f"{argument}: {value!r} must be a quantity string such as "
                          f"{_example(argument)!r}")
     text = str(value).strip()
-    try:
-        amount = parse_quantity(text)
-    except (ValueError, TypeError, ArithmeticError):
+    if not is_quantity(text):
         raise ValueError(f"{argument}: {value!r} is not a Kubernetes quantity (e.g. "
-                         f"{_example(argument)}){_unit_hint(text)}") from None
-    if amount < 0:
+                         f"{_example(argument)}){_unit_hint(text)}")
+    if is_negative(text):
         raise ValueError(f"{argument}: {value!r} must not be negative")
-    if argument == "gpu" and amount != int(amount):
+    if argument == "gpu" and not re.fullmatch(r"\+?[0-9]+", text):
         raise ValueError(f"gpu: {value!r} must be a whole number of GPUs")
     return text
 

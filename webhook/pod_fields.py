@@ -16,7 +16,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from webhook.quantity import parse_quantity
+from webhook.quantity_format import is_quantity
 
 _QUANTITY_MAPS = ("resources.limits", "resources.requests", "spec.overhead")
 QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
@@ -52,11 +52,9 @@ def resource_name_error(name: Any) -> tuple[str, tuple[str, ...]] | None:
         return None
     if name.startswith(HUGEPAGES_PREFIX):
         size = name[len(HUGEPAGES_PREFIX):]
-        try:
-            if size.strip() == size and parse_quantity(size) > 0:
-                return None
-        except (ValueError, TypeError, ArithmeticError):
-            pass
+        if size.strip() == size and is_quantity(size) and not size.startswith(("-", "+")) \
+                and any(c in "123456789" for c in size):
+            return None
         return (f"hugepages need a page size such as hugepages-2Mi or hugepages-1Gi, "
                 f"got {size!r}"), ()
     if "/" not in name:
@@ -189,11 +187,7 @@ def _quantity_errors(value: dict, path: str) -> list[FieldProblem]:
             reason, suggestions = bad_name
             out.append(FieldProblem(f"{path}.{key}", reason + did_you_mean(suggestions), True))
             continue
-        try:
-            if isinstance(item, bool):
-                raise TypeError("a boolean is not a quantity")
-            parse_quantity(item)
-        except (ValueError, TypeError, ArithmeticError):
+        if not is_quantity(item):
             out.append(FieldProblem(f"{path}.{key}", f"is not a Kubernetes quantity: {item!r}"))
     return out
 

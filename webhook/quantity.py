@@ -9,11 +9,12 @@ from the installed package, without running the package's `__init__`.
 from __future__ import annotations
 
 import importlib.util
-import re
 from decimal import ROUND_CEILING, Context, Decimal
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from webhook.quantity_format import is_quantity
 
 
 def _client_quantity_module() -> ModuleType:
@@ -36,20 +37,17 @@ _parse = _client_quantity_module().parse_quantity
 # (resource.Quantity: "0.1n" is stored as "1n"): compare what it will store, not what was typed.
 _NANO = Decimal("1e-9")
 _WIDE = Context(prec=400)  # quantize past this raises InvalidOperation: malformed to callers
-# The grammar kube-apiserver parses (apimachinery resource.ParseQuantity): the client's parser
-# alone also takes "Infinity", "1_000", "1K" and non-ASCII digits, which the API server then
-# rejects with a 422 after our patch.
-_KUBERNETES_QUANTITY = re.compile(
-    r"[+-]?(?=\.?[0-9])[0-9]*(?:\.[0-9]*)?(?:[KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?")
 
 
 def parse_quantity(value: Any) -> Decimal:
     """kubernetes.utils.parse_quantity, rounded up to nano precision as kube-apiserver stores
     it; ValueError/TypeError when malformed. NaN and Infinity (the client accepts both), a
-    boolean, and anything outside Kubernetes' grammar are not quantities."""
+    boolean, and anything outside Kubernetes' grammar (the client also takes "1_000", "1K" and
+    non-ASCII digits, which kube-apiserver rejects with a 422 after our patch) are not
+    quantities."""
     if isinstance(value, bool):
         raise TypeError("a boolean is not a quantity")
-    if isinstance(value, str) and not _KUBERNETES_QUANTITY.fullmatch(value.strip()):
+    if isinstance(value, (str, float)) and not is_quantity(value):
         raise ValueError(f"Invalid number format: {value}")
     parsed = _parse(value)
     if not parsed.is_finite():

@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from webhook import admission
 from webhook.admission import AdmissionRequest, BadReview
 from webhook.airflow_pods import AirflowTask
@@ -27,38 +25,6 @@ MUTATE_AND_VALIDATE = "mutate-validate"
 # hooks declare sideEffects None, so kube-apiserver sends it to preview what admission does, and
 # deploy/README.md's install check depends on seeing our patch and our denials there.
 INTERNAL_RULE = "webhook: internal"
-
-
-# What the server accepts, shared with the offline CLI so both accept the same input.
-MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's own request size cap
-# Only a hostile object recurses this deep: a pod kube-apiserver decoded into its typed struct
-# is a dozen levels deep at most.
-NESTED_TOO_DEEPLY = "request.object is nested too deeply to be a Kubernetes object"
-
-
-class BodyError(ValueError):
-    """A request body we will not judge: too large or not JSON (HTTP `status`)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def body_too_large() -> BodyError:
-    return BodyError(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
-
-
-def decode_body(data: bytes | None) -> Any:
-    """A review body as the server reads it: None (read past the cap) or more than
-    MAX_BODY_BYTES is 413; not JSON, not UTF-8 or nested past orjson's 1024 levels is 400."""
-    if data is None or len(data) > MAX_BODY_BYTES:
-        raise body_too_large()
-    try:
-        # orjson: the review is parsed on every call; it is 2-3x the stdlib's speed.
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise BodyError(400, f"body is not valid JSON: {exc}") from exc
 
 
 @dataclass(frozen=True)

@@ -19,20 +19,17 @@ from urllib.parse import parse_qs
 import orjson
 
 from webhook import metrics as m
+from webhook.admission import MAX_BODY_BYTES, NESTED_TOO_DEEPLY, BodyError, decode_body
 from webhook.decision_log import log_decision
 from webhook.policy.model import DEFAULT_ANNOTATION_PREFIX
 from webhook.policy.store import PolicyStore
 from webhook.review import (
-    MAX_BODY_BYTES,
     MUTATE,
     MUTATE_AND_VALIDATE,
-    NESTED_TOO_DEEPLY,
     VALIDATE,
-    BodyError,
     Decision,
     answer,
     bad_review,
-    decode_body,
     error_body,
     last_resort,
 )
