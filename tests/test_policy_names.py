@@ -226,6 +226,17 @@ CASES = {
         """, "p.yaml:4:50: document 1 (Exemption/e): spec.match.namespaces[1]: bad value "
              "'Data Airflow': is not a namespace name (a DNS label: lowercase alphanumeric and "
              "'-', at most 63)"),
+    "trusted creator namespace": ("""\
+        kind: Settings
+        metadata: {name: settings}
+        spec:
+          identity:
+            trustedCreators:
+              - namespaces: [data_airflow]
+                usernames: [system:serviceaccount:airflow:airflow-scheduler]
+        """, "p.yaml:7:22: document 1 (Settings/settings): "
+             "spec.identity.trustedCreators[0].namespaces[0]: bad value 'data_airflow': is not "
+             "a namespace name (a DNS label: lowercase alphanumeric and '-', at most 63)"),
     "node pool label": ("""\
         kind: Settings
         metadata: {name: settings}

@@ -300,7 +300,10 @@ NAME_FIELDS: dict[str, list[tuple[str, NameCheck]]] = {
         ("spec.rules.hostPaths.allowedPrefixes[*]", check_absolute_path),
     ],
     "Exemption": [("spec.rules[*]", check_rule_name)],
-    "Settings": [("spec.nodePoolLabel", check_label_key)],
+    "Settings": [
+        ("spec.nodePoolLabel", check_label_key),
+        ("spec.identity.trustedCreators[*].namespaces[*]", or_glob(check_namespace)),
+    ],
 }
 
 
