@@ -279,21 +279,6 @@ def test_valid_field_paths_pass(path: str) -> None:
     assert check_field_path(path) is None
 
 
-@pytest.mark.parametrize(("path", "suggestion"), [
-    ("spec.containers[*].resources.limits.memroy", "spec.containers[*].resources.limits.memory"),
-    ("spec.containers[*].resources.limit", "spec.containers[*].resources.limits"),
-    ("spec.hostNetwork.enabled", None),
-    ("spec.nodeSelector.pool.zone", None),
-    ("spec.hostNetwork[0]", None),
-    ("spec..containers", "spec.containers"),
-    ("[base].image", None),
-])
-def test_invalid_field_paths_fail(path: str, suggestion: str | None) -> None:
-    problem = check_field_path(path)
-    assert problem is not None
-    assert problem.suggestions[:1] == ((suggestion,) if suggestion else ())
-
-
 @pytest.mark.parametrize("name", ["cpu", "memory", "ephemeral-storage", "hugepages-2Mi",
                                   "hugepages-1Gi", "nvidia.com/gpu", "amd.com/gpu",
                                   "example.com/foo_bar", "nvidia/gpu"])
@@ -301,14 +286,45 @@ def test_kubernetes_resource_names_pass(name: str) -> None:
     assert check_resource_name(name) is None
 
 
-@pytest.mark.parametrize(("name", "suggestion"), [
-    ("cpuu", "cpu"), ("memroy", "memory"), ("Memory", "memory"),
-    ("ephemeral_storage", "ephemeral-storage"), ("gpu", "nvidia.com/gpu"), ("hugepages-", None),
-    ("hugepages-lots", None), ("kubernetes.io/gpu", None), ("Nvidia.com/gpu", None),
-    ("nvidia.com/", None), ("", None),
-])
-def test_invalid_resource_names_fail(name: str, suggestion: str | None) -> None:
-    problem = check_resource_name(name)
+# (checker, bad name, the first suggestion or None): one table for every kind of name.
+INVALID = [
+    (check_field_path, "spec.containers[*].resources.limits.memroy",
+     "spec.containers[*].resources.limits.memory"),
+    (check_field_path, "spec.containers[*].resources.limit",
+     "spec.containers[*].resources.limits"),
+    (check_field_path, "spec.hostNetwork.enabled", None),
+    (check_field_path, "spec.nodeSelector.pool.zone", None),
+    (check_field_path, "spec.hostNetwork[0]", None),
+    (check_field_path, "spec..containers", "spec.containers"),
+    (check_field_path, "[base].image", None),
+    (check_resource_name, "cpuu", "cpu"),
+    (check_resource_name, "memroy", "memory"),
+    (check_resource_name, "Memory", "memory"),
+    (check_resource_name, "ephemeral_storage", "ephemeral-storage"),
+    (check_resource_name, "gpu", "nvidia.com/gpu"),
+    (check_resource_name, "hugepages-", None),
+    (check_resource_name, "hugepages-lots", None),
+    (check_resource_name, "hugepages-0", None),
+    (check_resource_name, "kubernetes.io/gpu", None),
+    (check_resource_name, "Nvidia.com/gpu", None),
+    (check_resource_name, "nvidia.com/", None),
+    (check_resource_name, "", None),
+    (check_rule_name, "baseline: hostPathVolume", "baseline: hostPathVolumes"),
+    (check_rule_name, "restricted: hostPathVolumes", "baseline: hostPathVolumes"),
+    (check_rule_name, "basline", "baseline"),
+    (check_rule_name, "airflow: image", "airflow: images"),
+    (check_rule_name, "airflow: imagez*", None),
+    (check_rule_name, "identity: trustedCreators", None),
+    (check_rule_name, "psa: privileged", "baseline: privileged"),
+    (check_rule_name, "", None),
+]
+
+
+@pytest.mark.parametrize(("check", "name", "suggestion"), INVALID,
+                         ids=[f"{c.__name__}-{n}" for c, n, _ in INVALID])
+def test_invalid_names_fail_with_the_closest_valid_name(check, name: str,
+                                                        suggestion: str | None) -> None:
+    problem = check(name)
     assert problem is not None
     assert problem.suggestions[:1] == ((suggestion,) if suggestion else ())
 
@@ -323,22 +339,6 @@ def test_every_registered_rule_name_is_a_valid_exemption_entry() -> None:
     for entry in ("*", "baseline", "restricted", "airflow", "airflow: *", "baseline:privileged",
                   "restricted : capabilities_*"):
         assert check_rule_name(entry) is None, entry
-
-
-@pytest.mark.parametrize(("entry", "suggestion"), [
-    ("baseline: hostPathVolume", "baseline: hostPathVolumes"),
-    ("restricted: hostPathVolumes", "baseline: hostPathVolumes"),
-    ("basline", "baseline"),
-    ("airflow: image", "airflow: images"),
-    ("airflow: imagez*", None),
-    ("identity: trustedCreators", None),
-    ("psa: privileged", "baseline: privileged"),
-    ("", None),
-])
-def test_invalid_rule_names_fail(entry: str, suggestion: str | None) -> None:
-    problem = check_rule_name(entry)
-    assert problem is not None
-    assert problem.suggestions[:1] == ((suggestion,) if suggestion else ())
 
 
 def test_a_new_rule_family_is_known_once_registered(monkeypatch) -> None:
