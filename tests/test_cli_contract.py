@@ -374,3 +374,14 @@ def test_standard_input_is_read_within_the_same_limits(tmp_path: Path) -> None:
                          input=b" " * (MAX_BODY_BYTES + 1), capture_output=True, timeout=120)
     assert big.returncode == 2
     assert f"request body is larger than {MAX_BODY_BYTES} bytes".encode() in big.stderr
+
+
+def test_mutate_says_skipped_for_a_pod_no_policy_selects_and_leaves_it_as_it_was(
+        tmp_path: Path, capsys) -> None:
+    import yaml
+
+    path = foreign(tmp_path)
+    assert main(["mutate", path]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith("skipped: not an Airflow pod")
+    assert yaml.safe_load(captured.out) == json.loads(Path(path).read_text())
