@@ -152,6 +152,12 @@ TABLE: dict[str, tuple[Argv, int]] = {
         lambda d: ["validate", "--level", "baseline", "--version", "v2", str(EXECUTOR)], 2),
     "validate missing policy folder": (
         lambda d: ["validate", str(EXECUTOR), "--policies", str(d / "nope")], 2),
+    # audit (files here; the live cluster is tests/e2e's)
+    "audit nothing denied": (lambda d: ["audit", str(EXECUTOR)], 0),
+    "audit denied": (lambda d: ["audit", str(EXECUTOR), privileged(d)], 1),
+    "audit missing file": (lambda d: ["audit", str(d / "missing.json")], 2),
+    "audit bad yaml": (lambda d: ["audit", text(d, "bad.yaml", "spec: [")], 2),
+    "audit bad flag": (lambda d: ["audit", "-o", "xml", str(EXECUTOR)], 2),
     # policy lint
     "lint clean": (lambda d: ["policy", "lint", str(POLICIES)], 0),
     "lint errors": (lambda d: ["policy", "lint", policy_copy(d, lint_error)], 1),
@@ -206,7 +212,7 @@ def run_into_closed_pipe(argv: list[str]) -> tuple[int, str]:
 @pytest.mark.parametrize(("row", "expected"), [
     ("validate denied", 1), ("validate allowed", 0), ("validate bad yaml", 2),
     ("lint errors", 1), ("test failed", 1), ("mutate allowed", 0), ("manifests ok", 0),
-    ("mutate refused over a bound", 1), ("lint clean", 0),
+    ("mutate refused over a bound", 1), ("lint clean", 0), ("audit denied", 1),
 ])
 def test_a_closed_pipe_never_changes_the_exit_code(row: str, expected: int,
                                                    tmp_path: Path) -> None:
