@@ -315,6 +315,7 @@ INVALID = [
     (check_rule_name, "airflow: image", "airflow: images"),
     (check_rule_name, "airflow: imagez*", None),
     (check_rule_name, "identity: trustedCreators", None),
+    (check_rule_name, "airflow: podIdentity", None),
     (check_rule_name, "psa: privileged", "baseline: privileged"),
     (check_rule_name, "", None),
 ]

@@ -159,6 +159,12 @@ RULE_FAMILIES: dict[str, RuleFamily] = {
 }
 
 
+def _never_waived() -> frozenset[str]:
+    from webhook.validate import UNWAIVABLE
+
+    return UNWAIVABLE
+
+
 def register_rule_family(source: str, family: RuleFamily) -> None:
     """Make a new family of rules (e.g. `envelope`) known to exemption checks."""
     RULE_FAMILIES[source] = family
@@ -186,6 +192,9 @@ def check_rule_name(entry: Any) -> NameProblem | None:
     source, colon, check = entry.partition(": ")
     if source in RULE_FAMILIES and not RULE_FAMILIES[source].waivable:
         return NameProblem(f"{RULE_FAMILIES[source].title} is never waived by an Exemption")
+    if entry in _never_waived():
+        return NameProblem("is never waived by an Exemption: it is matched on the very identity "
+                           "this rule doubts")
     if not colon:
         if source in waivable:
             return None
