@@ -77,10 +77,11 @@ ATTACKS: tuple[Attack, ...] = (
            labels={"dag_id": "nfs_export"}, annotations={"dag_id": "nfs_export"},
            spec={"volumes": [NFS]},
            checks=((("spec", "volumes", "archive", "hostPath", "path"), "/mnt/archive"),)),
-    # A KPO author naming the DAG and task of the bundled TaskPolicy does not get its 4Gi.
+    # A KPO author naming the DAG and task of the bundled TaskPolicy does not get its 4Gi
+    # (only the cluster template's 1Gi default).
     Attack("kpo-claims-task-policy", "airflow3-kpo", ADMITTED, creator=WORKER_SA,
            labels={"dag_id": "example_dag", "task_id": "extract"},
-           checks=((("spec", "containers", "base", "resources", "requests", "memory"), ABSENT),
+           checks=((("spec", "containers", "base", "resources", "requests", "memory"), "1Gi"),
                    (("metadata", "labels", "dag_id"), "example_dag"))),
     # The mutation may not remove what selects and identifies the pod.
     Attack("override-labels-null", "airflow3-executor", DENIED,
