@@ -53,6 +53,35 @@ CASES = {
         """, "p.yaml:7:11: document 1 (Exemption/legacy): spec.rules[0]: bad value "
              "'baseline: hostPathVolume': no Pod Security baseline check 'hostPathVolume'; "
              "did you mean 'baseline: hostPathVolumes'?"),
+    "envelope resource": ("""\
+        kind: Envelope
+        metadata: {name: airflow}
+        spec:
+          resources:
+            perContainer:
+              limits: {cpu: "16", memroy: 64Gi}
+        """, "p.yaml:7:27: document 1 (Envelope/airflow): "
+             "spec.resources.perContainer.limits.memroy: bad value 'memroy': is not a Kubernetes "
+             "resource name (cpu, memory, ephemeral-storage, hugepages-<size> or a domain/name "
+             "like nvidia.com/gpu); did you mean 'memory'?"),
+    "envelope exemption rule": ("""\
+        kind: Exemption
+        metadata: {name: big-batch}
+        spec:
+          reason: the quarterly backfill needs 200Gi (PLAT-99)
+          match: {namespaces: [batch]}
+          rules: ["envelope: resource"]
+        """, "p.yaml:7:11: document 1 (Exemption/big-batch): spec.rules[0]: bad value "
+             "'envelope: resource': no Envelope check 'resource'; did you mean "
+             "'envelope: resources'?"),
+    "envelope priority class": ("""\
+        kind: Envelope
+        metadata: {name: airflow}
+        spec:
+          priorityClassNames: {allowed: ["airflow-*", "Airflow Batch"]}
+        """, "p.yaml:5:47: document 1 (Envelope/airflow): spec.priorityClassNames.allowed[1]: "
+             "bad value 'Airflow Batch': is not a Kubernetes object name (lowercase "
+             "alphanumeric, '-' and '.')"),
     "allowed field": ("""\
         kind: OverridePolicy
         metadata: {name: default}
@@ -317,6 +346,8 @@ INVALID = [
     (check_rule_name, "identity: trustedCreators", None),
     (check_rule_name, "airflow: podIdentity", None),
     (check_rule_name, "psa: privileged", "baseline: privileged"),
+    (check_rule_name, "envelope: placment", "envelope: placement"),
+    (check_rule_name, "restricted: resources", "airflow: resources"),
     (check_rule_name, "", None),
 ]
 

@@ -149,10 +149,20 @@ def _airflow_checks() -> Iterable[str]:
     return AIRFLOW_RULES
 
 
+def _envelope_checks() -> Iterable[str]:
+    from webhook.validation import envelope
+
+    # Every `envelope: <section>` rule the module reports under, so a new section is known
+    # as soon as it has its rule-name constant.
+    return [value.split(": ", 1)[1] for value in vars(envelope).values()
+            if isinstance(value, str) and value.startswith("envelope: ")]
+
+
 RULE_FAMILIES: dict[str, RuleFamily] = {
     "baseline": RuleFamily("Pod Security baseline", _pod_security_checks("baseline")),
     "restricted": RuleFamily("Pod Security restricted", _pod_security_checks("restricted")),
     "airflow": RuleFamily("Airflow rules", _airflow_checks),
+    "envelope": RuleFamily("Envelope", _envelope_checks),
     # The creator identity check is never waived: an exemption is matched on the very
     # labels an untrusted creator wrote.
     "identity": RuleFamily("creator identity", lambda: ("trustedCreators",), waivable=False),
@@ -254,8 +264,15 @@ def check_namespace(name: Any) -> NameProblem | None:
                        "at most 63)")
 
 
-def check_service_account(name: Any) -> NameProblem | None:
+def check_object_name(name: Any) -> NameProblem | None:
+    """The name of a Kubernetes object (PriorityClass, RuntimeClass): a DNS subdomain."""
     if isinstance(name, str) and len(name) <= 253 and DNS_SUBDOMAIN.match(name):
+        return None
+    return NameProblem("is not a Kubernetes object name (lowercase alphanumeric, '-' and '.')")
+
+
+def check_service_account(name: Any) -> NameProblem | None:
+    if check_object_name(name) is None:
         return None
     return NameProblem("is not a service account name (lowercase alphanumeric, '-' and '.')")
 
@@ -296,6 +313,17 @@ NAME_FIELDS: dict[str, list[tuple[str, NameCheck]]] = {
         ("spec.nodeSelector.<key>", check_label_key),
         ("spec.nodeSelector.*[*]", or_glob(check_label_value)),
         ("spec.tolerations[*].key", check_label_key),
+    ],
+    "Envelope": [
+        *((f"spec.resources.{scope}.{field}.<key>", check_resource_name)
+          for scope in ("perContainer", "perPod") for field in ("requests", "limits")),
+        ("spec.placement.nodePools[*]", or_glob(check_label_value)),
+        ("spec.placement.otherNodeLabels[*]", or_glob(check_label_key)),
+        ("spec.placement.tolerations[*].key", check_label_key),
+        ("spec.priorityClassNames.allowed[*]", or_glob(check_object_name)),
+        ("spec.serviceAccountNames.allowed[*]", or_glob(check_service_account)),
+        ("spec.serviceAccountNames.forbidden[*]", or_glob(check_service_account)),
+        ("spec.runtimeClassNames.allowed[*]", or_glob(check_object_name)),
     ],
     "ValidationPolicy": [
         ("spec.rules.resources.requireRequests[*]", check_resource_name),
