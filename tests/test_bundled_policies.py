@@ -6,7 +6,6 @@ fails here, not in a cluster."""
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 
 import pytest
 
@@ -87,33 +86,32 @@ def test_every_mutated_fixture_pod_passes_restricted_except_kpo_run_as_non_root(
         assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
 
 
-def _bounds(policies) -> dict[str, Decimal]:
-    """The tightest pod-level maximum per resource over the bundled ValidationPolicies."""
-    out: dict[str, Decimal] = {}
-    for policy in policies.validation_policies:
-        for bound in ("maxLimits", "maxRequests"):
-            for name, value in (policy.rules.get("resources", {}).get(bound) or {}).items():
-                q = parse_quantity(value)
-                out[name] = min(out.get(name, q), q)
-    return out
+def _fragments(policies):
+    """(policy, container) of every container entry the bundled policies write into pods."""
+    for template in policies.templates:
+        yield f"PodTemplate/{template.name}", template.template
+    for profile in policies.profiles.values():
+        yield f"Profile/{profile.name}", profile.template
+    for group in policies.task_policies_exact.values():
+        for policy in group:
+            yield f"TaskPolicy/{policy.name}", policy.template
 
 
-def test_dag_author_and_profile_bounds_sit_within_the_pod_bounds(bundled) -> None:
-    # An author's annotation or profile the OverridePolicy allows must never make a pod the
-    # ValidationPolicies warn about (policies/30-overrides.yaml and 50-validation.yaml say why
-    # the author bounds are lower).
-    pod_bounds = _bounds(bundled)
-    assert pod_bounds  # the bundled set does bound pods
-    for override in bundled.override_policies:
-        for name, maximum in override.max_resources.items():
-            if name in pod_bounds:
-                assert maximum <= pod_bounds[name], (override.name, name)
-    for profile in bundled.profiles.values():
-        for container in profile.template.get("spec", {}).get("containers", []):
+def test_what_the_policies_write_sits_within_the_envelope(bundled) -> None:
+    # A default, profile or task policy the admin ships must never make a pod the Envelope
+    # refuses: DAG authors and pods share one list of bounds (policies/45-envelope.yaml).
+    [envelope] = bundled.envelopes
+    per_container = envelope.resources.per_container
+    checked = 0
+    for source, fragment in _fragments(bundled):
+        for container in fragment.get("spec", {}).get("containers", []):
             for field in ("requests", "limits"):
                 for name, value in container.get("resources", {}).get(field, {}).items():
-                    if name in pod_bounds:
-                        assert parse_quantity(value) <= pod_bounds[name], (profile.name, name)
+                    bound = per_container[field].get(name)
+                    assert bound is not None, (source, field, name)  # unlisted is refused
+                    assert parse_quantity(value) <= bound.value, (source, field, name, value)
+                    checked += 1
+    assert checked >= 10  # the defaults, the sidecar, highmem, small, gpu, the task policy
 
 
 def test_a_pod_stating_only_a_limit_keeps_request_equal_to_it(bundled) -> None:

@@ -24,6 +24,7 @@ from tests.conftest import AIRFLOW_PODS, POLICIES, ROOT, airflow_pod
 from webhook.admission import MAX_BODY_BYTES, NESTED_TOO_DEEPLY
 from webhook.app import create_app
 from webhook.cli import main
+from webhook.mutate import mutate_pod
 from webhook.policy.store import PolicyStore
 
 EXECUTOR = AIRFLOW_PODS / "airflow3-executor.json"
@@ -139,7 +140,8 @@ TABLE: dict[str, tuple[Argv, int]] = {
         lambda d: ["mutate", str(EXECUTOR), "--policies", policy_copy(d, lint_error)], 2),
     "mutate bad flag": (lambda d: ["mutate", "--pach", str(EXECUTOR)], 2),
     # validate
-    "validate allowed": (lambda d: ["validate", str(EXECUTOR)], 0),
+    # --after-mutation: as the validating hook sees the pod (a raw pod lacks the locked fields)
+    "validate allowed": (lambda d: ["validate", "--after-mutation", str(EXECUTOR)], 0),
     "validate skipped": (lambda d: ["validate", foreign(d)], 0),
     "validate denied": (lambda d: ["validate", str(EXECUTOR), privileged(d)], 1),
     "validate restricted denied": (lambda d: ["validate", "--level", "restricted", str(KPO)], 1),
@@ -228,7 +230,7 @@ def test_validate_piped_into_head_still_exits_1_for_a_denial_found_after_head_le
     # 400 allowed pods fill far more than a pipe buffer after `head -1` exits; the denied pod
     # is judged last, after every write has failed.
     files = [str(EXECUTOR)] * 400 + [privileged(tmp_path)]
-    script = (f"{' '.join(CLI)} validate {' '.join(files)} | head -1; "
+    script = (f"{' '.join(CLI)} validate --after-mutation {' '.join(files)} | head -1; "
               "echo \"status=${PIPESTATUS[0]}\"")
     result = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True,
                             timeout=300)
@@ -240,7 +242,8 @@ def test_validate_piped_into_head_still_exits_1_for_a_denial_found_after_head_le
 
 def test_output_still_flushes_in_full_to_a_reader_that_stays(tmp_path: Path) -> None:
     files = [str(EXECUTOR)] * 50 + [privileged(tmp_path)]
-    result = subprocess.run([*CLI, "validate", *files], cwd=ROOT, capture_output=True,
+    result = subprocess.run([*CLI, "validate", "--after-mutation", *files], cwd=ROOT,
+                            capture_output=True,
                             text=True, timeout=300)
     lines = result.stdout.splitlines()
     assert result.returncode == 1
@@ -281,8 +284,10 @@ def test_a_body_over_3_mib_is_refused_by_both_with_the_same_message(tmp_path: Pa
         assert code == 2 and message in err
 
 
-def test_a_body_just_under_3_mib_is_judged_by_both(tmp_path: Path, server, capsys) -> None:
-    pod = airflow_pod("airflow3-executor")
+def test_a_body_just_under_3_mib_is_judged_by_both(tmp_path: Path, server, capsys,
+                                                   bundled) -> None:
+    # the mutated pod, as the validating hook receives it
+    pod = mutate_pod(airflow_pod("airflow3-executor"), bundled, "data-airflow").pod
     review = pod_review(pod)
     size = len(json.dumps(review).encode())
     pod["metadata"]["annotations"]["padding"] = "x" * (MAX_BODY_BYTES - size - 40)
@@ -355,8 +360,8 @@ def test_an_airflow_pod_no_validation_policy_selects_is_skipped(tmp_path: Path,
         "  podSecurity: {level: baseline}\n")
     assert main(["validate", str(EXECUTOR), "--policies", str(policies)]) == 0
     out = capsys.readouterr().out
-    assert out == (f"{EXECUTOR}: skipped: no ValidationPolicy selects this executor pod in "
-                   "namespace data-airflow\n")
+    assert out == (f"{EXECUTOR}: skipped: no ValidationPolicy or Envelope selects this "
+                   "executor pod in namespace data-airflow\n")
     # --level judges any pod: never skipped
     assert main(["validate", "--level", "baseline", str(EXECUTOR), "--policies",
                  str(policies)]) == 0
@@ -373,8 +378,8 @@ def test_a_malformed_airflow_pod_is_an_error_not_allowed(tmp_path: Path, capsys)
 
 
 def test_standard_input_is_read_within_the_same_limits(tmp_path: Path) -> None:
-    ok = subprocess.run([*CLI, "validate", "-"], cwd=ROOT, input=EXECUTOR.read_bytes(),
-                        capture_output=True, timeout=120)
+    ok = subprocess.run([*CLI, "validate", "--after-mutation", "-"], cwd=ROOT,
+                        input=EXECUTOR.read_bytes(), capture_output=True, timeout=120)
     assert ok.returncode == 0 and ok.stdout.startswith(b"-: allowed\n")
     big = subprocess.run([*CLI, "validate", "-"], cwd=ROOT,
                          input=b" " * (MAX_BODY_BYTES + 1), capture_output=True, timeout=120)
