@@ -388,27 +388,32 @@ def compile_errors(spec_text: str) -> list[str]:
 
 @pytest.mark.parametrize(("spec", "expected"), [
     ("{resources: {perContainer: {limits: {cpu: lots}}}}",
-     "e.yaml (document 1): spec.resources.perContainer.limits[cpu]: is not a Kubernetes "
-     "quantity: 'lots'"),
+     "e.yaml: document 1 (Envelope/e): spec.resources.perContainer.limits[cpu]: bad value "
+     "'lots': is not a Kubernetes quantity"),
     ("{resources: {perContainer: {limits: {cpu: NaN}}}}",
-     "spec.resources.perContainer.limits[cpu]: is not a Kubernetes quantity: 'NaN'"),
+     "spec.resources.perContainer.limits[cpu]: bad value 'NaN': is not a Kubernetes quantity"),
     ("{resources: {perContainer: {limits: {cpu: '-1'}}}}",
      "spec.resources.perContainer.limits[cpu]: is not a finite, non-negative quantity"),
     ("{resources: {perPod: {limits: {'nvidia com/gpu': '1'}}}}",
-     "spec.resources.perPod.limits: 'nvidia com/gpu' does not match"),
+     "spec.resources.perPod.limits.nvidia com/gpu: bad value 'nvidia com/gpu': is not a valid "
+     "extended resource name"),
     ("{resources: {perPod: {limit: {cpu: '1'}}}}",
-     "spec.resources.perPod: Additional properties are not allowed ('limit' was unexpected)"),
-    ("{resources: {unlisted: allow}}", "spec.resources.unlisted: 'allow' is not one of"),
+     "spec.resources.perPod.limit: bad value 'limit': is not a field here (fields: requests, "
+     "limits); did you mean 'limits'?"),
+    ("{resources: {unlisted: allow}}",
+     "spec.resources.unlisted: bad value 'allow': must be one of refuse"),
     ("{placement: {nodePool: [a]}}",
-     "spec.placement: Additional properties are not allowed ('nodePool' was unexpected)"),
+     "spec.placement.nodePool: bad value 'nodePool': is not a field here"),
     ("{placement: {requireNodePool: true}}",
      "spec.placement.nodePools: requireNodePool needs the list of nodePools"),
-    ("{placement: {tolerations: [{key: ''}]}}", "spec.placement.tolerations[0].key: '' "),
+    ("{placement: {tolerations: [{key: ''}]}}",
+     "spec.placement.tolerations[0].key: should be non-empty"),
     ("{serviceAccountNames: {forbidden: [x]}}",
      "spec.serviceAccountNames: 'allowed' is a required property"),
     ("{schedulerNames: {allowed: [x], forbidden: [y]}}",
-     "spec.schedulerNames: Additional properties are not allowed ('forbidden' was unexpected)"),
-    ("{mode: deny}", "spec.mode: 'deny' is not one of"),
+     "spec.schedulerNames.forbidden: bad value 'forbidden': is not a field here (fields: "
+     "allowed)"),
+    ("{mode: deny}", "spec.mode: bad value 'deny': must be one of enforce, warn, audit"),
 ])
 def test_envelope_schema_is_strict(spec, expected):
     errors = compile_errors(spec)
