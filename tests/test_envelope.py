@@ -45,6 +45,7 @@ POLICIES = policy_set("""
         perPod:
           requests: {cpu: "6", memory: 12Gi, nvidia.com/gpu: "1"}
           limits: {cpu: "6", memory: 12Gi, nvidia.com/gpu: "1"}
+        claimTemplates: ["airflow-gpu-*"]
       placement:
         nodePools: [batch, gpu]
         requireNodePool: true
@@ -122,6 +123,12 @@ CASES = [
       'spec.containers[base].resources.limits.hugepages-1Gi must not be set: Envelope/test '
       'bounds no such resource in limits (listed: cpu, memory, nvidia.com/gpu), got "2Gi" '
       '(envelope: resources)']),
+    ("resourceClaims",
+     with_spec(resourceClaims=[{"name": "gpu", "resourceClaimTemplateName": "airflow-gpu-one"}]),
+     with_spec(resourceClaims=[{"name": "gpu", "resourceClaimTemplateName": "eight-gpus"}]),
+     'spec.resourceClaims[gpu].resourceClaimTemplateName must name an allowed '
+     'ResourceClaimTemplate (Envelope/test resources.claimTemplates: airflow-gpu-*), got '
+     '"eight-gpus" (envelope: resources)'),
     ("containerResources", with_base(resources={"limits": {"cpu": "4"}}),
      with_base(resources={"requests": {"cpu": "4001m"}}),
      'spec.containers[base].resources.requests.cpu must be at most 4 (Envelope/test '

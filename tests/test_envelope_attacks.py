@@ -177,6 +177,22 @@ def test_resource_names_the_envelope_does_not_list(bundled, resource, quantity):
             f'nvidia.com/gpu), got "{quantity}" (envelope: resources)') in result.message
 
 
+@pytest.mark.parametrize("claim", [
+    {"name": "gpus", "resourceClaimTemplateName": "eight-a100"},
+    {"name": "gpus", "resourceClaimName": "shared-gpu-pool"}])
+def test_devices_claimed_through_dynamic_resource_allocation(bundled, claim):
+    # DRA devices bypass requests and limits: the bundled envelope lists no claim templates.
+    pod = as_airflow_builds("airflow3-kpo")
+    pod["spec"]["resourceClaims"] = [claim]
+    pod["spec"]["containers"][0]["resources"] = {"claims": [{"name": "gpus"}]}
+    result = denied(pod, bundled)
+    assert enforced(result) == ("envelope: resources",)
+    field, value = next((k, v) for k, v in claim.items() if k != "name")
+    assert (f"spec.resourceClaims[gpus].{field} must name an allowed ResourceClaimTemplate "
+            f'(Envelope/airflow resources.claimTemplates: none), got "{value}" '
+            "(envelope: resources)") in result.message
+
+
 STAR = {"spec": {"containers": [{"name": "*", "resources": {
     "requests": {"cpu": "16", "memory": "64Gi"}, "limits": {"cpu": "16", "memory": "64Gi"}}}]}}
 

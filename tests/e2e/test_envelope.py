@@ -83,6 +83,12 @@ ATTACKS = (
         "spec.containers[base].resources.limits[nvidia.com/mig-1g.5gb] must not be set",),
         pod_override={"spec": {"containers": [{"name": "base", "resources": _limits(
             **{"nvidia.com/mig-1g.5gb": "7"})}]}}),
+    Attack("env-dra-claim", "airflow3-kpo", VALIDATING_WEBHOOK, (
+        "spec.resourceClaims[gpus].resourceClaimTemplateName must name an allowed "
+        "ResourceClaimTemplate (Envelope/airflow resources.claimTemplates: none)",),
+        pod_override={"spec": {
+            "resourceClaims": [{"name": "gpus", "resourceClaimTemplateName": "eight-a100"}],
+            "containers": [{"name": "base", "resources": {"claims": [{"name": "gpus"}]}}]}}),
     Attack("env-star-container", "airflow3-kpo-xcom", MUTATING_WEBHOOK, (
         "annotation airflow-pod-webhook.io/pod-override: spec.resources.requests.cpu: must "
         "total at most 20 for the pod",),

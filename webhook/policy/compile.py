@@ -436,7 +436,8 @@ class _Builder:
             resources = ResourceBounds(
                 per_container=self.bounds(doc, "spec.resources.perContainer",
                                           section.get("perContainer", {})),
-                per_pod=self.bounds(doc, "spec.resources.perPod", section.get("perPod", {})))
+                per_pod=self.bounds(doc, "spec.resources.perPod", section.get("perPod", {})),
+                claim_templates=tuple(section.get("claimTemplates", ())))
         placement = None
         if "placement" in spec:
             section = spec["placement"]

@@ -152,6 +152,9 @@ class ResourceBounds:
 
     per_container: Mapping[str, Mapping[str, Bound]]
     per_pod: Mapping[str, Mapping[str, Bound]]
+    # ResourceClaimTemplates (globs) a pod may claim devices from (dynamic resource
+    # allocation): devices outside requests and limits, so none unless listed.
+    claim_templates: tuple[str, ...] = ()
 
     def listed(self, field_name: str) -> frozenset[str]:
         return frozenset(self.per_container.get(field_name, {})) | frozenset(

@@ -317,6 +317,7 @@ NAME_FIELDS: dict[str, list[tuple[str, NameCheck]]] = {
     "Envelope": [
         *((f"spec.resources.{scope}.{field}.<key>", check_resource_name)
           for scope in ("perContainer", "perPod") for field in ("requests", "limits")),
+        ("spec.resources.claimTemplates[*]", or_glob(check_object_name)),
         ("spec.placement.nodePools[*]", or_glob(check_label_value)),
         ("spec.placement.otherNodeLabels[*]", or_glob(check_label_key)),
         ("spec.placement.tolerations[*].key", check_label_key),

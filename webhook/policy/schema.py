@@ -141,6 +141,7 @@ SPEC_SCHEMAS: dict[str, dict] = {
                     "perContainer": _RESOURCE_MAXIMA,
                     "perPod": _RESOURCE_MAXIMA,
                     "unlisted": {"enum": ["refuse"]},
+                    "claimTemplates": _STRINGS,
                 },
             },
             "placement": {

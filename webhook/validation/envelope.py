@@ -202,6 +202,31 @@ def check_resource_names(pod: dict, envelope: Envelope, ctx: EnvelopeContext
     return found
 
 
+def check_resource_claims(pod: dict, envelope: Envelope, ctx: EnvelopeContext
+                          ) -> list[Violation]:
+    """Devices claimed through dynamic resource allocation (`spec.resourceClaims`) bypass
+    requests and limits: only claims from a listed ResourceClaimTemplate are allowed, and a
+    pre-made ResourceClaim (`resourceClaimName`) never, since its size is not the pod's."""
+    bounds = envelope.resources
+    if bounds is None:
+        return []
+    allowed = ", ".join(bounds.claim_templates) or "none"
+    found = []
+    for index, claim in enumerate(_list(_map(pod, "spec"), "resourceClaims")):
+        if not isinstance(claim, dict):
+            continue
+        path = f"spec.resourceClaims[{_str(claim, 'name') or index}]"
+        template = _str(claim, "resourceClaimTemplateName")
+        if template and any(fnmatchcase(template, p) for p in bounds.claim_templates):
+            continue
+        value = template or claim.get("resourceClaimName")
+        field_name = "resourceClaimTemplateName" if template else "resourceClaimName"
+        found.append(violation(
+            f"{path}.{field_name}", f"must name an allowed ResourceClaimTemplate (Envelope/"
+            f"{envelope.name} resources.claimTemplates: {allowed})", value, RESOURCES))
+    return found
+
+
 def check_container_resources(pod: dict, envelope: Envelope, ctx: EnvelopeContext
                               ) -> list[Violation]:
     bounds = envelope.resources
@@ -619,6 +644,7 @@ def check_locked_fields(pod: dict, envelope: Envelope, ctx: EnvelopeContext
 # The one registry table: check id -> (rule it reports under, where it runs).
 ENVELOPE_CHECKS: Mapping[str, tuple[str, Check]] = {
     "resourceNames": (RESOURCES, Check(check_resource_names)),
+    "resourceClaims": (RESOURCES, Check(check_resource_claims)),
     "containerResources": (RESOURCES, Check(check_container_resources)),
     "podResources": (RESOURCES, Check(check_pod_resources, on_fragment=False)),
     "nodeName": (PLACEMENT, Check(check_node_name)),
