@@ -9,7 +9,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8443
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test lint bench mutation clean
 
 $(BIN)/airflow-pod-webhook: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,5 +28,10 @@ test: $(BIN)/airflow-pod-webhook
 bench: $(BIN)/airflow-pod-webhook
 	$(BIN)/python -m bench
 
+# Mutation testing of the policy core (not in CI: tens of minutes); scores in docs/testing.md
+mutation: $(BIN)/airflow-pod-webhook
+	$(BIN)/pip install --quiet -e ".[test,mutation]"
+	$(BIN)/python tools/mutation.py $(MODULES)
+
 clean:
-	rm -rf $(VENV) certs/*.crt certs/*.key .pytest_cache .hypothesis
+	rm -rf $(VENV) certs/*.crt certs/*.key .pytest_cache .hypothesis mutants

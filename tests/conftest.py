@@ -52,6 +52,12 @@ def admitted_pod(name: str) -> dict:
     return copy.deepcopy(result.pod)
 
 
+def canonical_json(doc: object) -> str:
+    """A JSON document as one canonical text: an oracle for "the same JSON value" that owes
+    nothing to the code under test (and tells `true` from `1`, unlike Python's `==`)."""
+    return json.dumps(doc, sort_keys=True, allow_nan=False)
+
+
 def policy_set(text: str, revision: str = "test") -> PolicySet:
     """Compile policy YAML written inline in a test; fails loudly on any error."""
     docs = [PolicyDocument("inline.yaml", i, body)

@@ -110,3 +110,133 @@ def test_inputs_are_not_modified() -> None:
     merge_pod(pod, fragment)
     assert pod == base_pod()
     assert fragment["spec"]["tolerations"] == [{"key": "t"}]
+
+
+# ---- pinned by mutation testing (docs/testing.md): each test fails for a named wrong merge
+
+
+def test_a_template_never_overwrites_a_pods_explicit_false_zero_or_empty_string() -> None:
+    pod = {"spec": {"hostNetwork": False, "priority": 0, "priorityClassName": ""}}
+    template = {"spec": {"hostNetwork": True, "priority": 7, "priorityClassName": "batch"}}
+    assert merge_pod(pod, template, fragment_wins=False) == pod
+
+
+def test_a_template_fills_a_field_the_pod_sets_to_null() -> None:
+    pod = {"spec": {"priorityClassName": None}}
+    merged = merge_pod(pod, {"spec": {"priorityClassName": "batch"}}, fragment_wins=False)
+    assert merged == {"spec": {"priorityClassName": "batch"}}
+
+
+def test_a_template_fills_an_empty_collection_even_of_another_shape() -> None:
+    pod = {"spec": {"securityContext": [], "args": ["keep"]}}
+    template = {"spec": {"securityContext": {"runAsNonRoot": True}, "args": "replace"}}
+    merged = merge_pod(pod, template, fragment_wins=False)
+    assert merged == {"spec": {"securityContext": {"runAsNonRoot": True}, "args": ["keep"]}}
+
+
+def test_a_template_fills_an_empty_unkeyed_list_and_keeps_a_full_one() -> None:
+    pod = {"spec": {"containers": [{"name": "base", "image": "x", "command": [],
+                                    "args": ["a"]}]}}
+    template = {"spec": {"containers": [{"name": "base", "command": ["run"],
+                                         "args": ["z"]}]}}
+    container = merge_pod(pod, template, fragment_wins=False)["spec"]["containers"][0]
+    assert container == {"name": "base", "image": "x", "command": ["run"], "args": ["a"]}
+
+
+def test_an_empty_list_in_a_template_does_not_clear_the_pods_list() -> None:
+    toleration = {"key": "dedicated", "operator": "Exists"}
+    pod = {"spec": {"tolerations": [toleration]}}
+    merged = merge_pod(pod, {"spec": {"tolerations": []}}, fragment_wins=False)
+    assert merged["spec"]["tolerations"] == [toleration]
+
+
+def test_a_value_of_another_shape_replaces_or_is_kept_whole() -> None:
+    pod = {"spec": {"nodeSelector": {"pool": "a"}, "tolerations": "bogus", "hostNetwork": True}}
+    fragment = {"spec": {"nodeSelector": "x", "tolerations": [{"key": "t"}],
+                         "hostNetwork": {"x": 1}}}
+    assert merge_pod(pod, fragment) == fragment
+    assert merge_pod(pod, fragment, fragment_wins=False) == pod
+
+
+def test_a_fragment_that_is_not_a_map_gives_a_map() -> None:
+    assert merge_pod({"spec": {}}, ["not", "a", "pod"]) == {}
+
+
+def test_null_removes_a_missing_field_quietly_and_later_fields_still_apply() -> None:
+    merged = merge_pod({"spec": {"hostNetwork": True}},
+                       {"spec": {"nodeName": None, "hostNetwork": None,
+                                 "priorityClassName": "batch"}})
+    assert merged == {"spec": {"priorityClassName": "batch"}}
+
+
+def test_a_port_without_protocol_is_the_tcp_port_of_that_number() -> None:
+    pod = {"spec": {"containers": [{"name": "base", "image": "x", "ports": [
+        {"containerPort": 8080, "protocol": "TCP"}, {"containerPort": 8080, "protocol": "UDP"}]}]}}
+    fragment = {"spec": {"containers": [{"name": "base", "ports": [
+        {"containerPort": 8080, "name": "http"}]}]}}
+    ports = merge_pod(pod, fragment)["spec"]["containers"][0]["ports"]
+    assert ports == [{"containerPort": 8080, "protocol": "TCP", "name": "http"},
+                     {"containerPort": 8080, "protocol": "UDP"}]
+
+
+def test_star_keeps_every_name_overrides_every_value_and_later_entries_still_apply() -> None:
+    pod = {"spec": {"containers": [
+        {"name": "base", "image": "a", "securityContext": {"runAsUser": 0}},
+        {"name": "git-sync", "image": "b"}]}}
+    fragment = {"spec": {"containers": [
+        {"name": "*", "securityContext": {"runAsUser": 1000}},
+        {"name": "vault-agent", "image": "vault:1.15"},
+        {"name": "base", "env": [{"name": "A", "value": "1"}]}]}}
+    containers = merge_pod(pod, fragment)["spec"]["containers"]
+    assert containers == [
+        {"name": "base", "image": "a", "securityContext": {"runAsUser": 1000},
+         "env": [{"name": "A", "value": "1"}]},
+        {"name": "git-sync", "image": "b", "securityContext": {"runAsUser": 1000}},
+        {"name": "vault-agent", "image": "vault:1.15", "securityContext": {"runAsUser": 1000}},
+    ]
+
+
+def test_a_star_entry_with_an_image_never_adds_a_container_named_star() -> None:
+    pod = {"spec": {"containers": [{"name": "base", "image": "a"}]}}
+    merged = merge_pod(pod, {"spec": {"containers": [{"name": "*", "image": "b"}]}})
+    assert merged["spec"]["containers"] == [{"name": "base", "image": "b"}]
+
+
+def test_a_star_entry_in_a_template_only_fills_defaults() -> None:
+    pod = {"spec": {"containers": [{"name": "base", "image": "a",
+                                    "securityContext": {"runAsUser": 5}}]}}
+    template = {"spec": {"containers": [{"name": "*", "securityContext": {
+        "runAsUser": 1000, "runAsNonRoot": True}}]}}
+    merged = merge_pod(pod, template, fragment_wins=False)
+    assert merged["spec"]["containers"][0]["securityContext"] == {"runAsUser": 5,
+                                                                  "runAsNonRoot": True}
+
+
+def test_the_same_new_item_twice_in_one_fragment_is_added_once() -> None:
+    fragment = {"spec": {"containers": [{"name": "base", "env": [
+        {"name": "C", "value": "1"}, {"name": "C", "value": "2"}]}]}}
+    env = merge_pod(base_pod(), fragment)["spec"]["containers"][0]["env"]
+    assert env == [{"name": "A", "value": "1"}, {"name": "B", "value": "2"},
+                   {"name": "C", "value": "2"}]
+
+
+def test_a_keyed_list_with_an_unkeyed_item_on_either_side_is_replaced_whole() -> None:
+    keyed = [{"name": "logs", "emptyDir": {}}]
+    unkeyed = [{"emptyDir": {}}]
+    assert merge_pod({"spec": {"volumes": keyed}},
+                     {"spec": {"volumes": unkeyed}})["spec"]["volumes"] == unkeyed
+    assert merge_pod({"spec": {"volumes": unkeyed}},
+                     {"spec": {"volumes": keyed}})["spec"]["volumes"] == keyed
+    assert merge_pod({"spec": {"volumes": keyed}}, {"spec": {"volumes": unkeyed}},
+                     fragment_wins=False)["spec"]["volumes"] == keyed
+    strings = {"spec": {"volumes": ["x"]}}
+    assert merge_pod({"spec": {"volumes": keyed}}, strings)["spec"]["volumes"] == ["x"]
+
+
+def test_a_list_of_maps_with_no_merge_key_is_replaced_whole() -> None:
+    def affinity(*keys: str) -> dict:
+        return {"spec": {"affinity": {"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": k, "operator": "Exists"}]} for k in keys]}}}}}
+
+    assert merge_pod(affinity("a", "b"), affinity("c")) == affinity("c")
