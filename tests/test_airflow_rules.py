@@ -58,6 +58,9 @@ def test_registry_ids_are_the_schema_rule_ids():
     ("registry.example.com:5000/a/b:1@sha256:abc", "registry.example.com:5000/a/b", "1",
      "sha256:abc"),
     ("index.docker.io/library/alpine:3", "docker.io/library/alpine", "3", ""),
+    ("localhost/tools/x:1", "localhost/tools/x", "1", ""),
+    # A colon before the last slash is no tag, even in a reference Docker would refuse.
+    ("ghcr.io/a:b/c", "ghcr.io/a:b/c", "", ""),
 ])
 def test_images_are_read_as_docker_reads_them(image, name, tag, digest):
     ref = parse_image(image)
@@ -71,6 +74,10 @@ def test_images_are_read_as_docker_reads_them(image, name, tag, digest):
     ("docker.io/library", "docker.io/library"),
     ("docker.io", "docker.io"),
     ("localhost:5000", "localhost:5000"),
+    ("index.docker.io/apache", "docker.io/apache"),
+    ("Index.Docker.IO/apache", "docker.io/apache"),
+    ("GHCR.io/Acme/", "ghcr.io/Acme"),
+    ("ghcr.io/team-X/", "ghcr.io/team-X"),
 ])
 def test_registry_prefixes_default_to_docker_hub(prefix, normalised):
     assert normalise_registry_prefix(prefix) == normalised
@@ -345,3 +352,145 @@ def test_evaluate_rules_is_sorted_and_deduplicated():
     assert found == sorted(set(found))
     assert {v.rule for v in found} == {"airflow: resources",
                                        "airflow: automountServiceAccountToken"}
+
+
+# ---- exact answers, pinned by mutation testing (docs/testing.md)
+
+
+def pod_with(**spec) -> dict:
+    return {"spec": spec}
+
+
+def test_image_messages_name_the_container_the_reason_and_the_rule():
+    pod = pod_with(containers=[{"name": "init"}, {"image": "evil.example.com/x:latest"},
+                               {"name": "c", "image": "alpine"}])
+    assert messages(check_images(pod, {"allowedRegistries": [], "forbidLatestTag": True})) == [
+        "spec.containers[1].image must come from an allowed registry (none allowed); it is "
+        'read as evil.example.com/x, got "evil.example.com/x:latest" (airflow: images)',
+        'spec.containers[1].image must be pinned to a version tag or a digest, not :latest, '
+        'got "evil.example.com/x:latest" (airflow: images)',
+        "spec.containers[c].image must come from an allowed registry (none allowed); it is "
+        'read as docker.io/library/alpine, got "alpine" (airflow: images)',
+        'spec.containers[c].image must be pinned to a version tag or a digest (no tag means '
+        ':latest), got "alpine" (airflow: images)',
+    ]
+    found = check_images(pod, {"allowedRegistries": ["ghcr.io/a", "quay.io"]})
+    assert "(ghcr.io/a, quay.io)" in found[0].message
+
+
+def test_a_container_that_cannot_be_read_does_not_stop_the_others_being_judged():
+    pod = pod_with(containers=["x", {"name": "b", "image": "evil.example.com/x:1"}])
+    assert [v.path for v in check_images(pod, {"allowedRegistries": ["ghcr.io"]})] == [
+        "spec.containers[b].image"]
+
+
+def test_ephemeral_containers_need_no_resources():
+    pod = pod_with(containers=[{"name": "base", "resources": {"limits": {"memory": "1Gi"}}}],
+                   ephemeralContainers=[{"name": "debug"}, {"name": "debug2"}])
+    assert check_resources(pod, {"requireLimits": ["memory"]}) == []
+
+
+def test_every_bound_is_checked_whatever_comes_before_it():
+    pod = pod_with(containers=[{"name": "base", "resources": {"limits": {"memory": "2Gi"}}}])
+    for bounds in ({"cpu": "1", "memory": "1Gi"}, {"cpu": "bogus", "memory": "1Gi"}):
+        assert messages(check_resources(pod, {"maxLimits": bounds})) == [
+            'spec.containers[base].resources.limits.memory must be at most 1Gi, got "2Gi" '
+            "(airflow: resources)"]
+
+
+def test_a_boolean_is_no_quantity():
+    pod = pod_with(containers=[{"name": "base", "resources": {"limits": {"cpu": True}}}])
+    found = check_resources(pod, {"maxLimits": {"cpu": "4"}})
+    assert [(v.path, v.value) for v in found] == [
+        ("spec.containers[base].resources.limits.cpu", "true")]
+
+
+def test_service_account_messages_and_the_deprecated_field():
+    assert messages(check_service_accounts(pod_with(serviceAccount="legacy"),
+                                           {"allowed": ["etl", "batch"]})) == [
+        'spec.serviceAccountName must be one of etl, batch, got "legacy" '
+        "(airflow: serviceAccounts)"]
+    assert messages(check_service_accounts(pod_with(), {"allowed": []})) == [
+        'spec.serviceAccountName must be one of (none allowed), got "default" '
+        "(airflow: serviceAccounts)"]
+    assert check_service_accounts(pod_with(serviceAccount="legacy"), {"allowed": ["legacy"]}) == []
+
+
+def test_automount_token_reports_a_non_boolean_as_unset():
+    found = check_automount_token(pod_with(automountServiceAccountToken="false"),
+                                  {"allowed": False})
+    assert [v.value for v in found] == ["<unset>"]
+
+
+@pytest.mark.parametrize(("path", "prefixes", "ok"), [
+    ("/etc", ["/"], True),
+    ("data", ["/"], False),  # a relative host path is never under a prefix
+    ("/etc", ["data"], False),  # nor is anything under a relative prefix
+    ("/data/../data/x", ["/data"], False),  # `..` is refused even when it lands inside
+])
+def test_host_path_edge_cases(path, prefixes, ok):
+    assert (check_host_paths(with_host_path(path), {"allowedPrefixes": prefixes}) == []) is ok
+
+
+def test_host_path_message_and_every_volume_judged():
+    pod = pod_with(volumes=[{"name": "ok", "hostPath": {"path": "/data/x"}}, "junk",
+                            {"hostPath": {"path": "/etc"}}])
+    assert messages(check_host_paths(pod, {"allowedPrefixes": ["/data", "/scratch"]})) == [
+        'spec.volumes[2].hostPath.path must lie under /data, /scratch, got "/etc" '
+        "(airflow: hostPaths)"]
+    assert messages(check_host_paths(pod, {"allowedPrefixes": []}))[-1] == (
+        'spec.volumes[2].hostPath.path must lie under (no host path allowed), got "/etc" '
+        "(airflow: hostPaths)")
+
+
+def test_node_selector_keys_are_reported_sorted_and_bracketed_when_dotted():
+    pod = pod_with(nodeSelector={"zone": "a", "disk.type": "ssd", "team/x": "y", "app": "b"})
+    assert messages(check_node_selectors(pod, {"allowed": {}})) == [
+        'spec.nodeSelector.app must not be set (allowed keys: none), got "b" '
+        "(airflow: nodeSelectors)",
+        'spec.nodeSelector[disk.type] must not be set (allowed keys: none), got "ssd" '
+        "(airflow: nodeSelectors)",
+        'spec.nodeSelector[team/x] must not be set (allowed keys: none), got "y" '
+        "(airflow: nodeSelectors)",
+        'spec.nodeSelector.zone must not be set (allowed keys: none), got "a" '
+        "(airflow: nodeSelectors)",
+    ]
+
+
+def test_node_selector_keys_that_are_not_strings_are_judged_not_crashed_on():
+    pod = pod_with(nodeSelector={2: "a", "b": "c"})
+    assert [v.path for v in check_node_selectors(pod, {"allowed": {}})] == [
+        "spec.nodeSelector.2", "spec.nodeSelector.b"]
+
+
+def test_tolerations_every_one_is_judged_and_no_execute_alone_is_no_pass():
+    pod = pod_with(tolerations=["junk", {"key": "dedicated", "operator": "Exists"},
+                                {"key": "evil", "operator": "Exists", "effect": "NoExecute"}])
+    assert messages(check_tolerations(pod, {"allowedKeys": ["dedicated", "spot*"]})) == [
+        'spec.tolerations[2].key must be one of dedicated, spot*, got "evil" '
+        "(airflow: tolerations)"]
+    assert messages(check_tolerations(pod, {"allowedKeys": []}))[0] == (
+        'spec.tolerations[1].key must be one of (none allowed), got "dedicated" '
+        "(airflow: tolerations)")
+
+
+def test_each_rule_reads_a_pod_that_is_not_a_map_as_empty():
+    assert check_service_accounts(None, {"allowed": ["default"]}) == []
+    assert check_images(None, {"allowedRegistries": []}) == []
+
+
+def test_an_unknown_rule_id_is_skipped_and_the_rest_still_run():
+    found = evaluate_rules(pod_with(), {"bogus": {}, "serviceAccounts": {"allowed": []}})
+    assert [v.rule for v in found] == ["airflow: serviceAccounts"]
+
+
+def test_a_rule_that_crashes_fails_closed_with_its_own_name(monkeypatch):
+    from webhook import airflow_rules
+
+    def boom(pod, params):
+        raise RuntimeError("bug")
+
+    monkeypatch.setitem(airflow_rules.AIRFLOW_RULES, "images", boom)
+    found = evaluate_rules(pod_with(), {"images": {}, "hostPaths": None})
+    assert messages(found) == [
+        'spec must be readable by the Airflow rules, got "RuntimeError" (airflow: images)']
