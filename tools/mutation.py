@@ -50,7 +50,18 @@ def _toml(value: object) -> str:
     return json.dumps(value)
 
 
-def prepare(module: str, tests: list[str], tool: dict, fresh: bool) -> Path:
+def module_config(module: str, tests: list[str], tool: dict) -> str:
+    """The pyproject.toml mutmut reads in the module's working directory."""
+    config = dict(tool["mutmut"], only_mutate=[module],
+                  pytest_add_cli_args_test_selection=tests)
+    lines = ["[tool.mutmut]"] + [f"{k} = {_toml(v)}" for k, v in config.items()]
+    pytest_ini = tool.get("pytest", {}).get("ini_options", {})
+    lines += ["", "[tool.pytest.ini_options]"]
+    lines += [f"{k} = {_toml(v)}" for k, v in pytest_ini.items() if k != "testpaths"]
+    return "\n".join(lines) + "\n"
+
+
+def prepare(module: str, text: str, fresh: bool) -> Path:
     where = workdir(module)
     if fresh and where.exists():
         shutil.rmtree(where)
@@ -59,13 +70,7 @@ def prepare(module: str, tests: list[str], tool: dict, fresh: bool) -> Path:
         link = where / name
         if not link.exists():
             link.symlink_to(os.path.relpath(ROOT / name, where))
-    config = dict(tool["mutmut"], only_mutate=[module],
-                  pytest_add_cli_args_test_selection=tests)
-    lines = ["[tool.mutmut]"] + [f"{k} = {_toml(v)}" for k, v in config.items()]
-    pytest_ini = tool.get("pytest", {}).get("ini_options", {})
-    lines += ["", "[tool.pytest.ini_options]"]
-    lines += [f"{k} = {_toml(v)}" for k, v in pytest_ini.items() if k != "testpaths"]
-    (where / "pyproject.toml").write_text("\n".join(lines) + "\n")
+    (where / "pyproject.toml").write_text(text)
     return where
 
 
@@ -81,7 +86,11 @@ def survivors(module: str) -> list[str]:
 
 
 def run(module: str, tests: list[str], tool: dict, fresh: bool, children: int) -> int:
-    where = prepare(module, tests, tool, fresh)
+    text = module_config(module, tests, tool)
+    earlier = workdir(module) / "pyproject.toml"
+    # mutmut resets every result when the test selection changes: start clean instead.
+    fresh = fresh or not earlier.exists() or earlier.read_text() != text
+    where = prepare(module, text, fresh)
     mutmut = Path(sys.executable).with_name("mutmut")
     again = [] if fresh else survivors(module)
     command = [str(mutmut), "run", "--max-children", str(children), *again]
@@ -125,7 +134,7 @@ def score_line(module: str, equivalent: list[str]) -> tuple[str, list[str], list
     stale = sorted(n for n in equivalent if n not in found or found[n] in KILLED)
     line = (f"{module:34} {status['killed']:4} / {total:<4} killed {score:5.1f} %"
             f"   ({status['equivalent']} equivalent, {status['survived']} survived, "
-            f"{status['no tests']} no tests, {status['other']} other)")
+            f"{status['no tests']} no tests, {status['other']} not run or other)")
     return line, left, stale
 
 
