@@ -391,7 +391,8 @@ def test_ephemeral_containers_need_no_resources():
 
 
 def test_every_bound_is_checked_whatever_comes_before_it():
-    pod = pod_with(containers=[{"name": "base", "resources": {"limits": {"memory": "2Gi"}}}])
+    pod = pod_with(containers=[{"name": "base", "resources": {"limits": {"cpu": "1",
+                                                                         "memory": "2Gi"}}}])
     for bounds in ({"cpu": "1", "memory": "1Gi"}, {"cpu": "bogus", "memory": "1Gi"}):
         assert messages(check_resources(pod, {"maxLimits": bounds})) == [
             'spec.containers[base].resources.limits.memory must be at most 1Gi, got "2Gi" '
@@ -466,6 +467,9 @@ def test_node_selector_keys_that_are_not_strings_are_judged_not_crashed_on():
 def test_tolerations_every_one_is_judged_and_no_execute_alone_is_no_pass():
     pod = pod_with(tolerations=["junk", {"key": "dedicated", "operator": "Exists"},
                                 {"key": "evil", "operator": "Exists", "effect": "NoExecute"}])
+    added = {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"}
+    assert [v.path for v in check_tolerations(pod_with(tolerations=[added, {"key": "x"}]),
+                                              {"allowedKeys": []})] == ["spec.tolerations[1].key"]
     assert messages(check_tolerations(pod, {"allowedKeys": ["dedicated", "spot*"]})) == [
         'spec.tolerations[2].key must be one of dedicated, spot*, got "evil" '
         "(airflow: tolerations)"]
