@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from webhook.podsecurity import evaluate_pod
 
 
@@ -125,3 +127,263 @@ def test_probe_hosts_are_reported_per_field() -> None:
     assert _messages(pod, "baseline") == [
         'spec.containers[base].lifecycle.preStop.httpGet.host must be unset or empty, '
         'got "10.0.0.1" (baseline: hostProbesAndHostLifecycle)']
+
+
+# ---- every message of every check, at each place and version (pinned by mutation testing:
+# a wrong path, requirement, value or rule, or a loop that stops early, changes one of them)
+
+BAD_SC = {
+    "seLinuxOptions": {"type": "spc_t", "user": "u", "role": "r"},
+    "seccompProfile": {"type": "Unconfined"},
+    "appArmorProfile": {"type": "Unconfined"},
+    "windowsOptions": {"hostProcess": True},
+    "runAsUser": 0,
+}
+POD_LEVEL = {
+    "metadata": {"annotations": {
+        "container.apparmor.security.beta.kubernetes.io/base": "unconfined",
+        "container.apparmor.security.beta.kubernetes.io/side": "",
+        "seccomp.security.alpha.kubernetes.io/pod": "unconfined",
+        "container.seccomp.security.alpha.kubernetes.io/base": "docker/default",
+        "container.seccomp.security.alpha.kubernetes.io/ghost": "unconfined",
+    }},
+    "spec": {
+        "hostNetwork": True, "hostPID": True, "hostIPC": False,
+        "securityContext": {**BAD_SC, "runAsNonRoot": False},
+        "containers": [{"name": "base", "securityContext": {
+            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}],
+    },
+}
+CONTAINER_LEVEL = {
+    "metadata": {"annotations": {
+        "container.seccomp.security.alpha.kubernetes.io/init": "unconfined"}},
+    "spec": {
+        "volumes": ["junk", {"name": "empty"}, {"name": "hp", "hostPath": {"path": "/"}},
+                    {"hostPath": {"path": "/x"}}, {"name": "share", "nfs": {"server": "s"}},
+                    {"name": "weird", "fancy": {}}, {"name": "ok", "emptyDir": {}}],
+        "initContainers": [{"name": "init", "securityContext": {
+            **BAD_SC, "procMount": "Unmasked", "privileged": True,
+            "allowPrivilegeEscalation": True,
+            "capabilities": {"add": ["SYS_ADMIN", "CHOWN", "NET_BIND_SERVICE"], "drop": ["all"]}}}],
+        "containers": [
+            {"name": "base", "startupProbe": {"httpGet": {"host": "h1"}},
+             "readinessProbe": {"tcpSocket": {"host": "h2"}},
+             "ports": [{"containerPort": 80, "hostPort": 8080}]},
+            {"name": "side", "securityContext": {
+                "seLinuxOptions": {"type": "container_engine_t"}, "procMount": "Default"}},
+        ],
+    },
+}
+
+EXPECTED = {
+    ("POD_LEVEL", "baseline", "v1.0"): [
+        'metadata.annotations[container.apparmor.security.beta.kubernetes.io/base] must '
+        'be "runtime/default", "localhost/<profile>" or empty, got "unconfined" '
+        '(baseline: appArmorProfile)',
+        'metadata.annotations[seccomp.security.alpha.kubernetes.io/pod] must be '
+        '"runtime/default", "docker/default" or "localhost/<profile>", got "unconfined" '
+        '(baseline: seccompProfile_baseline)',
+        'spec.hostNetwork must be unset or false, got true (baseline: hostNamespaces)',
+        'spec.hostPID must be unset or false, got true (baseline: hostNamespaces)',
+        'spec.securityContext.appArmorProfile.type must be RuntimeDefault or Localhost, '
+        'got "Unconfined" (baseline: appArmorProfile)',
+        'spec.securityContext.seLinuxOptions.role must be unset or empty, got "r" '
+        '(baseline: seLinuxOptions)',
+        'spec.securityContext.seLinuxOptions.type must be unset or one of: container_t, '
+        'container_init_t, container_kvm_t, got "spc_t" (baseline: seLinuxOptions)',
+        'spec.securityContext.seLinuxOptions.user must be unset or empty, got "u" '
+        '(baseline: seLinuxOptions)',
+        'spec.securityContext.windowsOptions.hostProcess must be unset or false, got '
+        'true (baseline: windowsHostProcess)',
+    ],
+    ("POD_LEVEL", "baseline", "latest"): [
+        'metadata.annotations[container.apparmor.security.beta.kubernetes.io/base] must '
+        'be "runtime/default", "localhost/<profile>" or empty, got "unconfined" '
+        '(baseline: appArmorProfile)',
+        'spec.hostNetwork must be unset or false, got true (baseline: hostNamespaces)',
+        'spec.hostPID must be unset or false, got true (baseline: hostNamespaces)',
+        'spec.securityContext.appArmorProfile.type must be RuntimeDefault or Localhost, '
+        'got "Unconfined" (baseline: appArmorProfile)',
+        'spec.securityContext.seLinuxOptions.role must be unset or empty, got "r" '
+        '(baseline: seLinuxOptions)',
+        'spec.securityContext.seLinuxOptions.type must be unset or one of: container_t, '
+        'container_init_t, container_kvm_t, container_engine_t, got "spc_t" (baseline: '
+        'seLinuxOptions)',
+        'spec.securityContext.seLinuxOptions.user must be unset or empty, got "u" '
+        '(baseline: seLinuxOptions)',
+        'spec.securityContext.seccompProfile.type must be unset, RuntimeDefault or '
+        'Localhost, got "Unconfined" (baseline: seccompProfile_baseline)',
+        'spec.securityContext.windowsOptions.hostProcess must be unset or false, got '
+        'true (baseline: windowsHostProcess)',
+    ],
+    ("POD_LEVEL", "restricted", "latest"): [
+        'metadata.annotations[container.apparmor.security.beta.kubernetes.io/base] must '
+        'be "runtime/default", "localhost/<profile>" or empty, got "unconfined" '
+        '(baseline: appArmorProfile)',
+        'spec.containers[base].securityContext.runAsNonRoot must be true (or set '
+        'spec.securityContext.runAsNonRoot=true), got <unset> (restricted: runAsNonRoot)',
+        'spec.containers[base].securityContext.seccompProfile.type must be '
+        'RuntimeDefault or Localhost (or set spec.securityContext.seccompProfile.type), '
+        'got <unset> (restricted: seccompProfile_restricted)',
+        'spec.hostNetwork must be unset or false, got true (baseline: hostNamespaces)',
+        'spec.hostPID must be unset or false, got true (baseline: hostNamespaces)',
+        'spec.securityContext.appArmorProfile.type must be RuntimeDefault or Localhost, '
+        'got "Unconfined" (baseline: appArmorProfile)',
+        'spec.securityContext.runAsNonRoot must be true or unset, got false (restricted: '
+        'runAsNonRoot)',
+        'spec.securityContext.runAsUser must be non-zero or unset, got 0 (restricted: '
+        'runAsUser)',
+        'spec.securityContext.seLinuxOptions.role must be unset or empty, got "r" '
+        '(baseline: seLinuxOptions)',
+        'spec.securityContext.seLinuxOptions.type must be unset or one of: container_t, '
+        'container_init_t, container_kvm_t, container_engine_t, got "spc_t" (baseline: '
+        'seLinuxOptions)',
+        'spec.securityContext.seLinuxOptions.user must be unset or empty, got "u" '
+        '(baseline: seLinuxOptions)',
+        'spec.securityContext.seccompProfile.type must be RuntimeDefault or Localhost, '
+        'got "Unconfined" (restricted: seccompProfile_restricted)',
+        'spec.securityContext.windowsOptions.hostProcess must be unset or false, got '
+        'true (baseline: windowsHostProcess)',
+    ],
+    ("CONTAINER_LEVEL", "baseline", "v1.0"): [
+        'metadata.annotations[container.seccomp.security.alpha.kubernetes.io/init] must '
+        'be "runtime/default", "docker/default" or "localhost/<profile>", got '
+        '"unconfined" (baseline: seccompProfile_baseline)',
+        'spec.containers[base].ports[0].hostPort must be unset or 0, got 8080 (baseline: '
+        'hostPorts)',
+        'spec.containers[side].securityContext.seLinuxOptions.type must be unset or one '
+        'of: container_t, container_init_t, container_kvm_t, got "container_engine_t" '
+        '(baseline: seLinuxOptions)',
+        'spec.initContainers[init].securityContext.appArmorProfile.type must be '
+        'RuntimeDefault or Localhost, got "Unconfined" (baseline: appArmorProfile)',
+        'spec.initContainers[init].securityContext.capabilities.add must only contain: '
+        'AUDIT_WRITE, CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, MKNOD, '
+        'NET_BIND_SERVICE, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT, got '
+        '["SYS_ADMIN"] (baseline: capabilities_baseline)',
+        'spec.initContainers[init].securityContext.privileged must be unset or false, '
+        'got true (baseline: privileged)',
+        'spec.initContainers[init].securityContext.procMount must be unset or Default, '
+        'got "Unmasked" (baseline: procMount)',
+        'spec.initContainers[init].securityContext.seLinuxOptions.role must be unset or '
+        'empty, got "r" (baseline: seLinuxOptions)',
+        'spec.initContainers[init].securityContext.seLinuxOptions.type must be unset or '
+        'one of: container_t, container_init_t, container_kvm_t, got "spc_t" (baseline: '
+        'seLinuxOptions)',
+        'spec.initContainers[init].securityContext.seLinuxOptions.user must be unset or '
+        'empty, got "u" (baseline: seLinuxOptions)',
+        'spec.initContainers[init].securityContext.windowsOptions.hostProcess must be '
+        'unset or false, got true (baseline: windowsHostProcess)',
+        'spec.volumes[3].hostPath must be unset, got {"path":"/x"} (baseline: '
+        'hostPathVolumes)',
+        'spec.volumes[hp].hostPath must be unset, got {"path":"/"} (baseline: '
+        'hostPathVolumes)',
+    ],
+    ("CONTAINER_LEVEL", "baseline", "latest"): [
+        'spec.containers[base].ports[0].hostPort must be unset or 0, got 8080 (baseline: '
+        'hostPorts)',
+        'spec.containers[base].readinessProbe.tcpSocket.host must be unset or empty, got '
+        '"h2" (baseline: hostProbesAndHostLifecycle)',
+        'spec.containers[base].startupProbe.httpGet.host must be unset or empty, got '
+        '"h1" (baseline: hostProbesAndHostLifecycle)',
+        'spec.initContainers[init].securityContext.appArmorProfile.type must be '
+        'RuntimeDefault or Localhost, got "Unconfined" (baseline: appArmorProfile)',
+        'spec.initContainers[init].securityContext.capabilities.add must only contain: '
+        'AUDIT_WRITE, CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, MKNOD, '
+        'NET_BIND_SERVICE, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT, got '
+        '["SYS_ADMIN"] (baseline: capabilities_baseline)',
+        'spec.initContainers[init].securityContext.privileged must be unset or false, '
+        'got true (baseline: privileged)',
+        'spec.initContainers[init].securityContext.procMount must be unset or Default '
+        '(or set spec.hostUsers=false), got "Unmasked" (baseline: procMount)',
+        'spec.initContainers[init].securityContext.seLinuxOptions.role must be unset or '
+        'empty, got "r" (baseline: seLinuxOptions)',
+        'spec.initContainers[init].securityContext.seLinuxOptions.type must be unset or '
+        'one of: container_t, container_init_t, container_kvm_t, container_engine_t, got '
+        '"spc_t" (baseline: seLinuxOptions)',
+        'spec.initContainers[init].securityContext.seLinuxOptions.user must be unset or '
+        'empty, got "u" (baseline: seLinuxOptions)',
+        'spec.initContainers[init].securityContext.seccompProfile.type must be unset, '
+        'RuntimeDefault or Localhost, got "Unconfined" (baseline: '
+        'seccompProfile_baseline)',
+        'spec.initContainers[init].securityContext.windowsOptions.hostProcess must be '
+        'unset or false, got true (baseline: windowsHostProcess)',
+        'spec.volumes[3].hostPath must be unset, got {"path":"/x"} (baseline: '
+        'hostPathVolumes)',
+        'spec.volumes[hp].hostPath must be unset, got {"path":"/"} (baseline: '
+        'hostPathVolumes)',
+    ],
+    ("CONTAINER_LEVEL", "restricted", "latest"): [
+        'spec.containers[base].ports[0].hostPort must be unset or 0, got 8080 (baseline: '
+        'hostPorts)',
+        'spec.containers[base].readinessProbe.tcpSocket.host must be unset or empty, got '
+        '"h2" (baseline: hostProbesAndHostLifecycle)',
+        'spec.containers[base].securityContext.allowPrivilegeEscalation must be false, '
+        'got <unset> (restricted: allowPrivilegeEscalation)',
+        'spec.containers[base].securityContext.capabilities.drop must contain "ALL", got '
+        '<unset> (restricted: capabilities_restricted)',
+        'spec.containers[base].securityContext.runAsNonRoot must be true (or set '
+        'spec.securityContext.runAsNonRoot=true), got <unset> (restricted: runAsNonRoot)',
+        'spec.containers[base].securityContext.seccompProfile.type must be '
+        'RuntimeDefault or Localhost (or set spec.securityContext.seccompProfile.type), '
+        'got <unset> (restricted: seccompProfile_restricted)',
+        'spec.containers[base].startupProbe.httpGet.host must be unset or empty, got '
+        '"h1" (baseline: hostProbesAndHostLifecycle)',
+        'spec.containers[side].securityContext.allowPrivilegeEscalation must be false, '
+        'got <unset> (restricted: allowPrivilegeEscalation)',
+        'spec.containers[side].securityContext.capabilities.drop must contain "ALL", got '
+        '<unset> (restricted: capabilities_restricted)',
+        'spec.containers[side].securityContext.runAsNonRoot must be true (or set '
+        'spec.securityContext.runAsNonRoot=true), got <unset> (restricted: runAsNonRoot)',
+        'spec.containers[side].securityContext.seccompProfile.type must be '
+        'RuntimeDefault or Localhost (or set spec.securityContext.seccompProfile.type), '
+        'got <unset> (restricted: seccompProfile_restricted)',
+        'spec.initContainers[init].securityContext.allowPrivilegeEscalation must be '
+        'false, got true (restricted: allowPrivilegeEscalation)',
+        'spec.initContainers[init].securityContext.appArmorProfile.type must be '
+        'RuntimeDefault or Localhost, got "Unconfined" (baseline: appArmorProfile)',
+        'spec.initContainers[init].securityContext.capabilities.add must be unset or '
+        'only contain "NET_BIND_SERVICE", got ["CHOWN","SYS_ADMIN"] (restricted: '
+        'capabilities_restricted)',
+        'spec.initContainers[init].securityContext.capabilities.drop must contain "ALL", '
+        'got ["all"] (restricted: capabilities_restricted)',
+        'spec.initContainers[init].securityContext.privileged must be unset or false, '
+        'got true (baseline: privileged)',
+        'spec.initContainers[init].securityContext.procMount must be unset or Default, '
+        'got "Unmasked" (restricted: procMount_restricted)',
+        'spec.initContainers[init].securityContext.runAsNonRoot must be true (or set '
+        'spec.securityContext.runAsNonRoot=true), got <unset> (restricted: runAsNonRoot)',
+        'spec.initContainers[init].securityContext.runAsUser must be non-zero or unset, '
+        'got 0 (restricted: runAsUser)',
+        'spec.initContainers[init].securityContext.seLinuxOptions.role must be unset or '
+        'empty, got "r" (baseline: seLinuxOptions)',
+        'spec.initContainers[init].securityContext.seLinuxOptions.type must be unset or '
+        'one of: container_t, container_init_t, container_kvm_t, container_engine_t, got '
+        '"spc_t" (baseline: seLinuxOptions)',
+        'spec.initContainers[init].securityContext.seLinuxOptions.user must be unset or '
+        'empty, got "u" (baseline: seLinuxOptions)',
+        'spec.initContainers[init].securityContext.seccompProfile.type must be '
+        'RuntimeDefault or Localhost, got "Unconfined" (restricted: '
+        'seccompProfile_restricted)',
+        'spec.initContainers[init].securityContext.windowsOptions.hostProcess must be '
+        'unset or false, got true (baseline: windowsHostProcess)',
+        'spec.volumes[3] must be one of: configMap, csi, downwardAPI, emptyDir, '
+        'ephemeral, image, persistentVolumeClaim, projected, secret, got "hostPath" '
+        '(restricted: restrictedVolumes)',
+        'spec.volumes[hp] must be one of: configMap, csi, downwardAPI, emptyDir, '
+        'ephemeral, image, persistentVolumeClaim, projected, secret, got "hostPath" '
+        '(restricted: restrictedVolumes)',
+        'spec.volumes[share] must be one of: configMap, csi, downwardAPI, emptyDir, '
+        'ephemeral, image, persistentVolumeClaim, projected, secret, got "nfs" '
+        '(restricted: restrictedVolumes)',
+        'spec.volumes[weird] must be one of: configMap, csi, downwardAPI, emptyDir, '
+        'ephemeral, image, persistentVolumeClaim, projected, secret, got ["fancy"] '
+        '(restricted: restrictedVolumes)',
+    ],
+}
+
+
+@pytest.mark.parametrize(("name", "level", "version"), list(EXPECTED))
+def test_every_message_at_every_place(name: str, level: str, version: str) -> None:
+    pod = {"POD_LEVEL": POD_LEVEL, "CONTAINER_LEVEL": CONTAINER_LEVEL}[name]
+    assert [v.message for v in evaluate_pod(pod, level, version)] == EXPECTED[
+        (name, level, version)]
