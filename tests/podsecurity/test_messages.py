@@ -387,3 +387,11 @@ def test_every_message_at_every_place(name: str, level: str, version: str) -> No
     pod = {"POD_LEVEL": POD_LEVEL, "CONTAINER_LEVEL": CONTAINER_LEVEL}[name]
     assert [v.message for v in evaluate_pod(pod, level, version)] == EXPECTED[
         (name, level, version)]
+
+
+def test_a_named_port_and_an_unreadable_sysctl_before_a_bad_one() -> None:
+    pod = _pod(securityContext={"sysctls": ["junk", {"name": "kernel.msgmax"}]},
+               containers=[{"name": "base", "ports": [{"name": "http", "hostPort": 80}]}])
+    assert [v.path for v in evaluate_pod(pod, "baseline")] == [
+        "spec.containers[base].ports[http].hostPort",
+        "spec.securityContext.sysctls[kernel.msgmax]"]
