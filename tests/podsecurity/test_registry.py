@@ -79,8 +79,26 @@ def test_bad_version_is_rejected(bad: str) -> None:
 
 
 def test_bad_level_is_rejected() -> None:
-    with pytest.raises(ValueError, match="invalid policy level"):
+    with pytest.raises(ValueError) as raised:
         evaluate_pod({}, "strict")
+    assert str(raised.value) == "invalid policy level 'strict': want one of baseline, restricted"
+
+
+def test_a_version_that_is_not_a_string_is_a_bad_version() -> None:
+    with pytest.raises(ValueError, match="invalid policy version 135"):
+        evaluate_pod({}, "baseline", 135)  # type: ignore[arg-type]
+
+
+def test_a_shared_memo_gives_the_same_verdicts_as_fresh_runs() -> None:
+    pod = {"spec": {"hostNetwork": True, "containers": [
+        {"name": "base", "securityContext": {"privileged": True}}]}}
+    memo: dict = {}
+    baseline = evaluate_pod(pod, "baseline", memo=memo)
+    restricted = evaluate_pod(pod, "restricted", memo=memo)
+    assert baseline == evaluate_pod(pod, "baseline")
+    assert restricted == evaluate_pod(pod, "restricted")
+    assert {v.rule for v in baseline} == {"baseline: hostNamespaces", "baseline: privileged"}
+    assert all(isinstance(result, list) for result in memo.values())
 
 
 def _rules(pod: dict[str, Any], level: str, version: str) -> set[str]:

@@ -112,5 +112,6 @@ def test_a_crashing_check_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         monkeypatch.undo()
         registry._table.cache_clear()
-    assert [(v.path, v.rule) for v in found] == [("spec", "baseline: privileged")]
+    assert [(v.path, v.value, v.rule) for v in found] == [
+        ("spec", '"RuntimeError"', "baseline: privileged")]
     assert internal_errors(found) == found  # the helper the other tests rely on sees it
