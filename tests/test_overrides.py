@@ -1,0 +1,251 @@
+"""What a DAG author's override annotations may do, on both sides of every bound.
+
+Each case is a real Airflow pod with annotations in, and either the exact refusal out or the
+field that landed on the pod. Pinned by mutation testing (docs/testing.md): the accepting
+side matters as much as the refusing one, or a check that refuses everything would pass.
+"""
+
+from __future__ import annotations
+
+import json
+
+import jsonpatch
+import pytest
+
+from tests.conftest import airflow_pod, policy_set
+from webhook.mutate import mutate_pod
+
+P = "airflow-pod-webhook.io/"
+POLICIES = policy_set("""
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: PodTemplate
+    metadata: {name: secure}
+    spec:
+      template:
+        spec:
+          securityContext: {seccompProfile: {type: RuntimeDefault}}
+      lockedFields: [spec.securityContext.seccompProfile]
+    ---
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: Profile
+    metadata: {name: small}
+    spec: {template: {spec: {priorityClassName: low}}}
+    ---
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: Profile
+    metadata: {name: big}
+    spec: {template: {spec: {priorityClassName: high}}}
+    ---
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: OverridePolicy
+    metadata: {name: limited}
+    spec:
+      allowedFields:
+        - metadata.labels
+        - metadata.annotations
+        - spec.containers[*].resources
+        - spec.containers[base].env
+        - spec.nodeSelector
+        - spec.tolerations
+      allowedProfiles: [small]
+      maxResources: {cpu: "2", memory: 4Gi}
+      nodeSelector:
+        node-pool: [a, b]
+      tolerations:
+        - {key: dedicated, values: [airflow], effects: [NoSchedule]}
+        - {key: spot}
+""")
+
+
+def run(annotations: dict, name: str = "airflow3-executor"):
+    pod = airflow_pod(name)
+    pod["metadata"]["annotations"].update(annotations)
+    result = mutate_pod(pod, POLICIES, "data-airflow")
+    assert jsonpatch.apply_patch(pod, result.patch) == result.pod
+    return result
+
+
+def refusals(annotations: dict, name: str = "airflow3-executor") -> list[str]:
+    result = run(annotations, name)
+    assert not result.allowed
+    return [r.message for r in result.refusals]
+
+
+def base(result) -> dict:
+    return next(c for c in result.pod["spec"]["containers"] if c["name"] == "base")
+
+
+def override(fragment: dict) -> dict:
+    return {P + "pod-override": json.dumps(fragment)}
+
+
+# ---- the short annotations, accepted
+
+
+@pytest.mark.parametrize(("annotation", "value", "requests", "limits"), [
+    ("cpu", "500m", {"cpu": "500m"}, {}),
+    ("cpu-limit", "1500m", {}, {"cpu": "1500m"}),
+    ("memory", "1Gi", {"memory": "1Gi"}, {"memory": "1Gi"}),
+    ("memory-limit", "2Gi", {}, {"memory": "2Gi"}),
+    ("ephemeral-storage", "10Gi", {"ephemeral-storage": "10Gi"}, {"ephemeral-storage": "10Gi"}),
+    ("gpu", "1", {}, {"nvidia.com/gpu": "1"}),
+])
+def test_each_resource_annotation_lands_on_the_base_container(annotation, value, requests,
+                                                              limits) -> None:
+    result = run({P + annotation: f" {value} "})  # surrounding blanks are not part of it
+    assert result.allowed, result.refusals
+    resources = base(result).get("resources", {})
+    for field, wanted in (("requests", requests), ("limits", limits)):
+        for resource, quantity in wanted.items():
+            assert resources[field][resource] == quantity
+
+
+def test_memory_limit_wins_over_memory() -> None:
+    resources = base(run({P + "memory": "1Gi", P + "memory-limit": "3Gi"}))["resources"]
+    assert resources["requests"]["memory"] == "1Gi" and resources["limits"]["memory"] == "3Gi"
+
+
+def test_node_pool_sets_the_settings_label() -> None:
+    result = run({P + "node-pool": "b"})
+    assert result.allowed and result.pod["spec"]["nodeSelector"]["node-pool"] == "b"
+
+
+def test_short_annotations_go_to_the_first_container_when_there_is_no_base() -> None:
+    result = run({P + "cpu": "1"}, "airflow3-kpo")
+    first = result.pod["spec"]["containers"][0]
+    assert result.allowed and first["resources"]["requests"]["cpu"] == "1"
+
+
+# ---- bounds, both sides
+
+
+@pytest.mark.parametrize(("annotations", "refused"), [
+    ({P + "cpu": "2"}, None),
+    ({P + "cpu": "2001m"}, "annotation airflow-pod-webhook.io/cpu: "
+     "spec.containers[base].resources.requests.cpu: 2001m exceeds the maximum 2 "
+     "(OverridePolicy/limited maxResources.cpu)"),
+    ({P + "memory": "4Gi"}, None),
+    ({P + "memory-limit": "4097Mi"}, "annotation airflow-pod-webhook.io/memory-limit: "
+     "spec.containers[base].resources.limits.memory: 4097Mi exceeds the maximum 4Gi "
+     "(OverridePolicy/limited maxResources.memory)"),
+    ({P + "gpu": "64"}, None),  # no maximum for this resource
+    ({P + "node-pool": "a"}, None),
+    ({P + "node-pool": "c"}, "annotation airflow-pod-webhook.io/node-pool: "
+     "spec.nodeSelector.node-pool: 'c' is not an allowed node selector (allowed: a, b) "
+     "(OverridePolicy/limited nodeSelector)"),
+    (override({"spec": {"nodeSelector": {"zone": "x"}}}),
+     "annotation airflow-pod-webhook.io/pod-override: spec.nodeSelector.zone: 'x' is not an "
+     "allowed node selector (allowed: none for this key) (OverridePolicy/limited nodeSelector)"),
+])
+def test_resource_and_node_selector_bounds(annotations, refused) -> None:
+    result = run(annotations)
+    assert [r.message for r in result.refusals] == ([refused] if refused else [])
+
+
+@pytest.mark.parametrize(("toleration", "allowed"), [
+    ({"key": "dedicated", "operator": "Equal", "value": "airflow", "effect": "NoSchedule"},
+     True),
+    ({"key": "dedicated", "operator": "Equal", "value": "prod", "effect": "NoSchedule"}, False),
+    ({"key": "dedicated", "operator": "Equal", "value": "airflow", "effect": "NoExecute"},
+     False),
+    ({"key": "spot", "operator": "Exists"}, True),
+    ({"key": "spot", "operator": "Equal", "value": "any", "effect": "NoExecute"}, True),
+    ({"key": "prod", "operator": "Exists"}, False),
+    ({"operator": "Exists"}, False),  # tolerates every taint
+])
+def test_tolerations_both_sides(toleration, allowed) -> None:
+    result = run(override({"spec": {"tolerations": [
+        {"key": "spot", "operator": "Exists"}, toleration]}}))
+    if allowed:
+        assert result.allowed, result.refusals
+        assert toleration in result.pod["spec"]["tolerations"]
+    else:
+        shown = json.dumps(toleration, sort_keys=True)
+        shown = shown if len(shown) <= 80 else shown[:79] + "…"  # quoted briefly
+        assert [r.message for r in result.refusals] == [
+            f"annotation airflow-pod-webhook.io/pod-override: spec.tolerations: toleration "
+            f"{shown} is not allowed (OverridePolicy/limited tolerations)"]
+
+
+def test_profiles_both_sides() -> None:
+    assert run({P + "profiles": "small"}).pod["spec"]["priorityClassName"] == "low"
+    assert refusals({P + "profiles": "small, big"}) == [
+        "annotation profiles: profile 'big' is not allowed "
+        "(OverridePolicy/limited allowedProfiles)"]
+
+
+# ---- the allowlist walk
+
+
+def test_an_empty_map_does_not_end_the_allowlist_walk() -> None:
+    assert refusals(override({"metadata": {"labels": {}}, "spec": {"hostNetwork": True}})) == [
+        "annotation airflow-pod-webhook.io/pod-override: spec.hostNetwork: may not be "
+        "overridden (OverridePolicy/limited allowedFields)"]
+
+
+def test_every_refused_leaf_is_named_and_allowed_leaves_are_not() -> None:
+    fragment = {"metadata": {"labels": {"team": "x"}, "name": "other"},
+                "spec": {"containers": [{"name": "base", "env": [{"name": "A", "value": "1"}],
+                                         "image": "evil"},
+                                        {"name": "side", "env": [{"name": "B"}]}],
+                         "securityContext": {"seccompProfile": {"type": "Unconfined"},
+                                             "runAsUser": 0}}}
+    assert refusals(override(fragment)) == [
+        "annotation airflow-pod-webhook.io/pod-override: metadata.name: is set by Airflow and "
+        "kube-apiserver (Airflow-owned field)",
+        "annotation airflow-pod-webhook.io/pod-override: spec.containers[base].image: may not "
+        "be overridden (OverridePolicy/limited allowedFields)",
+        "annotation airflow-pod-webhook.io/pod-override: spec.containers[side].env[B]: may not "
+        "be overridden (OverridePolicy/limited allowedFields)",
+        "annotation airflow-pod-webhook.io/pod-override: spec.securityContext.runAsUser: may "
+        "not be overridden (OverridePolicy/limited allowedFields)",
+        "annotation airflow-pod-webhook.io/pod-override: spec.securityContext.seccompProfile"
+        ".type: is locked by the cluster template (spec.securityContext.seccompProfile) "
+        "(PodTemplate/secure lockedFields)",
+    ]
+
+
+def test_a_whole_locked_subtree_is_refused_too() -> None:
+    assert refusals(override({"spec": {"securityContext": {"seccompProfile": None}}})) == [
+        "annotation airflow-pod-webhook.io/pod-override: spec.securityContext.seccompProfile: "
+        "is locked by the cluster template (spec.securityContext.seccompProfile) "
+        "(PodTemplate/secure lockedFields)"]
+
+
+@pytest.mark.parametrize(("fragment", "reason"), [
+    ({"metadata": {"labels": {"airflow-worker": "7"}}},
+     "metadata.labels.airflow-worker: Airflow owns this key (it selects and adopts pods by "
+     "it) (Airflow-owned field)"),
+    ({"metadata": {"namespace": "kube-system"}},
+     "metadata.namespace: is set by Airflow and kube-apiserver (Airflow-owned field)"),
+    ({"spec": {"containers": [{"name": "base", "command": ["sh"]}]}},
+     "spec.containers[base].command: Airflow sets the task's command; changing it breaks the "
+     "task (Airflow-owned field)"),
+])
+def test_airflow_owned_fields(fragment, reason) -> None:
+    assert refusals(override(fragment)) == [
+        f"annotation airflow-pod-webhook.io/pod-override: {reason}"]
+
+
+def test_a_label_airflow_does_not_own_is_allowed() -> None:
+    result = run(override({"metadata": {"labels": {"team": "x"}}}))
+    assert result.allowed and result.pod["metadata"]["labels"]["team"] == "x"
+
+
+# ---- malformed annotations
+
+
+@pytest.mark.parametrize(("annotations", "message"), [
+    ({P + "node-pool": " "}, "annotation airflow-pod-webhook.io/node-pool: must name a node "
+     "pool (annotations)"),
+    ({P + "cpu": "-1"}, "annotation airflow-pod-webhook.io/cpu: '-1' is not a Kubernetes "
+     "quantity (e.g. 500m, 2, 4Gi) (annotations)"),
+    ({P + "profiles": "tiny"}, "annotation airflow-pod-webhook.io/profiles: unknown profile "
+     "'tiny' (known: big, small) (profiles)"),
+    ({P + "pod-override": "[1, 2]"}, None),
+])
+def test_malformed_short_annotations(annotations, message) -> None:
+    result = run(annotations)
+    assert result.malformed
+    if message:
+        assert [r.message for r in result.refusals] == [message]
