@@ -152,3 +152,36 @@ def test_with_value_on_items_by_key_and_star() -> None:
     assert with_value(odd, parse_path("spec.securityContext.runAsUser"), 1) == odd
     assert with_value(odd, parse_path("spec.containers[base].image"), "i") == odd
     assert with_value(odd, parse_path("spec.securityContext.a.b"), 1) == odd
+
+
+MOUNTS = {"spec": {"containers": [{"name": "base", "volumeMounts": [
+    {"name": "data", "mountPath": "/data"}, {"name": "logs", "mountPath": "/logs"}]}]}}
+
+
+def test_items_of_lists_keyed_by_other_fields_than_name() -> None:
+    for text in ("spec.containers[base].volumeMounts[/data].name",
+                 "spec.containers[base][volumeMounts][/data].name"):
+        assert [v for _, v in get_values(MOUNTS, parse_path(text))] == ["data"]
+    out = with_value(MOUNTS, parse_path("spec.containers[base].volumeMounts[/logs].readOnly"),
+                     True)
+    assert out["spec"]["containers"][0]["volumeMounts"] == [
+        {"name": "data", "mountPath": "/data"},
+        {"name": "logs", "mountPath": "/logs", "readOnly": True}]
+
+
+def test_brackets_on_maps_then_items_and_stars_below_them() -> None:
+    def values(path: str) -> list:
+        return [v for _, v in get_values(POD, parse_path(path))]
+
+    assert values("spec[containers][*].name") == ["base", "*"]
+    assert values("spec.containers[base].env[*].name") == ["A"]
+    assert values("spec[securityContext][runAsUser].x") == []  # nothing below a scalar
+    out = with_value(POD, parse_path("spec[securityContext].runAsNonRoot"), True)
+    assert out["spec"]["securityContext"] == {"runAsUser": 0, "runAsNonRoot": True}
+    assert out["spec"]["containers"] is POD["spec"]["containers"]
+
+
+def test_leaf_keys_with_a_dot_or_a_slash_alone_are_bracketed() -> None:
+    fragment = {"metadata": {"labels": {"team/x": "a", "app.tier": "b", "plain": "c"}}}
+    assert [format_path(path) for path, _ in leaf_paths(fragment)] == [
+        "metadata.labels[team/x]", "metadata.labels[app.tier]", "metadata.labels.plain"]
