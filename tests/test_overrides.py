@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import airflow_pod, policy_set
 from webhook.mutate import mutate_pod
+from webhook.overrides import MAX_OVERRIDE_BYTES, base_container_name
 
 P = "airflow-pod-webhook.io/"
 POLICIES = policy_set("""
@@ -48,7 +49,7 @@ POLICIES = policy_set("""
         - spec.nodeSelector
         - spec.tolerations
       allowedProfiles: [small]
-      maxResources: {cpu: "2", memory: 4Gi}
+      maxResources: {cpu: "2", memory: 4Gi, nvidia.com/gpu: "2"}
       nodeSelector:
         node-pool: [a, b]
       tolerations:
@@ -88,7 +89,7 @@ def override(fragment: dict) -> dict:
     ("memory", "1Gi", {"memory": "1Gi"}, {"memory": "1Gi"}),
     ("memory-limit", "2Gi", {}, {"memory": "2Gi"}),
     ("ephemeral-storage", "10Gi", {"ephemeral-storage": "10Gi"}, {"ephemeral-storage": "10Gi"}),
-    ("gpu", "1", {}, {"nvidia.com/gpu": "1"}),
+    ("gpu", "2", {}, {"nvidia.com/gpu": "2"}),
 ])
 def test_each_resource_annotation_lands_on_the_base_container(annotation, value, requests,
                                                               limits) -> None:
@@ -110,10 +111,16 @@ def test_node_pool_sets_the_settings_label() -> None:
     assert result.allowed and result.pod["spec"]["nodeSelector"]["node-pool"] == "b"
 
 
-def test_short_annotations_go_to_the_first_container_when_there_is_no_base() -> None:
-    result = run({P + "cpu": "1"}, "airflow3-kpo")
-    first = result.pod["spec"]["containers"][0]
-    assert result.allowed and first["resources"]["requests"]["cpu"] == "1"
+@pytest.mark.parametrize(("spec", "name"), [
+    ({"containers": [{"name": "main"}, {"name": "base"}]}, "base"),
+    ({"containers": ["junk", {"name": "main"}, {"name": "side"}]}, "main"),
+    ({"containers": [{"name": 5}, {"name": "main"}]}, "base"),
+    ({"containers": []}, "base"),
+    ({"containers": "x"}, "base"),
+    ("x", "base"),
+])
+def test_the_base_container_is_base_else_the_first_named_one(spec, name) -> None:
+    assert base_container_name({"spec": spec}) == name
 
 
 # ---- bounds, both sides
@@ -128,7 +135,12 @@ def test_short_annotations_go_to_the_first_container_when_there_is_no_base() -> 
     ({P + "memory-limit": "4097Mi"}, "annotation airflow-pod-webhook.io/memory-limit: "
      "spec.containers[base].resources.limits.memory: 4097Mi exceeds the maximum 4Gi "
      "(OverridePolicy/limited maxResources.memory)"),
-    ({P + "gpu": "64"}, None),  # no maximum for this resource
+    ({P + "ephemeral-storage": "1Ti"}, None),  # no maximum for this resource
+    ({P + "gpu": "2"}, None),
+    ({P + "gpu": "3"}, "annotation airflow-pod-webhook.io/gpu: "
+     "spec.containers[base].resources.limits[nvidia.com/gpu]: 3 exceeds the maximum 2 "
+     "(OverridePolicy/limited maxResources.nvidia.com/gpu)"),
+    ({P + "cpu": "0", P + "memory": "0"}, None),  # zero is a quantity, not a malformed one
     ({P + "node-pool": "a"}, None),
     ({P + "node-pool": "c"}, "annotation airflow-pod-webhook.io/node-pool: "
      "spec.nodeSelector.node-pool: 'c' is not an allowed node selector (allowed: a, b) "
@@ -249,3 +261,126 @@ def test_malformed_short_annotations(annotations, message) -> None:
     assert result.malformed
     if message:
         assert [r.message for r in result.refusals] == [message]
+
+
+def test_an_exact_80_character_value_is_quoted_whole_and_81_briefly() -> None:
+    for size, shown in ((78, "'" + "p" * 78 + "'"), (79, "'" + "p" * 78 + "…")):
+        [message] = refusals({P + "node-pool": "p" * size})
+        assert f"spec.nodeSelector.node-pool: {shown} is not an allowed node selector" in message
+
+
+def test_a_pod_override_of_exactly_the_size_limit_is_read() -> None:
+    def padded(size: int) -> str:
+        text = json.dumps({"metadata": {"annotations": {"note": ""}}})
+        return text.replace('""', '"' + "n" * (size - len(text)) + '"')
+
+    assert len(padded(MAX_OVERRIDE_BYTES).encode()) == MAX_OVERRIDE_BYTES
+    assert run({P + "pod-override": padded(MAX_OVERRIDE_BYTES)}).allowed
+    assert refusals({P + "pod-override": padded(MAX_OVERRIDE_BYTES + 1)}) == [
+        "annotation airflow-pod-webhook.io/pod-override: is larger than 65536 bytes "
+        "(annotations)"]
+
+
+def test_api_version_and_kind_of_a_serialised_pod_are_ignored() -> None:
+    result = run(override({"apiVersion": "v1", "kind": "Pod",
+                           "metadata": {"labels": {"team": "x"}}}))
+    assert result.allowed and result.pod["metadata"]["labels"]["team"] == "x"
+
+
+@pytest.mark.parametrize(("annotations", "messages"), [
+    ({P + "pod-override": "{bad"}, [
+        "annotation airflow-pod-webhook.io/pod-override: is neither JSON nor YAML: while "
+        "parsing a flow mapping (annotations)"]),
+    ({P + "pod-override": "a: &x 1\nb: *x"}, [
+        "annotation airflow-pod-webhook.io/pod-override: is neither JSON nor YAML: YAML "
+        "aliases are not allowed in annotations (annotations)"]),
+    (override({"spec": {"activeDeadlineSeconds": "soon"}}), [
+        "annotation airflow-pod-webhook.io/pod-override: spec.activeDeadlineSeconds: must be "
+        "an integer, got string (Pod schema)"]),
+    ({P + "bogus": 5, P + "cpu": 7}, [
+        "annotation airflow-pod-webhook.io/bogus: must be a string (annotations)",
+        "annotation airflow-pod-webhook.io/bogus: unknown annotation; known ones are "
+        "airflow-pod-webhook.io/pod-override, airflow-pod-webhook.io/profiles, "
+        "airflow-pod-webhook.io/cpu, airflow-pod-webhook.io/cpu-limit, "
+        "airflow-pod-webhook.io/memory, airflow-pod-webhook.io/memory-limit, "
+        "airflow-pod-webhook.io/ephemeral-storage, airflow-pod-webhook.io/gpu, "
+        "airflow-pod-webhook.io/node-pool (annotations)",
+        "annotation airflow-pod-webhook.io/cpu: must be a string (annotations)"]),
+])
+def test_malformed_annotations_exact_messages(annotations, messages) -> None:
+    result = run(annotations)
+    assert result.malformed and [r.message for r in result.refusals] == messages
+
+
+@pytest.mark.parametrize(("fragment", "message"), [
+    # Paths that end at a container entry with only a name, or at a whole list: judged like
+    # any other, never crashed on.
+    ({"spec": {"containers": [{"name": "base"}]}},
+     "spec.containers[base]: may not be overridden (OverridePolicy/limited allowedFields)"),
+    ({"spec": {"tolerations": None}},
+     "spec.tolerations: toleration null is not allowed (OverridePolicy/limited tolerations)"),
+])
+def test_short_paths_are_judged(fragment, message) -> None:
+    assert refusals(override(fragment)) == [
+        f"annotation airflow-pod-webhook.io/pod-override: {message}"]
+
+
+@pytest.mark.parametrize("fragment", [
+    {"metadata": None},
+    {"metadata": {"labels": None}},
+    {"metadata": {"annotations": None}},
+])
+def test_nulling_what_holds_airflows_keys_is_refused(fragment) -> None:
+    field = ".".join(["metadata", *fragment["metadata"]]) if fragment["metadata"] else "metadata"
+    assert refusals(override(fragment)) == [
+        f"annotation airflow-pod-webhook.io/pod-override: {field}: may not be removed or "
+        "replaced: it holds Airflow's labels and annotations; set single keys instead "
+        "(Airflow-owned field)"]
+
+
+def test_with_no_profiles_the_message_says_none_are_defined() -> None:
+    bare = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: OverridePolicy
+        metadata: {name: open}
+        spec: {allowedFields: [metadata.labels]}
+    """)
+    pod = airflow_pod("airflow3-executor")
+    pod["metadata"]["annotations"][P + "profiles"] = "gpu"
+    assert [r.message for r in mutate_pod(pod, bare, "data-airflow").refusals] == [
+        "annotation airflow-pod-webhook.io/profiles: unknown profile 'gpu' "
+        "(known: none are defined) (profiles)"]
+
+
+def test_without_an_override_policy_every_annotation_is_refused() -> None:
+    profiles_only = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: Profile
+        metadata: {name: small}
+        spec: {template: {spec: {priorityClassName: low}}}
+    """)
+    pod = airflow_pod("airflow3-executor")
+    pod["metadata"]["annotations"].update({P + "cpu": "1", P + "memory": "1Gi"})
+    assert [r.message for r in mutate_pod(pod, profiles_only, "data-airflow").refusals] == [
+        f"annotation airflow-pod-webhook.io/{name}: no OverridePolicy allows DAG-author "
+        "overrides in namespace 'data-airflow' (OverridePolicy)" for name in ("cpu", "memory")]
+
+
+def test_every_toleration_rule_for_a_key_is_tried() -> None:
+    policies = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: OverridePolicy
+        metadata: {name: tolerant}
+        spec:
+          allowedFields: [spec.tolerations]
+          tolerations:
+            - {key: dedicated, values: [airflow], effects: [NoSchedule]}
+            - {key: dedicated, values: [batch]}
+            - {key: dedicated, values: [airflow], effects: [NoExecute]}
+    """)
+    for toleration in ({"key": "dedicated", "value": "batch", "effect": "NoSchedule"},
+                       {"key": "dedicated", "value": "airflow", "effect": "NoExecute"}):
+        pod = airflow_pod("airflow3-executor")
+        pod["metadata"]["annotations"].update(override({"spec": {"tolerations": [toleration]}}))
+        result = mutate_pod(pod, policies, "data-airflow")
+        assert result.allowed, result.refusals
