@@ -230,6 +230,12 @@ def test_a_whole_locked_subtree_is_refused_too() -> None:
      "it) (Airflow-owned field)"),
     ({"metadata": {"namespace": "kube-system"}},
      "metadata.namespace: is set by Airflow and kube-apiserver (Airflow-owned field)"),
+    ({"metadata": {"annotations": {"dag_id": "other_dag"}}},
+     "metadata.annotations.dag_id: Airflow owns this key (it selects and adopts pods by it) "
+     "(Airflow-owned field)"),
+    ({"metadata": {"annotations": {"kubernetes.io/config.mirror": "x"}}},
+     "metadata.annotations[kubernetes.io/config.mirror]: marks a kubelet mirror pod, which the "
+     "webhooks never check (Airflow-owned field)"),
     ({"spec": {"containers": [{"name": "base", "command": ["sh"]}]}},
      "spec.containers[base].command: Airflow sets the task's command; changing it breaks the "
      "task (Airflow-owned field)"),
@@ -297,6 +303,10 @@ def test_api_version_and_kind_of_a_serialised_pod_are_ignored() -> None:
     (override({"spec": {"activeDeadlineSeconds": "soon"}}), [
         "annotation airflow-pod-webhook.io/pod-override: spec.activeDeadlineSeconds: must be "
         "an integer, got string (Pod schema)"]),
+    ({P + "pod-override": '{"spec": {"activeDeadlineSeconds": NaN}}'}, [
+        "annotation airflow-pod-webhook.io/pod-override: is not valid JSON: NaN is not a JSON "
+        "number (annotations)"]),
+    ({P + "cpu": 7}, ["annotation airflow-pod-webhook.io/cpu: must be a string (annotations)"]),
     ({P + "bogus": 5, P + "cpu": 7}, [
         "annotation airflow-pod-webhook.io/bogus: must be a string (annotations)",
         "annotation airflow-pod-webhook.io/bogus: unknown annotation; known ones are "
