@@ -185,3 +185,18 @@ def test_leaf_keys_with_a_dot_or_a_slash_alone_are_bracketed() -> None:
     fragment = {"metadata": {"labels": {"team/x": "a", "app.tier": "b", "plain": "c"}}}
     assert [format_path(path) for path, _ in leaf_paths(fragment)] == [
         "metadata.labels[team/x]", "metadata.labels[app.tier]", "metadata.labels.plain"]
+
+
+def test_a_list_with_no_merge_key_selects_items_by_name() -> None:
+    pod = {"spec": {"dnsConfig": {"options": [{"name": "ndots", "value": "2"},
+                                              {"name": "edns0"}]}}}
+    assert [v for _, v in get_values(pod, parse_path("spec.dnsConfig.options[ndots].value"))] \
+        == ["2"]
+
+
+def test_brackets_on_maps_keep_the_list_key_and_create_nothing_below() -> None:
+    out = with_value(MOUNTS, parse_path("spec.containers[base][volumeMounts][/logs].readOnly"),
+                     True)
+    assert out["spec"]["containers"][0]["volumeMounts"][1] == {
+        "name": "logs", "mountPath": "/logs", "readOnly": True}
+    assert with_value(POD, parse_path("spec[securityContext].seLinuxOptions.type"), "x") == POD
