@@ -49,12 +49,22 @@ POLICIES = policy_set("""
         - spec.nodeSelector
         - spec.tolerations
       allowedProfiles: [small]
-      maxResources: {cpu: "2", memory: 4Gi, nvidia.com/gpu: "2"}
-      nodeSelector:
-        node-pool: [a, b]
-      tolerations:
-        - {key: dedicated, values: [airflow], effects: [NoSchedule]}
-        - {key: spot}
+    ---
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: Envelope
+    metadata: {name: bounds}
+    spec:
+      mode: enforce
+      match: {podTypes: [executor, kpo]}
+      resources:
+        perContainer:
+          requests: {cpu: "2", memory: 4Gi, nvidia.com/gpu: "2", ephemeral-storage: 20Gi}
+          limits: {cpu: "2", memory: 4Gi, nvidia.com/gpu: "2", ephemeral-storage: 20Gi}
+      placement:
+        nodePools: [a, b]
+        tolerations:
+          - {key: dedicated, values: [airflow], effects: [NoSchedule]}
+          - {key: spot}
 """)
 
 
@@ -129,25 +139,26 @@ def test_the_base_container_is_base_else_the_first_named_one(spec, name) -> None
 @pytest.mark.parametrize(("annotations", "refused"), [
     ({P + "cpu": "2"}, None),
     ({P + "cpu": "2001m"}, "annotation airflow-pod-webhook.io/cpu: "
-     "spec.containers[base].resources.requests.cpu: 2001m exceeds the maximum 2 "
-     "(OverridePolicy/limited maxResources.cpu)"),
+     "spec.containers[base].resources.requests.cpu: must be at most 2 (Envelope/bounds "
+     'perContainer), got "2001m" (envelope: resources)'),
     ({P + "memory": "4Gi"}, None),
     ({P + "memory-limit": "4097Mi"}, "annotation airflow-pod-webhook.io/memory-limit: "
-     "spec.containers[base].resources.limits.memory: 4097Mi exceeds the maximum 4Gi "
-     "(OverridePolicy/limited maxResources.memory)"),
-    ({P + "ephemeral-storage": "1Ti"}, None),  # no maximum for this resource
+     "spec.containers[base].resources.limits.memory: must be at most 4Gi (Envelope/bounds "
+     'perContainer), got "4097Mi" (envelope: resources)'),
+    ({P + "ephemeral-storage": "20Gi"}, None),
     ({P + "gpu": "2"}, None),
     ({P + "gpu": "3"}, "annotation airflow-pod-webhook.io/gpu: "
-     "spec.containers[base].resources.limits[nvidia.com/gpu]: 3 exceeds the maximum 2 "
-     "(OverridePolicy/limited maxResources.nvidia.com/gpu)"),
+     "spec.containers[base].resources.limits[nvidia.com/gpu]: must be at most 2 "
+     '(Envelope/bounds perContainer), got "3" (envelope: resources)'),
     ({P + "cpu": "0", P + "memory": "0"}, None),  # zero is a quantity, not a malformed one
     ({P + "node-pool": "a"}, None),
     ({P + "node-pool": "c"}, "annotation airflow-pod-webhook.io/node-pool: "
-     "spec.nodeSelector.node-pool: 'c' is not an allowed node selector (allowed: a, b) "
-     "(OverridePolicy/limited nodeSelector)"),
+     "spec.nodeSelector.node-pool: must be one of the allowed node pools (a, b), got \"c\" "
+     "(envelope: placement)"),
     (override({"spec": {"nodeSelector": {"zone": "x"}}}),
-     "annotation airflow-pod-webhook.io/pod-override: spec.nodeSelector.zone: 'x' is not an "
-     "allowed node selector (allowed: none for this key) (OverridePolicy/limited nodeSelector)"),
+     "annotation airflow-pod-webhook.io/pod-override: spec.nodeSelector.zone: must select "
+     "nodes only by node-pool or an allowed label (none), not zone, got \"x\" "
+     "(envelope: placement)"),
 ])
 def test_resource_and_node_selector_bounds(annotations, refused) -> None:
     result = run(annotations)
@@ -172,11 +183,13 @@ def test_tolerations_both_sides(toleration, allowed) -> None:
         assert result.allowed, result.refusals
         assert toleration in result.pod["spec"]["tolerations"]
     else:
-        shown = json.dumps(toleration, sort_keys=True)
-        shown = shown if len(shown) <= 80 else shown[:79] + "…"  # quoted briefly
+        shown = json.dumps(toleration, sort_keys=True, separators=(",", ":"))
+        reason = ("must name a taint key: a key-less toleration tolerates every taint"
+                  if "key" not in toleration else
+                  "must be an allowed toleration (dedicated=airflow:NoSchedule, spot)")
         assert [r.message for r in result.refusals] == [
-            f"annotation airflow-pod-webhook.io/pod-override: spec.tolerations: toleration "
-            f"{shown} is not allowed (OverridePolicy/limited tolerations)"]
+            f"annotation airflow-pod-webhook.io/pod-override: spec.tolerations[1]: {reason}, "
+            f"got {shown} (envelope: placement)"]
 
 
 def test_profiles_both_sides() -> None:
@@ -271,8 +284,8 @@ def test_malformed_short_annotations(annotations, message) -> None:
 
 def test_an_exact_80_character_value_is_quoted_whole_and_81_briefly() -> None:
     for size, shown in ((78, "'" + "p" * 78 + "'"), (79, "'" + "p" * 78 + "…")):
-        [message] = refusals({P + "node-pool": "p" * size})
-        assert f"spec.nodeSelector.node-pool: {shown} is not an allowed node selector" in message
+        [message] = refusals({P + "profiles": "p" * size})
+        assert f"unknown profile {shown} (known: big, small)" in message
 
 
 def test_a_pod_override_of_exactly_the_size_limit_is_read() -> None:
@@ -323,14 +336,12 @@ def test_malformed_annotations_exact_messages(annotations, messages) -> None:
 
 
 @pytest.mark.parametrize(("fragment", "message"), [
-    # Paths that end at a container entry with only a name, or at a whole list: judged like
-    # any other, never crashed on.
+    # A path that ends at a container entry with only a name is judged, never crashed on.
     ({"spec": {"containers": [{"name": "base"}]}},
      "spec.containers[base]: may not be overridden (OverridePolicy/limited allowedFields)"),
-    ({"spec": {"tolerations": None}},
-     "spec.tolerations: toleration null is not allowed (OverridePolicy/limited tolerations)"),
 ])
 def test_short_paths_are_judged(fragment, message) -> None:
+    # (`tolerations: null` removes them: no taint is tolerated, which the envelope allows.)
     assert refusals(override(fragment)) == [
         f"annotation airflow-pod-webhook.io/pod-override: {message}"]
 
@@ -381,15 +392,25 @@ def test_every_toleration_rule_for_a_key_is_tried() -> None:
         apiVersion: airflow-pod-webhook.io/v1alpha1
         kind: OverridePolicy
         metadata: {name: tolerant}
+        spec: {allowedFields: [spec.tolerations]}
+        ---
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: Envelope
+        metadata: {name: tolerant}
         spec:
-          allowedFields: [spec.tolerations]
-          tolerations:
-            - {key: dedicated, values: [airflow], effects: [NoSchedule]}
-            - {key: dedicated, values: [batch]}
-            - {key: dedicated, values: [airflow], effects: [NoExecute]}
+          mode: enforce
+          match: {podTypes: [executor, kpo]}
+          placement:
+            nodePools: [a]
+            tolerations:
+              - {key: dedicated, values: [airflow], effects: [NoSchedule]}
+              - {key: dedicated, values: [batch]}
+              - {key: dedicated, values: [airflow], effects: [NoExecute]}
     """)
-    for toleration in ({"key": "dedicated", "value": "batch", "effect": "NoSchedule"},
-                       {"key": "dedicated", "value": "airflow", "effect": "NoExecute"}):
+    for toleration in ({"key": "dedicated", "operator": "Equal", "value": "batch",
+                        "effect": "NoSchedule"},
+                       {"key": "dedicated", "operator": "Equal", "value": "airflow",
+                        "effect": "NoExecute"}):
         pod = airflow_pod("airflow3-executor")
         pod["metadata"]["annotations"].update(override({"spec": {"tolerations": [toleration]}}))
         result = mutate_pod(pod, policies, "data-airflow")
