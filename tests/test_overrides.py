@@ -415,3 +415,13 @@ def test_every_toleration_rule_for_a_key_is_tried() -> None:
         pod["metadata"]["annotations"].update(override({"spec": {"tolerations": [toleration]}}))
         result = mutate_pod(pod, policies, "data-airflow")
         assert result.allowed, result.refusals
+
+
+def test_a_refused_value_up_to_120_characters_is_quoted_whole() -> None:
+    toleration = {"key": "k" * 80, "operator": "Exists"}
+    shown = json.dumps(toleration, separators=(",", ":"))
+    assert 80 < len(shown) <= 120
+    assert refusals(override({"spec": {"tolerations": [toleration]}})) == [
+        "annotation airflow-pod-webhook.io/pod-override: spec.tolerations[0]: must be an "
+        f"allowed toleration (dedicated=airflow:NoSchedule, spot), got {shown} "
+        "(envelope: placement)"]
