@@ -17,6 +17,8 @@ import pytest
 from tests.admission_reviews import pod_review as review
 from tests.conftest import POLICIES, airflow_pod
 from tests.server_process import RunningServer, post, rss_bytes, running_server
+from webhook.mutate import mutate_pod
+from webhook.policy.load import load_policy_dir
 
 OVERRIDE = "airflow-pod-webhook.io/pod-override"
 ROUNDS = 8
@@ -187,8 +189,10 @@ def test_decision_log_has_every_field_and_never_args_or_env_values(
     broken["request"]["operation"] = "EXPLODE"  # refused, with the token still in its args
     conn = server.connect()
     decided = []
+    # The validating hook sees the pod as the mutating hook left it (locked fields applied).
+    admitted = mutate_pod(pod, load_policy_dir(POLICIES).policy_set, "data-airflow").pod
     for uid, hook, sent, decision in [("leak-mutate", "/mutate", pod, "allow"),
-                                      ("leak-validate", "/validate", pod, "allow"),
+                                      ("leak-validate", "/validate", admitted, "allow"),
                                       ("leak-deny", "/validate", denied, "deny")]:
         sent = uniquely_named(json.loads(json.dumps(sent)), uid)
         status, answer, _ = post(conn, hook, review(sent, uid=uid))
