@@ -38,3 +38,13 @@ def test_a_crashing_check_fails_closed_under_its_rule(monkeypatch) -> None:
     crashed = [v for v in found if v.requirement.startswith("must be readable")]
     assert [(v.path, v.requirement, v.value, v.rule) for v in crashed] == [
         ("spec", "must be readable by the envelope checks", '"RuntimeError"', rule)]
+
+
+def test_a_toleration_without_operator_is_equal_as_kubernetes_defaults_it() -> None:
+    allowed = {"key": "dedicated", "value": "airflow", "effect": "NoSchedule"}
+    assert env.toleration_allowed(allowed, ENVELOPE)
+    assert env.toleration_allowed({**allowed, "operator": "Equal"}, ENVELOPE)
+    assert not env.toleration_allowed({**allowed, "operator": "Exists"}, ENVELOPE)
+    assert not env.toleration_allowed({**allowed, "value": "prod"}, ENVELOPE)
+    assert not env.toleration_allowed("junk", ENVELOPE)
+    assert not env.toleration_allowed(["dedicated"], ENVELOPE)
