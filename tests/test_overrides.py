@@ -425,3 +425,10 @@ def test_a_refused_value_up_to_120_characters_is_quoted_whole() -> None:
         "annotation airflow-pod-webhook.io/pod-override: spec.tolerations[0]: must be an "
         f"allowed toleration (dedicated=airflow:NoSchedule, spot), got {shown} "
         "(envelope: placement)"]
+
+
+def test_a_fraction_of_a_gpu_is_refused_a_fraction_of_a_cpu_is_not() -> None:
+    assert refusals({P + "gpu": "0.5"}) == [
+        "annotation airflow-pod-webhook.io/gpu: '0.5' is not a Kubernetes quantity "
+        "(e.g. 500m, 2, 4Gi) (annotations)"]
+    assert run({P + "cpu": "0.5"}).allowed and run({P + "gpu": "1.0"}).allowed
