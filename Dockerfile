@@ -41,12 +41,12 @@ COPY --from=builder /opt/venv /opt/venv
 # Built-in policies so the image runs on its own; the Deployment mounts the ConfigMap over them.
 COPY policies/ /etc/airflow-pod-webhook/policies/
 # The cert dir is a Secret mount in Kubernetes; owning it lets `docker run` create dev certs.
-RUN mkdir -p /etc/airflow-pod-webhook/certs \
- && chown 65532:65532 /etc/airflow-pod-webhook/certs \
- && chmod 0700 /etc/airflow-pod-webhook/certs
+RUN mkdir -p /etc/airflow-pod-webhook/cluster/certs \
+ && chown 65532:65532 /etc/airflow-pod-webhook/cluster/certs \
+ && chmod 0700 /etc/airflow-pod-webhook/cluster/certs
 
 # Numeric, so kubelet can check runAsNonRoot without an /etc/passwd entry.
 USER 65532:65532
 EXPOSE 8443
 ENTRYPOINT ["airflow-pod-webhook", "serve"]
-CMD ["--policies", "/etc/airflow-pod-webhook/policies", "--cert-dir", "/etc/airflow-pod-webhook/certs", "--host", "0.0.0.0", "--port", "8443"]
+CMD ["--policies", "/etc/airflow-pod-webhook/policies", "--cert-dir", "/etc/airflow-pod-webhook/cluster/certs", "--host", "0.0.0.0", "--port", "8443"]

@@ -70,13 +70,13 @@ class ApiServerSettings:
 
     @property
     def served_workers(self) -> int:
-        from webhook.server import ServeOptions
+        from webhook.serving.server import ServeOptions
 
         return self.workers or ServeOptions.workers
 
     @property
     def served_threads(self) -> int:
-        from webhook.server import ServeOptions
+        from webhook.serving.server import ServeOptions
 
         return self.threads or ServeOptions.threads
 
@@ -144,7 +144,7 @@ def only_namespace(hook: dict, namespace: str) -> dict:
 def webhook_objects(name: str, ca: bytes, url: str, namespace: str,
                     single_call: bool = False) -> list[dict]:
     """Our registration exactly as `manifests` renders it, renamed and scoped to `namespace`."""
-    from webhook.registration import webhook_configurations
+    from webhook.cluster.registration import webhook_configurations
 
     objects = webhook_configurations(ca, url=url, single_call=single_call)
     for obj in objects:
@@ -160,7 +160,7 @@ def cel_objects(namespace: str) -> list[dict]:
     The mutation is a JSONPatch (this API server build cannot apply ApplyConfiguration ones);
     both match pods by the same CEL condition as our webhooks.
     """
-    from webhook.registration import NOT_MIRROR_POD, pod_match_expression
+    from webhook.cluster.registration import NOT_MIRROR_POD, pod_match_expression
 
     api = "admissionregistration.k8s.io/v1"
     rules = {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
@@ -238,7 +238,7 @@ def our_answers(pod: dict, namespace: str, policies: Path) -> dict:
     """{"mutate": response, "validate": response}: our answers for `pod` in `namespace`."""
     from tests.admission_reviews import pod_review
     from webhook import review
-    from webhook.mutate import mutate_pod
+    from webhook.mutation.mutate import mutate_pod
     from webhook.policy.load import load_policy_dir
 
     loaded = load_policy_dir(policies).policy_set
@@ -452,7 +452,7 @@ def namespace_of(path: str, suffix: str) -> str:
 def rig(settings: ApiServerSettings, workdir: Path, assets: Path) -> Iterator[Rig]:
     from tests.e2e.harness import E2EEnvironment
     from tests.e2e.scenarios import e2e_policies
-    from webhook.certs import write_certs
+    from webhook.cluster.certs import write_certs
 
     cert_dir = workdir / "apiserver-bench-certs"
     write_certs(cert_dir, "airflow-pod-webhook", "airflow-pod-webhook")

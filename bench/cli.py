@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    from webhook.server import ServeOptions
+    from webhook.serving.server import ServeOptions
 
     workers = args.workers or ServeOptions.workers
     threads = args.threads or ServeOptions.threads
@@ -218,7 +218,7 @@ def check_answers(target: Target, requests: list[Request], expect_patch: bool) -
 
 
 def run(settings: Settings) -> int:
-    from webhook.certs import write_certs
+    from webhook.cluster.certs import write_certs
     from webhook.policy.load import load_policy_dir
 
     started = time.perf_counter()

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from bench.reviews import NAMESPACE, admission_review
 from webhook import review
-from webhook.mutate import mutate_pod
+from webhook.mutation.mutate import mutate_pod
 from webhook.policy.model import PolicySet
-from webhook.validate import validate_pod
+from webhook.validation.validate import validate_pod
 
 try:  # measured when installed: the candidate faster JSON library
     import orjson

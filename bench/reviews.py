@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.admission_reviews import pod_review
-from webhook.mutate import mutate_pod
+from webhook.mutation.mutate import mutate_pod
 from webhook.policy.model import PolicySet
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,7 +6,7 @@
 a constant allow echoing its uid. `ceiling-replay`: the same, but each hook answers with the
 fixed answer our webhook gives one pod (`--answers-file`: {"mutate": response, "validate":
 response}, uid aside): what our answers (patch, warnings, audit annotations) cost
-kube-apiserver, without any policy work of ours. Both subclass webhook.server.WebhookServer
+kube-apiserver, without any policy work of ours. Both subclass webhook.serving.server.WebhookServer
 and only replace `load()`, so workers, threads, keep-alive, timeouts and the reloading TLS
 context are the webhook's own. (Single-call mode is the real server's /mutate-validate.)
 """
@@ -20,7 +20,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from webhook.server import ServeOptions, WebhookServer, configure_logging
+from webhook.serving.server import ServeOptions, WebhookServer, configure_logging
 
 VARIANTS = ("ceiling", "ceiling-replay")
 

@@ -1,6 +1,6 @@
 """Regenerate the generated parts of deploy/ from their sources of truth.
 
-- deploy/base/webhooks.yaml           <- webhook.registration.webhook_configurations(None)
+- deploy/base/webhooks.yaml           <- webhook.cluster.registration.webhook_configurations(None)
 - deploy/base/policies/*.yaml         <- byte copies of the top-level policies/*.yaml
 - deploy/base/policies/kustomization.yaml <- a configMapGenerator listing exactly those files
 
@@ -66,7 +66,7 @@ def policies_kustomization(names: list[str]) -> str:
 
 def webhooks_yaml() -> str:
     sys.path.insert(0, str(REPO))
-    from webhook.registration import dump_yaml, webhook_configurations
+    from webhook.cluster.registration import dump_yaml, webhook_configurations
 
     return GENERATED + WEBHOOKS_HEADER + dump_yaml(webhook_configurations(None))
 

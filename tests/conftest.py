@@ -45,7 +45,7 @@ def _bundled_policies() -> PolicySet:
 def admitted_pod(name: str) -> dict:
     """A real Airflow pod as the validating hook sees it: after the bundled mutation (its
     locked fields applied), e.g. `airflow3-executor`."""
-    from webhook.mutate import mutate_pod
+    from webhook.mutation.mutate import mutate_pod
 
     result = mutate_pod(airflow_pod(name), _bundled_policies(), "airflow")
     assert result.allowed, result.refusals

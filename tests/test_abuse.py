@@ -17,7 +17,7 @@ import pytest
 from tests.admission_reviews import pod_review as review
 from tests.conftest import POLICIES, airflow_pod
 from tests.server_process import RunningServer, post, rss_bytes, running_server
-from webhook.mutate import mutate_pod
+from webhook.mutation.mutate import mutate_pod
 from webhook.policy.load import load_policy_dir
 
 OVERRIDE = "airflow-pod-webhook.io/pod-override"

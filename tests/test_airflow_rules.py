@@ -8,7 +8,8 @@ import json
 import pytest
 
 from tests.conftest import AIRFLOW_PODS
-from webhook.airflow_rules import (
+from webhook.policy.schema import SPEC_SCHEMAS
+from webhook.validation.airflow_rules import (
     AIRFLOW_RULES,
     check_automount_token,
     check_host_paths,
@@ -21,7 +22,6 @@ from webhook.airflow_rules import (
     normalise_registry_prefix,
     parse_image,
 )
-from webhook.policy.schema import SPEC_SCHEMAS
 
 FIXTURES = AIRFLOW_PODS  # copies of ../shared/fixtures/airflow-pods
 
@@ -489,7 +489,7 @@ def test_an_unknown_rule_id_is_skipped_and_the_rest_still_run():
 
 
 def test_a_rule_that_crashes_fails_closed_with_its_own_name(monkeypatch):
-    from webhook import airflow_rules
+    from webhook.validation import airflow_rules
 
     def boom(pod, params):
         raise RuntimeError("bug")

@@ -14,7 +14,7 @@ import yaml
 
 from tests.conftest import ROOT
 from webhook.policy.model import PolicySet
-from webhook.validate import validate_pod
+from webhook.validation.validate import validate_pod
 
 
 def kubectl() -> str:

@@ -79,7 +79,7 @@ def test_single_call_decides_as_mutate_then_validate(path, username: str,
     if not mutated["response"]["allowed"]:
         assert single["response"] == mutated["response"]
         return
-    from webhook.mutate import mutate_pod
+    from webhook.mutation.mutate import mutate_pod
 
     result = mutate_pod(copy.deepcopy(pod), bundled, "data-airflow", username)
     _, validated, _ = review.answer(review.VALIDATE, _review(result.pod, username), bundled)
@@ -162,7 +162,7 @@ def test_binaries_without_the_run_bit_are_run_from_a_temporary_copy(
 
 def test_each_path_is_registered_as_manifests_renders_it_scoped_to_its_namespace() -> None:
     from bench.apiserver import webhook_objects
-    from webhook.registration import webhook_configurations
+    from webhook.cluster.registration import webhook_configurations
 
     ca = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
     url = "https://127.0.0.1:9443"

@@ -12,9 +12,9 @@ import pytest
 from tests.admission_reviews import SCHEDULER
 from tests.conftest import AIRFLOW_PODS
 from webhook.airflow_pods import PodType, identify
-from webhook.mutate import mutate_pod
-from webhook.quantity import parse_quantity
-from webhook.validate import validate_pod
+from webhook.kube.quantity import parse_quantity
+from webhook.mutation.mutate import mutate_pod
+from webhook.validation.validate import validate_pod
 
 FIXTURES = sorted(AIRFLOW_PODS.glob("*.json"))
 WORKER = "system:serviceaccount:airflow:airflow-worker"

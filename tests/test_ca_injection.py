@@ -20,8 +20,9 @@ from cryptography import x509
 from tests.conftest import POLICIES
 from tests.server_process import running_server, wait_ready
 from tests.test_registration import FakeAdmissionApi, FakeApiServer
-from webhook import ca_injection
-from webhook.ca_injection import (
+from webhook.cli import build_parser
+from webhook.cluster import ca_injection
+from webhook.cluster.ca_injection import (
     CABundleInjector,
     Decision,
     InjectorSettings,
@@ -31,9 +32,8 @@ from webhook.ca_injection import (
     kubernetes_patcher,
     load_api_client,
 )
-from webhook.certs import generate_ca, write_certs
-from webhook.cli import build_parser
-from webhook.registration import (
+from webhook.cluster.certs import generate_ca, write_certs
+from webhook.cluster.registration import (
     MUTATING_KIND,
     VALIDATING_KIND,
     merge_ca_bundles,

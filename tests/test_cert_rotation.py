@@ -32,8 +32,8 @@ from tests.server_process import (
     post,
     running_server,
 )
-from webhook.certs import generate_ca, generate_serving_cert, write_certs
-from webhook.registration import merge_ca_bundles
+from webhook.cluster.certs import generate_ca, generate_serving_cert, write_certs
+from webhook.cluster.registration import merge_ca_bundles
 
 SERVICE = NAMESPACE = "airflow-pod-webhook"
 CLIENT_THREADS = 4
@@ -49,7 +49,7 @@ def serial_of(pem_or_der: bytes) -> int:
 
 
 def replace_file(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Atomic replace (temp file + rename), like webhook.certs.write_certs does."""
+    """Atomic replace (temp file + rename), like webhook.cluster.certs.write_certs does."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "wb") as f:
         os.fchmod(f.fileno(), mode)

@@ -11,9 +11,9 @@ import yaml
 
 from tests.admission_reviews import pod_review
 from tests.conftest import AIRFLOW_PODS, POLICIES, admitted_pod, airflow_pod
-from webhook.app import create_app
 from webhook.cli import main
 from webhook.policy.store import PolicyStore
+from webhook.serving.app import create_app
 
 PODS = sorted(p.stem for p in AIRFLOW_PODS.glob("*.json"))
 DENIED = Path(__file__).parent.parent / "policies" / "tests" / "pods"

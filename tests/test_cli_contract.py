@@ -22,10 +22,10 @@ import pytest
 from tests.admission_reviews import pod_review
 from tests.conftest import AIRFLOW_PODS, POLICIES, ROOT, airflow_pod
 from webhook.admission import MAX_BODY_BYTES, NESTED_TOO_DEEPLY
-from webhook.app import create_app
 from webhook.cli import main
-from webhook.mutate import mutate_pod
+from webhook.mutation.mutate import mutate_pod
 from webhook.policy.store import PolicyStore
+from webhook.serving.app import create_app
 
 EXECUTOR = AIRFLOW_PODS / "airflow3-executor.json"
 KPO = AIRFLOW_PODS / "airflow3-kpo.json"

@@ -11,7 +11,7 @@ from kubernetes.client import models as k8s
 
 from tests.conftest import airflow_pod
 from webhook.dag_annotations import override_annotations
-from webhook.mutate import mutate_pod
+from webhook.mutation.mutate import mutate_pod
 
 P = "airflow-pod-webhook.io/"
 
@@ -86,7 +86,8 @@ def test_the_helper_imports_neither_flask_nor_the_server() -> None:
     code = ("import sys, webhook.dag_annotations as d; d.override_annotations(memory='1Gi', "
             "pod={'spec': {}}); print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('flask', 'werkzeug', 'gunicorn', 'jsonschema', 'orjson', 'prometheus_client', "
-            "'kubernetes') or m in ('webhook.server', 'webhook.app', 'webhook.cli')))")
+            "'kubernetes') or m in ('webhook.serving.server', 'webhook.serving.app', "
+            "'webhook.cli')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"

@@ -101,7 +101,7 @@ def test_offline_commands_run_without_server_packages(argv: list[str], expected_
 def test_offline_commands_without_the_kubernetes_client_name_the_extra(
     argv: list[str], command: str
 ) -> None:
-    # Quantities ("4Gi") are parsed by the kubernetes client's own code (webhook/quantity.py).
+    # Quantities ("4Gi") are parsed by the kubernetes client's own code (webhook/kube/quantity.py).
     result = run_without_server_deps("""
         import sys
         from webhook.cli import main
@@ -135,7 +135,7 @@ def test_server_commands_print_the_extra_instead_of_a_traceback(
 
 def test_serve_with_certs_but_without_flask_names_the_extra(tmp_path: Path) -> None:
     # cryptography present (e.g. from another package), the web stack absent.
-    from webhook.certs import write_certs
+    from webhook.cluster.certs import write_certs
 
     write_certs(tmp_path, "airflow-pod-webhook", "airflow-pod-webhook")
     code = """

@@ -144,7 +144,7 @@ def test_entrypoint_and_default_flags(final: Stage) -> None:
     assert exec_form(final.args("ENTRYPOINT")[-1]) == ["airflow-pod-webhook", "serve"]
     flags = cmd_flags(final)
     assert flags["--policies"] == "/etc/airflow-pod-webhook/policies"
-    assert flags["--cert-dir"] == "/etc/airflow-pod-webhook/certs"
+    assert flags["--cert-dir"] == "/etc/airflow-pod-webhook/cluster/certs"
     assert flags["--port"] == "8443"
     assert final.args("EXPOSE") == ["8443"]
 

@@ -17,10 +17,10 @@ import jsonpatch
 import pytest
 
 from tests.conftest import DEFAULT_TOLERATIONS, POLICIES, airflow_pod, policy_set
-from webhook.merge import merge_pod
-from webhook.mutate import MutationResult, mutate_pod
+from webhook.mutation.merge import merge_pod
+from webhook.mutation.mutate import MutationResult, mutate_pod
 from webhook.policy.model import PolicySet
-from webhook.validate import ValidationResult, validate_pod
+from webhook.validation.validate import ValidationResult, validate_pod
 
 NS = "data-airflow"
 SCHEDULER = "system:serviceaccount:airflow:airflow-scheduler"

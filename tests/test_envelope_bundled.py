@@ -9,8 +9,8 @@ import jsonpatch
 import pytest
 
 from tests.conftest import AIRFLOW_PODS, airflow_pod
-from webhook.mutate import mutate_pod
-from webhook.validate import validate_pod
+from webhook.mutation.mutate import mutate_pod
+from webhook.validation.validate import validate_pod
 
 NS = "data-airflow"
 SCHEDULER = "system:serviceaccount:airflow:airflow-scheduler"

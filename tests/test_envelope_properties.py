@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import DEFAULT_TOLERATIONS, POLICIES, airflow_pod
-from webhook.merge import merge_pod
-from webhook.mutate import mutate_pod
+from webhook.kube.quantity import parse_quantity
+from webhook.mutation.merge import merge_pod
+from webhook.mutation.mutate import mutate_pod
 from webhook.policy.load import load_policy_dir
-from webhook.quantity import parse_quantity
-from webhook.validate import validate_pod
+from webhook.validation.validate import validate_pod
 
 BUNDLED = load_policy_dir(POLICIES).policy_set
 NS = "data-airflow"

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from webhook.certs import service_dns_names
-from webhook.registration import (
+from webhook.cluster.certs import service_dns_names
+from webhook.cluster.registration import (
     DEFAULT_NAMESPACE,
     DEFAULT_SERVICE,
     MUTATE_PATH,
@@ -41,7 +41,7 @@ CRITICAL = "system-cluster-critical"
 CONTAINER_PORT = 8443
 SERVICE_PORT = 443
 POLICIES_DIR = "/etc/airflow-pod-webhook/policies"
-CERTS_DIR = "/etc/airflow-pod-webhook/certs"
+CERTS_DIR = "/etc/airflow-pod-webhook/cluster/certs"
 TLS_SECRET = "airflow-pod-webhook-tls"
 # Oldest Kubernetes we support (matchConditions went GA in 1.30); also the newest schema shipped.
 OLDEST_K8S = "1.30.0"
@@ -311,8 +311,8 @@ def test_default_installs_grant_no_rbac_and_mount_no_token(
 def api_verbs_used_by_patch_ca_bundle() -> set[str]:
     """The RBAC verbs patch_ca_bundle really needs when both configurations exist (what the
     component's RBAC must allow, since it may not create them), from a recording fake API."""
-    from webhook.certs import write_certs
-    from webhook.registration import patch_ca_bundle, webhook_configurations
+    from webhook.cluster.certs import write_certs
+    from webhook.cluster.registration import patch_ca_bundle, webhook_configurations
 
     verb_of = {"read": "get", "patch": "patch", "create": "create", "replace": "update",
                "delete": "delete", "list": "list"}

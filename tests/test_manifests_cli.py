@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from webhook.cli import main
-from webhook.registration import find_kubectl
+from webhook.cluster.registration import find_kubectl
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = str(REPO / "deploy")

@@ -1,6 +1,6 @@
 """The merge rules, told as the surprises Airflow users hit with pod_override."""
 
-from webhook.merge import merge_pod
+from webhook.mutation.merge import merge_pod
 
 
 def base_pod() -> dict:

@@ -21,10 +21,10 @@ from tests.server_process import (
     post,
     running_server,
 )
-from webhook.app import create_app
-from webhook.certs import cert_not_after
-from webhook.metrics import WebhookMetrics
+from webhook.cluster.certs import cert_not_after
 from webhook.policy.store import PolicyStore
+from webhook.serving.app import create_app
+from webhook.serving.metrics import WebhookMetrics
 
 REQUESTS = "airflow_pod_webhook_admission_requests_total"
 
@@ -171,7 +171,7 @@ OVERHEAD = textwrap.dedent("""
     import os, sys, tempfile, timeit
     if sys.argv[1] == "multiprocess":
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp()
-    from webhook.metrics import WebhookMetrics
+    from webhook.serving.metrics import WebhookMetrics
     metrics = WebhookMetrics()
     metrics.admission("mutate", "allow", "answered", 0.0004, 7)  # create the children
     n = 20000
@@ -195,7 +195,7 @@ def test_per_request_metrics_overhead_is_measured() -> None:
 SCRAPE_WITH_EMPTY_FILE = textwrap.dedent("""
     import os, sys
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = sys.argv[1]
-    from webhook.metrics import WebhookMetrics
+    from webhook.serving.metrics import WebhookMetrics
     metrics = WebhookMetrics()
     metrics.admission("validate", "deny", "answered", 0.0004, 0)
     # A worker killed between creating its file and sizing it leaves it empty for good.

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import airflow_pod, policy_set
 from webhook.dag_annotations import override_annotations
-from webhook.mutate import mutate_pod
+from webhook.mutation.mutate import mutate_pod
 
 P = "airflow-pod-webhook.io/"
 SCHEDULER = "system:serviceaccount:airflow:airflow-scheduler"

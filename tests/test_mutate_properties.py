@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import airflow_pod, canonical_json, policy_set
 from webhook.airflow_pods import AIRFLOW_ANNOTATIONS, AIRFLOW_LABELS
-from webhook.mutate import mutate_pod
+from webhook.mutation.mutate import mutate_pod
 
 PERMISSIVE = policy_set("""
     apiVersion: airflow-pod-webhook.io/v1alpha1

@@ -13,8 +13,8 @@ import jsonpatch
 import pytest
 
 from tests.conftest import airflow_pod, policy_set
-from webhook.mutate import mutate_pod
-from webhook.overrides import MAX_OVERRIDE_BYTES, base_container_name
+from webhook.mutation.mutate import mutate_pod
+from webhook.mutation.overrides import MAX_OVERRIDE_BYTES, base_container_name
 
 P = "airflow-pod-webhook.io/"
 POLICIES = policy_set("""

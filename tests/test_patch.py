@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import canonical_json
-from webhook.patch import diff_patch, escape_pointer_token, json_equal
+from webhook.mutation.patch import diff_patch, escape_pointer_token, json_equal
 
 
 def round_trip(doc):

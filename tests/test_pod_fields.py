@@ -4,7 +4,7 @@ import json
 import sys
 from pathlib import Path
 
-from webhook.pod_fields import fragment_errors
+from webhook.kube.pod_fields import fragment_errors
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -13,7 +13,7 @@ from gen_pod_fields import build  # noqa: E402
 
 def test_table_matches_the_installed_kubernetes_client() -> None:
     # Regenerate with `python tools/gen_pod_fields.py` after upgrading the client.
-    table = json.loads((ROOT / "webhook" / "schema" / "pod-fields.json").read_text())
+    table = json.loads((ROOT / "webhook" / "kube" / "schema" / "pod-fields.json").read_text())
     current = build()
     for type_name, fields in table["types"].items():
         assert type_name in current["types"], type_name

@@ -29,17 +29,17 @@ from tests.e2e.security_scenarios import (
     username,
 )
 from tests.e2e.test_offline import admit_offline
-from webhook import mutate as mutate_module
 from webhook.airflow_pods import POD_IDENTITY_RULE, PodType, identify
-from webhook.mutate import KEEP_IDENTITY_RULE, mutate_pod
-from webhook.overrides import parse_fragment_text
-from webhook.pod_fields import fragment_errors
+from webhook.cluster.registration import selected_by_hooks
+from webhook.kube.pod_fields import fragment_errors
+from webhook.kube.quantity import parse_quantity
+from webhook.mutation import mutate as mutate_module
+from webhook.mutation.mutate import KEEP_IDENTITY_RULE, mutate_pod
+from webhook.mutation.overrides import parse_fragment_text
 from webhook.policy.load import load_policy_dir
 from webhook.policy.model import PolicySet
-from webhook.quantity import parse_quantity
-from webhook.registration import selected_by_hooks
 from webhook.review import INTERNAL_RULE, MUTATE, MUTATE_AND_VALIDATE, VALIDATE, last_resort
-from webhook.validate import validate_pod
+from webhook.validation.validate import validate_pod
 
 NS = "airflow-e2e-offline"
 P = "airflow-pod-webhook.io/"
@@ -308,7 +308,7 @@ def test_a_policy_may_not_drop_labels_or_annotations(kind) -> None:
 def test_the_result_is_checked_whatever_produced_it(bundled, monkeypatch) -> None:
     """The invariant is judged on the mutated pod, not inferred from the request: with the
     guards before it broken, a mutation that drops the labels is refused, not admitted."""
-    from webhook import overrides
+    from webhook.mutation import overrides
 
     monkeypatch.setattr(overrides, "_owned", lambda path, task: None)
     monkeypatch.setattr(mutate_module, "_keep_airflow_metadata", lambda original, result: result)
@@ -445,7 +445,7 @@ def test_the_server_denies_when_mutation_crashes_on_a_pod_with_overrides(bundled
                                                                          monkeypatch) -> None:
     from webhook import review
     from webhook.policy.store import PolicyStore
-    from webhook.review_endpoints import ReviewEndpoints
+    from webhook.serving.review_endpoints import ReviewEndpoints
 
     def crash(*args, **kwargs):
         raise ZeroDivisionError("bug")

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from tests.admission_reviews import pod_review
 from tests.conftest import airflow_pod, policy_set
 from webhook.airflow_pods import AIRFLOW_ANNOTATIONS, AIRFLOW_LABELS
+from webhook.cluster.registration import selected_by_hooks
 from webhook.policy.load import load_policy_dir
-from webhook.registration import selected_by_hooks
 from webhook.review import MUTATE, answer
 
 from .conftest import POLICIES

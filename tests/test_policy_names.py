@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from webhook.podsecurity import CHECKS
 from webhook.policy.load import load_policy_dir
 from webhook.policy.names import (
     RULE_FAMILIES,
@@ -19,6 +18,7 @@ from webhook.policy.names import (
     register_rule_family,
     rule_names,
 )
+from webhook.validation.podsecurity import CHECKS
 
 HEADER = "apiVersion: airflow-pod-webhook.io/v1alpha1\n"
 
@@ -387,7 +387,7 @@ def test_a_new_rule_family_is_known_once_registered(monkeypatch) -> None:
 
 def test_the_exemption_rule_actually_waives_what_the_linter_accepts(bundled) -> None:
     # The linter and the validating hook agree on what an entry names (one normalisation).
-    from webhook.validate import exemption_covers
+    from webhook.validation.validate import exemption_covers
 
     for entry in ("baseline : hostPathVolumes", "baseline:hostPathVolumes"):
         assert check_rule_name(entry) is None

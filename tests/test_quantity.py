@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from webhook.quantity import parse_quantity
+from webhook.kube.quantity import parse_quantity
 
 
 @pytest.mark.parametrize(("text", "value"), [
@@ -28,7 +28,8 @@ def test_malformed_quantities_raise(text) -> None:
 
 def test_the_server_never_imports_the_kubernetes_client() -> None:
     # ~35 MB of RSS and half a second per worker, for one function
-    code = ("import sys, webhook.server, webhook.app, webhook.policy.load, webhook.cli; "
+    code = ("import sys, webhook.serving.server, webhook.serving.app, webhook.policy.load, "
+            "webhook.cli; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -17,9 +17,9 @@ import pytest
 import yaml
 from cryptography import x509
 
-from webhook import registration
-from webhook.certs import generate_ca
-from webhook.registration import (
+from webhook.cluster import registration
+from webhook.cluster.certs import generate_ca
+from webhook.cluster.registration import (
     DEFAULT_POD_LABELS,
     MUTATING_KIND,
     VALIDATING_KIND,

@@ -16,10 +16,10 @@ from tests.admission_reviews import SCHEDULER
 from tests.admission_reviews import pod_review as review
 from tests.conftest import POLICIES, airflow_pod
 from tests.server_process import metric_value
-from webhook.app import create_app
-from webhook.metrics import WebhookMetrics
-from webhook.mutate import mutate_pod
+from webhook.mutation.mutate import mutate_pod
 from webhook.policy.store import PolicyStore
+from webhook.serving.app import create_app
+from webhook.serving.metrics import WebhookMetrics
 
 REQUESTS = "airflow_pod_webhook_admission_requests_total"
 

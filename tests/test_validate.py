@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import AIRFLOW_PODS, internal_errors
-from webhook.mutate import mutate_pod
+from webhook.mutation.mutate import mutate_pod
 from webhook.policy.compile import PolicyDocument, compile_policies
 from webhook.policy.load import load_policy_dir
 from webhook.policy.schema import API_VERSION
-from webhook.validate import (
+from webhook.validation.validate import (
     DENY_CODE,
     ValidationResult,
     exemption_covers,

@@ -1,4 +1,4 @@
-"""Regenerate webhook/schema/pod-fields.json from the official kubernetes client's models.
+"""Regenerate webhook/kube/schema/pod-fields.json from the official kubernetes client's models.
 
 The webhook checks override fragments against this table instead of importing the client's
 ~700 model classes at start-up. Run: python tools/gen_pod_fields.py
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import kubernetes.client.models as models
 
-OUT = Path(__file__).resolve().parent.parent / "webhook" / "schema" / "pod-fields.json"
+OUT = Path(__file__).resolve().parent.parent / "webhook" / "kube" / "schema" / "pod-fields.json"
 
 
 def type_ref(t: str) -> object:

@@ -8,7 +8,7 @@ mutants/<module>/mutants/ as usual. Equivalent mutants, listed by name in
 [tool.mutation.equivalent], are left out of the score.
 
     python tools/mutation.py                  every module, from scratch
-    python tools/mutation.py webhook/merge.py one module
+    python tools/mutation.py webhook/mutation/merge.py one module
     python tools/mutation.py --resume ...     keep earlier results, rerun only survivors
     python tools/mutation.py --report         print the scores of the last runs, run nothing
     python tools/mutation.py --show MODULE    print the diff of every mutant not killed

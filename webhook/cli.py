@@ -240,8 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from webhook.certs import ensure_dev_certs
-    from webhook.server import ServeOptions, configure_logging, serve
+    from webhook.cluster.certs import ensure_dev_certs
+    from webhook.serving.server import ServeOptions, configure_logging, serve
 
     configure_logging(args.log_level)  # the master loads the policies and logs their errors
     if not Path(args.policies).is_dir():
@@ -255,7 +255,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"generated a development CA and serving cert in {paths.directory}/ "
               f"(CA: {paths.ca_crt}); use real certs in production", file=sys.stderr)
     if args.patch_ca_bundle:
-        from webhook.ca_injection import CABundleInjector, InjectorSettings, kubernetes_patcher
+        from webhook.cluster.ca_injection import (
+            CABundleInjector,
+            InjectorSettings,
+            kubernetes_patcher,
+        )
 
         # Started in the gunicorn master before it forks: one injector per replica, and the
         # workers (forked later) do not inherit the thread.
@@ -270,7 +274,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_certs(args: argparse.Namespace) -> int:
-    from webhook.certs import cert_dns_names, cert_not_after, write_certs
+    from webhook.cluster.certs import cert_dns_names, cert_not_after, write_certs
 
     try:
         paths = write_certs(Path(args.out), args.service, args.namespace, args.key_type,
@@ -289,7 +293,7 @@ SELF_PATCH_OVERLAY = "overlays/self-patch-ca-bundle"
 
 
 def cmd_manifests(args: argparse.Namespace) -> int:
-    from webhook.registration import (
+    from webhook.cluster.registration import (
         PLACEHOLDER_REGISTRY,
         dump_yaml,
         render_manifests,
@@ -342,7 +346,7 @@ def cmd_manifests(args: argparse.Namespace) -> int:
 
 def cmd_mutate(args: argparse.Namespace) -> int:
     from webhook.admission import NESTED_TOO_DEEPLY
-    from webhook.mutate import mutate_pod
+    from webhook.mutation.mutate import mutate_pod
 
     policies = _policies(args.policies)
     pod, namespace, username = read_pod(args.file)
@@ -352,7 +356,7 @@ def cmd_mutate(args: argparse.Namespace) -> int:
     except RecursionError as exc:
         raise InputError(f"{args.file}: {NESTED_TOO_DEEPLY}") from exc
     if not result.covered:
-        from webhook.validate import NOT_AIRFLOW
+        from webhook.validation.validate import NOT_AIRFLOW
 
         print(f"skipped: {NOT_AIRFLOW}", file=sys.stderr)
     elif problem := malformed_pod(pod):
@@ -373,8 +377,8 @@ def cmd_mutate(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from webhook.admission import NESTED_TOO_DEEPLY
-    from webhook.mutate import mutate_pod
-    from webhook.validate import validate_pod
+    from webhook.mutation.mutate import mutate_pod
+    from webhook.validation.validate import validate_pod
 
     policies = _policies(args.policies)
     worst = EXIT_OK
@@ -499,8 +503,8 @@ def _policies(folder: str, lint_code: int = EXIT_BAD_INPUT) -> Any:
 def malformed_pod(pod: dict) -> str | None:
     """Where a pod is not shaped like a Pod (wrong types; fields this client does not know are
     a newer cluster's, not errors), if anywhere."""
-    from webhook.mutate import malformed_shape
-    from webhook.pod_fields import fragment_problems
+    from webhook.kube.pod_fields import fragment_problems
+    from webhook.mutation.mutate import malformed_shape
 
     problem = malformed_shape(pod)
     if problem:
@@ -536,7 +540,7 @@ def _decode(file: str, data: bytes) -> Any:
     """JSON exactly as the server reads it; anything else as YAML without anchors or aliases
     (as annotations are read: a few bytes of aliases can expand to gigabytes)."""
     from webhook.admission import BodyError, decode_body
-    from webhook.overrides import load_yaml_without_aliases
+    from webhook.mutation.overrides import load_yaml_without_aliases
 
     try:
         return decode_body(data)

@@ -16,7 +16,7 @@
     KubernetesPodOperator(..., annotations=annotations)
 
 Only the annotations travel through Airflow: the webhook applies them in the cluster, merged
-by name (see webhook/merge.py) and bounded by the admin's OverridePolicy.
+by name (see webhook/mutation/merge.py) and bounded by the admin's OverridePolicy.
 
 Everything the webhook would refuse for its form is refused here first, with a ValueError
 naming the argument, so a DAG fails when it is parsed, not when its task starts: a quantity
@@ -34,8 +34,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from webhook.kube.quantity_format import is_negative, is_quantity
 from webhook.policy.model import DEFAULT_ANNOTATION_PREFIX
-from webhook.quantity_format import is_negative, is_quantity
 
 _QUANTITIES = {"cpu": "cpu", "cpu_limit": "cpu-limit", "memory": "memory",
                "memory_limit": "memory-limit", "ephemeral_storage": "ephemeral-storage",
@@ -146,7 +146,7 @@ def _unit_hint(text: str) -> str:
 
 def _pod_fragment(pod: Any) -> dict:
     """The pod as the annotation carries it, held to the Pod model like the webhook does."""
-    from webhook.pod_fields import fragment_errors
+    from webhook.kube.pod_fields import fragment_errors
 
     fragment = _as_dict(pod)
     errors = fragment_errors(fragment)

@@ -42,14 +42,14 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 
-from webhook.field_paths import format_path, get_values, parse_path
-from webhook.mutate import MutationResult, mutate_pod
-from webhook.pod_fields import did_you_mean
+from webhook.kube.pod_fields import did_you_mean
+from webhook.mutation.field_paths import format_path, get_values, parse_path
+from webhook.mutation.mutate import MutationResult, mutate_pod
 from webhook.policy.compile import schema_errors
 from webhook.policy.model import PolicySet
 from webhook.policy.names import check_field_path
 from webhook.policy.schema import API_VERSION
-from webhook.validate import ValidationResult, validate_pod
+from webhook.validation.validate import ValidationResult, validate_pod
 
 KIND = "PolicyTest"
 TEST_SUFFIXES = (".yaml", ".yml")

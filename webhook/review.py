@@ -12,10 +12,10 @@ from typing import Any
 from webhook import admission
 from webhook.admission import AdmissionRequest, BadReview
 from webhook.airflow_pods import AirflowTask
-from webhook.mutate import MutationResult, mutate_pod
-from webhook.overrides import APPLIED
+from webhook.mutation.mutate import MutationResult, mutate_pod
+from webhook.mutation.overrides import APPLIED
 from webhook.policy.model import DEFAULT_ANNOTATION_PREFIX, PolicySet
-from webhook.validate import ValidationResult, validate_pod
+from webhook.validation.validate import ValidationResult, validate_pod
 
 MUTATE, VALIDATE = "mutate", "validate"
 # Single-call mode: the mutating call also validates the pod it produces (one round trip per

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.server_process import free_port
-from webhook.certs import generate_ca, generate_serving_cert
+from webhook.cluster.certs import generate_ca, generate_serving_cert
 
 APISERVER, ETCD = "kube-apiserver", "etcd"
 DEFAULT_START_TIMEOUT = 20.0  # controller-runtime's default per component

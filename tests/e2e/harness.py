@@ -30,9 +30,8 @@ from tests.server_process import (
     policy_files_of,
     wait_ready,
 )
-from webhook.certs import write_certs
-from webhook.policy.load import load_policy_dir
-from webhook.registration import (
+from webhook.cluster.certs import write_certs
+from webhook.cluster.registration import (
     DEFAULT_NAME,
     MUTATING_KIND,
     MUTATING_WEBHOOK,
@@ -41,6 +40,7 @@ from webhook.registration import (
     find_kubectl,
     webhook_configurations,
 )
+from webhook.policy.load import load_policy_dir
 
 REPO = Path(__file__).resolve().parents[2]
 NO_API_SERVER = ("no API server: set KUBEBUILDER_ASSETS to setup-envtest's folder, "

@@ -11,7 +11,7 @@ import yaml
 
 from tests.e2e.scenarios import e2e_settings
 from tests.server_process import cli_command
-from webhook.registration import dump_yaml, find_kubectl
+from webhook.cluster.registration import dump_yaml, find_kubectl
 
 CLUSTER = "airflow-pod-webhook-e2e"
 IMAGE = "airflow-pod-webhook:e2e"

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from tests.conftest import POLICIES, airflow_pod
-from webhook.registration import MUTATING_WEBHOOK, VALIDATING_WEBHOOK
+from webhook.cluster.registration import MUTATING_WEBHOOK, VALIDATING_WEBHOOK
 
 APPLIED = "airflow-pod-webhook.io/applied"
 SCHEDULER = "airflow-scheduler"  # trusted in the e2e namespaces by e2e_policies()

@@ -14,7 +14,7 @@ from typing import Any
 
 from tests.conftest import airflow_pod
 from tests.e2e.scenarios import DENIED, lookup
-from webhook.registration import MUTATING_WEBHOOK, VALIDATING_WEBHOOK
+from webhook.cluster.registration import MUTATING_WEBHOOK, VALIDATING_WEBHOOK
 
 ADMITTED = "admitted"
 SCHEDULER_SA, WORKER_SA = "airflow-scheduler", "airflow-worker"

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from webhook.certs import generate_ca, generate_serving_cert
+from webhook.cluster.certs import generate_ca, generate_serving_cert
 
 CONFIGURATION = "zz-e2e-injector"
 WEBHOOK = "inject.e2e.airflow-pod-webhook.io"

@@ -18,7 +18,7 @@ from tests.e2e.scenarios import (
     denial_prefix,
     scheduler_username,
 )
-from webhook.registration import VALIDATING_WEBHOOK
+from webhook.cluster.registration import VALIDATING_WEBHOOK
 
 pytestmark = pytest.mark.e2e
 

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from tests.e2e.envtest import EnvtestControlPlane, missing_binaries
-from webhook.registration import find_kubectl
+from webhook.cluster.registration import find_kubectl
 
 pytestmark = pytest.mark.e2e
 

@@ -31,9 +31,9 @@ from tests.e2e.scenarios import (
     e2e_policies,
     scheduler_username,
 )
-from webhook.merge import merge_pod
+from webhook.cluster.registration import MUTATING_WEBHOOK, VALIDATING_WEBHOOK
+from webhook.mutation.merge import merge_pod
 from webhook.policy.load import load_policy_dir
-from webhook.registration import MUTATING_WEBHOOK, VALIDATING_WEBHOOK
 from webhook.review import MUTATE, VALIDATE, answer
 
 P = "airflow-pod-webhook.io/"

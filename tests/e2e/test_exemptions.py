@@ -15,7 +15,7 @@ from tests.conftest import POLICIES
 from tests.e2e.harness import E2EEnvironment, LocalWebhook, api_message
 from tests.e2e.scenarios import denial_prefix, scheduler_username
 from tests.server_process import policy_files_of
-from webhook.registration import VALIDATING_WEBHOOK
+from webhook.cluster.registration import VALIDATING_WEBHOOK
 
 pytestmark = pytest.mark.e2e
 HOST_PATH_DENIAL = "(baseline: hostPathVolumes)"

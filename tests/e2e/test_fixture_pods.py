@@ -15,7 +15,7 @@ from tests.conftest import AIRFLOW_PODS
 from tests.e2e.harness import E2EEnvironment, api_message, e2e_pod
 from tests.e2e.pod_compare import comparable, differences, server_defaulted
 from tests.e2e.scenarios import APPLIED, MUTATED, Scenario, build_pod, scheduler_username
-from webhook.mutate import mutate_pod
+from webhook.mutation.mutate import mutate_pod
 from webhook.policy.model import PolicySet
 
 pytestmark = pytest.mark.e2e

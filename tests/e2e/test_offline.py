@@ -54,7 +54,11 @@ from tests.e2e.scenarios import (
     lookup,
     scheduler_username,
 )
-from webhook.registration import MUTATING_WEBHOOK, VALIDATING_WEBHOOK, webhook_configurations
+from webhook.cluster.registration import (
+    MUTATING_WEBHOOK,
+    VALIDATING_WEBHOOK,
+    webhook_configurations,
+)
 from webhook.review import MUTATE, VALIDATE, answer
 
 NAMESPACE = "airflow-e2e-offline"

@@ -31,14 +31,14 @@ from tests.e2e.scenarios import (
 )
 from tests.e2e.side_webhook import CONFIGURATION, SIDECAR, SideWebhook, injected, patch_for
 from tests.server_process import cli_command
-from webhook.mutate import mutate_pod
-from webhook.policy.model import PolicySet
-from webhook.registration import (
+from webhook.cluster.registration import (
     DEFAULT_NAME,
     MUTATING_WEBHOOK,
     SINGLE_CALL_PATH,
     VALIDATING_WEBHOOK,
 )
+from webhook.mutation.mutate import mutate_pod
+from webhook.policy.model import PolicySet
 
 pytestmark = pytest.mark.e2e
 HOST_PATH_VIOLATION = "(baseline: hostPathVolumes)"

@@ -122,8 +122,8 @@ def crashing_webhook(e2e: E2EEnvironment, namespace: str, tmp_path_factory: pyte
 
     from tests.e2e.harness import REPO, RETRY_TIMEOUT, deadline_loop
     from tests.server_process import RunningServer, free_port, wait_ready
-    from webhook.certs import write_certs
-    from webhook.registration import MUTATING_KIND, webhook_configurations
+    from webhook.cluster.certs import write_certs
+    from webhook.cluster.registration import MUTATING_KIND, webhook_configurations
 
     if e2e.webhook is None:
         pytest.skip("the crashing webhook runs beside envtest (registered by URL)")

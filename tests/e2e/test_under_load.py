@@ -19,8 +19,8 @@ from tests.e2e.streams import CreateStream
 from tests.server_process import policy_files_of
 from tests.test_cert_rotation import replace_file
 from tests.test_policy_store import VARIANT
-from webhook.certs import generate_ca, write_certs
-from webhook.registration import DEFAULT_NAME, merge_ca_bundles
+from webhook.cluster.certs import generate_ca, write_certs
+from webhook.cluster.registration import DEFAULT_NAME, merge_ca_bundles
 
 pytestmark = pytest.mark.e2e
 THREADS = 4

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.podsecurity import CHECKS, MAX_VERSION
+from webhook.validation.podsecurity import CHECKS, MAX_VERSION
 
 Pod = dict[str, Any]
 PassFn = Callable[[Pod, str], list[Pod]]

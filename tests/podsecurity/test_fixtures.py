@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from webhook.podsecurity import LEVELS, evaluate_pod
+from webhook.validation.podsecurity import LEVELS, evaluate_pod
 
 from .fixtures import (
     NEWEST_MINOR,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from webhook.podsecurity import evaluate_pod
+from webhook.validation.podsecurity import evaluate_pod
 
 
 def _messages(pod: dict[str, Any], level: str = "restricted") -> list[str]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from webhook.podsecurity import CHECKS, LEVELS, MAX_VERSION, check_ids, evaluate_pod
+from webhook.validation.podsecurity import CHECKS, LEVELS, MAX_VERSION, check_ids, evaluate_pod
 
 from .fixtures import minimal_valid_pod, tweak
 

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import internal_errors
-from webhook.podsecurity import CHECKS, LEVELS, evaluate_pod
-from webhook.violations import Violation
+from webhook.validation.podsecurity import CHECKS, LEVELS, evaluate_pod
+from webhook.validation.violations import Violation
 
 from .fixtures import minimal_valid_pod
 
@@ -96,7 +96,7 @@ def test_wrong_types_read_as_unset() -> None:
 
 
 def test_a_crashing_check_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
-    from webhook.podsecurity import registry
+    from webhook.validation.podsecurity import registry
 
     def boom(meta: dict[str, Any], spec: dict[str, Any]) -> list[Violation]:
         raise RuntimeError("bug")

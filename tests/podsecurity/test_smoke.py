@@ -1,6 +1,6 @@
 """First slice: the evaluator runs and reports by field."""
 
-from webhook.podsecurity import check_ids, evaluate_pod
+from webhook.validation.podsecurity import check_ids, evaluate_pod
 
 
 def test_restricted_reports_unset_allow_privilege_escalation() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from webhook.podsecurity import LEVELS, evaluate_pod
+from webhook.validation.podsecurity import LEVELS, evaluate_pod
 
 ENV = "PSA_FIXTURES_DIR"
 SKIP_REASON = f"{ENV} is not set to an upstream pod-security-admission test/testdata checkout"

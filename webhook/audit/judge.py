@@ -9,12 +9,12 @@ from typing import Any
 
 from webhook.airflow_pods import PodType
 from webhook.audit.strip import submitted_pod
-from webhook.field_paths import Item, Segment, leaf_paths
-from webhook.merge import MERGE_KEYS
-from webhook.mutate import mutate_pod
-from webhook.overrides import APPLIED
+from webhook.mutation.field_paths import Item, Segment, leaf_paths
+from webhook.mutation.merge import MERGE_KEYS
+from webhook.mutation.mutate import mutate_pod
+from webhook.mutation.overrides import APPLIED
 from webhook.policy.model import PolicySet
-from webhook.validate import MODES, policy_violations, waiver_for
+from webhook.validation.validate import MODES, policy_violations, waiver_for
 
 ALLOW, DENY, SKIP = "allow", "deny", "skip"
 POD_VALIDITY = "webhook: pod validity"  # changes made to keep the pod valid (pod_invariants)

@@ -25,8 +25,9 @@ from webhook.airflow_pods import (
     is_glob,
     make_safe_label_value,
 )
-from webhook.field_paths import Item, format_path, get_values, parse_path
-from webhook.pod_fields import did_you_mean, fragment_problems
+from webhook.kube.pod_fields import did_you_mean, fragment_problems
+from webhook.kube.quantity import parse_quantity
+from webhook.mutation.field_paths import Item, format_path, get_values, parse_path
 from webhook.policy.locate import locate, scalar_text
 from webhook.policy.model import (
     AIRFLOW_POD_TYPES,
@@ -52,7 +53,6 @@ from webhook.policy.model import (
 )
 from webhook.policy.names import closest, name_errors
 from webhook.policy.schema import DOCUMENT_SCHEMA, SPEC_SCHEMAS
-from webhook.quantity import parse_quantity
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 from webhook.airflow_pods import AirflowTask, PodType
-from webhook.field_paths import Segment
+from webhook.mutation.field_paths import Segment
 
 DEFAULT_ANNOTATION_PREFIX = "airflow-pod-webhook.io/"
 AIRFLOW_POD_TYPES = frozenset({PodType.EXECUTOR, PodType.KPO})

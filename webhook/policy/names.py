@@ -26,14 +26,14 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from webhook.airflow_pods import is_glob
-from webhook.field_paths import Item, format_path, parse_path
-from webhook.pod_fields import (
+from webhook.kube.pod_fields import (
     DNS_SUBDOMAIN,
     QUALIFIED_NAME,
     pod_model,
     quantity_map_path,
     resource_name_error,
 )
+from webhook.mutation.field_paths import Item, format_path, parse_path
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -137,14 +137,14 @@ class RuleFamily:
 
 def _pod_security_checks(level: str) -> Callable[[], Iterable[str]]:
     def checks() -> Iterable[str]:
-        from webhook.podsecurity import CHECKS
+        from webhook.validation.podsecurity import CHECKS
 
         return [c.id for c in CHECKS if c.level == level]
     return checks
 
 
 def _airflow_checks() -> Iterable[str]:
-    from webhook.airflow_rules import AIRFLOW_RULES
+    from webhook.validation.airflow_rules import AIRFLOW_RULES
 
     return AIRFLOW_RULES
 
@@ -170,7 +170,7 @@ RULE_FAMILIES: dict[str, RuleFamily] = {
 
 
 def _never_waived() -> frozenset[str]:
-    from webhook.validate import UNWAIVABLE
+    from webhook.validation.validate import UNWAIVABLE
 
     return UNWAIVABLE
 

@@ -1,7 +1,7 @@
 """JSON Schemas of the policy kinds, checked with `jsonschema` when a folder loads.
 
 Pod fragments (`template`) are free-form here; their fields are checked against the
-Kubernetes Pod model separately (webhook.pod_fields), with the same error format.
+Kubernetes Pod model separately (webhook.kube.pod_fields), with the same error format.
 """
 
 from __future__ import annotations

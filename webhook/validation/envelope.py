@@ -48,7 +48,11 @@ from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Any
 
-from webhook.airflow_rules import (
+from webhook.kube.quantity import parse_quantity
+from webhook.mutation.field_paths import Item, Segment, format_path, get_values
+from webhook.mutation.patch import json_equal
+from webhook.policy.model import RESOURCE_FIELDS, Envelope, NameAllowlist, PodTemplate
+from webhook.validation.airflow_rules import (
     DEFAULT_TOLERATION_KEYS,
     Container,
     _key,
@@ -57,11 +61,7 @@ from webhook.airflow_rules import (
     _str,
     containers,
 )
-from webhook.field_paths import Item, Segment, format_path, get_values
-from webhook.patch import json_equal
-from webhook.policy.model import RESOURCE_FIELDS, Envelope, NameAllowlist, PodTemplate
-from webhook.quantity import parse_quantity
-from webhook.violations import Violation, violation
+from webhook.validation.violations import Violation, violation
 
 RESOURCES = "envelope: resources"
 PLACEMENT = "envelope: placement"

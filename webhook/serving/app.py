@@ -1,4 +1,4 @@
-"""The HTTP app: review endpoints (webhook.review_endpoints) plus Flask for the rest.
+"""The HTTP app: review endpoints (webhook.serving.review_endpoints) plus Flask for the rest.
 
 Nothing is decided here: health, readiness and metrics pages, and JSON errors.
 """
@@ -12,10 +12,10 @@ from typing import Any
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from webhook import metrics as m
 from webhook.policy.store import PolicyStore
 from webhook.review import error_body
-from webhook.review_endpoints import ReviewEndpoints
+from webhook.serving import metrics as m
+from webhook.serving.review_endpoints import ReviewEndpoints
 
 log = logging.getLogger("airflow_pod_webhook.http")
 

@@ -16,7 +16,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from webhook.quantity_format import is_quantity
+from webhook.kube.quantity_format import is_quantity
 
 _QUANTITY_MAPS = ("resources.limits", "resources.requests", "spec.overhead")
 QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
@@ -32,7 +32,7 @@ _RESOURCE_HELP = ("cpu, memory, ephemeral-storage, hugepages-<size> or a domain/
 @cache
 def pod_model() -> dict:
     """The generated Pod model: {"root": type, "types": {type: {field: type_ref}}}."""
-    text = resources.files("webhook").joinpath("schema/pod-fields.json").read_text()
+    text = resources.files("webhook.kube").joinpath("schema/pod-fields.json").read_text()
     return json.loads(text)
 
 

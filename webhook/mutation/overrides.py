@@ -30,11 +30,11 @@ from typing import Any
 import yaml
 
 from webhook.airflow_pods import AIRFLOW_ANNOTATIONS, AIRFLOW_LABELS, AirflowTask, PodType
-from webhook.field_paths import Item, Segment, covers, format_path, leaf_paths
-from webhook.pod_fields import fragment_errors
+from webhook.cluster.registration import MIRROR_POD_ANNOTATION
+from webhook.kube.pod_fields import fragment_errors
+from webhook.kube.quantity import parse_quantity
+from webhook.mutation.field_paths import Item, Segment, covers, format_path, leaf_paths
 from webhook.policy.model import Envelope, OverridePolicy, PodTemplate, PolicySet
-from webhook.quantity import parse_quantity
-from webhook.registration import MIRROR_POD_ANNOTATION
 from webhook.validation.envelope import check_fragment, check_whole_pod
 
 POD_OVERRIDE = "pod-override"

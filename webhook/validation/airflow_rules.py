@@ -19,8 +19,8 @@ from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Any
 
-from webhook.quantity import parse_quantity
-from webhook.violations import Violation, violation
+from webhook.kube.quantity import parse_quantity
+from webhook.validation.violations import Violation, violation
 
 RuleFn = Callable[[dict, Mapping], list[Violation]]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from webhook.violations import Violation, violation
+from webhook.validation.violations import Violation, violation
 
 from . import checks as c
 

@@ -11,13 +11,17 @@ import copy
 from dataclasses import dataclass, field
 
 from webhook.airflow_pods import AIRFLOW_ANNOTATIONS, AIRFLOW_LABELS, AirflowTask, identify
-from webhook.field_paths import get_values, with_value
-from webhook.merge import merge_pod
-from webhook.overrides import APPLIED, Refusal, check_allowed, check_result, read_overrides
-from webhook.patch import diff_patch
-from webhook.pod_invariants import keep_limit_only_guarantees, keep_pod_valid, let_plugins_recompute
+from webhook.cluster.registration import selected_by_hooks
+from webhook.mutation.field_paths import get_values, with_value
+from webhook.mutation.merge import merge_pod
+from webhook.mutation.overrides import APPLIED, Refusal, check_allowed, check_result, read_overrides
+from webhook.mutation.patch import diff_patch
+from webhook.mutation.pod_invariants import (
+    keep_limit_only_guarantees,
+    keep_pod_valid,
+    let_plugins_recompute,
+)
 from webhook.policy.model import PodTemplate, PolicySet
-from webhook.registration import selected_by_hooks
 
 KEEP_IDENTITY_RULE = "airflow: keepIdentity"
 

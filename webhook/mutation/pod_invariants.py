@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from webhook.quantity import parse_quantity
+from webhook.kube.quantity import parse_quantity
 
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 # Linux-only securityContext fields Kubernetes forbids on `spec.os.name: windows` pods.

@@ -3,10 +3,10 @@
 `serve --patch-ca-bundle` starts one `CABundleInjector` thread in the gunicorn master. It stats
 `<cert-dir>/ca.crt` every few seconds and, at start, whenever the file changes (a Secret volume
 update) and every `resync_interval` (a `kubectl apply` may have wiped caBundle), calls
-`webhook.registration.patch_ca_bundle`, which adds the CA to both configurations and keeps the
-still-valid CAs already there: during a CA rotation the old and the new CA are both trusted
-until the old one is removed by hand. Failures are logged and retried with exponential backoff;
-they never stop the server.
+`webhook.cluster.registration.patch_ca_bundle`, which adds the CA to both configurations and
+keeps the still-valid CAs already there: during a CA rotation the old and the new CA are both
+trusted until the old one is removed by hand. Failures are logged and retried with exponential
+backoff; they never stop the server.
 
 The decision (`decide`) is pure; `CABundleInjector.poll_once` does the I/O around it.
 """
@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from webhook.registration import (
+from webhook.cluster.registration import (
     DEFAULT_NAME,
     DEFAULT_NAMESPACE,
     DEFAULT_SERVICE,

@@ -25,11 +25,11 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from webhook import metrics as m
-from webhook.app import create_app
-from webhook.certs import cert_not_after
+from webhook.cluster.certs import cert_not_after
 from webhook.policy.load import LoadResult
 from webhook.policy.store import PolicyStore
+from webhook.serving import metrics as m
+from webhook.serving.app import create_app
 
 log = logging.getLogger("airflow_pod_webhook.server")
 KEEPALIVE_SECONDS = 120

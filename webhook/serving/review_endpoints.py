@@ -18,9 +18,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from webhook import metrics as m
 from webhook.admission import MAX_BODY_BYTES, NESTED_TOO_DEEPLY, BodyError, decode_body
-from webhook.decision_log import log_decision
 from webhook.policy.model import DEFAULT_ANNOTATION_PREFIX
 from webhook.policy.store import PolicyStore
 from webhook.review import (
@@ -33,6 +31,8 @@ from webhook.review import (
     error_body,
     last_resort,
 )
+from webhook.serving import metrics as m
+from webhook.serving.decision_log import log_decision
 
 HOOK_PATHS = {"/mutate": MUTATE, "/validate": VALIDATE, "/mutate-validate": MUTATE_AND_VALIDATE}
 log = logging.getLogger("airflow_pod_webhook.http")

@@ -1,6 +1,6 @@
 """Whether a value is written as Kubernetes writes quantities ("500m", "4Gi"), with no
 dependency at all: the DAG-author helper and the Pod-model checks run in an Airflow image
-without the kubernetes client. Comparing amounts needs webhook.quantity.parse_quantity.
+without the kubernetes client. Comparing amounts needs webhook.kube.quantity.parse_quantity.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from webhook.quantity_format import is_quantity
+from webhook.kube.quantity_format import is_quantity
 
 
 def _client_quantity_module() -> ModuleType:

@@ -29,12 +29,12 @@ from fnmatch import fnmatchcase
 
 from webhook.admission import fit_warnings
 from webhook.airflow_pods import POD_IDENTITY_RULE, AirflowTask, PodType, identify
-from webhook.airflow_rules import evaluate_rules
-from webhook.podsecurity import LEVELS, evaluate_pod, parse_version
 from webhook.policy.model import Exemption, PolicySet, ValidationPolicy
 from webhook.policy.names import normalise_rule
+from webhook.validation.airflow_rules import evaluate_rules
 from webhook.validation.envelope import check_pod as check_envelope
-from webhook.violations import Violation, violation
+from webhook.validation.podsecurity import LEVELS, evaluate_pod, parse_version
+from webhook.validation.violations import Violation, violation
 
 MODES = ("enforce", "warn", "audit")  # strongest first
 _STRENGTH = {mode: rank for rank, mode in enumerate(MODES)}

@@ -1,0 +1,1 @@
+"""Registration in a cluster: certificates, webhook configurations, caBundle."""

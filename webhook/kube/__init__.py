@@ -1,0 +1,1 @@
+"""Facts about Kubernetes the core needs: quantities and the Pod field model."""

@@ -1,0 +1,1 @@
+"""The mutating hook's core: merge rules, override annotations, the patch."""

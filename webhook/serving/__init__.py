@@ -1,0 +1,1 @@
+"""The HTTP edge: gunicorn, the WSGI app, the review endpoints, metrics and the decision log."""
