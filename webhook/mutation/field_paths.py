@@ -133,32 +133,10 @@ def _walk(node: Any, rest: tuple[Segment, ...], done: tuple, field: str | None,
         _walk(node[head], tail, (*done, head), head, found, wildcard)
 
 
-def set_value(doc: dict, segments: tuple[Segment, ...], value: Any) -> None:
-    """Set (or with value None, remove) a field whose list items already exist."""
-    parents = get_values(doc, segments[:-1])
-    last = segments[-1]
-    key = last.key if isinstance(last, Item) else last
-    for _, parent in parents:
-        if not isinstance(parent, dict):
-            continue
-        if value is None:
-            parent.pop(key, None)
-        else:
-            parent[key] = value
-
-
-def ensure_parents(doc: dict, segments: tuple[Segment, ...]) -> None:
-    """Create the maps on a path down to (not including) its last segment, up to a list item."""
-    node: Any = doc
-    for seg in segments[:-1]:
-        if isinstance(seg, Item) or not isinstance(node, dict):
-            return
-        node = node.setdefault(seg, {})
-
-
 def with_value(doc: Any, segments: tuple[Segment, ...], value: Any) -> Any:
-    """`ensure_parents` then `set_value` on a copy of `doc`, copying only the maps and lists
-    on the way: unchanged subtrees stay shared, so the patch diff skips them by identity."""
+    """Set (or with value None, remove) a field on a copy of `doc`, creating the maps above it
+    down to a list item (items are never created), copying only the maps and lists on the
+    way: unchanged subtrees stay shared, so the patch diff skips them by identity."""
     return _with_value(doc, segments, value, None, True)
 
 
@@ -193,7 +171,7 @@ def _with_value(node: Any, rest: tuple[Segment, ...], value: Any, field: str | N
     if head in node:
         child = node[head]
     elif creating:
-        child = {}  # as ensure_parents: missing maps above a list item are created
+        child = {}  # missing maps above a list item are created
     else:
         return node
     return {**node, head: _with_value(child, rest[1:], value, head, creating)}
