@@ -466,3 +466,28 @@ def test_no_check_raises_on_an_undecodable_pod():
         crashed = [v for v in check_pod(pod, ENVELOPE, POOL, TEMPLATES)
                    if "readable" in v.requirement]
         assert crashed == [], pod
+
+
+def test_an_unreadable_quantity_does_not_hide_the_next_resource_of_the_container():
+    pod = with_base(resources={"requests": {"cpu": "lots", "memory": "9Gi"}})
+    messages = judged(pod)
+    assert ('spec.containers[base].resources.requests.cpu must be a non-negative Kubernetes '
+            'quantity, got "lots" (envelope: resources)') in messages
+    assert ('spec.containers[base].resources.requests.memory must be at most 8Gi '
+            '(Envelope/test perContainer), got "9Gi" (envelope: resources)') in messages
+
+
+def test_one_container_is_held_to_the_pod_bound_when_no_container_bound_names_it():
+    policies = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: Envelope
+        metadata: {name: pod-only}
+        spec:
+          resources:
+            perContainer: {requests: {memory: 8Gi}}
+            perPod: {requests: {cpu: "2", memory: 8Gi}}
+    """)
+    pod = with_base(resources={"requests": {"cpu": "3", "memory": "1Gi"}})
+    messages = [v.message for v in check_pod(pod, policies.envelopes[0], POOL)]
+    assert ('spec.containers[base].resources.requests.cpu must be at most 2 '
+            '(Envelope/pod-only perPod), got "3" (envelope: resources)') in messages
