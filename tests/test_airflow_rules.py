@@ -185,6 +185,15 @@ def test_resource_bounds_compare_quantities():
     ]
 
 
+def test_a_bound_on_a_resource_the_container_lacks_does_not_end_the_check():
+    pod = executor()  # base: no cpu limit, memory limit 2Gi
+    found = check_resources(pod, {"maxLimits": {"cpu": "1", "memory": "1Gi"}})
+    assert messages(found) == [
+        'spec.containers[base].resources.limits.memory must be at most 1Gi, got "2Gi" '
+        "(airflow: resources)"
+    ]
+
+
 def test_extended_resource_names_are_bracketed():
     pod = executor()
     pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] = "8"

@@ -13,68 +13,29 @@ make it compliant instead of it being silently exempt.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Any
 
 from webhook.kube.quantity import parse_quantity
+from webhook.validation.pod_reading import (
+    containers,
+    list_at,
+    map_at,
+    path_key,
+    spec_of,
+    str_at,
+)
 from webhook.validation.violations import Violation, violation
 
 RuleFn = Callable[[dict, Mapping], list[Violation]]
 
-CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
 DOCKER_HUB = "docker.io"
 # Added to every pod by the DefaultTolerationSeconds admission plugin before validating
 # webhooks run: refusing them would refuse every pod in the cluster.
 DEFAULT_TOLERATION_KEYS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading a pod the way the Go types would decode it
-
-
-def _map(parent: Any, key: str) -> dict:
-    value = parent.get(key) if isinstance(parent, dict) else None
-    return value if isinstance(value, dict) else {}
-
-
-def _list(parent: Any, key: str) -> list:
-    value = parent.get(key) if isinstance(parent, dict) else None
-    return value if isinstance(value, list) else []
-
-
-def _str(parent: Any, key: str) -> str:
-    value = parent.get(key) if isinstance(parent, dict) else None
-    return value if isinstance(value, str) else ""
-
-
-def _spec(pod: Any) -> dict:
-    return _map(pod, "spec")
-
-
-def _key(key: str) -> str:
-    """A map key in a path: brackets when it holds dots or slashes (label and resource keys)."""
-    return f"[{key}]" if ("." in key or "/" in key) else f".{key}"
-
-
-@dataclass(frozen=True)
-class Container:
-    path: str  # spec.containers[base]
-    kind: str  # initContainers | containers | ephemeralContainers
-    fields: dict
-
-
-def containers(pod: Any) -> Iterator[Container]:
-    """Every container of every kind, named as the DAG author wrote it (index if unnamed)."""
-    spec = _spec(pod)
-    for kind in CONTAINER_FIELDS:
-        for index, entry in enumerate(_list(spec, kind)):
-            if not isinstance(entry, dict):
-                continue  # not an object: Kubernetes cannot decode it, nothing to judge
-            name = _str(entry, "name") or str(index)
-            yield Container(f"spec.{kind}[{name}]", kind, entry)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,7 +100,7 @@ def check_images(pod: dict, params: Mapping) -> list[Violation]:
     forbid_latest = params.get("forbidLatestTag") is True
     found = []
     for container in containers(pod):
-        image = _str(container.fields, "image")
+        image = str_at(container.fields, "image")
         if not image:
             continue  # kube-apiserver rejects a container without an image on its own
         ref = parse_image(image)
@@ -164,9 +125,7 @@ def check_images(pod: dict, params: Mapping) -> list[Violation]:
 
 
 def _quantity(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        return None
-    try:
+    try:  # parse_quantity refuses booleans and anything that is not a number or a string
         return parse_quantity(value)
     except (ValueError, TypeError, ArithmeticError):
         return None
@@ -174,7 +133,7 @@ def _quantity(value: Any) -> Decimal | None:
 
 def _effective_requests(resources: dict) -> dict:
     # API defaulting: a resource with a limit and no request gets the limit as its request.
-    return {**_map(resources, "limits"), **_map(resources, "requests")}
+    return {**map_at(resources, "limits"), **map_at(resources, "requests")}
 
 
 def check_resources(pod: dict, params: Mapping) -> list[Violation]:
@@ -182,16 +141,16 @@ def check_resources(pod: dict, params: Mapping) -> list[Violation]:
     for container in containers(pod):
         if container.kind == "ephemeralContainers":
             continue  # the API forbids resources on ephemeral containers: nothing to require
-        resources = _map(container.fields, "resources")
+        resources = map_at(container.fields, "resources")
         present = {"requests": _effective_requests(resources),
-                   "limits": _map(resources, "limits")}
+                   "limits": map_at(resources, "limits")}
         for field, required_key, bound_key in (("requests", "requireRequests", "maxRequests"),
                                                ("limits", "requireLimits", "maxLimits")):
             values = present[field]
             for name in params.get(required_key) or ():
                 if name not in values:
                     found.append(violation(
-                        f"{container.path}.resources.{field}{_key(name)}", "must be set",
+                        f"{container.path}.resources.{field}{path_key(name)}", "must be set",
                         None, "airflow: resources"))
             for name, bound in (params.get(bound_key) or {}).items():
                 if name not in values:
@@ -201,7 +160,7 @@ def check_resources(pod: dict, params: Mapping) -> list[Violation]:
                     continue  # the compiler already refuses a policy with a bad quantity
                 if have is None or have > limit:
                     found.append(violation(
-                        f"{container.path}.resources.{field}{_key(name)}",
+                        f"{container.path}.resources.{field}{path_key(name)}",
                         f"must be at most {bound}", values[name], "airflow: resources"))
     return found
 
@@ -212,8 +171,8 @@ def check_resources(pod: dict, params: Mapping) -> list[Violation]:
 
 def service_account_name(pod: dict) -> str:
     """As admitted: serviceAccountName, else the deprecated serviceAccount, else "default"."""
-    spec = _spec(pod)
-    return _str(spec, "serviceAccountName") or _str(spec, "serviceAccount") or "default"
+    spec = spec_of(pod)
+    return str_at(spec, "serviceAccountName") or str_at(spec, "serviceAccount") or "default"
 
 
 def check_service_accounts(pod: dict, params: Mapping) -> list[Violation]:
@@ -229,7 +188,7 @@ def check_service_accounts(pod: dict, params: Mapping) -> list[Violation]:
 def check_automount_token(pod: dict, params: Mapping) -> list[Violation]:
     if params.get("allowed") is not False:
         return []
-    value = _spec(pod).get("automountServiceAccountToken")
+    value = spec_of(pod).get("automountServiceAccountToken")
     if value is False:
         return []
     # Unset means the service account decides, which this webhook cannot see: require false.
@@ -254,15 +213,15 @@ def _under_dir(path: str, prefix: str) -> bool:
 def check_host_paths(pod: dict, params: Mapping) -> list[Violation]:
     prefixes = [p for p in params.get("allowedPrefixes") or () if isinstance(p, str)]
     found = []
-    for index, volume in enumerate(_list(_spec(pod), "volumes")):
+    for index, volume in enumerate(list_at(spec_of(pod), "volumes")):
         if not isinstance(volume, dict) or not isinstance(volume.get("hostPath"), dict):
             continue
-        raw = _str(volume["hostPath"], "path")
+        raw = str_at(volume["hostPath"], "path")
         # /data/../etc is /etc: judge the directory the kubelet would really mount.
         path = posixpath.normpath(raw) if raw.startswith("/") else ""
         if path and ".." not in raw.split("/") and any(_under_dir(path, p) for p in prefixes):
             continue
-        name = _str(volume, "name") or str(index)
+        name = str_at(volume, "name") or str(index)
         found.append(violation(
             f"spec.volumes[{name}].hostPath.path",
             f"must lie under {', '.join(prefixes) if prefixes else '(no host path allowed)'}",
@@ -277,8 +236,9 @@ def check_host_paths(pod: dict, params: Mapping) -> list[Violation]:
 def check_node_selectors(pod: dict, params: Mapping) -> list[Violation]:
     allowed = params.get("allowed") or {}
     found = []
-    for key, value in sorted(_map(_spec(pod), "nodeSelector").items(), key=lambda kv: str(kv[0])):
-        path = f"spec.nodeSelector{_key(str(key))}"
+    selector = map_at(spec_of(pod), "nodeSelector")
+    for key, value in sorted(selector.items(), key=lambda kv: str(kv[0])):
+        path = f"spec.nodeSelector{path_key(str(key))}"
         values = allowed.get(key)
         if values is None:
             found.append(violation(path, f"must not be set (allowed keys: "
@@ -293,11 +253,11 @@ def check_node_selectors(pod: dict, params: Mapping) -> list[Violation]:
 def check_tolerations(pod: dict, params: Mapping) -> list[Violation]:
     allowed = [k for k in params.get("allowedKeys") or () if isinstance(k, str)]
     found = []
-    for index, toleration in enumerate(_list(_spec(pod), "tolerations")):
+    for index, toleration in enumerate(list_at(spec_of(pod), "tolerations")):
         if not isinstance(toleration, dict):
             continue
-        key = _str(toleration, "key")
-        if key in DEFAULT_TOLERATION_KEYS and _str(toleration, "effect") == "NoExecute":
+        key = str_at(toleration, "key")
+        if key in DEFAULT_TOLERATION_KEYS and str_at(toleration, "effect") == "NoExecute":
             continue
         if key and any(fnmatchcase(key, pattern) for pattern in allowed):
             continue

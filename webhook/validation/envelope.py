@@ -52,14 +52,14 @@ from webhook.kube.quantity import parse_quantity
 from webhook.mutation.field_paths import Item, Segment, format_path, get_values
 from webhook.mutation.patch import json_equal
 from webhook.policy.model import RESOURCE_FIELDS, Envelope, NameAllowlist, PodTemplate
-from webhook.validation.airflow_rules import (
-    DEFAULT_TOLERATION_KEYS,
+from webhook.validation.airflow_rules import DEFAULT_TOLERATION_KEYS
+from webhook.validation.pod_reading import (
     Container,
-    _key,
-    _list,
-    _map,
-    _str,
     containers,
+    list_at,
+    map_at,
+    path_key,
+    str_at,
 )
 from webhook.validation.violations import Violation, violation
 
@@ -157,9 +157,9 @@ def _shown_total(name: str, total: Decimal) -> str:
 def _resource_values(resources: dict, field_name: str, fragment: bool) -> dict:
     """The requests (effective: a limit without a request defaults it) or limits a
     container asks for; in a fragment, only what it writes (null removes, so it is skipped)."""
-    values = dict(_map(resources, field_name))
+    values = dict(map_at(resources, field_name))
     if field_name == "requests" and not fragment:
-        values = {**_map(resources, "limits"), **values}
+        values = {**map_at(resources, "limits"), **values}
     return {k: v for k, v in values.items() if v is not None}
 
 
@@ -167,9 +167,9 @@ def _holders(pod: dict) -> Iterable[tuple[str, dict]]:
     """(path, resources) of every container that can hold resources, and the pod level."""
     for container in containers(pod):
         if container.kind != "ephemeralContainers":  # the API forbids resources on them
-            yield container.path, _map(container.fields, "resources")
-    if "resources" in _map(pod, "spec"):
-        yield "spec", _map(_map(pod, "spec"), "resources")
+            yield container.path, map_at(container.fields, "resources")
+    if "resources" in map_at(pod, "spec"):
+        yield "spec", map_at(map_at(pod, "spec"), "resources")
 
 
 def _asked(pod: dict, ctx: EnvelopeContext, pod_level: bool = True
@@ -195,7 +195,7 @@ def check_resource_names(pod: dict, envelope: Envelope, ctx: EnvelopeContext
         listed = bounds.listed(field_name)
         if name not in listed:
             found.append(violation(
-                f"{path}.resources.{field_name}{_key(name)}",
+                f"{path}.resources.{field_name}{path_key(name)}",
                 f"must not be set: Envelope/{envelope.name} bounds no such resource in "
                 f"{field_name} (listed: {', '.join(sorted(listed)) or 'none'})", value,
                 RESOURCES))
@@ -212,11 +212,11 @@ def check_resource_claims(pod: dict, envelope: Envelope, ctx: EnvelopeContext
         return []
     allowed = ", ".join(bounds.claim_templates) or "none"
     found = []
-    for index, claim in enumerate(_list(_map(pod, "spec"), "resourceClaims")):
+    for index, claim in enumerate(list_at(map_at(pod, "spec"), "resourceClaims")):
         if not isinstance(claim, dict):
             continue
-        path = f"spec.resourceClaims[{_str(claim, 'name') or index}]"
-        template = _str(claim, "resourceClaimTemplateName")
+        path = f"spec.resourceClaims[{str_at(claim, 'name') or index}]"
+        template = str_at(claim, "resourceClaimTemplateName")
         if template and any(fnmatchcase(template, p) for p in bounds.claim_templates):
             continue
         value = template or claim.get("resourceClaimName")
@@ -235,7 +235,7 @@ def check_container_resources(pod: dict, envelope: Envelope, ctx: EnvelopeContex
     found = []
     # Pod-level resources are a pod total: check_pod_resources judges them.
     for path, field_name, name, value in _asked(pod, ctx, pod_level=False):
-        where = f"{path}.resources.{field_name}{_key(name)}"
+        where = f"{path}.resources.{field_name}{path_key(name)}"
         have = kube_quantity(value)
         if have is None:
             found.append(violation(where, "must be a non-negative Kubernetes quantity", value,
@@ -273,15 +273,15 @@ def _quantities(resources: dict, field_name: str) -> dict[str, Decimal]:
 
 def pod_totals(pod: dict, field_name: str) -> dict[str, Decimal]:
     """The pod's requests or limits as the scheduler and kubelet count them."""
-    spec = _map(pod, "spec")
+    spec = map_at(pod, "spec")
     total: dict[str, Decimal] = {}
-    for entry in _list(spec, "containers"):
-        _add(total, _quantities(_map(entry, "resources"), field_name))
+    for entry in list_at(spec, "containers"):
+        _add(total, _quantities(map_at(entry, "resources"), field_name))
     sidecars: dict[str, Decimal] = {}
     init_peak: dict[str, Decimal] = {}
-    for entry in _list(spec, "initContainers"):
-        own = _quantities(_map(entry, "resources"), field_name)
-        if _str(entry, "restartPolicy") == "Always":  # a sidecar runs beside everything after
+    for entry in list_at(spec, "initContainers"):
+        own = _quantities(map_at(entry, "resources"), field_name)
+        if str_at(entry, "restartPolicy") == "Always":  # a sidecar runs beside everything after
             _add(total, own)
             _add(sidecars, own)
             during = dict(sidecars)
@@ -290,7 +290,7 @@ def pod_totals(pod: dict, field_name: str) -> dict[str, Decimal]:
             _add(during, sidecars)
         _at_least(init_peak, during)
     _at_least(total, init_peak)
-    _at_least(total, _quantities(_map(spec, "resources"), field_name))
+    _at_least(total, _quantities(map_at(spec, "resources"), field_name))
     return total
 
 
@@ -305,7 +305,7 @@ def check_pod_resources(pod: dict, envelope: Envelope, ctx: EnvelopeContext
         for name, bound in sorted(bounds.per_pod.get(field_name, {}).items()):
             if totals.get(name, Decimal(0)) > bound.value:
                 found.append(violation(
-                    f"spec.resources.{field_name}{_key(name)}",
+                    f"spec.resources.{field_name}{path_key(name)}",
                     f"must total at most {bound.text} for the pod (Envelope/{envelope.name} "
                     "perPod; Kubernetes counts the sum of containers and sidecars, or the "
                     "largest init container if more)", _shown_total(name, totals[name]), RESOURCES))
@@ -317,10 +317,10 @@ def check_pod_resources(pod: dict, envelope: Envelope, ctx: EnvelopeContext
 
 
 def check_node_name(pod: dict, envelope: Envelope, ctx: EnvelopeContext) -> list[Violation]:
-    if envelope.placement is None or not _str(_map(pod, "spec"), "nodeName"):
+    if envelope.placement is None or not str_at(map_at(pod, "spec"), "nodeName"):
         return []
     return [violation("spec.nodeName", "must not be set: it bypasses the scheduler and every "
-                      "taint (pick a node pool instead)", _map(pod, "spec")["nodeName"],
+                      "taint (pick a node pool instead)", map_at(pod, "spec")["nodeName"],
                       PLACEMENT)]
 
 
@@ -352,9 +352,9 @@ def check_node_selector(pod: dict, envelope: Envelope, ctx: EnvelopeContext
     if placement is None:
         return []
     found = []
-    for key, value in sorted(_map(_map(pod, "spec"), "nodeSelector").items(),
+    for key, value in sorted(map_at(map_at(pod, "spec"), "nodeSelector").items(),
                              key=lambda kv: str(kv[0])):
-        path = f"spec.nodeSelector{_key(str(key))}"
+        path = f"spec.nodeSelector{path_key(str(key))}"
         if value is None and ctx.fragment:
             continue  # removing a selector: check_pin_removal
         if key == ctx.pool_label:
@@ -369,21 +369,21 @@ def check_node_selector(pod: dict, envelope: Envelope, ctx: EnvelopeContext
 
 def _node_terms(pod: dict) -> Iterable[tuple[str, dict, bool]]:
     """(path, node selector term, required?) of every node affinity term."""
-    node = _map(_map(_map(pod, "spec"), "affinity"), "nodeAffinity")
+    node = map_at(map_at(map_at(pod, "spec"), "affinity"), "nodeAffinity")
     base = "spec.affinity.nodeAffinity"
-    for i, term in enumerate(_list(_map(node, _REQUIRED), "nodeSelectorTerms")):
+    for i, term in enumerate(list_at(map_at(node, _REQUIRED), "nodeSelectorTerms")):
         if isinstance(term, dict):
             yield f"{base}.{_REQUIRED}.nodeSelectorTerms[{i}]", term, True
-    for i, weighted in enumerate(_list(node, _PREFERRED)):
-        term = _map(weighted, "preference")
+    for i, weighted in enumerate(list_at(node, _PREFERRED)):
+        term = map_at(weighted, "preference")
         yield f"{base}.{_PREFERRED}[{i}].preference", term, False
 
 
 def _expression_refusal(expression: dict, envelope: Envelope, ctx: EnvelopeContext
                         ) -> str | None:
     assert envelope.placement is not None
-    key, operator = _str(expression, "key"), _str(expression, "operator")
-    values = _list(expression, "values")
+    key, operator = str_at(expression, "key"), str_at(expression, "operator")
+    values = list_at(expression, "values")
     pools = envelope.placement.node_pools
     if key != ctx.pool_label:
         return None if _other_label_allowed(key, envelope) else (
@@ -408,13 +408,13 @@ def check_node_affinity(pod: dict, envelope: Envelope, ctx: EnvelopeContext
         return []
     found = []
     for path, term, _required in _node_terms(pod):
-        for j, expression in enumerate(_list(term, "matchExpressions")):
+        for j, expression in enumerate(list_at(term, "matchExpressions")):
             refusal = _expression_refusal(expression if isinstance(expression, dict) else {},
                                           envelope, ctx)
             if refusal:
                 found.append(violation(f"{path}.matchExpressions[{j}]", refusal, expression,
                                        PLACEMENT))
-        for j, expression in enumerate(_list(term, "matchFields")):
+        for j, expression in enumerate(list_at(term, "matchFields")):
             found.append(violation(f"{path}.matchFields[{j}]", "must not select nodes by "
                                    "field (it pins the pod to named nodes, as nodeName does)",
                                    expression, PLACEMENT))
@@ -427,11 +427,11 @@ def _pinned_by_affinity(pod: dict, envelope: Envelope, ctx: EnvelopeContext) -> 
     terms = [t for _, t, required in _node_terms(pod) if required]
 
     def pins(term: dict) -> bool:
-        return any(isinstance(e, dict) and _str(e, "key") == ctx.pool_label
-                   and _str(e, "operator") == "In" and _list(e, "values")
+        return any(isinstance(e, dict) and str_at(e, "key") == ctx.pool_label
+                   and str_at(e, "operator") == "In" and list_at(e, "values")
                    and all(_pool_allowed(v, envelope.placement.node_pools)
-                           for v in _list(e, "values"))
-                   for e in _list(term, "matchExpressions"))
+                           for v in list_at(e, "values"))
+                   for e in list_at(term, "matchExpressions"))
 
     return bool(terms) and all(pins(t) for t in terms)
 
@@ -441,12 +441,12 @@ def check_required_node_pool(pod: dict, envelope: Envelope, ctx: EnvelopeContext
     placement = envelope.placement
     if placement is None or not placement.require_node_pool:
         return []
-    selected = _map(_map(pod, "spec"), "nodeSelector").get(ctx.pool_label)
+    selected = map_at(map_at(pod, "spec"), "nodeSelector").get(ctx.pool_label)
     if selected is not None and _pool_allowed(selected, placement.node_pools):
         return []
     if _pinned_by_affinity(pod, envelope, ctx):
         return []
-    return [violation(f"spec.nodeSelector{_key(ctx.pool_label)}",
+    return [violation(f"spec.nodeSelector{path_key(ctx.pool_label)}",
                       f"must pin the pod to an allowed node pool "
                       f"({_pools_text(placement.node_pools)}), by nodeSelector or required "
                       f"node affinity (Envelope/{envelope.name} requireNodePool)", selected,
@@ -457,7 +457,7 @@ def check_pin_removal(pod: dict, envelope: Envelope, ctx: EnvelopeContext) -> li
     """An annotation that nulls the pool pin a profile or template set, when pools are
     required: refused early (the final pod would be refused by check_required_node_pool)."""
     placement = envelope.placement
-    spec = _map(pod, "spec")
+    spec = map_at(pod, "spec")
     if placement is None or not placement.require_node_pool or "nodeSelector" not in spec:
         return []
     selector = spec["nodeSelector"]
@@ -467,7 +467,7 @@ def check_pin_removal(pod: dict, envelope: Envelope, ctx: EnvelopeContext) -> li
                           PLACEMENT)]
     if isinstance(selector, dict) and ctx.pool_label in selector and (
             selector[ctx.pool_label] is None):
-        return [violation(f"spec.nodeSelector{_key(ctx.pool_label)}", "must not be removed: "
+        return [violation(f"spec.nodeSelector{path_key(ctx.pool_label)}", "must not be removed: "
                           "the pod must stay pinned to a node pool "
                           f"(Envelope/{envelope.name} requireNodePool)", None, PLACEMENT)]
     return []
@@ -478,8 +478,8 @@ def toleration_allowed(toleration: Any, envelope: Envelope) -> bool:
     never is, and the DefaultTolerationSeconds ones always are."""
     if not isinstance(toleration, dict) or envelope.placement is None:
         return False
-    key, operator = _str(toleration, "key"), _str(toleration, "operator") or "Equal"
-    effect = _str(toleration, "effect")
+    key, operator = str_at(toleration, "key"), str_at(toleration, "operator") or "Equal"
+    effect = str_at(toleration, "effect")
     if key in DEFAULT_TOLERATION_KEYS and effect == "NoExecute":
         return True
     if not key:
@@ -489,7 +489,7 @@ def toleration_allowed(toleration: Any, envelope: Envelope) -> bool:
             continue
         # Exists tolerates every value, an empty effect every effect: only an unrestricted
         # rule allows them.
-        if rule.values and (operator != "Equal" or _str(toleration, "value") not in rule.values):
+        if rule.values and (operator != "Equal" or str_at(toleration, "value") not in rule.values):
             continue
         if rule.effects and effect not in rule.effects:
             continue
@@ -505,10 +505,10 @@ def check_tolerations(pod: dict, envelope: Envelope, ctx: EnvelopeContext) -> li
         + (f":{'|'.join(r.effects)}" if r.effects else "")
         for r in envelope.placement.tolerations) or "none"
     found = []
-    for index, toleration in enumerate(_list(_map(pod, "spec"), "tolerations")):
+    for index, toleration in enumerate(list_at(map_at(pod, "spec"), "tolerations")):
         if toleration_allowed(toleration, envelope):
             continue
-        keyless = isinstance(toleration, dict) and not _str(toleration, "key")
+        keyless = isinstance(toleration, dict) and not str_at(toleration, "key")
         requirement = ("must name a taint key: a key-less toleration tolerates every taint"
                        if keyless else f"must be an allowed toleration ({allowed})")
         found.append(violation(f"spec.tolerations[{index}]", requirement, toleration,
@@ -531,7 +531,7 @@ def _name_violation(path: str, value: str, allowlist: NameAllowlist, envelope: E
 
 
 def _set_name(pod: dict, field_name: str) -> str | None:
-    value = _map(pod, "spec").get(field_name)
+    value = map_at(pod, "spec").get(field_name)
     return value if isinstance(value, str) and value else None
 
 
@@ -615,7 +615,7 @@ def _container_overrides(pod: dict, lock: Lock) -> list[tuple[Container, str, An
         return []
     out = []
     for container in containers(pod):
-        context = _map(container.fields, "securityContext")
+        context = map_at(container.fields, "securityContext")
         for sub, want in locked:
             found = get_values(context, sub)
             have = found[0][1] if found else None
