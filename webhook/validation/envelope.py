@@ -39,7 +39,6 @@ and never raise.
 
 from __future__ import annotations
 
-import decimal
 import functools
 import json
 from collections.abc import Callable, Iterable, Mapping
@@ -74,8 +73,6 @@ DEFAULT_SCHEDULER = "default-scheduler"  # what the API server defaults an unset
 # Pod-level securityContext fields a container's securityContext overrides.
 CONTAINER_OVERRIDABLE = ("seccompProfile", "appArmorProfile", "runAsUser", "runAsGroup",
                          "runAsNonRoot", "seLinuxOptions", "windowsOptions")
-_NANO = Decimal("1e-9")
-_WIDE = decimal.Context(prec=1000)  # rounding must not fail on a quantity with many digits
 _REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
 _PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
 
@@ -121,8 +118,8 @@ def locks_for(templates: Iterable[PodTemplate]) -> tuple[Lock, ...]:
 
 
 def kube_quantity(value: Any) -> Decimal | None:
-    """A quantity as Kubernetes stores it (rounded up to 1n); None when it is not a finite,
-    non-negative quantity (NaN, Infinity and negatives never compare as small)."""
+    """A quantity as Kubernetes stores it (parse_quantity rounds up to 1n); None when it is
+    not a finite, non-negative quantity (NaN, Infinity and negatives never compare as small)."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return None
     return _kube_quantity(type(value), value)
@@ -134,11 +131,7 @@ def _kube_quantity(_kind: type, value: str | int | float) -> Decimal | None:
         quantity = parse_quantity(value)
     except (ValueError, TypeError, ArithmeticError):
         return None
-    if not quantity.is_finite() or quantity < 0:
-        return None
-    if quantity == quantity.to_integral_value():
-        return quantity
-    return quantity.quantize(_NANO, rounding=decimal.ROUND_CEILING, context=_WIDE)
+    return quantity if quantity >= 0 else None
 
 
 _BINARY = (("Ei", 1024 ** 6), ("Pi", 1024 ** 5), ("Ti", 1024 ** 4), ("Gi", 1024 ** 3),
