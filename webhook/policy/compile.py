@@ -510,7 +510,13 @@ class _Builder:
         return Settings(
             annotation_prefix=spec.get("annotationPrefix", Settings.annotation_prefix),
             node_pool_label=spec.get("nodePoolLabel", Settings.node_pool_label),
-            trusted_creators=tuple(TrustedCreators(
+            trusted_creators=tuple(
+                creator for release in identity.get("airflowReleases", ())
+                for creator in airflow_chart_creators(
+                    release["release"], release["namespace"],
+                    release.get("taskNamespaces") or (release["namespace"],),
+                    release.get("fullnameOverride"))
+            ) + tuple(TrustedCreators(
                 tuple(t.get("namespaces", ())), tuple(t["usernames"]),
                 frozenset(PodType(x) for x in t.get("podTypes", ())) or AIRFLOW_POD_TYPES)
                 for t in identity.get("trustedCreators", ())),
@@ -523,6 +529,31 @@ class _Builder:
         except (ValueError, TypeError, ArithmeticError):
             self.error(doc, path, "is not a Kubernetes quantity (e.g. 500m, 2, 4Gi)", value)
             return None
+
+
+def airflow_chart_fullname(release: str, fullname_override: str | None = None) -> str:
+    """The official Airflow Helm chart's `airflow.fullname`: the release name when it contains
+    "airflow", else <release>-airflow (chart/templates/_helpers.yaml), unless overridden."""
+    if fullname_override:
+        return fullname_override[:63].rstrip("-")
+    name = release if "airflow" in release else f"{release}-airflow"
+    return name[:63].rstrip("-")
+
+
+def airflow_chart_creators(release: str, namespace: str, task_namespaces: Iterable[str],
+                           fullname_override: str | None = None
+                           ) -> tuple[TrustedCreators, TrustedCreators]:
+    """Who an official-chart release creates Airflow pods as, in the task namespaces: its
+    scheduler (executor and KPO pods), its workers and triggerer (KPO pods only: every task
+    can use its worker's token, so a worker is never trusted for executor pods)."""
+    fullname = airflow_chart_fullname(release, fullname_override)
+    prefix = f"system:serviceaccount:{namespace}:{fullname}"
+    where = tuple(task_namespaces)
+    return (
+        TrustedCreators(where, (f"{prefix}-scheduler",), AIRFLOW_POD_TYPES),
+        TrustedCreators(where, (f"{prefix}-worker", f"{prefix}-triggerer"),
+                        frozenset({PodType.KPO})),
+    )
 
 
 def without_type_meta(template: dict) -> dict:

@@ -341,6 +341,8 @@ NAME_FIELDS: dict[str, list[tuple[str, NameCheck]]] = {
     "Settings": [
         ("spec.nodePoolLabel", check_label_key),
         ("spec.identity.trustedCreators[*].namespaces[*]", or_glob(check_namespace)),
+        ("spec.identity.airflowReleases[*].namespace", check_namespace),
+        ("spec.identity.airflowReleases[*].taskNamespaces[*]", or_glob(check_namespace)),
     ],
 }
 

@@ -274,6 +274,22 @@ SPEC_SCHEMAS: dict[str, dict] = {
                             },
                         },
                     },
+                    # An official Airflow Helm chart release, named once: its scheduler,
+                    # worker and triggerer ServiceAccounts become trusted creators.
+                    "airflowReleases": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["release", "namespace"],
+                            "properties": {
+                                "release": {"type": "string", "minLength": 1},
+                                "namespace": {"type": "string", "minLength": 1},
+                                "fullnameOverride": {"type": "string", "minLength": 1},
+                                "taskNamespaces": _STRINGS,
+                            },
+                        },
+                    },
                     "untrusted": {"enum": ["warn", "deny"]},
                 },
             },
