@@ -428,10 +428,19 @@ def set_webhook_image(objects: Iterable[dict[str, Any]], image: str) -> None:
     """Point the webhook container at `image` (REGISTRY/NAME[:TAG][@sha256:DIGEST]), in place."""
     if not _IMAGE_REF.match(image):
         raise ValueError(f"not an image reference: {image!r} (e.g. registry.io/team/name:tag)")
+    objects = list(objects)
     containers = webhook_containers(objects)
     if not containers:
         raise ValueError(f"no Deployment {DEFAULT_NAME} with a container `webhook` to set")
-    for container in containers:
+    # The audit CronJob (components/audit) runs the same image.
+    audit = [container
+             for obj in objects
+             if obj.get("kind") == "CronJob"
+             and obj.get("metadata", {}).get("name") == f"{DEFAULT_NAME}-audit"
+             for container in obj["spec"]["jobTemplate"]["spec"]["template"]["spec"][
+                 "containers"]
+             if container.get("name") == "audit"]
+    for container in [*containers, *audit]:
         container["image"] = image
 
 

@@ -1,0 +1,213 @@
+"""The Helm chart (deploy/helm/airflow-pod-webhook) as an admin meets it before installing:
+`helm lint` is clean, it refuses to render without an image, it renders the same objects as
+the kustomize base (and its cert-manager and audit overlays), and its values reach the
+objects: Airflow releases become trusted creators, certificates become caBundle, single-call
+and url registration render what `manifests` renders."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helm_chart import (
+    CHART_DIR,
+    IMAGE,
+    IMAGE_VALUES,
+    comparable,
+    load_chart,
+    notes,
+    render,
+)
+from tests.server_process import cli_command
+from webhook.cluster.certs import write_certs
+from webhook.cluster.registration import render_manifests, webhook_configurations
+from webhook.policy.load import load_policy_dir
+
+helm_python = pytest.importorskip("helm_python", reason="pip install helm-python-sdk ([test])")
+TAGGED = f"{IMAGE}:0.1.0"
+
+
+def by_kind(objects: list[dict], kind: str) -> list[dict]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def settings_of(objects: list[dict], folder: Path):
+    """The Settings the webhook serves from the rendered policies ConfigMap, mounted at
+    `folder`."""
+    (configmap,) = by_kind(objects, "ConfigMap")
+    for name, text in configmap["data"].items():
+        (folder / name).write_text(text)
+    result = load_policy_dir(folder)
+    assert result.errors == ()
+    return result.policy_set.settings
+
+
+def test_helm_lint_is_clean() -> None:
+    report = helm_python.lint(CHART_DIR, IMAGE_VALUES, strict=True)
+    assert report["errors"] == []
+    # Only Helm's "icon is recommended" (severity 1, info) remains.
+    assert [m["severity"] for m in report["messages"]] == [1]
+
+
+def test_the_chart_refuses_to_render_without_an_image() -> None:
+    with pytest.raises(helm_python.HelmError, match=r"image\.repository is required"):
+        render({})
+
+
+def test_the_chart_and_the_kustomize_base_render_the_same_objects() -> None:
+    chart = comparable(render(IMAGE_VALUES))
+    base = comparable(render_manifests("deploy", image=TAGGED))
+    assert sorted(chart) == sorted(base)
+    assert chart == base
+
+
+@pytest.mark.parametrize(("values", "overlay"), [
+    ({"certificates": {"mode": "certManager"}}, "deploy/overlays/cert-manager"),
+    ({"audit": {"enabled": True}}, "deploy/overlays/audit"),
+], ids=["cert-manager", "audit"])
+def test_chart_options_render_the_same_objects_as_the_overlays(values: dict,
+                                                               overlay: str) -> None:
+    chart = comparable(render({**IMAGE_VALUES, **values}))
+    kustomized = comparable(render_manifests(overlay, image=TAGGED))
+    assert chart == kustomized
+
+
+def test_the_image_tag_defaults_to_the_chart_version_and_a_digest_pins_it() -> None:
+    (deployment,) = by_kind(render(IMAGE_VALUES), "Deployment")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == TAGGED
+    digest = "sha256:" + "ab" * 32
+    (deployment,) = by_kind(render({"image": {"repository": IMAGE, "digest": digest}}),
+                            "Deployment")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == (
+        f"{IMAGE}@{digest}")
+
+
+def test_generated_certificates_are_one_ca_for_secret_and_both_configurations() -> None:
+    objects = render(IMAGE_VALUES)
+    (secret,) = by_kind(objects, "Secret")
+    ca = secret["data"]["ca.crt"]
+    bundles = [hook["clientConfig"]["caBundle"] for obj in objects
+               for hook in obj.get("webhooks", [])]
+    assert bundles == [ca, ca]
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "airflow-pod-webhook.airflow-pod-webhook.svc" in names.get_values_for_type(
+        x509.DNSName)
+
+
+def test_certs_output_becomes_the_secret_and_the_ca_bundle(tmp_path) -> None:
+    write_certs(tmp_path, "airflow-pod-webhook", "airflow-pod-webhook")
+    files = {name: (tmp_path / name).read_text() for name in ("tls.crt", "tls.key", "ca.crt")}
+    objects = render({**IMAGE_VALUES, "certificates": {
+        "mode": "files", "tlsCrt": files["tls.crt"], "tlsKey": files["tls.key"],
+        "caCrt": files["ca.crt"]}})
+    (secret,) = by_kind(objects, "Secret")
+    assert {k: base64.b64decode(v).decode() for k, v in secret["data"].items()} == files
+    expected = base64.b64encode(files["ca.crt"].encode()).decode()
+    assert [h["clientConfig"]["caBundle"] for o in objects for h in o.get("webhooks", [])] == [
+        expected, expected]
+
+
+def test_single_call_and_url_render_what_manifests_renders(tmp_path) -> None:
+    write_certs(tmp_path, "airflow-pod-webhook", "airflow-pod-webhook")
+    ca = (tmp_path / "ca.crt").read_text()
+    url = "https://webhook.example.com:8443"
+    objects = render({**IMAGE_VALUES, "webhook": {"singleCall": True, "url": url},
+                      "certificates": {"mode": "existingSecret", "existingSecret": "mine",
+                                       "caCrt": ca}})
+    rendered = subprocess.run(
+        [*cli_command(), "manifests", "--single-call", "--url", url, "--cert-dir",
+         str(tmp_path)], capture_output=True, text=True, check=True, timeout=60).stdout
+    manifests = [o for o in yaml.safe_load_all(rendered) if o]
+    configurations = [o for o in objects if "webhooks" in o]
+    for obj in configurations:
+        for label in ("helm.sh/chart", "app.kubernetes.io/instance",
+                      "app.kubernetes.io/managed-by", "app.kubernetes.io/version"):
+            obj["metadata"]["labels"].pop(label)
+    assert configurations == manifests
+    assert by_kind(objects, "Secret") == []
+    (deployment,) = by_kind(objects, "Deployment")
+    assert deployment["spec"]["template"]["spec"]["volumes"][1]["secret"]["secretName"] == "mine"
+
+
+def test_the_release_namespace_is_excluded_and_named_in_the_service_reference() -> None:
+    objects = render(IMAGE_VALUES, namespace="platform")
+    expected = webhook_configurations(None, namespace="platform")
+    hooks = [hook for obj in objects for hook in obj.get("webhooks", [])]
+    for hook, want in zip(hooks, [w for o in expected for w in o["webhooks"]], strict=True):
+        hook["clientConfig"].pop("caBundle")
+        assert hook == want
+    cluster_scoped = {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
+    assert {o["metadata"]["namespace"] for o in objects
+            if o["kind"] not in cluster_scoped} == {"platform"}
+
+
+def test_bundled_settings_are_the_repository_settings(tmp_path: Path) -> None:
+    bundled = load_policy_dir("policies").policy_set
+    assert settings_of(render(IMAGE_VALUES), tmp_path) == bundled.settings
+
+
+def test_named_airflow_releases_become_the_trusted_creators(tmp_path: Path) -> None:
+    values = {**IMAGE_VALUES, "airflow": {"releases": [
+        {"release": "prod", "namespace": "prod"},
+        {"release": "airflow", "namespace": "airflow",
+         "taskNamespaces": ["airflow", "data-airflow", "airflow-legacy"]}]}}
+    settings = settings_of(render(values), tmp_path)
+    assert settings.creator_trusted("prod", "system:serviceaccount:prod:prod-airflow-scheduler")
+    assert not settings.creator_trusted("prod", "system:serviceaccount:prod:airflow-scheduler")
+    assert not settings.creator_trusted("other", "system:serviceaccount:prod:"
+                                                 "prod-airflow-scheduler")
+    # Release `airflow` named the way the bundled Settings name it: the same trust, once more.
+    bundled = load_policy_dir("policies").policy_set.settings
+    assert settings.trusted_creators[2:] == bundled.trusted_creators
+    assert settings.annotation_prefix == bundled.annotation_prefix
+    assert settings.node_pool_label == bundled.node_pool_label
+
+
+def test_an_existing_configmap_replaces_the_bundled_policies() -> None:
+    objects = render({**IMAGE_VALUES, "policies": {"existingConfigMap": "from-git"}})
+    assert by_kind(objects, "ConfigMap") == []
+    (deployment,) = by_kind(objects, "Deployment")
+    assert deployment["spec"]["template"]["spec"]["volumes"][2] == {
+        "name": "policies", "configMap": {"name": "from-git"}}
+
+
+def test_a_policy_change_rolls_the_pods() -> None:
+    def checksum(values: dict) -> str:
+        (deployment,) = by_kind(render(values), "Deployment")
+        return deployment["spec"]["template"]["metadata"]["annotations"]["checksum/policies"]
+
+    extra = {"policies": {"files": {"70-team.yaml": "# nothing yet\n"}}}
+    assert checksum(IMAGE_VALUES) == checksum(IMAGE_VALUES)
+    assert checksum(IMAGE_VALUES) != checksum({**IMAGE_VALUES, **extra})
+
+
+@pytest.mark.parametrize(("values", "problem"), [
+    ({"image": {"repository": IMAGE, "tag": "bad tag"}}, "tag"),
+    ({**IMAGE_VALUES, "certificates": {"mode": "selfsigned"}}, "mode"),
+    ({**IMAGE_VALUES, "webhook": {"url": "http://insecure"}}, "url"),
+    ({**IMAGE_VALUES, "replica": 3}, "replica"),
+])
+def test_values_outside_the_schema_are_refused_by_name(values: dict, problem: str) -> None:
+    with pytest.raises(helm_python.HelmError, match=problem):
+        render(values)
+
+
+def test_notes_say_how_to_check_it_works() -> None:
+    text = notes(IMAGE_VALUES)
+    assert "kubectl -n airflow-pod-webhook rollout status deployment/airflow-pod-webhook" in text
+    assert "--dry-run=server" in text
+    assert 'admission webhook "validate.airflow-pod-webhook.io" denied the request' in text
+
+
+def test_chart_version_is_the_package_and_image_version() -> None:
+    import webhook
+
+    chart = load_chart()
+    assert chart.version == chart.metadata["appVersion"] == webhook.__version__
