@@ -181,9 +181,9 @@ def wait_ready(server: RunningServer, deadline: float = 30.0) -> None:
 
 @contextlib.contextmanager
 def running_server(tmp: Path, policies: Path, *, workers: int = 2,
-                   extra: tuple[str, ...] = (), env: dict[str, str] | None = None
-                   ) -> Iterator[RunningServer]:
-    port = free_port()
+                   extra: tuple[str, ...] = (), env: dict[str, str] | None = None,
+                   port: int | None = None) -> Iterator[RunningServer]:
+    port = port or free_port()
     cert_dir = tmp / "certs"
     policy_copy = tmp / "policies"
     if not policy_copy.exists():

@@ -1,5 +1,7 @@
 """The merge rules, told as the surprises Airflow users hit with pod_override."""
 
+import pytest
+
 from webhook.mutation.merge import merge_pod
 
 
@@ -210,6 +212,28 @@ def test_a_star_entry_in_a_template_only_fills_defaults() -> None:
     merged = merge_pod(pod, template, fragment_wins=False)
     assert merged["spec"]["containers"][0]["securityContext"] == {"runAsUser": 5,
                                                                   "runAsNonRoot": True}
+
+
+@pytest.mark.parametrize("fragment_wins", [False, True])
+def test_a_pod_without_init_containers_gets_only_whole_ones(fragment_wins: bool) -> None:
+    # The official Airflow chart's pods without git-sync have no initContainers at all: a
+    # "*" entry or a named entry without image (a default for git-sync-init) must not become
+    # a container there, while an entry with an image is a whole container and is added.
+    pod = {"spec": {"containers": [{"name": "base", "image": "a"}]}}
+    defaults = [{"name": "*", "securityContext": {"runAsNonRoot": True}},
+                {"name": "git-sync-init", "resources": {"limits": {"memory": "256Mi"}}}]
+    merged = merge_pod(pod, {"spec": {"initContainers": defaults}}, fragment_wins=fragment_wins)
+    assert merged == pod
+    whole = {"name": "init", "image": "busybox"}
+    merged = merge_pod(pod, {"spec": {"initContainers": [*defaults, whole]}},
+                       fragment_wins=fragment_wins)
+    assert merged["spec"]["initContainers"] == [
+        {"name": "init", "image": "busybox", "securityContext": {"runAsNonRoot": True}}]
+
+
+def test_an_empty_container_list_of_a_fragment_is_set_as_before() -> None:
+    pod = {"spec": {"containers": [{"name": "base", "image": "a"}]}}
+    assert merge_pod(pod, {"spec": {"initContainers": []}})["spec"]["initContainers"] == []
 
 
 def test_the_same_new_item_twice_in_one_fragment_is_added_once() -> None:

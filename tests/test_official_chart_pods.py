@@ -120,7 +120,11 @@ def test_chart_executor_pod_is_admitted_without_a_warning(
     expected = SMALL_PROFILE if with_override else {
         "requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "1Gi"}}
     assert base["resources"] == expected
-    for init in mutated.pod["spec"].get("initContainers", []):
+    inits = mutated.pod["spec"].get("initContainers", [])
+    assert [c["name"] for c in inits] == (["git-sync-init"] if "gitsync" in template.name
+                                          else [])
+    for init in inits:
+        assert init["image"] == "registry.k8s.io/git-sync/git-sync:v4.3.0"
         assert init["securityContext"]["allowPrivilegeEscalation"] is False
         assert init["securityContext"]["capabilities"] == {"drop": ["ALL"]}
         assert init["resources"] == {"requests": {"cpu": "50m", "memory": "64Mi"},

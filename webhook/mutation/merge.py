@@ -77,9 +77,16 @@ def _merge_maps(base: dict, other: dict, fragment_wins: bool) -> dict:
             if fragment_wins:
                 out.pop(key, None)
             continue
-        out[key] = merge_value(out[key], value, fragment_wins, key) if key in out else (
-            without_nulls(value)
-        )
+        if key in out:
+            out[key] = merge_value(out[key], value, fragment_wins, key)
+        elif key in CONTAINER_LISTS and isinstance(value, list) and value:
+            # A pod without the list (often initContainers) gets only the fragment's whole
+            # containers: rule 6 holds for "*" and image-less entries here too.
+            added = _merge_lists([], value, fragment_wins, key)
+            if added:
+                out[key] = added
+        else:
+            out[key] = without_nulls(value)
     return out
 
 
