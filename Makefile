@@ -9,7 +9,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8443
 
-.PHONY: serve test lint bench mutation clean
+.PHONY: serve test lint bench mutation clean dist
 
 $(BIN)/airflow-pod-webhook: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,11 @@ $(BIN)/airflow-pod-webhook: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[server,test]"
 	touch $@
 
+# Development only: listens on 127.0.0.1 (HOST=0.0.0.0 to reach it from a kind cluster or
+# another machine; it serves the development CA in certs/).
+HOST   ?= 127.0.0.1
 serve: $(BIN)/airflow-pod-webhook
-	$(BIN)/airflow-pod-webhook serve --policies policies --cert-dir certs --port $(PORT)
+	$(BIN)/airflow-pod-webhook serve --policies policies --cert-dir certs --host $(HOST) --port $(PORT)
 
 # The e2e tests use ../shared/k8s/bin as envtest's assets when KUBEBUILDER_ASSETS is unset.
 test: $(BIN)/airflow-pod-webhook
@@ -33,5 +36,14 @@ mutation: $(BIN)/airflow-pod-webhook
 	$(BIN)/pip install --quiet -e ".[test,mutation]"
 	$(BIN)/python tools/mutation.py $(MODULES)
 
+# Release artifacts in dist/: the wheel and sdist (pip install dist/airflow_pod_webhook-*.whl
+# installs without an index) and the Helm chart archive, all of one version (pyproject.toml;
+# tests/test_release_artifacts.py keeps the chart and image versions equal to it).
+dist: $(BIN)/airflow-pod-webhook
+	rm -rf dist
+	$(BIN)/pip install --quiet build
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/python -c "import helm_python; print(helm_python.package('deploy/helm/airflow-pod-webhook', destination='dist'))"
+
 clean:
-	rm -rf $(VENV) certs/*.crt certs/*.key .pytest_cache .hypothesis mutants
+	rm -rf $(VENV) dist build certs/*.crt certs/*.key .pytest_cache .hypothesis mutants

@@ -198,3 +198,20 @@ def test_the_offline_validate_reads_json_within_the_servers_limits_without_orjso
     assert result.returncode == 2
     assert "body is not valid JSON: depth limit exceeded" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_audit_runs_with_what_the_cluster_extra_installs() -> None:
+    # [cluster] = kubernetes + orjson: the README's route for `audit` from a laptop or CI.
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    cluster = {d.split(">")[0].strip() for d in project["optional-dependencies"]["cluster"]}
+    assert cluster == {"kubernetes", "orjson"}
+    result = run_without_server_deps("""
+        import sys
+        from webhook.cli import main
+        code = main(sys.argv[1:])
+        assert server_modules_loaded() == [], server_modules_loaded()
+        sys.exit(code)
+    """, "audit", "--policies", "policies", str(POD), "--namespace", "data-airflow",
+        blocked=tuple(m for m in SERVER_ONLY if m != "orjson"))
+    assert result.returncode == 0, result.stderr
+    assert "1 pods: 1 allow, 0 deny" in result.stdout
