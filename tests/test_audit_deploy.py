@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,11 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
+from webhook.cluster.registration import deploy_with_image
 from webhook.policy.model import PolicySet
 from webhook.validation.validate import validate_pod
+
+IMAGE = "registry.io/team/airflow-pod-webhook:0.1.0"
 
 
 def kubectl() -> str:
@@ -27,8 +31,12 @@ def kubectl() -> str:
 
 @pytest.fixture(scope="module")
 def rendered() -> list[dict[str, Any]]:
-    result = subprocess.run([kubectl(), "kustomize", str(ROOT / "deploy" / "overlays" / "audit")],
-                            capture_output=True, text=True, check=False, timeout=60)
+    # The overlay as kustomize builds it once the image is set in deploy/base (no other
+    # change: the audit image must come from the component's own replacement).
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = deploy_with_image(ROOT / "deploy" / "overlays" / "audit", IMAGE, Path(scratch))
+        result = subprocess.run([kubectl(), "kustomize", str(folder)],
+                                capture_output=True, text=True, check=False, timeout=60)
     assert result.returncode == 0, result.stderr
     return [d for d in yaml.safe_load_all(result.stdout) if d]
 
@@ -68,6 +76,7 @@ def test_cronjob_audits_everything_with_the_base_policies(rendered: list[dict]) 
             "--policies=/etc/airflow-pod-webhook/policies"} <= set(container["args"])
     deployment = one(rendered, "Deployment", "airflow-pod-webhook")
     assert container["image"] == deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert container["image"] == IMAGE
     configmaps = [o["metadata"]["name"] for o in rendered if o["kind"] == "ConfigMap"]
     volume = next(v for v in spec["volumes"] if v["name"] == "policies")
     assert volume["configMap"]["name"] in configmaps  # the hashed name of the base's ConfigMap

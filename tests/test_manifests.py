@@ -24,13 +24,14 @@ from webhook.cluster.registration import (
     DEFAULT_SERVICE,
     MUTATE_PATH,
     MUTATING_KIND,
-    PLACEHOLDER_REGISTRY,
     VALIDATE_PATH,
     VALIDATING_KIND,
     find_kubectl,
+    render_manifests,
 )
 
 REPO = Path(__file__).resolve().parent.parent
+IMAGE = "registry.io/team/airflow-pod-webhook:0.1.0"
 DEPLOY = REPO / "deploy"
 BASE = ""
 CERT_MANAGER = "overlays/cert-manager"
@@ -71,14 +72,9 @@ def kubectl() -> str:
 
 
 def render(kubectl: str, kustomization: str) -> list[dict[str, Any]]:
-    result = subprocess.run(
-        [kubectl, "kustomize", str(DEPLOY / kustomization)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    """What an admin applies: `manifests --all --image IMAGE` for the base (the kustomize base
+    plus the webhook configurations), the overlay's own output (image set) for an overlay."""
+    return render_manifests(DEPLOY / kustomization, kubectl=kubectl, image=IMAGE)
 
 
 @pytest.fixture(scope="module")
@@ -394,7 +390,8 @@ def test_self_patch_component_is_a_reusable_component() -> None:
     assert component["kind"] == "Component"
     overlay = yaml.safe_load((DEPLOY / SELF_PATCH / "kustomization.yaml").read_text())
     assert overlay["resources"] == ["../../base"]
-    assert overlay["components"] == [f"../../{SELF_PATCH_COMPONENT}"]
+    assert overlay["components"] == ["../../components/webhook-configurations",
+                                     f"../../{SELF_PATCH_COMPONENT}"]
 
 
 # --- isolation ---------------------------------------------------------------------------------
@@ -434,16 +431,52 @@ def test_webhook_is_system_cluster_critical_with_the_quota_that_allows_it(
 # --- the image ---------------------------------------------------------------------------------
 
 
-def test_kustomize_images_entry_sets_the_webhook_image(base: list[dict]) -> None:
+def test_the_base_names_no_image_and_refuses_to_build_without_one(kubectl: str) -> None:
+    # `kubectl apply -k deploy/` (or an overlay) with no image set fails before anything is
+    # applied, instead of registering a fail-closed hook in front of pods that never start.
     kustomization = yaml.safe_load((DEPLOY / "base" / "kustomization.yaml").read_text())
-    [entry] = kustomization["images"]
+    assert "images" not in kustomization
     source = yaml.safe_load((DEPLOY / "base" / "deployment.yaml").read_text())
     [container] = source["spec"]["template"]["spec"]["containers"]
-    assert entry["name"] == container["image"]  # the entry matches what deployment.yaml names
-    [rendered_container] = one(base, "Deployment")["spec"]["template"]["spec"]["containers"]
-    assert rendered_container["image"] == f"{entry['newName']}:{entry['newTag']}"
-    # The placeholder the `manifests` command refuses to render without --image.
-    assert entry["newName"].startswith(PLACEHOLDER_REGISTRY)
+    assert container["image"] == "airflow-pod-webhook"
+    for folder in ("", CERT_MANAGER, SELF_PATCH, "overlays/audit"):
+        result = subprocess.run([kubectl, "kustomize", str(DEPLOY / folder)],
+                                capture_output=True, text=True, check=False)
+        assert result.returncode == 1
+        assert result.stdout == ""
+        assert "options.index 1 is out of bounds for value airflow-pod-webhook" in result.stderr
+
+
+@pytest.mark.parametrize("image", [
+    "registry.io/team/airflow-pod-webhook:0.1.0",
+    "registry.io:5000/airflow-pod-webhook",
+    "registry.io/airflow-pod-webhook:1@sha256:" + "ab" * 32,
+])
+def test_the_image_set_in_the_base_reaches_the_webhook_and_the_audit(kubectl: str,
+                                                                     image: str) -> None:
+    objects = render_manifests(DEPLOY / "overlays" / "audit", kubectl=kubectl, image=image)
+    images = [c["image"] for o in objects if o["kind"] in ("Deployment", "CronJob")
+              for c in (o["spec"]["template"]["spec"]["containers"] if o["kind"] ==
+                        "Deployment" else o["spec"]["jobTemplate"]["spec"]["template"]["spec"][
+                            "containers"])]
+    assert images == [image, image]
+    assert not [o for o in objects if o["metadata"]["name"].endswith("image-check")]
+
+
+def test_plain_apply_of_the_base_never_touches_the_webhook_configurations(
+        kubectl: str) -> None:
+    # So it can neither register a hook nor wipe the caBundle `manifests` set (client-side
+    # apply deletes what its previous apply set and this one lacks).
+    objects = render_manifests(DEPLOY, kubectl=kubectl, image=IMAGE)
+    configurations = [o for o in objects if o["kind"] in (MUTATING_KIND, VALIDATING_KIND)]
+    assert len(configurations) == 2  # appended by manifests, as `--all` prints them
+    assert "Component" in (DEPLOY / "components" / "webhook-configurations" /
+                           "kustomization.yaml").read_text()
+    base = yaml.safe_load((DEPLOY / "base" / "kustomization.yaml").read_text())
+    assert not [r for r in base["resources"] if "webhook" in r]
+    for overlay in (CERT_MANAGER, SELF_PATCH):
+        text = (DEPLOY / overlay / "kustomization.yaml").read_text()
+        assert "../../components/webhook-configurations" in yaml.safe_load(text)["components"]
 
 
 # --- cert-manager overlay -------------------------------------------------------------------

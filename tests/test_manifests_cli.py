@@ -84,12 +84,21 @@ def test_all_sets_the_image_and_fills_the_ca_bundle(capsys, certs: Path, kubectl
     assert "--patch-ca-bundle" not in container["args"]
 
 
-def test_all_refuses_the_placeholder_image(capsys, certs: Path, kubectl: str) -> None:
+def test_all_without_an_image_says_how_to_set_one(capsys, certs: Path, kubectl: str) -> None:
     code, out, err = run(["manifests", "--all", "--cert-dir", str(certs),
                           "--deploy-dir", DEPLOY], capsys)
     assert (code, out) == (2, "")
-    assert "placeholder registry.example.com/airflow-pod-webhook" in err
+    assert "names no webhook image" in err
     assert "--image" in err and "kustomize edit set image" in err
+
+
+def test_all_refuses_the_documentations_placeholder_image(capsys, certs: Path,
+                                                          kubectl: str) -> None:
+    code, out, err = run(["manifests", "--all", "--cert-dir", str(certs), "--image",
+                          "registry.example.com/airflow-pod-webhook:0.1.0",
+                          "--deploy-dir", DEPLOY], capsys)
+    assert (code, out) == (2, "")
+    assert "placeholder registry.example.com/airflow-pod-webhook:0.1.0" in err
 
 
 @pytest.mark.parametrize("image", ["", "has space:1", "--all", "UPPER/case:1"])

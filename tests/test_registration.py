@@ -34,6 +34,7 @@ from webhook.cluster.registration import (
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
+IMAGE = "registry.io/team/airflow-pod-webhook:0.1.0"
 CERT_MANAGER_ANNOTATION = "cert-manager.io/inject-ca-from"
 
 
@@ -214,7 +215,8 @@ def comparable(obj: dict) -> dict:
 
 
 def test_generated_webhooks_yaml_matches_function() -> None:
-    docs = list(yaml.safe_load_all((DEPLOY / "base" / "webhooks.yaml").read_text()))
+    docs = list(yaml.safe_load_all(
+        (DEPLOY / "components" / "webhook-configurations" / "webhooks.yaml").read_text()))
     assert docs == webhook_configurations(None), "run: python deploy/sync.py"
 
 
@@ -230,7 +232,7 @@ def kubectl() -> str:
 
 @pytest.mark.parametrize("kustomization", ["", "overlays/cert-manager"])
 def test_rendered_deploy_matches_function(kubectl: str, kustomization: str) -> None:
-    rendered = render_manifests(DEPLOY / kustomization, kubectl=kubectl)
+    rendered = render_manifests(DEPLOY / kustomization, kubectl=kubectl, image=IMAGE)
     webhooks = [o for o in rendered if o["kind"] in (MUTATING_KIND, VALIDATING_KIND)]
     assert sorted((comparable(o) for o in webhooks), key=lambda o: o["kind"]) == sorted(
         webhook_configurations(None), key=lambda o: o["kind"]
@@ -243,7 +245,7 @@ def test_rendered_deploy_matches_function(kubectl: str, kustomization: str) -> N
 
 
 def test_render_manifests_fills_ca_bundle(kubectl: str, ca1: bytes) -> None:
-    rendered = render_manifests(DEPLOY, ca_bundle_pem=ca1, kubectl=kubectl)
+    rendered = render_manifests(DEPLOY, ca_bundle_pem=ca1, kubectl=kubectl, image=IMAGE)
     hooks = [h for o in rendered if "webhooks" in o for h in o["webhooks"]]
     assert len(hooks) == 2
     assert all(base64.b64decode(h["clientConfig"]["caBundle"]) == ca1 for h in hooks)

@@ -173,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="one mutating hook that also validates (/mutate-validate, "
                                 "failurePolicy Fail); see README for the trade-off")
     manifests.add_argument("--all", action="store_true",
-                           help="print the whole `kubectl kustomize deploy/` output")
+                           help="print `kubectl kustomize deploy/` and the webhook "
+                                "configurations: everything to apply")
     manifests.add_argument("--image", metavar="REF",
                            help="with --all: the webhook image, e.g. registry.io/team/"
                                 "airflow-pod-webhook:0.1.0 (required unless deploy/ sets one)")
@@ -326,6 +327,11 @@ def cmd_manifests(args: argparse.Namespace) -> int:
         except FileNotFoundError as exc:
             raise InputError(str(exc)) from exc
         except subprocess.CalledProcessError as exc:
+            if "out of bounds for value airflow-pod-webhook" in exc.stderr:
+                raise InputError(
+                    f"{folder} names no webhook image (deploy/base sets none by default): pass "
+                    "--image REF with the image you pushed, or set it in deploy/base with "
+                    "`kustomize edit set image airflow-pod-webhook=REF`") from exc
             raise InputError(f"kubectl kustomize {folder} failed: {exc.stderr.strip()}") from exc
         except ValueError as exc:
             raise InputError(f"--image: {exc}") from exc

@@ -26,6 +26,7 @@ from tests.e2e.envtest import EnvtestControlPlane, missing_binaries
 from tests.server_process import cli_command
 from webhook.audit.judge import audit_pod
 from webhook.audit.strip import submitted_pod
+from webhook.cluster.registration import deploy_with_image
 from webhook.policy.load import load_policy_dir
 
 pytestmark = pytest.mark.e2e
@@ -257,7 +258,9 @@ def test_the_components_rbac_is_enough_to_audit_and_write(
     from kubernetes import client
 
     namespace = cluster["namespace"]
-    rendered = kubectl(plane, "kustomize", str(ROOT / "deploy" / "overlays" / "audit"))
+    folder = deploy_with_image(ROOT / "deploy" / "overlays" / "audit",
+                               "registry.io/team/airflow-pod-webhook:0.1.0", tmp_path)
+    rendered = kubectl(plane, "kustomize", str(folder))
     assert rendered.returncode == 0, rendered.stderr
     role = next(d for d in yaml.safe_load_all(rendered.stdout)
                 if d and d["kind"] == "ClusterRole"

