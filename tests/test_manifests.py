@@ -449,7 +449,7 @@ def test_the_base_names_no_image_and_refuses_to_build_without_one(kubectl: str) 
 
 @pytest.mark.parametrize("image", [
     "registry.io/team/airflow-pod-webhook:0.1.0",
-    "registry.io:5000/airflow-pod-webhook",
+    "airflow-pod-webhook:e2e",
     "registry.io/airflow-pod-webhook:1@sha256:" + "ab" * 32,
 ])
 def test_the_image_set_in_the_base_reaches_the_webhook_and_the_audit(kubectl: str,
