@@ -231,6 +231,19 @@ def test_a_pod_without_init_containers_gets_only_whole_ones(fragment_wins: bool)
         {"name": "init", "image": "busybox", "securityContext": {"runAsNonRoot": True}}]
 
 
+@pytest.mark.parametrize(("fragment_wins", "user"), [(False, 5), (True, 1000)])
+def test_star_on_a_list_the_pod_lacks_wins_as_its_fragment_does(fragment_wins: bool,
+                                                                 user: int) -> None:
+    # A profile's "*" overrides what its own new init container says; a template's only fills.
+    pod = {"spec": {"containers": [{"name": "base", "image": "a"}]}}
+    fragment = {"spec": {"initContainers": [
+        {"name": "init", "image": "busybox", "securityContext": {"runAsUser": 5}},
+        {"name": "*", "securityContext": {"runAsUser": 1000}}]}}
+    merged = merge_pod(pod, fragment, fragment_wins=fragment_wins)
+    assert merged["spec"]["initContainers"] == [
+        {"name": "init", "image": "busybox", "securityContext": {"runAsUser": user}}]
+
+
 def test_an_empty_container_list_of_a_fragment_is_set_as_before() -> None:
     pod = {"spec": {"containers": [{"name": "base", "image": "a"}]}}
     assert merge_pod(pod, {"spec": {"initContainers": []}})["spec"]["initContainers"] == []
