@@ -211,3 +211,38 @@ def test_chart_version_is_the_package_and_image_version() -> None:
 
     chart = load_chart()
     assert chart.version == chart.metadata["appVersion"] == webhook.__version__
+
+
+def merged(left: dict, right: dict) -> dict:
+    """Helm's merge of two --set results (maps by key, lists item by item)."""
+    out = dict(left)
+    for key, value in right.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        elif isinstance(value, list) and isinstance(out.get(key), list):
+            out[key] = [merged(a, b) if isinstance(a, dict) and isinstance(b, dict) else b
+                        for a, b in zip(out[key], value, strict=True)]
+        else:
+            out[key] = value
+    return out
+
+
+def test_the_readme_helm_install_command_renders_a_working_install(tmp_path: Path) -> None:
+    """The README's `helm install` line, its --set flags parsed as Helm parses them."""
+    readme = (CHART_DIR.parents[2] / "README.md").read_text()
+    block = readme[readme.index("    helm install airflow-pod-webhook deploy/helm/"):]
+    command = " ".join(line.strip().rstrip("\\") for line in block.split("\n\n")[0].splitlines())
+    words = command.split()
+    assert words[:4] == ["helm", "install", "airflow-pod-webhook",
+                         "deploy/helm/airflow-pod-webhook"]
+    assert words[words.index("--namespace") + 1] == "airflow-pod-webhook"
+    values: dict = {}
+    for i, word in enumerate(words):
+        if word == "--set":
+            values = merged(values, helm_python.parse_set_string(words[i + 1].strip("'")))
+    objects = render(values, release="airflow-pod-webhook")
+    (deployment,) = by_kind(objects, "Deployment")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == (
+        "registry.acme.internal/platform/airflow-pod-webhook:0.1.0")
+    settings = settings_of(objects, tmp_path)
+    assert settings.creator_trusted("airflow", "system:serviceaccount:airflow:airflow-scheduler")
