@@ -28,9 +28,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "API_VERSION",
+    "DEFAULT_AIRFLOW_USERNAMES",
     "DEFAULT_NAME",
     "DEFAULT_NAMESPACE",
-    "DEFAULT_AIRFLOW_USERNAMES",
     "DEFAULT_POD_LABELS",
     "DEFAULT_SERVICE",
     "MUTATE_PATH",
@@ -40,14 +40,15 @@ __all__ = [
     "VALIDATE_PATH",
     "VALIDATING_KIND",
     "VALIDATING_WEBHOOK",
+    "create_match_expression",
     "dump_yaml",
     "find_kubectl",
     "merge_ca_bundles",
     "patch_ca_bundle",
-    "create_match_expression",
     "pod_match_expression",
     "render_manifests",
     "selected_by_hooks",
+    "set_airflow_usernames",
     "set_ca_bundle",
     "set_webhook_image",
     "webhook_configurations",
@@ -478,8 +479,10 @@ def render_manifests(
     ca_bundle_pem: bytes | None = None,
     kubectl: str | None = None,
     image: str | None = None,
+    airflow_usernames: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """`kubectl kustomize <dir>` as a list of dicts, with caBundle and the image set when given."""
+    """`kubectl kustomize <dir>` as a list of dicts, with caBundle, the image and Airflow's
+    accounts (set_airflow_usernames) set when given."""
     kubectl = kubectl or find_kubectl()
     if kubectl is None:
         raise FileNotFoundError(
@@ -496,7 +499,34 @@ def render_manifests(
         set_ca_bundle(objects, ca_bundle_pem)
     if image is not None:
         set_webhook_image(objects, image)
+    if airflow_usernames is not None:
+        set_airflow_usernames(objects, airflow_usernames)
     return objects
+
+
+def set_airflow_usernames(objects: list[dict[str, Any]], airflow_usernames: Sequence[str],
+                          pod_labels: Sequence[tuple[str, str | None]] = DEFAULT_POD_LABELS
+                          ) -> None:
+    """Render Airflow's accounts into every hook among `objects` (as webhook_configurations
+    would), in place: the create hooks' `airflow-pod` condition and the writer hooks'
+    `airflow-writer` one; with no accounts, the writer hooks go (they would match nothing)."""
+    writer = username_condition(airflow_usernames)
+    for obj in objects:
+        if obj.get("kind") not in (MUTATING_KIND, VALIDATING_KIND):
+            continue
+        kept = []
+        for hook in obj.get("webhooks") or []:
+            conditions = hook.get("matchConditions") or []
+            if writer is None and any(c.get("name") == "airflow-writer" for c in conditions):
+                continue
+            for condition in conditions:
+                if condition.get("name") == "airflow-pod":
+                    condition["expression"] = create_match_expression(pod_labels,
+                                                                      airflow_usernames)
+                elif condition.get("name") == "airflow-writer":
+                    condition["expression"] = writer
+            kept.append(hook)
+        obj["webhooks"] = kept
 
 
 # What deploy/base/kustomization.yaml's `images:` entry holds until an admin sets the real image.
