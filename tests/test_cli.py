@@ -153,11 +153,18 @@ def test_validate_level_at_an_older_pod_security_version(capsys, tmp_path: Path)
 def test_manifests_single_call_registers_one_fail_closed_hook(capsys, tmp_path: Path) -> None:
     run(["certs", "--out", str(tmp_path)], capsys)
     code, out, _ = run(["manifests", "--cert-dir", str(tmp_path), "--single-call"], capsys)
-    [config] = list(yaml.safe_load_all(out))
+    config, writers = list(yaml.safe_load_all(out))
     [hook] = config["webhooks"]
     assert code == 0 and config["kind"] == "MutatingWebhookConfiguration"
     assert hook["clientConfig"]["service"]["path"] == "/mutate-validate"
     assert hook["failurePolicy"] == "Fail" and hook["reinvocationPolicy"] == "IfNeeded"
+    # What Airflow's accounts write later (and in the namespaces left out) is still judged.
+    assert writers["kind"] == "ValidatingWebhookConfiguration"
+    assert [h["name"] for h in writers["webhooks"]] == [
+        "validate-writes.airflow-pod-webhook.io",
+        "validate-finished-writes.airflow-pod-webhook.io",
+        "validate-system-writes.airflow-pod-webhook.io",
+        "refuse-own-namespace.airflow-pod-webhook.io"]
 
 
 def test_single_call_endpoint_mutates_and_judges_in_one_answer(client) -> None:
