@@ -230,7 +230,7 @@ def conditions_hold(hook: dict, obj: dict, username: str) -> bool:
 
 
 def test_default_accounts_are_the_bundled_settings(bundled) -> None:
-    assert registration.DEFAULT_AIRFLOW_USERNAMES == bundled.settings.airflow_usernames
+    assert bundled.settings.airflow_usernames == registration.DEFAULT_AIRFLOW_USERNAMES
 
 
 @pytest.mark.parametrize(("labels", "username", "expected"), [
