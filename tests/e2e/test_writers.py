@@ -218,16 +218,16 @@ def test_a_privileged_ephemeral_container_is_denied(accounts: Accounts) -> None:
 
 def test_a_resize_past_the_envelope_is_denied(accounts: Accounts) -> None:
     pod = accounts.kpo_pod()
-    base = copy.deepcopy(pod["spec"]["containers"][0])
-    resources = base.get("resources") or {}
-    for field in ("requests", "limits"):
-        if field in resources:
-            resources[field]["cpu"] = "64"
-    assert resources, "the stock KPO pod has resources after the bundled templates"
+    [base] = pod["spec"]["containers"]
+    # The same QoS class (Kubernetes refuses a resize that changes it): a request only.
+    resources = copy.deepcopy(base["resources"])
+    assert "cpu" not in resources.get("limits", {}), "a Burstable pod, as the templates make"
+    resources["requests"]["cpu"] = "64"
     message = denied(lambda: accounts.worker.patch_namespaced_pod_resize(
         pod["metadata"]["name"], accounts.namespace,
         {"spec": {"containers": [{"name": base["name"], "resources": resources}]}}))
     assert writes_denial("envelope: resources")(message), message
+    assert "spec.containers[base].resources.requests.cpu must be at most 16" in message
 
 
 def test_a_binding_by_an_airflow_account_is_denied(accounts: Accounts) -> None:
