@@ -222,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Pod or List files, YAML or JSON ('-' for stdin); "
                             "none: the cluster of the kubeconfig, or in-cluster")
     audit.add_argument("--policies", default=DEFAULT_POLICIES)
+    audit.add_argument("--username", help="who wrote the pods (not recorded on a pod): one of "
+                       "Airflow's accounts has every pod judged, whatever its labels")
     audit.add_argument("--kubeconfig", help="default: $KUBECONFIG, ~/.kube/config, in-cluster")
     audit.add_argument("--context", help="kubeconfig context")
     audit.add_argument("-n", "--namespace", help="only this namespace (with FILE: the "
@@ -462,7 +464,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     options = AuditOptions(
         files=tuple(args.files), output=args.output, kubeconfig=args.kubeconfig,
         context=args.context, namespace=args.namespace, all_namespaces=args.all_namespaces,
-        selector=args.selector, write_reports=args.write_reports, page_size=args.chunk_size)
+        selector=args.selector, write_reports=args.write_reports, page_size=args.chunk_size,
+        username=args.username)
     try:
         return run(policies, options, sys.stdout, sys.stderr)
     except SourceError as exc:
