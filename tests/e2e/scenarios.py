@@ -45,6 +45,18 @@ def scheduler_username(namespace: str) -> str:
     return f"system:serviceaccount:{namespace}:{SCHEDULER}"
 
 
+ADMIN = "envtest-admin"  # the e2e admin's client certificate: not one of Airflow's accounts
+
+
+def creator_of(scenario: Scenario, namespace: str) -> str | None:
+    """Who creates the scenario's pod (None: the admin, unimpersonated). Airflow's pods come
+    from the scheduler; a foreign pod, and a pod in kube-system, from an account that is not
+    Airflow's (every pod Airflow's accounts write is judged, whatever its labels)."""
+    if scenario.in_kube_system or scenario.fixture is None:
+        return None
+    return scheduler_username(namespace)
+
+
 def e2e_settings(settings_text: str) -> str:
     """The bundled Settings, also trusting the Airflow accounts of each e2e namespace (the
     bundled ones trust the accounts of release `airflow` in namespace `airflow` only)."""
