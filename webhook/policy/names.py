@@ -325,6 +325,7 @@ NAME_FIELDS: dict[str, list[tuple[str, NameCheck]]] = {
         ("spec.serviceAccountNames.allowed[*]", or_glob(check_service_account)),
         ("spec.serviceAccountNames.forbidden[*]", or_glob(check_service_account)),
         ("spec.runtimeClassNames.allowed[*]", or_glob(check_object_name)),
+        ("spec.schedulingGates.allowed[*]", or_glob(check_label_key)),
     ],
     "ValidationPolicy": [
         ("spec.rules.resources.requireRequests[*]", check_resource_name),
