@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.airflow_requests import load_requests
-from tests.e2e.harness import E2EEnvironment
+from tests.e2e.harness import E2EEnvironment, deadline_loop
 from tests.e2e.real_airflow import (
     KPO_TASKS,
     NEW_JOB,
@@ -36,7 +36,7 @@ from tests.e2e.real_airflow import (
 )
 from tests.e2e.scenarios import APPLIED
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
 
 WHOAMI = """
 import json, os
@@ -107,6 +107,38 @@ def test_the_pods_airflow_writes_to_were_created_through_the_webhook(
     assert len(first) == len(live_writes.pods)
     for path, request in first.items():
         assert APPLIED in request["old_object"]["metadata"]["annotations"], path
+
+
+def validate_decisions(e2e: E2EEnvironment, namespace: str, pod: str) -> list[dict]:
+    assert e2e.webhook is not None
+    decisions = []
+    for line in e2e.webhook.log_path.read_text(errors="replace").splitlines():
+        if line.startswith("{") and f'"pod":"{pod}"' in line:
+            record = json.loads(line)
+            if record["hook"] == "validate" and record["namespace"] == namespace:
+                decisions.append(record)
+    return decisions
+
+
+def test_the_webhook_judged_each_patch_and_allowed_it(
+        e2e: E2EEnvironment, live_writes: CapturedWrites) -> None:
+    """With UPDATE registered for Airflow's accounts, each PATCH reached the validating hook:
+    per pod, one decision for its CREATE and one per PATCH, every one an allow."""
+    if e2e.webhook is None:
+        pytest.skip("reads the local webhook's decision log (envtest backend)")
+    patches: dict[str, int] = {}
+    for request in live_writes.requests:
+        if request["method"] == "PATCH":
+            pod = request["path"].rsplit("/", 1)[-1]
+            patches[pod] = patches.get(pod, 0) + 1
+    assert sum(patches.values()) == 7
+    seen: dict[str, list[str]] = {}
+    for _ in deadline_loop(10, 0.2):  # the workers' log lines land a moment after the answer
+        seen = {pod: [d["decision"] for d in validate_decisions(e2e, live_writes.namespace, pod)]
+                for pod in patches}
+        if all(len(seen[pod]) >= 1 + count for pod, count in patches.items()):
+            break
+    assert seen == {pod: ["allow"] * (1 + count) for pod, count in patches.items()}
 
 
 def test_airflow_still_sends_what_the_fixtures_hold(live_writes: CapturedWrites) -> None:
