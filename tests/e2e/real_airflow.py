@@ -23,7 +23,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +30,11 @@ from typing import Any
 
 import yaml
 
+from tools.airflow_venv import PROVIDERS, airflow_venv
+
 REPO = Path(__file__).resolve().parents[2]
 SNIPPETS = Path(__file__).resolve().parent / "airflow_snippets"
 FIXTURES = REPO / "tests" / "fixtures" / "airflow-requests"
-sys.path.insert(0, str(REPO / "tools"))
-from airflow_venv import PROVIDERS, airflow_venv  # noqa: E402
 
 VERSIONS = tuple(sorted(PROVIDERS))
 RELEASE = "airflow"  # the Helm release: ServiceAccounts airflow-scheduler and airflow-worker
