@@ -74,7 +74,7 @@ def e2e_settings(settings_text: str) -> str:
 WRITES_NAMESPACES = "airflow-e2e-writes-*"  # tests/e2e/test_writers.py's namespaces
 E2E_GATE = "example.com/e2e-gate"
 # Later writes are held to a create's image rules: the bundled rules only warn, so the
-# writer tests' namespaces enforce the registries of the stock pods' images.
+# writer tests' namespaces enforce the registries of the stock and captured pods' images.
 WRITES_POLICY = f"""\
 apiVersion: airflow-pod-webhook.io/v1alpha1
 kind: ValidationPolicy
@@ -86,7 +86,7 @@ spec:
     namespaces: ["{WRITES_NAMESPACES}"]
   rules:
     images:
-      allowedRegistries: [ghcr.io/acme/, apache/]
+      allowedRegistries: [ghcr.io/acme/, apache/, docker.io/library/busybox]
 """
 
 

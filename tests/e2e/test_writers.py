@@ -344,3 +344,44 @@ def test_a_kpo_pod_in_the_webhooks_own_namespace_is_refused(e2e: E2EEnvironment,
     assert message.startswith(f'admission webhook "{OWN_NAMESPACE_WEBHOOK}" denied the '
                               "request: pod "), message
     assert message.endswith("(airflow: webhookNamespace)")
+
+
+# --- the writes real Airflow sent (tests/fixtures/airflow-requests/, branch issue-19b) -------
+
+
+def replayable(pod: dict, namespace: str, name: str) -> dict:
+    """The pod as its creator wrote it: what the API server stored, less what it added."""
+    meta = pod["metadata"]
+    spec = {k: v for k, v in pod["spec"].items() if k not in ("nodeName",)}
+    return {"apiVersion": "v1", "kind": "Pod", "spec": spec,
+            "metadata": {"name": name, "namespace": namespace,
+                         "labels": meta.get("labels", {}),
+                         "annotations": meta.get("annotations", {})}}
+
+
+@pytest.mark.parametrize("version", ["2.10.5", "3.3.2"])
+def test_the_writes_real_airflow_sent_pass_the_writer_hooks(
+        e2e: E2EEnvironment, accounts: Accounts, version: str) -> None:
+    """Each captured PATCH and DELETE, sent again with the same account's token, body and
+    Content-Type, to the same pod in the same phase, through the hooks as `manifests --url`
+    renders them."""
+    from tests.airflow_requests import load_requests
+
+    ns = accounts.namespace
+    clients = {SCHEDULER: accounts.scheduler, WORKER: accounts.worker}
+    made: set[str] = set()
+    for document in load_requests(version).values():
+        request, old = document["request"], document["old_object"]
+        pod_name = f"{old['metadata']['name']}-{version.replace('.', '-')}"
+        client = clients[request["user"].rsplit(":", 1)[1]]
+        if pod_name not in made:
+            e2e.create_pod_with(client, replayable(old, ns, pod_name))
+            phase = old.get("status", {}).get("phase", "Pending")
+            e2e.core().patch_namespaced_pod_status(pod_name, ns, {"status": {"phase": phase}})
+            made.add(pod_name)
+        if request["method"] == "PATCH":
+            client.patch_namespaced_pod(pod_name, ns, request["body"],
+                                        _content_type=request["content_type"])
+        else:
+            client.delete_namespaced_pod(pod_name, ns, grace_period_seconds=0)
+    assert made, "no captured request"
