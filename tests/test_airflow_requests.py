@@ -35,7 +35,8 @@ def labels(**values: str) -> dict:
 # What Airflow 2.10.5 (provider 10.1.0) and 3.3.2 (10.25.0) both send, in order: (method, pod,
 # Content-Type, body, who). The executor after a restart as scheduler job 2: adopts the running
 # pod of job 1, then the two Succeeded ones; marks one done, deletes the other; revokes the
-# running one. The KubernetesPodOperator's cleanup and on_kill.
+# running one. The KubernetesPodOperator's cleanup and on_kill, and find_pod retiring the older
+# of two pods with the same labels.
 EXPECTED = [
     ("PATCH", "executor/running", SMP, labels(**{"airflow-worker": "2"}), SCHEDULER),
     ("PATCH", "executor/deleted", SMP, labels(**{"airflow-worker": "2"}), SCHEDULER),
@@ -49,6 +50,8 @@ EXPECTED = [
     ("DELETE", "kpo/failed", "application/json", {}, WORKER),
     ("DELETE", "kpo/deleted", "application/json", {}, WORKER),
     ("DELETE", "kpo/killed", "application/json", None, WORKER),
+    ("PATCH", "kpo/duplicate-1", SMP, labels(already_checked="True"), WORKER),
+    ("DELETE", "kpo/duplicate-1", "application/json", {}, WORKER),
 ]
 
 

@@ -243,14 +243,20 @@ KPO_TASKS = {
     step: {"dag_id": DAG_ID, "task_id": f"kpo_{step}", "run_id": RUN_ID,
            "name": f"kpo-{step}", "on_finish_action": action}
     for step, action in (("kept", "keep_pod"), ("failed", "delete_pod"),
-                         ("deleted", "delete_pod"), ("killed", "delete_pod"))
+                         ("deleted", "delete_pod"), ("killed", "delete_pod"),
+                         ("duplicate", "delete_pod"))
 }
+# A try killed from outside leaves its pod; the next try, with reattach_on_restart=False,
+# creates another with the same labels, and find_pod then retires the older one.
+KPO_TASKS["duplicate"].update(copies=2, reattach_on_restart=False)
 EXECUTOR_STEPS = ("adopt", "executor_done", "delete", "revoke")
 # The phase each pod reaches before Airflow's writes (set through pods/status, as the kubelet
 # would; pods never run under envtest).
 EXECUTOR_PHASES = {"running": "Running", "done": "Succeeded", "deleted": "Succeeded"}
 KPO_PHASES = {"kept": "Succeeded", "failed": "Failed", "deleted": "Succeeded",
-              "killed": "Running"}
+              "killed": "Running", "duplicate-1": "Running", "duplicate-2": "Running"}
+# startTime tells find_pod which of two duplicate pods is the newer one.
+START_TIMES = {"kpo/duplicate-2": "2026-01-01T01:00:00Z"}
 
 
 @dataclass(frozen=True)
@@ -264,12 +270,13 @@ class CapturedWrites:
     runs: list[AirflowRun]
 
 
-def set_phase(admin_api_client: Any, namespace: str, name: str, phase: str) -> None:
+def set_phase(admin_api_client: Any, namespace: str, name: str, phase: str,
+              start_time: str = "2026-01-01T00:00:00Z") -> None:
     from kubernetes import client
 
     status: dict[str, Any] = {"phase": phase}
     if phase != "Pending":
-        status["startTime"] = "2026-01-01T00:00:00Z"
+        status["startTime"] = start_time
     client.CoreV1Api(admin_api_client).patch_namespaced_pod_status(
         name, namespace, {"status": status}, _preload_content=False)
 
@@ -313,9 +320,15 @@ def launch_pods(airflow: RealAirflow, identities: Identities, executor_steps: It
                           namespace=identities.namespace, request_log=request_log,
                           args={"namespace": identities.namespace, "tasks": kpo_tasks}).check()
         runs.append(run)
-        by_task = {line["task"]: line["pod"] for line in run.lines()}
-        pods.update({f"kpo/{step}": by_task[task["task_id"]]
-                     for step, task in KPO_TASKS.items() if task["task_id"] in by_task})
+        made: dict[str, list[str]] = {}
+        for line in run.lines():
+            made.setdefault(line["task"], []).append(line["pod"])
+        for step, task in KPO_TASKS.items():
+            names = made.get(task["task_id"], [])
+            if len(names) == 1:
+                pods[f"kpo/{step}"] = names[0]
+            else:  # copies, oldest first
+                pods.update({f"kpo/{step}-{i}": name for i, name in enumerate(names, start=1)})
     return pods, runs
 
 
@@ -324,7 +337,8 @@ def move_to_phases(admin_api_client: Any, namespace: str, pods: dict[str, str]) 
     phases = {**{f"executor/{k}": v for k, v in EXECUTOR_PHASES.items()},
               **{f"kpo/{k}": v for k, v in KPO_PHASES.items()}}
     for key, name in pods.items():
-        set_phase(admin_api_client, namespace, name, phases[key])
+        set_phase(admin_api_client, namespace, name, phases[key],
+                  START_TIMES.get(key, "2026-01-01T00:00:00Z"))
 
 
 def finish_pods(airflow: RealAirflow, identities: Identities, pods: dict[str, str],

@@ -5,7 +5,8 @@ registered as `manifests --url` renders it: Airflow's own writes keep working.
 The executor after a scheduler restart adopts the previous scheduler's pods (relabels
 `airflow-worker`), marks a finished pod `airflow_executor_done`, deletes one, revokes one
 (`airflow_pod_revoked`, then delete); the KubernetesPodOperator labels the pods it checked
-(`already_checked`), deletes per its on_finish_action, and deletes on kill. Each write must
+(`already_checked`), deletes per its on_finish_action, deletes on kill, and retires the older of
+two pods with the same labels. Each write must
 succeed, send what tests/fixtures/airflow-requests/ holds, and deletes and status updates must
 pass while the webhook is down.
 """
@@ -82,11 +83,12 @@ def test_airflows_own_writes_to_live_pods_succeed(
     assert [(r["method"], r["status"]) for r in live_writes.requests] == [
         ("PATCH", 200), ("PATCH", 200), ("PATCH", 200), ("PATCH", 200), ("DELETE", 200),
         ("PATCH", 200), ("DELETE", 200),
-        ("PATCH", 200), ("PATCH", 200), ("DELETE", 200), ("DELETE", 200), ("DELETE", 200)]
+        ("PATCH", 200), ("PATCH", 200), ("DELETE", 200), ("DELETE", 200), ("DELETE", 200),
+        ("PATCH", 200), ("DELETE", 200)]
     # envtest has no kubelet to finish a graceful delete: a deleted pod is stored with a
     # deletionTimestamp, or gone.
     for gone in ("executor/deleted", "executor/running", "kpo/failed", "kpo/deleted",
-                 "kpo/killed"):
+                 "kpo/killed", "kpo/duplicate-1"):
         pod = stored_pod(e2e, namespace, pods[gone])
         assert pod is None or pod["metadata"].get("deletionTimestamp"), gone
     done = stored_pod(e2e, namespace, pods["executor/done"])
@@ -96,6 +98,8 @@ def test_airflows_own_writes_to_live_pods_succeed(
     kept = stored_pod(e2e, namespace, pods["kpo/kept"])
     assert kept is not None and kept["metadata"]["labels"]["already_checked"] == "True"
     assert "deletionTimestamp" not in kept["metadata"]
+    newer = stored_pod(e2e, namespace, pods["kpo/duplicate-2"])
+    assert newer is not None and "already_checked" not in newer["metadata"]["labels"]
 
 
 def test_the_pods_airflow_writes_to_were_created_through_the_webhook(
@@ -104,7 +108,7 @@ def test_the_pods_airflow_writes_to_were_created_through_the_webhook(
     first = {}
     for request in live_writes.requests:
         first.setdefault(request["path"], request)
-    assert len(first) == len(live_writes.pods)
+    assert len(first) == len(live_writes.pods) - 1  # the newer duplicate is left alone
     for path, request in first.items():
         assert APPLIED in request["old_object"]["metadata"]["annotations"], path
 
@@ -131,7 +135,7 @@ def test_the_webhook_judged_each_patch_and_allowed_it(
         if request["method"] == "PATCH":
             pod = request["path"].rsplit("/", 1)[-1]
             patches[pod] = patches.get(pod, 0) + 1
-    assert sum(patches.values()) == 7
+    assert sum(patches.values()) == 8
     seen: dict[str, list[str]] = {}
     for _ in deadline_loop(10, 0.2):  # the workers' log lines land a moment after the answer
         seen = {pod: [d["decision"] for d in validate_decisions(e2e, live_writes.namespace, pod)]
