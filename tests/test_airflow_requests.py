@@ -9,6 +9,8 @@ no patch (a pod's spec cannot change on UPDATE; a patch there would fail Airflow
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from tests.airflow_requests import (
@@ -33,7 +35,8 @@ def labels(**values: str) -> dict:
 # What Airflow 2.10.5 (provider 10.1.0) and 3.3.2 (10.25.0) both send, in order: (method, pod,
 # Content-Type, body, who). The executor after a restart as scheduler job 2: adopts the running
 # pod of job 1, then the two Succeeded ones; marks one done, deletes the other; revokes the
-# running one. The KubernetesPodOperator's cleanup and on_kill.
+# running one. The KubernetesPodOperator's cleanup and on_kill, and find_pod retiring the older
+# of two pods with the same labels.
 EXPECTED = [
     ("PATCH", "executor/running", SMP, labels(**{"airflow-worker": "2"}), SCHEDULER),
     ("PATCH", "executor/deleted", SMP, labels(**{"airflow-worker": "2"}), SCHEDULER),
@@ -47,6 +50,8 @@ EXPECTED = [
     ("DELETE", "kpo/failed", "application/json", {}, WORKER),
     ("DELETE", "kpo/deleted", "application/json", {}, WORKER),
     ("DELETE", "kpo/killed", "application/json", None, WORKER),
+    ("PATCH", "kpo/duplicate-1", SMP, labels(already_checked="True"), WORKER),
+    ("DELETE", "kpo/duplicate-1", "application/json", {}, WORKER),
 ]
 
 
@@ -75,6 +80,37 @@ def test_a_patch_changes_only_the_labels_it_names(version: str) -> None:
         assert new["metadata"]["labels"] == {**old["metadata"]["labels"], **added}, name
         assert new["spec"] == old["spec"], name
         assert new["metadata"]["annotations"] == old["metadata"]["annotations"], name
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_validating_hook_judges_each_patch_and_allows_it(
+        version: str, bundled: PolicySet) -> None:
+    """Judged, not skipped: a PATCH by Airflow's account is a later write the webhook checks."""
+    for name, document in captured(version):
+        if document["request"]["method"] == "PATCH":
+            _status, _body, decision = answer(VALIDATE, admission_review(document), bundled)
+            assert (decision.decision, decision.rules) == ("allow", ()), name
+
+
+def test_the_schedulers_relabel_is_denied_from_the_workers_token(bundled: PolicySet) -> None:
+    """The control: the adoption patch the scheduler may send is refused from a task's token
+    (a worker may not move an executor pod to another scheduler)."""
+    document = copy.deepcopy(dict(captured("3.3.2"))["01-patch-executor-running.json"])
+    document["request"]["user"] = WORKER
+    _status, body, decision = answer(VALIDATE, admission_review(document), bundled)
+    assert (decision.decision, decision.rules) == ("deny", ("airflow: ownedMetadata",))
+    assert body["response"]["allowed"] is False
+    assert "metadata.labels.airflow-worker must stay '1'" in body["response"]["status"]["message"]
+
+
+def test_an_executor_label_added_to_a_kpo_pod_is_denied(bundled: PolicySet) -> None:
+    """The control for already_checked: the same KPO cleanup patch, had it also added the
+    executor's airflow-worker label, is refused."""
+    document = copy.deepcopy(dict(captured("3.3.2"))["08-patch-kpo-kept.json"])
+    document["response"]["metadata"]["labels"]["airflow-worker"] = "2"
+    _status, _body, decision = answer(VALIDATE, admission_review(document), bundled)
+    assert decision.decision == "deny"
+    assert "airflow: podIdentity" in decision.rules
 
 
 @pytest.mark.parametrize("hook", [MUTATE, VALIDATE, MUTATE_AND_VALIDATE])

@@ -23,7 +23,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +30,11 @@ from typing import Any
 
 import yaml
 
+from tools.airflow_venv import PROVIDERS, airflow_venv
+
 REPO = Path(__file__).resolve().parents[2]
 SNIPPETS = Path(__file__).resolve().parent / "airflow_snippets"
 FIXTURES = REPO / "tests" / "fixtures" / "airflow-requests"
-sys.path.insert(0, str(REPO / "tools"))
-from airflow_venv import PROVIDERS, airflow_venv  # noqa: E402
 
 VERSIONS = tuple(sorted(PROVIDERS))
 RELEASE = "airflow"  # the Helm release: ServiceAccounts airflow-scheduler and airflow-worker
@@ -244,13 +243,20 @@ KPO_TASKS = {
     step: {"dag_id": DAG_ID, "task_id": f"kpo_{step}", "run_id": RUN_ID,
            "name": f"kpo-{step}", "on_finish_action": action}
     for step, action in (("kept", "keep_pod"), ("failed", "delete_pod"),
-                         ("deleted", "delete_pod"), ("killed", "delete_pod"))
+                         ("deleted", "delete_pod"), ("killed", "delete_pod"),
+                         ("duplicate", "delete_pod"))
 }
+# A try killed from outside leaves its pod; the next try, with reattach_on_restart=False,
+# creates another with the same labels, and find_pod then retires the older one.
+KPO_TASKS["duplicate"].update(copies=2, reattach_on_restart=False)
+EXECUTOR_STEPS = ("adopt", "executor_done", "delete", "revoke")
 # The phase each pod reaches before Airflow's writes (set through pods/status, as the kubelet
 # would; pods never run under envtest).
 EXECUTOR_PHASES = {"running": "Running", "done": "Succeeded", "deleted": "Succeeded"}
 KPO_PHASES = {"kept": "Succeeded", "failed": "Failed", "deleted": "Succeeded",
-              "killed": "Running"}
+              "killed": "Running", "duplicate-1": "Running", "duplicate-2": "Running"}
+# startTime tells find_pod which of two duplicate pods is the newer one.
+START_TIMES = {"kpo/duplicate-2": "2026-01-01T01:00:00Z"}
 
 
 @dataclass(frozen=True)
@@ -264,14 +270,109 @@ class CapturedWrites:
     runs: list[AirflowRun]
 
 
-def set_phase(admin_api_client: Any, namespace: str, name: str, phase: str) -> None:
+def set_phase(admin_api_client: Any, namespace: str, name: str, phase: str,
+              start_time: str = "2026-01-01T00:00:00Z") -> None:
     from kubernetes import client
 
     status: dict[str, Any] = {"phase": phase}
     if phase != "Pending":
-        status["startTime"] = "2026-01-01T00:00:00Z"
+        status["startTime"] = start_time
     client.CoreV1Api(admin_api_client).patch_namespaced_pod_status(
         name, namespace, {"status": status}, _preload_content=False)
+
+
+@dataclass(frozen=True)
+class Identities:
+    """Kubeconfigs of the chart's scheduler and worker ServiceAccounts in one namespace."""
+
+    namespace: str
+    scheduler: Path
+    worker: Path
+
+    @classmethod
+    def issue(cls, admin_kubeconfig: Path, admin_api_client: Any, namespace: str,
+              workdir: Path) -> Identities:
+        return cls(namespace, *(
+            service_account_kubeconfig(admin_kubeconfig, admin_api_client, namespace, account,
+                                       workdir / f"{account}.kubeconfig")
+            for account in (SCHEDULER_SA, WORKER_SA)))
+
+
+def launch_pods(airflow: RealAirflow, identities: Identities, executor_steps: Iterable[str],
+                kpo_steps: Iterable[str], request_log: Path | None = None
+                ) -> tuple[dict[str, str], list[AirflowRun]]:
+    """Real Airflow creates the pods of these steps: the executor's as the scheduler of job
+    PREVIOUS_JOB, the KubernetesPodOperator's as the worker. ({"executor/<step>": pod}, runs)"""
+    pods: dict[str, str] = {}
+    runs = []
+    executor_tasks = [EXECUTOR_TASKS[step] for step in executor_steps]
+    kpo_tasks = {step: KPO_TASKS[step] for step in kpo_steps}
+    if executor_tasks:
+        run = airflow.run(snippet("executor_launch"), kubeconfig=identities.scheduler,
+                          namespace=identities.namespace, request_log=request_log,
+                          args={"job_id": PREVIOUS_JOB, "tasks": executor_tasks}).check()
+        runs.append(run)
+        by_task = {line["task"]: line["pod"] for line in run.lines()}
+        pods.update({f"executor/{step}": by_task[task["task_id"]]
+                     for step, task in EXECUTOR_TASKS.items() if task["task_id"] in by_task})
+    if kpo_tasks:
+        run = airflow.run(snippet("kpo_launch"), kubeconfig=identities.worker,
+                          namespace=identities.namespace, request_log=request_log,
+                          args={"namespace": identities.namespace, "tasks": kpo_tasks}).check()
+        runs.append(run)
+        made: dict[str, list[str]] = {}
+        for line in run.lines():
+            made.setdefault(line["task"], []).append(line["pod"])
+        for step, task in KPO_TASKS.items():
+            names = made.get(task["task_id"], [])
+            if len(names) == 1:
+                pods[f"kpo/{step}"] = names[0]
+            else:  # copies, oldest first
+                pods.update({f"kpo/{step}-{i}": name for i, name in enumerate(names, start=1)})
+    return pods, runs
+
+
+def move_to_phases(admin_api_client: Any, namespace: str, pods: dict[str, str]) -> None:
+    """Each pod to its phase in EXECUTOR_PHASES / KPO_PHASES, through pods/status."""
+    phases = {**{f"executor/{k}": v for k, v in EXECUTOR_PHASES.items()},
+              **{f"kpo/{k}": v for k, v in KPO_PHASES.items()}}
+    for key, name in pods.items():
+        set_phase(admin_api_client, namespace, name, phases[key],
+                  START_TIMES.get(key, "2026-01-01T00:00:00Z"))
+
+
+def finish_pods(airflow: RealAirflow, identities: Identities, pods: dict[str, str],
+                executor_steps: Iterable[str], kpo_steps: Iterable[str], request_log: Path
+                ) -> tuple[list[dict], list[AirflowRun]]:
+    """Real Airflow's writes to the live pods: the executor of job NEW_JOB (steps adopt,
+    executor_done, delete, revoke), as the scheduler; the KubernetesPodOperator's cleanup and
+    on_kill (steps kept, failed, deleted, killed), as the worker. (writes in order, runs)"""
+    namespace = identities.namespace
+    executor_steps, kpo_steps = list(executor_steps), list(kpo_steps)
+    executor_args = {"namespace": namespace, "job_id": NEW_JOB, "previous_job_id": PREVIOUS_JOB,
+                     "tasks": EXECUTOR_TASKS, "steps": executor_steps,
+                     "pods": {step: pods.get(f"executor/{step}") for step in EXECUTOR_TASKS}}
+    kpo_args = {"namespace": namespace,
+                "tasks": {step: KPO_TASKS[step] for step in kpo_steps}}
+    requests: list[dict] = []
+    runs = []
+    for name, kubeconfig, account, args, wanted in (
+            ("executor_writes", identities.scheduler, SCHEDULER_SA, executor_args,
+             executor_steps),
+            ("kpo_cleanup", identities.worker, WORKER_SA, kpo_args, kpo_steps)):
+        if not wanted:
+            continue
+        if request_log.exists():
+            request_log.unlink()
+        run = airflow.run(snippet(name), kubeconfig=kubeconfig, namespace=namespace, args=args,
+                          request_log=request_log).check()
+        runs.append(run)
+        user = service_account_username(namespace, account)
+        for line in (request_log.read_text().splitlines() if request_log.exists() else []):
+            entry = json.loads(line)
+            entry.update(user=user, snippet=name)
+            requests.append(entry)
+    return requests, runs
 
 
 def airflow_writes(airflow: RealAirflow, admin_kubeconfig: Path, admin_api_client: Any,
@@ -281,52 +382,13 @@ def airflow_writes(airflow: RealAirflow, admin_kubeconfig: Path, admin_api_clien
 
     The namespace must exist with the chart's pod-launcher RBAC (`grant_pod_launcher`)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    scheduler = service_account_kubeconfig(admin_kubeconfig, admin_api_client, namespace,
-                                           SCHEDULER_SA, workdir / "scheduler.kubeconfig")
-    worker = service_account_kubeconfig(admin_kubeconfig, admin_api_client, namespace,
-                                        WORKER_SA, workdir / "worker.kubeconfig")
-    launch_log, writes_log = workdir / "launch.jsonl", workdir / "writes.jsonl"
-    runs = []
-    pods: dict[str, str] = {}
-
-    launched = airflow.run(snippet("executor_launch"), kubeconfig=scheduler, namespace=namespace,
-                           args={"job_id": PREVIOUS_JOB, "tasks": list(EXECUTOR_TASKS.values())},
-                           request_log=launch_log).check()
-    runs.append(launched)
-    by_task = {line["task"]: line["pod"] for line in launched.lines()}
-    for step, task in EXECUTOR_TASKS.items():
-        pods[f"executor/{step}"] = by_task[task["task_id"]]
-    kpo_launched = airflow.run(snippet("kpo_launch"), kubeconfig=worker, namespace=namespace,
-                               args={"namespace": namespace, "tasks": KPO_TASKS},
-                               request_log=launch_log).check()
-    runs.append(kpo_launched)
-    by_task = {line["task"]: line["pod"] for line in kpo_launched.lines()}
-    for step, task in KPO_TASKS.items():
-        pods[f"kpo/{step}"] = by_task[task["task_id"]]
-
-    for step, phase in EXECUTOR_PHASES.items():
-        set_phase(admin_api_client, namespace, pods[f"executor/{step}"], phase)
-    for step, phase in KPO_PHASES.items():
-        set_phase(admin_api_client, namespace, pods[f"kpo/{step}"], phase)
-
-    executor_args = {"namespace": namespace, "job_id": NEW_JOB, "previous_job_id": PREVIOUS_JOB,
-                     "tasks": EXECUTOR_TASKS,
-                     "pods": {step: pods[f"executor/{step}"] for step in EXECUTOR_TASKS}}
-    requests: list[dict] = []
-    for name, kubeconfig, account, args in (
-            ("executor_writes", scheduler, SCHEDULER_SA, executor_args),
-            ("kpo_cleanup", worker, WORKER_SA, {"namespace": namespace, "tasks": KPO_TASKS})):
-        if writes_log.exists():
-            writes_log.unlink()
-        run = airflow.run(snippet(name), kubeconfig=kubeconfig, namespace=namespace, args=args,
-                          request_log=writes_log).check()
-        runs.append(run)
-        user = service_account_username(namespace, account)
-        for line in (writes_log.read_text().splitlines() if writes_log.exists() else []):
-            entry = json.loads(line)
-            entry.update(user=user, snippet=name)
-            requests.append(entry)
-    return CapturedWrites(airflow.version, namespace, requests, pods, runs)
+    identities = Identities.issue(admin_kubeconfig, admin_api_client, namespace, workdir)
+    pods, launch_runs = launch_pods(airflow, identities, EXECUTOR_TASKS, KPO_TASKS,
+                                    workdir / "launch.jsonl")
+    move_to_phases(admin_api_client, namespace, pods)
+    requests, runs = finish_pods(airflow, identities, pods, EXECUTOR_STEPS, KPO_TASKS,
+                                 workdir / "writes.jsonl")
+    return CapturedWrites(airflow.version, namespace, requests, pods, [*launch_runs, *runs])
 
 
 # --- fixtures --------------------------------------------------------------------------------

@@ -44,24 +44,29 @@ def change_state(executor, task, pod_name):
 
 
 tasks = ARGS["tasks"]
+steps = ARGS.get("steps", ["adopt", "executor_done", "delete", "revoke"])
 executor = KubernetesExecutor()
 executor.job_id = ARGS["job_id"]
 executor.clear_not_launched_queued_tasks = types.MethodType(lambda self, *a, **k: None, executor)
 executor.start()
 
-# The database hands the new scheduler the running task instance the old one queued.
-not_adopted = executor.try_adopt_task_instances([task_instance(tasks["running"])])
-print(json.dumps({"step": "adopt", "not_adopted": [str(ti.key) for ti in not_adopted]}))
+if "adopt" in steps:
+    # The database hands the new scheduler the running task instance the old one queued.
+    not_adopted = executor.try_adopt_task_instances([task_instance(tasks["running"])])
+    print(json.dumps({"step": "adopt", "not_adopted": [str(ti.key) for ti in not_adopted]}))
 
-executor.kube_config.delete_worker_pods = False
-change_state(executor, tasks["done"], ARGS["pods"]["done"])
-print(json.dumps({"step": "executor_done"}))
+if "executor_done" in steps:
+    executor.kube_config.delete_worker_pods = False
+    change_state(executor, tasks["done"], ARGS["pods"]["done"])
+    print(json.dumps({"step": "executor_done"}))
 
-executor.kube_config.delete_worker_pods = True
-change_state(executor, tasks["deleted"], ARGS["pods"]["deleted"])
-print(json.dumps({"step": "delete"}))
+if "delete" in steps:
+    executor.kube_config.delete_worker_pods = True
+    change_state(executor, tasks["deleted"], ARGS["pods"]["deleted"])
+    print(json.dumps({"step": "delete"}))
 
-executor.revoke_task(ti=task_instance(tasks["running"]))
-print(json.dumps({"step": "revoke"}))
+if "revoke" in steps:
+    executor.revoke_task(ti=task_instance(tasks["running"]))
+    print(json.dumps({"step": "revoke"}))
 sys.stdout.flush()
 os._exit(0)

@@ -1,6 +1,7 @@
 """The KubernetesPodOperator finishing its pods, with its own functions: cleanup() after the pod
 ended (patch_already_checked when the pod is kept or failed, process_pod_deletion when the
-on_finish_action says so) and on_kill() when the task is killed."""
+on_finish_action says so), on_kill() when the task is killed, and find_pod() retiring the older
+of two pods with the same labels (process_duplicate_label_pods)."""
 
 import json
 import os
@@ -17,7 +18,8 @@ def operator(task):
         task_id=task["task_id"], name=task["name"], namespace=ARGS["namespace"],
         image="busybox:1.36", cmds=["true"], in_cluster=False,
         config_file=os.environ["KUBECONFIG"], on_finish_action=task["on_finish_action"],
-        reattach_on_restart=True, get_logs=False, do_xcom_push=False)
+        reattach_on_restart=task.get("reattach_on_restart", True), get_logs=False,
+        do_xcom_push=False)
 
 
 def context(task):
@@ -30,7 +32,11 @@ for step, task in ARGS["tasks"].items():
     op = operator(task)
     ctx = context(task)
     pod = op.find_pod(ARGS["namespace"], ctx)
-    if step == "killed":
+    if step == "duplicate":
+        # find_pod found two pods: process_duplicate_label_pods labelled the older one
+        # already_checked and, on_finish_action being delete_pod, deleted it.
+        outcome = "kept the newer"
+    elif step == "killed":
         op.pod = pod
         op.on_kill()
         outcome = "killed"

@@ -1,5 +1,6 @@
 """As a worker running KubernetesPodOperator tasks: build each task's pod with the operator's own
-build_pod_request_obj and create it with its get_or_create_pod (find, then create)."""
+build_pod_request_obj and create it with its get_or_create_pod (find, then create); a task
+with "copies" makes that many pods (a retried try that did not reattach)."""
 
 import json
 import os
@@ -16,7 +17,8 @@ def operator(task):
         task_id=task["task_id"], name=task["name"], namespace=ARGS["namespace"],
         image="busybox:1.36", cmds=["true"], in_cluster=False,
         config_file=os.environ["KUBECONFIG"], on_finish_action=task["on_finish_action"],
-        reattach_on_restart=True, get_logs=False, do_xcom_push=False)
+        reattach_on_restart=task.get("reattach_on_restart", True), get_logs=False,
+        do_xcom_push=False)
 
 
 def context(task):
@@ -26,8 +28,9 @@ def context(task):
 
 
 for task in ARGS["tasks"].values():
-    op = operator(task)
-    ctx = context(task)
-    pod = op.get_or_create_pod(op.build_pod_request_obj(ctx), ctx)
-    print(json.dumps({"task": task["task_id"], "pod": pod.metadata.name}))
+    for _copy in range(task.get("copies", 1)):
+        op = operator(task)
+        ctx = context(task)
+        pod = op.get_or_create_pod(op.build_pod_request_obj(ctx), ctx)
+        print(json.dumps({"task": task["task_id"], "pod": pod.metadata.name}))
 sys.stdout.flush()
