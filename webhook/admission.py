@@ -122,7 +122,7 @@ class AdmissionRequest:
 
     @property
     def is_pod_create(self) -> bool:
-        """Only Pod CREATEs are acted on; Airflow later PATCHes labels on live pods."""
+        """A Pod CREATE: what the mutating hook acts on (later writes are only judged)."""
         return (
             self.operation == "CREATE"
             and self.kind.get("kind") == "Pod"
