@@ -213,11 +213,14 @@ def test_validate_judges_an_unlabelled_pod_an_airflow_account_writes(capsys,
     code, out, _ = run(["validate", str(pod_file), "--policies", str(POLICIES),
                         "--username", WORKER], capsys)
     assert code == 1
+    # As the validating hook sees it when the mutating hook was down: the locks unapplied too.
     assert out.splitlines()[:2] == [
         f"{pod_file}: denied",
-        "  pod no-labels violates 2 rule(s): spec.containers[c].securityContext.privileged "
+        "  pod no-labels violates 3 rule(s): spec.containers[c].securityContext.privileged "
         "must be unset or false, got true (baseline: privileged); spec.hostPID must be unset "
-        "or false, got true (baseline: hostNamespaces)"]
+        "or false, got true (baseline: hostNamespaces); spec.securityContext.seccompProfile "
+        'must be {"type": "RuntimeDefault"} (locked by PodTemplate/airflow-defaults '
+        "spec.securityContext.seccompProfile), got <unset> (envelope: lockedFields)"]
     # The server says the same of the same request.
     app = client_for(POLICIES)
     http = app.post("/validate", json=pod_review(UNLABELLED, namespace="airflow",
