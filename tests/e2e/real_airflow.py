@@ -164,6 +164,7 @@ class RealAirflow:
         self.home = workdir / f"airflow-{version}"
         self.home.mkdir(parents=True, exist_ok=True)
         self.pod_template = self.home / "pod_template.yaml"
+        self.runs = 0  # numbers each run's output files, kept for a failure's post-mortem
         template = copy.deepcopy(POD_TEMPLATE)
         template["spec"]["containers"][0]["image"] = f"apache/airflow:{version}"
         self.pod_template.write_text(yaml.safe_dump(template, sort_keys=False))
@@ -209,7 +210,9 @@ class RealAirflow:
         # Output to files, not pipes: the executor's watcher processes inherit them and would
         # hold a pipe open after the snippet ends. The snippet runs in its own process group,
         # killed once it exits, so nothing it started outlives it.
-        out, err = self.home / "snippet.stdout", self.home / "snippet.stderr"
+        self.runs += 1
+        out = self.home / f"snippet-{self.runs}.stdout"
+        err = self.home / f"snippet-{self.runs}.stderr"
         with open(out, "wb") as stdout, open(err, "wb") as stderr:
             process = subprocess.Popen([str(self.python), "-c", snippet], env=environment,
                                        cwd=self.home, stdout=stdout, stderr=stderr,
