@@ -62,8 +62,10 @@ class PodAudit:
                             | {r["rule"] for r in self.refusals}))
 
 
-def audit_pod(pod: dict, policies: PolicySet, today: date | None = None) -> PodAudit:
-    """Judge one pod as returned by the API server (or as written in a file)."""
+def audit_pod(pod: dict, policies: PolicySet, today: date | None = None,
+              username: str | None = None) -> PodAudit:
+    """Judge one pod as returned by the API server (or as written in a file); `username`:
+    who wrote it, when known (the hooks judge every pod Airflow's accounts write)."""
     meta = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
     explain = policies.settings.annotation_prefix + APPLIED
     pod = submitted_pod(pod, explain)
@@ -71,8 +73,8 @@ def audit_pod(pod: dict, policies: PolicySet, today: date | None = None) -> PodA
     name = meta.get("name") or meta.get("generateName") or ""
     base: dict[str, Any] = dict(namespace=namespace, name=name if isinstance(name, str) else "",
                                 uid=meta.get("uid") if isinstance(meta.get("uid"), str) else "")
-    # No username: who created the pod is not recorded on it, so identity checks cannot run.
-    mutation = mutate_pod(pod, policies, namespace)
+    # Who created the pod is not recorded on it: identity checks run only when told.
+    mutation = mutate_pod(pod, policies, namespace, username)
     task = mutation.task
     base.update(pod_type=task.pod_type.value, dag_id=task.dag_id, task_id=task.task_id)
     if not mutation.covered:

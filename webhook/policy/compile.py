@@ -471,6 +471,7 @@ class _Builder:
             runtime_class_names=names("runtimeClassNames"),
             verify_locked_fields=spec.get("verifyLockedFields", True),
             source=Source(doc.file, doc.index),
+            scheduling_gates=names("schedulingGates"),
         )
 
     def bounds(self, doc: PolicyDocument, path: str, section: dict
@@ -521,6 +522,11 @@ class _Builder:
                 frozenset(PodType(x) for x in t.get("podTypes", ())) or AIRFLOW_POD_TYPES)
                 for t in identity.get("trustedCreators", ())),
             untrusted=identity.get("untrusted", "warn"),
+            airflow_accounts=tuple(
+                account for release in identity.get("airflowReleases", ())
+                for account in airflow_chart_accounts(
+                    release["release"], release["namespace"], release.get("fullnameOverride"))
+            ) + tuple(identity.get("airflowAccounts", ())),
         )
 
     def quantity(self, doc: PolicyDocument, path: str, value: Any) -> Decimal | None:
@@ -554,6 +560,15 @@ def airflow_chart_creators(release: str, namespace: str, task_namespaces: Iterab
         TrustedCreators(where, (f"{prefix}-worker", f"{prefix}-triggerer"),
                         frozenset({PodType.KPO})),
     )
+
+
+def airflow_chart_accounts(release: str, namespace: str, fullname_override: str | None = None
+                           ) -> tuple[str, ...]:
+    """The release's other accounts that run DAG code or reach the API (the dag-processor
+    parses DAG files; Airflow 3's api-server serves the Execution API): Airflow's identities
+    beside the creators, so every pod they write is judged."""
+    prefix = f"system:serviceaccount:{namespace}:{airflow_chart_fullname(release, fullname_override)}"
+    return (f"{prefix}-dag-processor", f"{prefix}-api-server")
 
 
 def without_type_meta(template: dict) -> dict:
