@@ -86,13 +86,18 @@ def test_the_image_tag_defaults_to_the_chart_version_and_a_digest_pins_it() -> N
         f"{IMAGE}@{digest}")
 
 
+# Every hook the registration renders: mutate, validate and the four for Airflow's accounts'
+# writes (webhook_configurations, issue 19).
+HOOK_COUNT = 6
+
+
 def test_generated_certificates_are_one_ca_for_secret_and_both_configurations() -> None:
     objects = render(IMAGE_VALUES)
     (secret,) = by_kind(objects, "Secret")
     ca = secret["data"]["ca.crt"]
     bundles = [hook["clientConfig"]["caBundle"] for obj in objects
                for hook in obj.get("webhooks", [])]
-    assert bundles == [ca, ca]
+    assert bundles == [ca] * HOOK_COUNT
     from cryptography import x509
 
     cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
@@ -111,7 +116,7 @@ def test_certs_output_becomes_the_secret_and_the_ca_bundle(tmp_path) -> None:
     assert {k: base64.b64decode(v).decode() for k, v in secret["data"].items()} == files
     expected = base64.b64encode(files["ca.crt"].encode()).decode()
     assert [h["clientConfig"]["caBundle"] for o in objects for h in o.get("webhooks", [])] == [
-        expected, expected]
+        expected] * HOOK_COUNT
 
 
 def test_single_call_and_url_render_what_manifests_renders(tmp_path) -> None:
