@@ -50,6 +50,9 @@ def kpo() -> dict:
     ("executor", SCHEDULER, labels(airflow_pod_revoked="True")),
     # A new scheduler adopts the executor pods of the one before it.
     ("executor", SCHEDULER, labels(**{"airflow-worker": "42"})),
+    # Newer providers' adoption also writes the TI's UUID onto a pod that lacks it.
+    ("executor", SCHEDULER, lambda p: p["metadata"]["annotations"].update(
+        task_instance_id="0199a3c5-7e57-7a1a-9c3e-5a2b7f0c4d11")),
     # Finalizers removed, an unrelated label added.
     ("kpo", WORKER, lambda p: p["metadata"].update(finalizers=[])),
     ("kpo", WORKER, labels(team="data")),
@@ -149,6 +152,21 @@ def test_only_an_executor_creator_rewrites_airflow_worker(bundled: PolicySet,
         "metadata.labels.airflow-worker must stay '3' after the pod is created: Airflow's own "
         "key (only an account trusted to create executor pods rewrites it, when it adopts an "
         "executor pod), got \"42\" (airflow: ownedMetadata)")
+
+
+@pytest.mark.parametrize(("user", "before"), [
+    (WORKER, None),  # a task cannot write it, even once
+    (SCHEDULER, "0199a3c5-7e57-7a1a-9c3e-5a2b7f0c4d11"),  # nor may adoption rewrite it
+])
+def test_task_instance_id_is_written_once_by_an_adopting_scheduler(
+        bundled: PolicySet, executor: dict, user: str, before: str | None) -> None:
+    old = copy.deepcopy(executor)
+    if before is not None:
+        old["metadata"]["annotations"]["task_instance_id"] = before
+    new = changed(old, lambda p: p["metadata"]["annotations"].update(task_instance_id="other"))
+    result = judge_write(old, new, bundled, NS, user)
+    assert result.rules_violated == ("airflow: ownedMetadata",)
+    assert "metadata.annotations.task_instance_id must" in result.message
 
 
 def test_the_webhooks_own_annotations_do_not_change(bundled: PolicySet, kpo: dict) -> None:

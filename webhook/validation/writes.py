@@ -59,6 +59,9 @@ WRITE_RULES = (OWNED_METADATA_RULE, BINDING_RULE)
 BOOKKEEPING_LABELS = frozenset({"already_checked", "airflow_executor_done",
                                 "airflow_pod_revoked"})
 ADOPTION_LABEL = "airflow-worker"  # the executor's job id, rewritten when a scheduler adopts
+# Added on adoption by providers >= 10.25 when Airflow core has BaseExecutor.get_task_key
+# (newer than 3.3.2): the TI's UUID, written once onto a pod that lacked it.
+ADOPTION_ANNOTATION = "task_instance_id"
 BINDING = "binding"
 SUBRESOURCES = ("", "ephemeralcontainers", "resize")
 
@@ -112,6 +115,9 @@ def owned_metadata_changes(old: dict, new: dict, policies: PolicySet, namespace:
                 continue
             if (field_name == "labels" and key == ADOPTION_LABEL and adopter
                     and key in before and key in after):
+                continue
+            if (field_name == "annotations" and key == ADOPTION_ANNOTATION and adopter
+                    and key not in before and isinstance(after.get(key), str)):
                 continue
             found.append(violation(
                 f"metadata.{field_name}.{key}", _owned_requirement(key, ours, before.get(key)),
