@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook import admission
+from webhook import admission, budget
 from webhook.admission import AdmissionRequest, BadReview
 from webhook.airflow_pods import AirflowTask
+from webhook.caps import CAP_RULE, CapExceeded, check_caps, describe
 from webhook.mutation.mutate import MutationResult, mutate_pod
 from webhook.mutation.overrides import APPLIED
 from webhook.policy.model import DEFAULT_ANNOTATION_PREFIX, PolicySet
@@ -25,6 +26,7 @@ MUTATE_AND_VALIDATE = "mutate-validate"
 # hooks declare sideEffects None, so kube-apiserver sends it to preview what admission does, and
 # deploy/README.md's install check depends on seeing our patch and our denials there.
 INTERNAL_RULE = "webhook: internal"
+TIME_RULE = "webhook: time budget"
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ def answer(hook: str, body: Any, policies: PolicySet | None) -> tuple[int, dict,
         # Not ready: say so rather than pretend; the failurePolicy decides what happens.
         return 503, error_body("no policy set is loaded yet"), Decision(
             hook, "invalid", request.namespace, pod_name, reason="not ready")
+    exceeded = check_caps(request.object, policies.settings.limits)
+    if exceeded:
+        return _refuse_caps(hook, request, policies, pod_name, exceeded)
     if hook == MUTATE:
         return _answer_mutation(request, policies, pod_name)
     if hook == MUTATE_AND_VALIDATE:
@@ -74,6 +79,10 @@ def _answer_mutation(request: AdmissionRequest, policies: PolicySet, pod_name: s
                 policies=result.applied, warnings=len(result.warnings))
     if not validate and not result.covered:
         return 200, admission.allow(request), Decision(**base, decision="skip")
+    grown = check_caps(result.pod, policies.settings.limits) if result.pod else []
+    if grown and not result.refusals:
+        return _refuse_caps(base["hook"], request, policies, pod_name, grown,
+                            "what the overrides, profiles and policies made of it: ")
     if result.refusals:
         code = 400 if result.malformed else 403
         lead = _lead(pod_name, result.task, len(result.refusals), "override")
@@ -126,6 +135,46 @@ def _answer_validation(request: AdmissionRequest, policies: PolicySet, pod_name:
     body = admission.deny(request.api_version, request.uid, result.code, result.message,
                           warnings=result.warnings, audit=result.audit_annotations)
     return 200, body, Decision(**base, decision="deny")
+
+
+def _refuse_caps(hook: str, request: AdmissionRequest, policies: PolicySet, pod_name: str,
+                 exceeded: list[CapExceeded], what: str = "") -> tuple[int, dict, Decision]:
+    """A pod past a cap is refused before anything else is done with it (HTTP 400 in the
+    review: the pod, not a policy, is at fault)."""
+    limit = policies.settings.limits.violations
+    message = (f"pod {pod_name or '<unnamed>'} is too large to review: {what}"
+               f"{describe(exceeded, limit)} ({CAP_RULE})")
+    body = admission.deny(request.api_version, request.uid, 400, message, reason="BadRequest")
+    return 200, body, Decision(hook, "deny", request.namespace, pod_name, rules=(CAP_RULE,),
+                               revision=policies.revision, reason="over a cap",
+                               extra={"caps": sorted({e.cap for e in exceeded})})
+
+
+def answer_within(hook: str, body: Any, policies: PolicySet | None, seconds: float,
+                  started: float | None = None) -> tuple[int, dict, Decision]:
+    """`answer`, given `seconds` from `started` (a time.monotonic() reading; now by default):
+    past them, the work stops at its next budget check and the review is denied, saying so
+    (the mutating hook too: kube-apiserver would otherwise fail it open by timeout)."""
+    try:
+        with budget.deadline(seconds, started=started):
+            return answer(hook, body, policies)
+    except budget.OutOfTime as exc:
+        return out_of_time(hook, body, exc.budget)
+
+
+def out_of_time(hook: str, body: Any, seconds: float) -> tuple[int, dict, Decision]:
+    named = admission.review_uid(body)
+    request = body.get("request") if isinstance(body, dict) else None
+    namespace = request.get("namespace") if isinstance(request, dict) else None
+    decision = Decision(hook, "deny", namespace if isinstance(namespace, str) else "",
+                        rules=(TIME_RULE,), reason="out of time")
+    message = (f"airflow-pod-webhook could not finish reviewing this pod within its time "
+               f"budget of {seconds:g}s (kube-apiserver's timeout less a margin): pod not "
+               f"admitted ({TIME_RULE})")
+    if named is None:
+        return 503, error_body(message), decision
+    version, uid = named
+    return 200, admission.deny(version, uid, 503, message, reason="Timeout"), decision
 
 
 def _lead(pod_name: str, task: AirflowTask, count: int, what: str) -> str:

@@ -31,11 +31,13 @@ from webhook.mutation.field_paths import Item, format_path, get_values, parse_pa
 from webhook.policy.locate import locate, scalar_text
 from webhook.policy.model import (
     AIRFLOW_POD_TYPES,
+    LIMIT_KEYS,
     RESOURCE_FIELDS,
     Bound,
     Envelope,
     Exemption,
     LabelSelector,
+    Limits,
     Match,
     NameAllowlist,
     OverridePolicy,
@@ -515,6 +517,7 @@ class _Builder:
                 frozenset(PodType(x) for x in t.get("podTypes", ())) or AIRFLOW_POD_TYPES)
                 for t in identity.get("trustedCreators", ())),
             untrusted=identity.get("untrusted", "warn"),
+            limits=Limits(**{LIMIT_KEYS[k]: v for k, v in spec.get("limits", {}).items()}),
         )
 
     def quantity(self, doc: PolicyDocument, path: str, value: Any) -> Decimal | None:

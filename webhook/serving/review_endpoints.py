@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 import orjson
 
 from webhook.admission import MAX_BODY_BYTES, NESTED_TOO_DEEPLY, BodyError, decode_body
+from webhook.budget import budget_for
 from webhook.policy.model import DEFAULT_ANNOTATION_PREFIX
 from webhook.policy.store import PolicyStore
 from webhook.review import (
@@ -26,7 +27,7 @@ from webhook.review import (
     MUTATE_AND_VALIDATE,
     VALIDATE,
     Decision,
-    answer,
+    answer_within,
     bad_review,
     error_body,
     last_resort,
@@ -98,6 +99,7 @@ class ReviewEndpoints:
     def review(self, hook: str, environ: dict) -> tuple[int, dict, Callable[[], None]]:
         """(HTTP status, body, bookkeeping): call bookkeeping() once the answer is sent."""
         started = time.perf_counter()
+        clock_started = time.monotonic()
         # The body is read (or drained) before any answer, even a refusal: gunicorn drains
         # at most 64 KiB of an unread body and then silently closes a kept-alive connection,
         # which the API server's next request on it would see as a failed call.
@@ -108,7 +110,8 @@ class ReviewEndpoints:
             budget = None
             status, payload, decision, outcome = rejected(hook, 400, str(exc))
         else:
-            status, payload, decision, outcome = self.answer_request(hook, environ, data)
+            status, payload, decision, outcome = self.answer_request(
+                hook, environ, data, budget_for(budget), clock_started)
         elapsed = time.perf_counter() - started
 
         def bookkeeping() -> None:
@@ -122,9 +125,11 @@ class ReviewEndpoints:
 
         return status, payload, bookkeeping
 
-    def answer_request(self, hook: str, environ: dict, data: bytes | None
+    def answer_request(self, hook: str, environ: dict, data: bytes | None,
+                       seconds: float | None = None, started: float | None = None
                        ) -> tuple[int, dict, Decision, str]:
-        """(HTTP status, body, decision, outcome) for one review request."""
+        """(HTTP status, body, decision, outcome) for one review request, answered within
+        `seconds` of `started` (a time.monotonic() reading)."""
         mimetype = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
         if mimetype != "application/json":
             return rejected(hook, 415, "Content-Type must be application/json, got "
@@ -134,7 +139,9 @@ class ReviewEndpoints:
         except BodyError as exc:
             return rejected(hook, exc.status, exc.message)
         try:
-            status, payload, decision = answer(hook, body, self.store.current)
+            status, payload, decision = answer_within(
+                hook, body, self.store.current, budget_for(None) if seconds is None else seconds,
+                started)
         except RecursionError:
             return (*bad_review(hook, body, NESTED_TOO_DEEPLY), m.REJECTED)
         except Exception:  # a bug of ours must not become a 500 the user cannot read
