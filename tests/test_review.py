@@ -12,7 +12,15 @@ from tests.admission_reviews import pod_review
 from tests.conftest import airflow_pod
 from webhook import budget
 from webhook.policy.model import Limits, PolicySet
-from webhook.review import MUTATE, MUTATE_AND_VALIDATE, VALIDATE, answer, answer_within, out_of_time
+from webhook.review import (
+    MUTATE,
+    MUTATE_AND_VALIDATE,
+    VALIDATE,
+    answer,
+    answer_within,
+    out_of_time,
+    traced,
+)
 
 OVERRIDE = "airflow-pod-webhook.io/pod-override"
 HOOKS = [MUTATE, VALIDATE, MUTATE_AND_VALIDATE]
@@ -39,9 +47,9 @@ def test_a_pod_past_a_cap_is_refused_naming_the_cap(hook: str, bundled: PolicySe
     assert status == 200
     assert body["response"] == {"uid": "u-1", "allowed": False, "status": {
         "status": "Failure", "code": 400, "reason": "BadRequest",
-        "message": "pod export-csv-c9rtvisr is too large to review: spec.tolerations: 60000 "
-                   "items, more than the cap of 500 (Settings limits.tolerations) "
-                   "(webhook: limits)"}}
+        "message": "pod export-csv-c9rtvisr (dag_id=ml_pipeline, task_id=export_csv): too "
+                   "large to review: spec.tolerations: 60000 items, more than the cap of 500 "
+                   "(Settings limits.tolerations) (webhook: limits)"}}
     assert (decision.hook, decision.decision, decision.rules, decision.extra) == (
         hook, "deny", ("webhook: limits",), {"caps": ["tolerations"]})
 
@@ -52,10 +60,11 @@ def test_caps_come_from_settings(bundled: PolicySet) -> None:
     policies = with_limits(bundled, env=1)
     _, body, _ = answer(VALIDATE, pod_review(pod), policies)
     assert body["response"]["status"]["message"] == (
-        "pod export-csv-c9rtvisr is too large to review: spec.containers[base].env: 2 items, "
-        "more than the cap of 1 (Settings limits.env) (webhook: limits)")
+        "pod export-csv-c9rtvisr (dag_id=ml_pipeline, task_id=export_csv): too large to "
+        "review: spec.containers[base].env: 2 items, more than the cap of 1 "
+        "(Settings limits.env) (webhook: limits)")
     _, body, _ = answer(VALIDATE, pod_review(pod), bundled)
-    assert "too large" not in json.dumps(body)
+    assert "too large" not in json.dumps(body)  # the default caps
 
 
 def test_an_override_that_takes_the_pod_past_a_cap_is_refused_by_the_mutating_hook(
@@ -70,9 +79,9 @@ def test_an_override_that_takes_the_pod_past_a_cap_is_refused_by_the_mutating_ho
     policies = with_limits(bundled, tolerations=1)
     _, body, decision = answer(MUTATE, pod_review(pod), policies)
     assert body["response"]["status"]["message"] == (
-        "pod export-csv-c9rtvisr is too large to review: what the overrides, profiles and "
-        "policies made of it: spec.tolerations: 2 items, more than the cap of 1 "
-        "(Settings limits.tolerations) (webhook: limits)")
+        "pod export-csv-c9rtvisr (dag_id=ml_pipeline, task_id=export_csv): too large to "
+        "review: what the overrides, profiles and policies made of it: spec.tolerations: 2 "
+        "items, more than the cap of 1 (Settings limits.tolerations) (webhook: limits)")
     assert decision.rules == ("webhook: limits",)
 
 
@@ -86,7 +95,8 @@ def test_out_of_time_is_a_denial_that_says_so(hook: str, bundled: PolicySet) -> 
         "status": "Failure", "code": 503, "reason": "Timeout",
         "message": "airflow-pod-webhook could not finish reviewing this pod within its time "
                    "budget of 4s (kube-apiserver's timeout less a margin): pod not admitted "
-                   "(webhook: time budget)"}}
+                   "(webhook: time budget)"},
+        "auditAnnotations": {"review-uid": "u-2"}}
     assert (decision.decision, decision.rules, decision.namespace) == (
         "deny", ("webhook: time budget",), "data-airflow")
 
@@ -117,8 +127,20 @@ def test_out_of_time_stops_the_work_at_its_next_check(monkeypatch: pytest.Monkey
 def test_a_review_within_its_budget_is_answered_as_without_one(bundled: PolicySet) -> None:
     review = pod_review(airflow_pod("airflow3-executor"))
     for hook in HOOKS:
-        assert answer_within(hook, review, bundled, 60.0)[:2] == answer(
-            hook, review, bundled)[:2]
+        status, body, _ = answer(hook, review, bundled)
+        assert answer_within(hook, review, bundled, 60.0)[:2] == (status, traced(body))
+
+
+def test_every_answer_names_its_request_for_the_audit_log(bundled: PolicySet) -> None:
+    review = pod_review(airflow_pod("airflow3-executor"), uid="7c1e-9", dry_run=True)
+    _, body, decision = answer_within(VALIDATE, review, bundled, 60.0)
+    assert body["response"]["auditAnnotations"]["review-uid"] == "7c1e-9"
+    assert (decision.uid, decision.username, decision.operation, decision.dry_run) == (
+        "7c1e-9", "system:serviceaccount:airflow:airflow-scheduler", "CREATE", True)
+    broken = {"kind": "AdmissionReview", "request": {"uid": "b-1", "operation": 7}}
+    _, _, decision = answer_within(VALIDATE, broken, bundled, 60.0)
+    assert (decision.decision, decision.uid, decision.username, decision.operation,
+            decision.dry_run) == ("invalid", "b-1", None, "", False)
 
 
 def test_out_of_time_without_a_uid_to_answer_is_a_plain_503() -> None:

@@ -66,9 +66,11 @@ def test_reviews_over_one_kept_alive_connection(server: RunningServer) -> None:
     assert sidecar["spec"]["containers"][1]["securityContext"]["runAsUser"] == 65534
 
     status, body, _ = post(conn, "/mutate", review(foreign, uid="u-4", namespace="default"))
-    assert body["response"] == {"uid": "u-4", "allowed": True}
+    assert body["response"] == {"uid": "u-4", "allowed": True,
+                                "auditAnnotations": {"review-uid": "u-4"}}
     status, body, _ = post(conn, "/validate", review(foreign, uid="u-5", namespace="default"))
-    assert body["response"] == {"uid": "u-5", "allowed": True}
+    assert body["response"] == {"uid": "u-5", "allowed": True,
+                                "auditAnnotations": {"review-uid": "u-5"}}
     assert conn.sock is sock
 
 
@@ -88,9 +90,11 @@ def test_only_pod_creates_are_acted_on(server: RunningServer) -> None:
     pod = airflow_pod("airflow3-executor")
     pod["spec"]["hostNetwork"] = True
     _, body, _ = post(conn, "/validate", review(pod, operation="UPDATE"))
-    assert body["response"] == {"uid": "7f0c", "allowed": True}
+    assert body["response"] == {"uid": "7f0c", "allowed": True,
+                                "auditAnnotations": {"review-uid": "7f0c"}}
     _, body, _ = post(conn, "/mutate", review(pod, operation="UPDATE"))
-    assert body["response"] == {"uid": "7f0c", "allowed": True}
+    assert body["response"] == {"uid": "7f0c", "allowed": True,
+                                "auditAnnotations": {"review-uid": "7f0c"}}
 
 
 def test_a_dry_run_create_is_answered_as_the_real_create(server: RunningServer) -> None:

@@ -6,17 +6,17 @@ precise reason, or an AdmissionReview denial when the body names a uid to answer
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from webhook import admission, budget
 from webhook.admission import AdmissionRequest, BadReview
-from webhook.airflow_pods import AirflowTask
+from webhook.airflow_pods import AirflowTask, identify
 from webhook.caps import CAP_RULE, CapExceeded, check_caps, describe
 from webhook.mutation.mutate import MutationResult, mutate_pod
 from webhook.mutation.overrides import APPLIED
 from webhook.policy.model import DEFAULT_ANNOTATION_PREFIX, PolicySet
-from webhook.validation.validate import ValidationResult, validate_pod
+from webhook.validation.validate import ValidationResult, pod_label, validate_pod
 
 MUTATE, VALIDATE = "mutate", "validate"
 # Single-call mode: the mutating call also validates the pod it produces (one round trip per
@@ -45,6 +45,12 @@ class Decision:
     warnings: int = 0
     reason: str = ""
     extra: dict = field(default_factory=dict)
+    # Who asked, and about what: the request's uid joins this decision with kube-apiserver's
+    # audit event (the uid is also sent back as the audit annotation `review-uid`).
+    uid: str = ""
+    username: str | None = None
+    operation: str = ""
+    dry_run: bool = False
 
 
 def answer(hook: str, body: Any, policies: PolicySet | None) -> tuple[int, dict, Decision]:
@@ -142,8 +148,9 @@ def _refuse_caps(hook: str, request: AdmissionRequest, policies: PolicySet, pod_
     """A pod past a cap is refused before anything else is done with it (HTTP 400 in the
     review: the pod, not a policy, is at fault)."""
     limit = policies.settings.limits.violations
-    message = (f"pod {pod_name or '<unnamed>'} is too large to review: {what}"
-               f"{describe(exceeded, limit)} ({CAP_RULE})")
+    pod = request.object if isinstance(request.object, dict) else {}
+    message = (f"{pod_label(pod, identify(pod, request.namespace))}: too large to review: "
+               f"{what}{describe(exceeded, limit)} ({CAP_RULE})")
     body = admission.deny(request.api_version, request.uid, 400, message, reason="BadRequest")
     return 200, body, Decision(hook, "deny", request.namespace, pod_name, rules=(CAP_RULE,),
                                revision=policies.revision, reason="over a cap",
@@ -157,9 +164,42 @@ def answer_within(hook: str, body: Any, policies: PolicySet | None, seconds: flo
     (the mutating hook too: kube-apiserver would otherwise fail it open by timeout)."""
     try:
         with budget.deadline(seconds, started=started):
-            return answer(hook, body, policies)
+            status, payload, decision = answer(hook, body, policies)
     except budget.OutOfTime as exc:
-        return out_of_time(hook, body, exc.budget)
+        status, payload, decision = out_of_time(hook, body, exc.budget)
+    return status, traced(payload), with_request_facts(decision, body)
+
+
+REVIEW_UID = "review-uid"
+
+
+def traced(payload: dict) -> dict:
+    """An AdmissionReview answer carrying its request's uid as the audit annotation
+    `review-uid`: kube-apiserver writes it into the audit event of the request as
+    `<webhook name>/review-uid` (the uid it sends a webhook is made per call, and appears
+    nowhere else in the audit log), so the decision log line joins that event by uid."""
+    response = payload.get("response")
+    if isinstance(response, dict) and isinstance(response.get("uid"), str):
+        response.setdefault("auditAnnotations", {})[REVIEW_UID] = response["uid"]
+    return payload
+
+
+def with_request_facts(decision: Decision, body: Any) -> Decision:
+    """The decision, naming the request it answers (uid, username, operation, dryRun) as far
+    as the body tells them, even a body too broken to review."""
+    request = body.get("request") if isinstance(body, dict) else None
+    if not isinstance(request, dict):
+        return decision
+    user = request.get("userInfo") if isinstance(request.get("userInfo"), dict) else {}
+    return replace(decision, uid=_text(request.get("uid")),
+                   username=user.get("username") if isinstance(user.get("username"), str)
+                   else None,
+                   operation=_text(request.get("operation")),
+                   dry_run=request.get("dryRun") is True)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def out_of_time(hook: str, body: Any, seconds: float) -> tuple[int, dict, Decision]:

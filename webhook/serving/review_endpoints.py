@@ -33,7 +33,7 @@ from webhook.review import (
     last_resort,
 )
 from webhook.serving import metrics as m
-from webhook.serving.decision_log import log_decision
+from webhook.serving.decision_log import log_decision, log_unauthenticated
 
 HOOK_PATHS = {"/mutate": MUTATE, "/validate": VALIDATE, "/mutate-validate": MUTATE_AND_VALIDATE}
 log = logging.getLogger("airflow_pod_webhook.http")
@@ -81,10 +81,12 @@ def _drain(stream: Any, limit: int) -> None:
 class ReviewEndpoints:
     """WSGI middleware: answers the review paths itself, passes every other path on."""
 
-    def __init__(self, fallback: WSGIApp, store: PolicyStore, metrics: m.WebhookMetrics) -> None:
+    def __init__(self, fallback: WSGIApp, store: PolicyStore, metrics: m.WebhookMetrics, *,
+                 require_client_cert: bool = False) -> None:
         self.fallback = fallback
         self.store = store
         self.metrics = metrics
+        self.require_client_cert = require_client_cert
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         hook = HOOK_PATHS.get(environ.get("PATH_INFO", ""))
@@ -92,9 +94,21 @@ class ReviewEndpoints:
             return self.fallback(environ, start_response)
         if environ.get("REQUEST_METHOD") != "POST":
             return _respond(start_response, 405, error_body("use POST"), [("Allow", "POST")])
+        if self.require_client_cert and not client_verified(environ):
+            return self.unauthenticated(hook, environ, start_response)
         status, payload, bookkeeping = self.review(hook, environ)
         answer = _respond(start_response, status, payload)
         return AnswerThenRecord(answer, bookkeeping)
+
+    def unauthenticated(self, hook: str, environ: dict, start_response: Callable
+                        ) -> Iterable[bytes]:
+        """A call without a verified client certificate: refused before its body is read or
+        judged, logged as such, and counted apart from admission decisions."""
+        self.metrics.unauthenticated_call(hook)
+        log_unauthenticated(hook, environ.get("REMOTE_ADDR", ""))
+        # The body is never read: gunicorn closes the connection rather than drain past 64 KiB.
+        return _respond(start_response, 401, error_body(
+            "a client certificate signed by the webhook's client CA is required"))
 
     def review(self, hook: str, environ: dict) -> tuple[int, dict, Callable[[], None]]:
         """(HTTP status, body, bookkeeping): call bookkeeping() once the answer is sent."""
@@ -173,6 +187,19 @@ class AnswerThenRecord(list):
     def __del__(self) -> None:
         # A caller that drops the answer unclosed (werkzeug's test client) still records it.
         self.close()
+
+
+def client_verified(environ: dict) -> bool:
+    """Whether the caller presented a client certificate that verified against the client CA
+    (gunicorn hands the TLS socket over in the environ; CERT_OPTIONAL verifies what it gets)."""
+    sock = environ.get("gunicorn.socket")
+    getpeercert = getattr(sock, "getpeercert", None)
+    if getpeercert is None:
+        return False
+    try:
+        return bool(getpeercert())
+    except (OSError, ValueError):
+        return False
 
 
 def rejected(hook: str, status: int, message: str) -> tuple[int, dict, Decision, str]:
