@@ -12,7 +12,14 @@ import pytest
 
 from tests.admission_reviews import pod_review as review
 from tests.conftest import POLICIES, airflow_pod
-from tests.server_process import RunningServer, post, running_server
+from tests.server_process import (
+    SVC_NAME,
+    PinnedHTTPSConnection,
+    RunningServer,
+    post,
+    running_server,
+)
+from webhook.cluster.certs import write_apiserver_client
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +179,60 @@ def test_review_paths_take_only_post(server: RunningServer) -> None:
     response = conn.getresponse()
     assert response.status == 405 and response.getheader("Allow") == "POST"
     assert json.loads(response.read()) == {"error": "use POST"}
+
+
+@pytest.fixture(scope="module")
+def mtls_server(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunningServer, Path]:
+    """A server that takes reviews only from kube-apiserver's client certificate."""
+    tmp = tmp_path_factory.mktemp("mtls")
+    client = write_apiserver_client(tmp / "client", ["airflow-pod-webhook.airflow-pod-webhook.svc"],
+                                    "/etc/kubernetes/admission-kubeconfig.yaml")
+    with running_server(tmp, POLICIES, workers=1,
+                        extra=("--client-ca", str(client.client_ca))) as running:
+        yield running, tmp / "client"
+
+
+def with_client_cert(server: RunningServer, cert: Path, key: Path) -> PinnedHTTPSConnection:
+    context = server.tls_context()
+    context.load_cert_chain(cert, key)
+    return PinnedHTTPSConnection("127.0.0.1", server.port, SVC_NAME, context, 10)
+
+
+def test_with_mtls_the_api_servers_client_cert_gets_reviews_answered(mtls_server) -> None:
+    server, client = mtls_server
+    conn = with_client_cert(server, client / "apiserver-client.crt",
+                            client / "apiserver-client.key")
+    status, body, _ = post(conn, "/validate", review(airflow_pod("airflow3-executor"),
+                                                    uid="with-cert"))
+    assert status == 200 and body["response"]["uid"] == "with-cert"
+    [line] = server.wait_for_decisions(1)
+    assert (line["uid"], line["decision"]) == ("with-cert", "deny")  # not mutated first
+
+
+def test_with_mtls_a_review_without_a_client_cert_is_refused_and_not_a_decision(
+        mtls_server) -> None:
+    server, _ = mtls_server
+    before = server.metric("airflow_pod_webhook_admission_requests_total", hook="mutate",
+                           decision="allow", outcome="answered")
+    status, body, _ = post(server.connect(), "/mutate", review(airflow_pod("airflow3-executor"),
+                                                              uid="forged"))
+    assert (status, body) == (401, {"error": "a client certificate signed by the webhook's "
+                                             "client CA is required"})
+    assert server.metric("airflow_pod_webhook_unauthenticated_requests_total",
+                         hook="mutate") >= 1
+    assert server.metric("airflow_pod_webhook_admission_requests_total", hook="mutate",
+                         decision="allow", outcome="answered") == before
+    refused = [json.loads(line) for line in server.log().splitlines()
+               if '"event":"unauthenticated"' in line]
+    assert refused and refused[-1]["hook"] == "mutate" and refused[-1]["peer"] == "127.0.0.1"
+    assert "forged" not in server.log()  # the body was never read, let alone decided on
+    assert server.get("/readyz")[0] == 200  # probes present no certificate
+
+
+def test_with_mtls_a_cert_from_another_ca_fails_the_handshake(mtls_server,
+                                                              tmp_path: Path) -> None:
+    server, _ = mtls_server
+    other = write_apiserver_client(tmp_path, ["x"], "/x")
+    conn = with_client_cert(server, other.client_cert, other.client_key)
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        post(conn, "/validate", review(airflow_pod("airflow3-executor")))
