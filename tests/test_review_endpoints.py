@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
+import time
 
 import pytest
 
@@ -20,6 +22,7 @@ from webhook.mutation.mutate import mutate_pod
 from webhook.policy.store import PolicyStore
 from webhook.serving.app import create_app
 from webhook.serving.metrics import WebhookMetrics
+from webhook.serving.review_endpoints import LARGE_BODY_BYTES, LargeReviewGate
 
 REQUESTS = "airflow_pod_webhook_admission_requests_total"
 
@@ -90,3 +93,44 @@ def test_an_answer_dropped_unclosed_is_still_recorded(app_and_metrics) -> None:
     assert status == "200 OK"
     del answer
     assert counted(metrics, "mutate") == 1
+
+
+def test_one_large_review_at_a_time_and_two_waiting_at_most() -> None:
+    gate = LargeReviewGate(slots=1, waiting=2)
+    assert gate.enter(0.0) is True
+    assert gate.enter(0.0) is False  # waited 0 s for the slot
+    results: list[bool] = []
+    waiters = [threading.Thread(target=lambda: results.append(gate.enter(5.0)))
+               for _ in range(2)]
+    for waiter in waiters:
+        waiter.start()
+    deadline = time.monotonic() + 5
+    while gate._waiting < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert gate.enter(5.0) is False  # a third waiter is refused at once, not queued
+    gate.leave()
+    gate.leave()
+    for waiter in waiters:
+        waiter.join(5)
+    assert results == [True, True]
+
+
+def test_a_large_review_finding_no_slot_is_denied_not_left_to_time_out(
+        app_and_metrics, caplog: pytest.LogCaptureFixture) -> None:
+    app, _ = app_and_metrics
+    pod = airflow_pod("airflow3-executor")
+    pod["metadata"]["annotations"]["filler"] = "x" * LARGE_BODY_BYTES
+    endpoints = app.wsgi_app
+    assert endpoints.large_reviews.enter(0.0)  # another large review holds the only slot
+    endpoints.large_reviews.max_waiting = 0
+    status, answer = call(app, "/validate", review(pod, uid="big-1"))
+    assert status == "200 OK"
+    assert json.loads(b"".join(answer))["response"] == {
+        "uid": "big-1", "allowed": False, "status": {
+            "status": "Failure", "code": 503, "reason": "TooManyRequests",
+            "message": "airflow-pod-webhook is busy with other reviews larger than 256 KiB: "
+                       "pod not admitted, retry (webhook: large reviews)"},
+        "auditAnnotations": {"review-uid": "big-1"}}
+    endpoints.large_reviews.leave()
+    status, answer = call(app, "/validate", review(pod, uid="big-2"))
+    assert json.loads(b"".join(answer))["response"]["status"]["reason"] != "TooManyRequests"
