@@ -123,38 +123,52 @@ def _container_key(container: dict, index: int) -> str:
 
 def _walk(pod: dict, limits: Limits) -> list[CapExceeded]:
     """The catch-all caps: no other list or map longer than listItems, and no more than
-    `values` JSON values in all. Stops at the first excess."""
-    stack: list[tuple[Any, Any]] = [(pod, None)]  # (value, path link: (parent link, key))
-    seen = 0
+    `values` JSON values in all. Stops at the first excess. One tight loop over the
+    containers (no per-value allocation): the path is found again only for a refusal."""
+    cap = limits.list_items
+    if len(pod) > cap:
+        return [CapExceeded("<pod>", "listItems", cap, len(pod), "keys")]
+    stack: list[Any] = [pod]
+    seen = popped = 0
     while stack:
-        value, link = stack.pop()
-        seen += 1
-        if seen > limits.values:
-            return [CapExceeded("<pod>", "values", limits.values, seen, "values")]
-        if seen % _CHECK_EVERY == 0:
+        node = stack.pop()
+        popped += 1
+        if popped % _CHECK_EVERY == 0:
             budget.check()
-        if isinstance(value, dict):
-            if len(value) > limits.list_items and not _has_own_cap(link):
-                return [CapExceeded(_path(link), "listItems", limits.list_items, len(value),
-                                    "keys")]
-            stack.extend((child, (link, key)) for key, child in value.items())
-        elif isinstance(value, list):
-            if len(value) > limits.list_items and not _has_own_cap(link):
-                return [CapExceeded(_path(link), "listItems", limits.list_items, len(value))]
-            stack.extend((child, (link, index)) for index, child in enumerate(value))
+        seen += len(node)
+        if seen > limits.values:
+            return [CapExceeded("<pod>", "values", limits.values, limits.values + 1, "values")]
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if isinstance(child, (dict, list)):
+                    if len(child) > cap and key not in _OWN_CAP:
+                        return [_too_long(pod, child, cap)]
+                    stack.append(child)
+        else:
+            for child in node:
+                if isinstance(child, (dict, list)):
+                    if len(child) > cap:
+                        return [_too_long(pod, child, cap)]
+                    stack.append(child)
     return []
 
 
-def _has_own_cap(link: Any) -> bool:
-    return link is not None and link[1] in _OWN_CAP
+def _too_long(pod: dict, node: dict | list, cap: int) -> CapExceeded:
+    return CapExceeded(_path_to(pod, node), "listItems", cap, len(node),
+                       "keys" if isinstance(node, dict) else "items")
 
 
-def _path(link: Any) -> str:
-    keys: list[Any] = []
-    while link is not None:
-        link, key = link
-        keys.append(key)
-    text = ""
-    for key in reversed(keys):
-        text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else str(key))
-    return text or "<pod>"
+def _path_to(root: Any, target: Any) -> str:
+    """Where `target` (by identity) sits in `root`, as a field path."""
+    stack: list[tuple[Any, str]] = [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        if node is target:
+            return path or "<pod>"
+        if isinstance(node, dict):
+            stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in node.items()
+                         if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(node)
+                         if isinstance(v, (dict, list)))
+    return "<pod>"
