@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.report import load_average, percentile
+from bench.servers import process_cpu_seconds
 from tests.conftest import airflow_pod
 from tests.e2e.envtest import admin_ssl_context
 from tests.e2e.harness import E2EEnvironment, e2e_pod
@@ -56,12 +57,14 @@ class Stream:
     latencies: list[float] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
     names: set[str] = field(default_factory=set)
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per second of phase
 
 
 @dataclass
 class Hostile:
     latencies: list[float] = field(default_factory=list)
     by_webhook: int = 0
+    busy: int = 0  # of those, refused as busy with other large reviews
     other: list[str] = field(default_factory=list)
 
 
@@ -165,9 +168,9 @@ def hostile_creator(env: E2EEnvironment, context: ssl.SSLContext, namespace: str
         message = str(answer.get("message", ""))
         with lock:
             out.latencies.append(elapsed)
-            if f'admission webhook "{MUTATING_WEBHOOK}" denied' in message and \
-                    "too large to review" in message:
+            if f'admission webhook "{MUTATING_WEBHOOK}" denied' in message:
                 out.by_webhook += 1
+                out.busy += "is busy with other reviews" in message
             else:
                 out.other.append(f"{status}: {message[:160]}")
 
@@ -212,10 +215,22 @@ def status_kib(pid: int, key: str) -> int:
     return 0
 
 
+def cpu_of(env: E2EEnvironment) -> dict[str, float]:
+    """CPU seconds so far of kube-apiserver, etcd and the webhook (master and workers)."""
+    plane, webhook = env.control_plane, env.webhook
+    assert plane is not None and plane.apiserver is not None and plane.etcd is not None
+    assert webhook is not None and webhook.process is not None
+    pids = [webhook.process.pid, *webhook.server.worker_pids()]
+    return {"kube-apiserver": process_cpu_seconds(plane.apiserver.popen.pid),
+            "etcd": process_cpu_seconds(plane.etcd.popen.pid),
+            "webhook": sum(process_cpu_seconds(pid) for pid in pids)}
+
+
 def run_stream(env: E2EEnvironment, context: ssl.SSLContext, namespace: str, seconds: float,
                streams: int, interval: float, attack: Callable[[threading.Event], list]
                ) -> Stream:
     out, stop = Stream(), threading.Event()
+    cpu_before = cpu_of(env)
     threads = [threading.Thread(target=legit_stream,
                                 args=(env, context, namespace, stop, out, interval))
                for _ in range(streams)]
@@ -226,6 +241,8 @@ def run_stream(env: E2EEnvironment, context: ssl.SSLContext, namespace: str, sec
     stop.set()
     for thread in threads:
         thread.join(120)
+    cpu_after = cpu_of(env)
+    out.cpu = {name: (cpu_after[name] - cpu_before[name]) / seconds for name in cpu_before}
     return out
 
 
@@ -350,13 +367,18 @@ def print_report(args: argparse.Namespace, quiet: Stream, attacked: Stream, host
         lat = stream.latencies
         print(f"| {name} | {len(lat)} | {len(stream.refusals)} | {ms(p(lat, .5))} | "
               f"{ms(p(lat, .99))} | {ms(max(lat))} |")
+    print("\n| CPU (cores busy) | " + " | ".join(quiet.cpu) + " |")
+    print("|---|" + "---|" * len(quiet.cpu))
+    for name, stream in (("quiet", quiet), ("under attack", attacked)):
+        print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in stream.cpu.values()) + " |")
     ratio = p(attacked.latencies, .99) / p(quiet.latencies, .99)
     print(f"\np99 under attack / quiet: {ratio:.2f}x (goal: at most 2x); refusals under "
           f"attack: {len(attacked.refusals)} (goal: 0)")
     for refusal in attacked.refusals[:5]:
         print(f"  refused: {refusal}")
     lat = hostile.latencies
-    print(f"\nHostile creates: {len(lat)}, refused by the webhook's caps: {hostile.by_webhook}, "
+    print(f"\nHostile creates: {len(lat)}, refused by the webhook: {hostile.by_webhook} "
+          f"({hostile.by_webhook - hostile.busy} naming the cap, {hostile.busy} as busy), "
           f"otherwise: {len(hostile.other)}; create round trip p50 {ms(p(lat, .5))}, "
           f"max {ms(max(lat)) if lat else '-'}; the webhook's own time per refusal p50 "
           f"{p(webhook_ms, .5):.1f} ms, max {max(webhook_ms, default=float('nan')):.1f} ms "

@@ -122,3 +122,12 @@ def test_a_denial_lists_up_to_the_violations_cap_then_counts() -> None:
 
 def test_not_a_pod_is_not_capped_here() -> None:
     assert check_caps(["not", "a", "pod"], Limits()) == []
+
+
+def test_without_the_walk_only_the_named_caps_are_checked() -> None:
+    pod = airflow_pod("airflow3-kpo")
+    pod["spec"]["containers"][0]["args"] = ["a"] * 21
+    assert check_caps(pod, Limits(list_items=20), walk=False) == []
+    pod["spec"]["tolerations"] = [{"key": "a"}] * 3
+    assert check_caps(pod, Limits(list_items=20, tolerations=2), walk=False) == [
+        CapExceeded("spec.tolerations", "tolerations", 2, 3)]

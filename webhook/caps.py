@@ -44,15 +44,16 @@ class CapExceeded:
                 f"(Settings limits.{self.cap})")
 
 
-def check_caps(pod: Any, limits: Limits) -> list[CapExceeded]:
+def check_caps(pod: Any, limits: Limits, *, walk: bool = True) -> list[CapExceeded]:
     """Every cap `pod` exceeds, sorted by field; [] when it fits them all.
 
     The named caps are checked first (a few len() calls); only a pod within them is walked
-    whole for the `listItems` and `values` caps, and the walk stops at the first excess."""
+    whole for the `listItems` and `values` caps (unless `walk` is False: a pod already walked,
+    then changed only by bounded fragments), and the walk stops at the first excess."""
     if not isinstance(pod, dict):
         return []
     found = _named_caps(pod, limits)
-    if found:
+    if found or not walk:
         return sorted(found)
     return _walk(pod, limits)
 

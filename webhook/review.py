@@ -85,7 +85,9 @@ def _answer_mutation(request: AdmissionRequest, policies: PolicySet, pod_name: s
                 policies=result.applied, warnings=len(result.warnings))
     if not validate and not result.covered:
         return 200, admission.allow(request), Decision(**base, decision="skip")
-    grown = check_caps(result.pod, policies.settings.limits) if result.pod else []
+    # What policies and annotations (64 KiB each at most) added can only matter to the named
+    # caps: the pod itself was walked whole above.
+    grown = check_caps(result.pod, policies.settings.limits, walk=False) if result.pod else []
     if grown and not result.refusals:
         return _refuse_caps(base["hook"], request, policies, pod_name, grown,
                             "what the overrides, profiles and policies made of it: ")
