@@ -48,7 +48,7 @@ from webhook.cluster.registration import MUTATING_WEBHOOK
 OVERRIDE = "airflow-pod-webhook.io/pod-override"
 ROOT = Path(__file__).resolve().parents[1]
 # The manifests' container limit (deploy/base/deployment.yaml) and the worker count it serves.
-CONTAINER_LIMIT_MIB = 512
+CONTAINER_LIMIT_MIB = 640
 WORKERS = 2
 
 
