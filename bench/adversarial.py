@@ -41,8 +41,9 @@ from bench.report import load_average, percentile
 from bench.servers import process_cpu_seconds
 from tests.conftest import airflow_pod
 from tests.e2e.envtest import admin_ssl_context
-from tests.e2e.harness import E2EEnvironment, e2e_pod
+from tests.e2e.harness import E2EEnvironment, LocalWebhook, e2e_pod
 from tests.e2e.scenarios import scheduler_username
+from webhook.cluster.certs import ADMISSION_KUBECONFIG, write_apiserver_client
 from webhook.cluster.registration import MUTATING_WEBHOOK
 
 OVERRIDE = "airflow-pod-webhook.io/pod-override"
@@ -259,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="pause between one legitimate creator's pods")
     parser.add_argument("--hostile", type=int, default=6, help="hostile creators")
     parser.add_argument("--direct", type=int, default=3, help="direct 3 MiB posters")
+    parser.add_argument("--mtls", action="store_true",
+                        help="serve --client-ca, kube-apiserver presenting its client cert "
+                             "(the direct posters have none)")
     args = parser.parse_args(argv)
     assets = os.environ.get("KUBEBUILDER_ASSETS") or str(ROOT.parent / "shared" / "k8s" / "bin")
     if not Path(assets, "kube-apiserver").exists():
@@ -266,7 +270,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     os.environ["KUBEBUILDER_ASSETS"] = assets
     workdir = Path(tempfile.mkdtemp(prefix="bench-adversarial-"))
-    env = E2EEnvironment("envtest", workdir)
+
+    def mutual_tls(webhook: LocalWebhook) -> tuple[list[str], list[str]]:
+        folder = workdir / "apiserver-client"
+        client = write_apiserver_client(folder, [f"127.0.0.1:{webhook.port}"],
+                                        str(folder / ADMISSION_KUBECONFIG))
+        return ([f"--admission-control-config-file={client.admission_configuration}"],
+                ["--client-ca", str(client.client_ca)])
+
+    env = E2EEnvironment("envtest", workdir, configure=mutual_tls if args.mtls else None)
     try:
         env.start()
         assert env.control_plane is not None and env.control_plane.certs is not None
@@ -357,7 +369,8 @@ def print_report(args: argparse.Namespace, quiet: Stream, attacked: Stream, host
 
     share = (CONTAINER_LIMIT_MIB * 1024 - master_kib) / WORKERS
     print("\n## Adversarial load through kube-apiserver (issue 21)\n")
-    print(f"Load average: quiet phase {load_quiet}; under attack {load_attack}. "
+    print(f"Mutual TLS: {'on (serve --client-ca)' if args.mtls else 'off'}. "
+          f"Load average: quiet phase {load_quiet}; under attack {load_attack}. "
           f"{args.seconds:.0f} s per phase, {args.streams} legitimate creators "
           f"({args.interval * 1000:.0f} ms pause each), {args.hostile} hostile creators, "
           f"{args.direct} direct posters of {body_bytes / 2**20:.2f} MiB.\n")
