@@ -134,3 +134,28 @@ def test_a_large_review_finding_no_slot_is_denied_not_left_to_time_out(
     endpoints.large_reviews.leave()
     status, answer = call(app, "/validate", review(pod, uid="big-2"))
     assert json.loads(b"".join(answer))["response"]["status"]["reason"] != "TooManyRequests"
+
+
+def test_the_api_servers_timeout_sets_the_budget_and_running_out_is_a_denial(
+        app_and_metrics, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    app, metrics = app_and_metrics
+    caplog.set_level(logging.INFO, "airflow_pod_webhook.decisions")
+    asked: list[float | None] = []
+
+    def no_time_left(timeout: float | None) -> float:
+        asked.append(timeout)
+        return -1.0
+
+    monkeypatch.setattr("webhook.serving.review_endpoints.budget_for", no_time_left)
+    status, answer = call(app, "/mutate", review(airflow_pod("airflow3-executor"), uid="slow"))
+    response = json.loads(b"".join(answer))["response"]
+    answer.close()
+    assert asked[0] == 10.0  # from ?timeout=10s
+    assert status == "200 OK" and response["allowed"] is False
+    assert response["status"]["reason"] == "Timeout" and response["status"]["code"] == 503
+    [line] = [json.loads(r.getMessage()) for r in caplog.records
+              if r.name == "airflow_pod_webhook.decisions"]
+    assert (line["uid"], line["decision"], line["rules"]) == (
+        "slow", "deny", ["webhook: time budget"])
+    assert counted(metrics, "mutate") == 1
