@@ -19,7 +19,8 @@ from tests.server_process import (
     post,
     running_server,
 )
-from webhook.cluster.certs import write_apiserver_client
+from webhook.cluster.certs import write_apiserver_client, write_certs
+from webhook.serving.server import ReloadingTLSContext
 
 
 @pytest.fixture(scope="module")
@@ -236,3 +237,19 @@ def test_with_mtls_a_cert_from_another_ca_fails_the_handshake(mtls_server,
     conn = with_client_cert(server, other.client_cert, other.client_key)
     with pytest.raises((ssl.SSLError, ConnectionError)):
         post(conn, "/validate", review(airflow_pod("airflow3-executor")))
+
+
+def test_the_client_ca_is_optional_at_the_handshake_and_reloaded_when_it_changes(
+        tmp_path: Path) -> None:
+    paths = write_certs(tmp_path / "serving", "airflow-pod-webhook", "airflow-pod-webhook")
+    client = write_apiserver_client(tmp_path / "client", ["h"], "/x")
+    tls = ReloadingTLSContext(paths.tls_crt, paths.tls_key, client_ca=client.client_ca)
+    first = tls.get()
+    assert first.verify_mode == ssl.CERT_OPTIONAL  # probes present no certificate
+    assert tls.get() is first
+    client.client_ca.unlink()
+    client.client_ca.with_suffix(".key").unlink()
+    write_apiserver_client(tmp_path / "client", ["h"], "/x")  # a new client CA
+    assert tls.get() is not first and tls.loads == 2
+    without = ReloadingTLSContext(paths.tls_crt, paths.tls_key).get()
+    assert without.verify_mode == ssl.CERT_NONE
