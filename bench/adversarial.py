@@ -11,6 +11,10 @@ ServiceAccount) twice:
   annotation, and `--direct` clients (default 3) POST 3 MiB reviews (250,000 tolerations)
   straight to the webhook's /validate.
 
+With `--mtls` the webhook serves with `--client-ca` and kube-apiserver presents its client
+certificate (an AdmissionConfiguration naming a kubeconfig), so the direct POSTs are refused
+before their bodies are read.
+
 It prints: refusals of the legitimate stream and its p50/p99 (quiet and under attack, and
 their ratio; goal: 0 refusals, p99 within 2x), how fast and by whom the hostile pods were
 refused (goal: by the webhook within 1 s), what the direct POSTs got, and each worker's peak
