@@ -7,6 +7,11 @@ if sys.argv[1:2] == ["audit"]:
 
     sys.exit(audit_main(sys.argv[2:]))
 
+if sys.argv[1:2] == ["adversarial"]:
+    from bench.adversarial import main as adversarial_main
+
+    sys.exit(adversarial_main(sys.argv[2:]))
+
 from bench.cli import main
 
 sys.exit(main())

@@ -69,8 +69,9 @@ class RunningServer:
 
     def decision_lines(self) -> list[dict]:
         """The decision log so far, one dict per admission."""
-        return [json.loads(line) for line in self.log().splitlines()
-                if line.startswith('{"hook"')]
+        lines = [json.loads(line) for line in self.log().splitlines()
+                 if line.startswith('{"time"')]
+        return [line for line in lines if "decision" in line]
 
     def wait_for_decisions(self, count: int, deadline: float = 10.0) -> list[dict]:
         """The decision log once it holds `count` lines: a decision is logged just after its

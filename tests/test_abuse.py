@@ -8,12 +8,14 @@ down) is denied by the validating hook. Repeating them all does not grow the wor
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.admission_reviews import SCHEDULER
 from tests.admission_reviews import pod_review as review
 from tests.conftest import POLICIES, airflow_pod
 from tests.server_process import RunningServer, post, rss_bytes, running_server
@@ -47,10 +49,11 @@ ABUSE = {
                     "spec.hostNetwork: may not be overridden"),
     "locked field": ({OVERRIDE: fragment({"securityContext": {
         "seccompProfile": {"type": "Unconfined"}}})}, "is locked by the cluster template"),
-    "megabyte pod-override": ({OVERRIDE: json.dumps({"metadata": {"labels": {
-        "x": "y" * (1 << 20)}}})}, "is larger than 65536 bytes"),
-    "megabyte short annotation": ({"airflow-pod-webhook.io/memory": "9" * (1 << 20)},
-                                  "annotation airflow-pod-webhook.io/memory: "),
+    # Up to 256 KiB (Settings limits.annotationsBytes); past it, see test_megabyte_annotations
+    "200 KiB pod-override": ({OVERRIDE: json.dumps({"metadata": {"labels": {
+        "x": "y" * (200 << 10)}}})}, "is larger than 65536 bytes"),
+    "200 KiB short annotation": ({"airflow-pod-webhook.io/memory": "9" * (200 << 10)},
+                                 "annotation airflow-pod-webhook.io/memory: "),
     "YAML billion laughs": ({OVERRIDE: BILLION_LAUGHS}, "YAML aliases are not allowed"),
     "YAML alias in a short annotation": ({OVERRIDE: "a: &x {spec: {}}\nb: *x"},
                                          "YAML aliases are not allowed"),
@@ -94,6 +97,20 @@ def test_override_abuse_is_denied_with_a_clear_message(server: RunningServer, na
                               "task_id=extract): ")
     assert next(iter(annotations)) in message and reason in message
     assert len(message) <= 4096
+
+
+@pytest.mark.parametrize("key", [OVERRIDE, "airflow-pod-webhook.io/memory"])
+def test_megabyte_annotations_are_refused_by_the_cap_before_being_read(
+        server: RunningServer, key: str) -> None:
+    pod = abusive_pod({key: "9" * (1 << 20)})
+    status, body, _ = post(server.connect(), "/mutate?timeout=10s", review(pod, uid="mb"))
+    answer = body["response"]
+    assert status == 200 and answer["allowed"] is False and answer["status"]["code"] == 400
+    size = sum(len(k) + len(v) for k, v in pod["metadata"]["annotations"].items())
+    assert answer["status"]["message"] == (
+        "pod example-dag-extract-x1y2z3w4 (dag_id=example_dag, task_id=extract): too large to "
+        f"review: metadata.annotations: {size} bytes, more than the cap of 262144 "
+        "(Settings limits.annotationsBytes) (webhook: limits)")
 
 
 @pytest.mark.parametrize("name", list(DIRECT))
@@ -143,12 +160,18 @@ def decision_lines(server: RunningServer, pod_name: str, count: int = 1) -> list
     other tests of this module share the server and its log."""
     deadline = time.monotonic() + 5
     while True:
-        lines = [json.loads(line) for line in server.log().splitlines()
-                 if line.startswith('{"hook"')]
+        lines = [line for line in map(_json_line, server.log().splitlines())
+                 if "decision" in line]
         mine = [line for line in lines if line["pod"] == pod_name]
         if len(mine) >= count or time.monotonic() > deadline:
             return mine
         time.sleep(0.05)
+
+
+def _json_line(text: str) -> dict:
+    if not text.startswith('{"time"'):
+        return {}
+    return json.loads(text)
 
 
 def uniquely_named(pod: dict, label: str) -> dict:
@@ -171,8 +194,9 @@ def test_abuse_is_logged_without_the_abusive_values(server: RunningServer, tmp_p
     assert marker not in server.log()
 
 
-DECISION_FIELDS = {"hook", "decision", "namespace", "pod", "dag_id", "task_id", "try_number",
-                   "rules", "policies", "revision", "duration_ms"}
+DECISION_FIELDS = {"time", "uid", "username", "operation", "dry_run", "hook", "decision",
+                   "namespace", "pod", "dag_id", "task_id", "try_number", "rules", "policies",
+                   "revision", "duration_ms"}
 
 
 def test_decision_log_has_every_field_and_never_args_or_env_values(
@@ -210,5 +234,8 @@ def test_decision_log_has_every_field_and_never_args_or_env_values(
         assert set(line) >= DECISION_FIELDS, DECISION_FIELDS - set(line)
         assert line["dag_id"] == "example_dag" and line["task_id"] == "extract"
         assert line["try_number"] == "2" and len(line["revision"]) == 12
+        assert line["uid"].startswith("leak-") and line["operation"] == "CREATE"
+        assert line["username"] == SCHEDULER and line["dry_run"] is False
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"])
         assert line["duration_ms"] > 0
         assert line["policies"] or line["decision"] == "deny"  # refused overrides apply none

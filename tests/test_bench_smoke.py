@@ -7,6 +7,7 @@ import base64
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -200,3 +201,25 @@ def test_the_bench_scheduler_is_a_trusted_creator(tmp_path: Path) -> None:
     applied = next(op["value"] for op in patch
                    if op["path"] == "/metadata/annotations/airflow-pod-webhook.io~1applied")
     assert "TaskPolicy/example-dag-extract" in applied
+
+
+def test_adversarial_section_runs_the_attack_through_a_real_api_server() -> None:
+    """Tiny: two seconds a phase, one hostile creator, one direct poster. Shapes and who
+    refused what, never a timing."""
+    assets = _assets_or_skip()
+    done = subprocess.run([sys.executable, "-m", "bench", "adversarial", "--seconds", "2",
+                           "--streams", "1", "--hostile", "1", "--direct", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "KUBEBUILDER_ASSETS": assets})
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = done.stdout.split("## Adversarial load through kube-apiserver (issue 21)", 1)[1]
+    rows = {cells[0]: cells for cells in (
+        [c.strip() for c in line.split("|")[1:-1]] for line in report.splitlines()
+        if line.startswith(("| quiet", "| under attack")) and line.endswith(" ms |"))}
+    assert set(rows) == {"quiet", "under attack"}
+    assert int(rows["quiet"][1]) > 0 and int(rows["quiet"][2]) == 0  # creates, refused
+    hostile = next(line for line in report.splitlines() if line.startswith("Hostile creates"))
+    created, by_webhook = re.match(r"Hostile creates: (\d+), refused by the webhook: (\d+)",
+                                   hostile).groups()
+    assert int(created) > 0 and by_webhook == created  # every hostile pod refused by us
+    assert "Direct 2.86 MiB POSTs to /validate: 200 BadRequest" in report  # refused by caps

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
 import socket
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -26,6 +28,7 @@ from webhook.cluster.certs import (
     ensure_dev_certs,
     generate_ca,
     generate_serving_cert,
+    write_apiserver_client,
     write_certs,
 )
 
@@ -308,3 +311,34 @@ def test_ensure_dev_certs_refuses_half_a_pair(tmp_path: Path) -> None:
     (tmp_path / "tls.crt").write_bytes(crt)
     with pytest.raises(FileNotFoundError, match=r"tls\.key"):
         ensure_dev_certs(tmp_path)
+
+
+def test_apiserver_client_files_for_mutual_tls(tmp_path: Path) -> None:
+    """`certs --apiserver-client`: a client CA for `serve --client-ca`, kube-apiserver's
+    client cert from it, the kubeconfig naming it for the webhook's host only, and the
+    AdmissionConfiguration both webhook plugins read it from."""
+    paths = write_apiserver_client(tmp_path, ["airflow-pod-webhook.airflow-pod-webhook.svc",
+                                              "127.0.0.1:8443"], "/etc/k8s/admission.yaml")
+    ca = x509.load_pem_x509_certificate(paths.client_ca.read_bytes())
+    cert = x509.load_pem_x509_certificate(paths.client_cert.read_bytes())
+    assert cert.issuer == ca.subject
+    cert.verify_directly_issued_by(ca)
+    assert list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [
+        ExtendedKeyUsageOID.CLIENT_AUTH]
+    config = yaml.safe_load(paths.kubeconfig.read_text())
+    assert [u["name"] for u in config["users"]] == [
+        "airflow-pod-webhook.airflow-pod-webhook.svc", "127.0.0.1:8443"]  # never "*"
+    assert base64.b64decode(config["users"][0]["user"]["client-certificate-data"]) == \
+        paths.client_cert.read_bytes()
+    assert oct(paths.kubeconfig.stat().st_mode & 0o777) == "0o600"  # it holds the key
+    assert yaml.safe_load(paths.admission_configuration.read_text()) == {
+        "apiVersion": "apiserver.config.k8s.io/v1", "kind": "AdmissionConfiguration",
+        "plugins": [{"name": name, "configuration": {
+            "apiVersion": "apiserver.config.k8s.io/v1",
+            "kind": "WebhookAdmissionConfiguration",
+            "kubeConfigFile": "/etc/k8s/admission.yaml"}}
+            for name in ("ValidatingAdmissionWebhook", "MutatingAdmissionWebhook")]}
+    first_ca, first_cert = paths.client_ca.read_bytes(), paths.client_cert.read_bytes()
+    again = write_apiserver_client(tmp_path, ["h"], "/x")  # renewal keeps the client CA
+    assert again.client_ca.read_bytes() == first_ca
+    assert again.client_cert.read_bytes() != first_cert

@@ -169,3 +169,35 @@ def test_an_unreadable_file_is_an_error_of_that_file_not_a_crash(tmp_path: Path,
     assert [str(e) for e in result.errors] == ["b.yaml: cannot be read: Permission denied"]
     assert main(["policy", "lint", str(tmp_path)]) == 2
     assert capsys.readouterr().out.startswith("b.yaml: cannot be read: Permission denied\n")
+
+
+SETTINGS_LIMITS = """\
+apiVersion: airflow-pod-webhook.io/v1alpha1
+kind: Settings
+metadata: {name: settings}
+spec:
+  limits: {tolerations: 50, annotationsBytes: 4096}
+"""
+
+
+def test_settings_limits_override_the_defaults_they_name(tmp_path: Path) -> None:
+    from webhook.policy.model import Limits
+
+    write(tmp_path, "settings.yaml", SETTINGS_LIMITS)
+    result = load_policy_dir(tmp_path)
+    assert result.errors == ()
+    assert result.policy_set.settings.limits == Limits(tolerations=50, annotations_bytes=4096)
+
+
+@pytest.mark.parametrize(("limits", "expected"), [
+    ("{tolerations: 0}", "settings.yaml:5:25: document 1 (Settings/settings): "
+                         "spec.limits.tolerations: bad value '0': is less than the minimum of 1"),
+    ("{toleration: 5}", "settings.yaml:5:12: document 1 (Settings/settings): "
+                        "spec.limits.toleration: bad value 'toleration': is not a field here"),
+])
+def test_settings_limits_are_positive_and_named(tmp_path: Path, limits: str,
+                                                expected: str) -> None:
+    write(tmp_path, "settings.yaml", SETTINGS_LIMITS.replace(
+        "{tolerations: 50, annotationsBytes: 4096}", limits))
+    [error] = load_policy_dir(tmp_path).errors
+    assert str(error).startswith(expected), str(error)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
+import time
 
 import pytest
 
@@ -20,6 +22,7 @@ from webhook.mutation.mutate import mutate_pod
 from webhook.policy.store import PolicyStore
 from webhook.serving.app import create_app
 from webhook.serving.metrics import WebhookMetrics
+from webhook.serving.review_endpoints import LARGE_BODY_BYTES, LargeReviewGate
 
 REQUESTS = "airflow_pod_webhook_admission_requests_total"
 
@@ -89,4 +92,70 @@ def test_an_answer_dropped_unclosed_is_still_recorded(app_and_metrics) -> None:
     status, answer = call(app, "/mutate", review(airflow_pod("airflow3-executor"), uid="u-2"))
     assert status == "200 OK"
     del answer
+    assert counted(metrics, "mutate") == 1
+
+
+def test_one_large_review_at_a_time_and_two_waiting_at_most() -> None:
+    gate = LargeReviewGate(slots=1, waiting=2)
+    assert gate.enter(0.0) is True
+    assert gate.enter(0.0) is False  # waited 0 s for the slot
+    results: list[bool] = []
+    waiters = [threading.Thread(target=lambda: results.append(gate.enter(5.0)))
+               for _ in range(2)]
+    for waiter in waiters:
+        waiter.start()
+    deadline = time.monotonic() + 5
+    while gate._waiting < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert gate.enter(5.0) is False  # a third waiter is refused at once, not queued
+    gate.leave()
+    gate.leave()
+    for waiter in waiters:
+        waiter.join(5)
+    assert results == [True, True]
+
+
+def test_a_large_review_finding_no_slot_is_denied_not_left_to_time_out(
+        app_and_metrics, caplog: pytest.LogCaptureFixture) -> None:
+    app, _ = app_and_metrics
+    pod = airflow_pod("airflow3-executor")
+    pod["metadata"]["annotations"]["filler"] = "x" * LARGE_BODY_BYTES
+    endpoints = app.wsgi_app
+    assert endpoints.large_reviews.enter(0.0)  # another large review holds the only slot
+    endpoints.large_reviews.max_waiting = 0
+    status, answer = call(app, "/validate", review(pod, uid="big-1"))
+    assert status == "200 OK"
+    assert json.loads(b"".join(answer))["response"] == {
+        "uid": "big-1", "allowed": False, "status": {
+            "status": "Failure", "code": 503, "reason": "TooManyRequests",
+            "message": "airflow-pod-webhook is busy with other reviews larger than 256 KiB: "
+                       "pod not admitted, retry (webhook: large reviews)"},
+        "auditAnnotations": {"review-uid": "big-1"}}
+    endpoints.large_reviews.leave()
+    status, answer = call(app, "/validate", review(pod, uid="big-2"))
+    assert json.loads(b"".join(answer))["response"]["status"]["reason"] != "TooManyRequests"
+
+
+def test_the_api_servers_timeout_sets_the_budget_and_running_out_is_a_denial(
+        app_and_metrics, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    app, metrics = app_and_metrics
+    caplog.set_level(logging.INFO, "airflow_pod_webhook.decisions")
+    asked: list[float | None] = []
+
+    def no_time_left(timeout: float | None) -> float:
+        asked.append(timeout)
+        return -1.0
+
+    monkeypatch.setattr("webhook.serving.review_endpoints.budget_for", no_time_left)
+    status, answer = call(app, "/mutate", review(airflow_pod("airflow3-executor"), uid="slow"))
+    response = json.loads(b"".join(answer))["response"]
+    answer.close()
+    assert asked[0] == 10.0  # from ?timeout=10s
+    assert status == "200 OK" and response["allowed"] is False
+    assert response["status"]["reason"] == "Timeout" and response["status"]["code"] == 503
+    [line] = [json.loads(r.getMessage()) for r in caplog.records
+              if r.name == "airflow_pod_webhook.decisions"]
+    assert (line["uid"], line["decision"], line["rules"]) == (
+        "slow", "deny", ["webhook: time budget"])
     assert counted(metrics, "mutate") == 1

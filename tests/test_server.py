@@ -13,7 +13,15 @@ import pytest
 
 from tests.admission_reviews import pod_review as review
 from tests.conftest import POLICIES, admitted_pod, airflow_pod
-from tests.server_process import RunningServer, post, running_server
+from tests.server_process import (
+    SVC_NAME,
+    PinnedHTTPSConnection,
+    RunningServer,
+    post,
+    running_server,
+)
+from webhook.cluster.certs import write_apiserver_client, write_certs
+from webhook.serving.server import ReloadingTLSContext
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +78,12 @@ def test_reviews_over_one_kept_alive_connection(server: RunningServer) -> None:
     deployer = "system:serviceaccount:default:deployer"
     status, body, _ = post(conn, "/mutate", review(foreign, uid="u-4", namespace="default",
                                                    username=deployer))
-    assert body["response"] == {"uid": "u-4", "allowed": True}
+    assert body["response"] == {"uid": "u-4", "allowed": True,
+                                "auditAnnotations": {"review-uid": "u-4"}}
     status, body, _ = post(conn, "/validate", review(foreign, uid="u-5", namespace="default",
                                                      username=deployer))
-    assert body["response"] == {"uid": "u-5", "allowed": True}
+    assert body["response"] == {"uid": "u-5", "allowed": True,
+                                "auditAnnotations": {"review-uid": "u-5"}}
     assert conn.sock is sock
 
 
@@ -106,7 +116,8 @@ def test_updates_are_judged_on_what_they_change_and_never_mutated(server: Runnin
         'spec.tolerations[0] must name a taint key: a key-less toleration tolerates every '
         'taint, got {"operator":"Exists"} (envelope: placement)')
     _, body, _ = post(conn, "/mutate", review(tolerant, operation="UPDATE", old_object=old))
-    assert body["response"] == {"uid": "7f0c", "allowed": True}
+    assert body["response"] == {"uid": "7f0c", "allowed": True,
+                                "auditAnnotations": {"review-uid": "7f0c"}}
 
 
 def test_the_webhooks_own_namespace_is_refused(server: RunningServer) -> None:
@@ -196,3 +207,76 @@ def test_review_paths_take_only_post(server: RunningServer) -> None:
     response = conn.getresponse()
     assert response.status == 405 and response.getheader("Allow") == "POST"
     assert json.loads(response.read()) == {"error": "use POST"}
+
+
+@pytest.fixture(scope="module")
+def mtls_server(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunningServer, Path]:
+    """A server that takes reviews only from kube-apiserver's client certificate."""
+    tmp = tmp_path_factory.mktemp("mtls")
+    client = write_apiserver_client(tmp / "client", ["airflow-pod-webhook.airflow-pod-webhook.svc"],
+                                    "/etc/kubernetes/admission-kubeconfig.yaml")
+    with running_server(tmp, POLICIES, workers=1,
+                        extra=("--client-ca", str(client.client_ca))) as running:
+        yield running, tmp / "client"
+
+
+def with_client_cert(server: RunningServer, cert: Path, key: Path) -> PinnedHTTPSConnection:
+    context = server.tls_context()
+    context.load_cert_chain(cert, key)
+    return PinnedHTTPSConnection("127.0.0.1", server.port, SVC_NAME, context, 10)
+
+
+def test_with_mtls_the_api_servers_client_cert_gets_reviews_answered(mtls_server) -> None:
+    server, client = mtls_server
+    conn = with_client_cert(server, client / "apiserver-client.crt",
+                            client / "apiserver-client.key")
+    status, body, _ = post(conn, "/validate", review(airflow_pod("airflow3-executor"),
+                                                    uid="with-cert"))
+    assert status == 200 and body["response"]["uid"] == "with-cert"
+    [line] = server.wait_for_decisions(1)
+    assert (line["uid"], line["decision"]) == ("with-cert", "deny")  # not mutated first
+
+
+def test_with_mtls_a_review_without_a_client_cert_is_refused_and_not_a_decision(
+        mtls_server) -> None:
+    server, _ = mtls_server
+    before = server.metric("airflow_pod_webhook_admission_requests_total", hook="mutate",
+                           decision="allow", outcome="answered")
+    status, body, _ = post(server.connect(), "/mutate", review(airflow_pod("airflow3-executor"),
+                                                              uid="forged"))
+    assert (status, body) == (401, {"error": "a client certificate signed by the webhook's "
+                                             "client CA is required"})
+    assert server.metric("airflow_pod_webhook_unauthenticated_requests_total",
+                         hook="mutate") >= 1
+    assert server.metric("airflow_pod_webhook_admission_requests_total", hook="mutate",
+                         decision="allow", outcome="answered") == before
+    refused = [json.loads(line) for line in server.log().splitlines()
+               if '"event":"unauthenticated"' in line]
+    assert refused and refused[-1]["hook"] == "mutate" and refused[-1]["peer"] == "127.0.0.1"
+    assert "forged" not in server.log()  # the body was never read, let alone decided on
+    assert server.get("/readyz")[0] == 200  # probes present no certificate
+
+
+def test_with_mtls_a_cert_from_another_ca_fails_the_handshake(mtls_server,
+                                                              tmp_path: Path) -> None:
+    server, _ = mtls_server
+    other = write_apiserver_client(tmp_path, ["x"], "/x")
+    conn = with_client_cert(server, other.client_cert, other.client_key)
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        post(conn, "/validate", review(airflow_pod("airflow3-executor")))
+
+
+def test_the_client_ca_is_optional_at_the_handshake_and_reloaded_when_it_changes(
+        tmp_path: Path) -> None:
+    paths = write_certs(tmp_path / "serving", "airflow-pod-webhook", "airflow-pod-webhook")
+    client = write_apiserver_client(tmp_path / "client", ["h"], "/x")
+    tls = ReloadingTLSContext(paths.tls_crt, paths.tls_key, client_ca=client.client_ca)
+    first = tls.get()
+    assert first.verify_mode == ssl.CERT_OPTIONAL  # probes present no certificate
+    assert tls.get() is first
+    client.client_ca.unlink()
+    client.client_ca.with_suffix(".key").unlink()
+    write_apiserver_client(tmp_path / "client", ["h"], "/x")  # a new client CA
+    assert tls.get() is not first and tls.loads == 2
+    without = ReloadingTLSContext(paths.tls_crt, paths.tls_key).get()
+    assert without.verify_mode == ssl.CERT_NONE

@@ -150,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "<cert-dir>/ca.crt (in-cluster ServiceAccount, or $KUBECONFIG)")
     serve.add_argument("--ca-poll-interval", type=float, default=5.0,
                        help="seconds between checks of ca.crt with --patch-ca-bundle")
+    serve.add_argument("--client-ca", default=None,
+                       help="mutual TLS: review calls must present a client certificate "
+                            "signed by this CA (see `certs --apiserver-client`); /healthz, "
+                            "/readyz and /metrics need none")
     serve.set_defaults(func=cmd_serve)
 
     certs = sub.add_parser("certs", help="write a CA and a serving cert (renews, keeps the CA)")
@@ -158,6 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
     certs.add_argument("--out", default=DEFAULT_CERT_DIR)
     certs.add_argument("--key-type", choices=("ecdsa", "rsa"), default="ecdsa")
     certs.add_argument("--days", type=int, default=365)
+    certs.add_argument("--apiserver-client", action="store_true",
+                       help="also write a client CA (for serve --client-ca), kube-apiserver's "
+                            "client cert, its kubeconfig and the AdmissionConfiguration for "
+                            "--admission-control-config-file")
+    certs.add_argument("--webhook-host", action="append", default=None,
+                       help="with --apiserver-client: a name the API server calls the webhook "
+                            "by (default <service>.<namespace>.svc; host:port for a url "
+                            "registration on a port other than 443); repeatable")
+    certs.add_argument("--kubeconfig-path",
+                       default="/etc/kubernetes/airflow-pod-webhook/admission-kubeconfig.yaml",
+                       help="with --apiserver-client: where the API server will read the "
+                            "kubeconfig (written into the AdmissionConfiguration)")
     certs.set_defaults(func=cmd_certs)
 
     manifests = sub.add_parser("manifests",
@@ -277,10 +293,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         CABundleInjector(
             paths.ca_crt, kubernetes_patcher(service=args.service, namespace=args.namespace),
             InjectorSettings(poll_interval=args.ca_poll_interval)).start()
+    client_ca = Path(args.client_ca) if args.client_ca else None
+    if client_ca is not None and not client_ca.is_file():
+        raise InputError(f"--client-ca {client_ca} is not a file (write one with "
+                         "`airflow-pod-webhook certs --apiserver-client`)")
     serve(ServeOptions(policies=Path(args.policies), certfile=paths.tls_crt,
                        keyfile=paths.tls_key, host=args.host, port=args.port,
                        workers=args.workers, threads=args.threads,
-                       reload_interval=args.reload_interval, log_level=args.log_level))
+                       reload_interval=args.reload_interval, log_level=args.log_level,
+                       client_ca=client_ca))
     return EXIT_OK
 
 
@@ -297,6 +318,21 @@ def cmd_certs(args: argparse.Namespace) -> int:
     print(f"serving cert: {paths.tls_crt} (key {paths.tls_key})")
     print(f"DNS names:    {', '.join(cert_dns_names(pem))}")
     print(f"valid until:  {cert_not_after(pem).isoformat()}")
+    if args.apiserver_client:
+        from webhook.cluster.certs import write_apiserver_client
+
+        hosts = args.webhook_host or [f"{args.service}.{args.namespace}.svc"]
+        try:
+            client = write_apiserver_client(Path(args.out), hosts, args.kubeconfig_path,
+                                            args.key_type, args.days)
+        except (OSError, ValueError) as exc:
+            raise InputError(str(exc)) from exc
+        print(f"client CA:    {client.client_ca} (serve --client-ca {client.client_ca})")
+        print(f"kube-apiserver client cert: {client.client_cert} (key {client.client_key})")
+        print(f"kubeconfig:   {client.kubeconfig} (users: {', '.join(hosts)}); copy it to "
+              f"{args.kubeconfig_path} on every control-plane host")
+        print(f"admission configuration: {client.admission_configuration} (kube-apiserver "
+              "--admission-control-config-file)")
     return EXIT_OK
 
 

@@ -6,16 +6,17 @@ precise reason, or an AdmissionReview denial when the body names a uid to answer
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from webhook import admission
+from webhook import admission, budget
 from webhook.admission import AdmissionRequest, BadReview
-from webhook.airflow_pods import AirflowTask
+from webhook.airflow_pods import AirflowTask, identify
+from webhook.caps import CAP_RULE, CapExceeded, check_caps, describe
 from webhook.mutation.mutate import MutationResult, mutate_pod
 from webhook.mutation.overrides import APPLIED
 from webhook.policy.model import DEFAULT_ANNOTATION_PREFIX, PolicySet
-from webhook.validation.validate import ValidationResult, validate_pod
+from webhook.validation.validate import ValidationResult, pod_label, validate_pod
 from webhook.validation.writes import judge_write
 
 MUTATE, VALIDATE = "mutate", "validate"
@@ -29,6 +30,7 @@ OWN_NAMESPACE_RULE = "airflow: webhookNamespace"
 # hooks declare sideEffects None, so kube-apiserver sends it to preview what admission does, and
 # deploy/README.md's install check depends on seeing our patch and our denials there.
 INTERNAL_RULE = "webhook: internal"
+TIME_RULE = "webhook: time budget"
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,12 @@ class Decision:
     warnings: int = 0
     reason: str = ""
     extra: dict = field(default_factory=dict)
+    # Who asked, and about what: the request's uid joins this decision with kube-apiserver's
+    # audit event (the uid is also sent back as the audit annotation `review-uid`).
+    uid: str = ""
+    username: str | None = None
+    operation: str = ""
+    dry_run: bool = False
 
 
 def answer(hook: str, body: Any, policies: PolicySet | None) -> tuple[int, dict, Decision]:
@@ -69,6 +77,9 @@ def answer(hook: str, body: Any, policies: PolicySet | None) -> tuple[int, dict,
         # Not ready: say so rather than pretend; the failurePolicy decides what happens.
         return 503, error_body("no policy set is loaded yet"), Decision(
             hook, "invalid", request.namespace, pod_name, reason="not ready")
+    exceeded = check_caps(request.object, policies.settings.limits)
+    if exceeded:
+        return _refuse_caps(hook, request, policies, pod_name, exceeded)
     if hook == MUTATE:
         return _answer_mutation(request, policies, pod_name)
     if hook == MUTATE_AND_VALIDATE:
@@ -85,6 +96,12 @@ def _answer_mutation(request: AdmissionRequest, policies: PolicySet, pod_name: s
                 policies=result.applied, warnings=len(result.warnings))
     if not validate and not result.covered:
         return 200, admission.allow(request), Decision(**base, decision="skip")
+    # What policies and annotations (64 KiB each at most) added can only matter to the named
+    # caps: the pod itself was walked whole above.
+    grown = check_caps(result.pod, policies.settings.limits, walk=False) if result.pod else []
+    if grown and not result.refusals:
+        return _refuse_caps(base["hook"], request, policies, pod_name, grown,
+                            "what the overrides, profiles and policies made of it: ")
     if result.refusals:
         code = 400 if result.malformed else 403
         lead = _lead(pod_name, result.task, len(result.refusals), "override")
@@ -170,6 +187,80 @@ def _refuse(request: AdmissionRequest, pod_name: str) -> tuple[int, dict, Decisi
     body = admission.deny(request.api_version, request.uid, 403, message)
     return 200, body, Decision(REFUSE, "deny", request.namespace, pod_name,
                                rules=(OWN_NAMESPACE_RULE,))
+
+
+def _refuse_caps(hook: str, request: AdmissionRequest, policies: PolicySet, pod_name: str,
+                 exceeded: list[CapExceeded], what: str = "") -> tuple[int, dict, Decision]:
+    """A pod past a cap is refused before anything else is done with it (HTTP 400 in the
+    review: the pod, not a policy, is at fault)."""
+    limit = policies.settings.limits.violations
+    pod = request.object if isinstance(request.object, dict) else {}
+    message = (f"{pod_label(pod, identify(pod, request.namespace))}: too large to review: "
+               f"{what}{describe(exceeded, limit)} ({CAP_RULE})")
+    body = admission.deny(request.api_version, request.uid, 400, message, reason="BadRequest")
+    return 200, body, Decision(hook, "deny", request.namespace, pod_name, rules=(CAP_RULE,),
+                               revision=policies.revision, reason="over a cap",
+                               extra={"caps": sorted({e.cap for e in exceeded})})
+
+
+def answer_within(hook: str, body: Any, policies: PolicySet | None, seconds: float,
+                  started: float | None = None) -> tuple[int, dict, Decision]:
+    """`answer`, given `seconds` from `started` (a time.monotonic() reading; now by default):
+    past them, the work stops at its next budget check and the review is denied, saying so
+    (the mutating hook too: kube-apiserver would otherwise fail it open by timeout)."""
+    try:
+        with budget.deadline(seconds, started=started):
+            status, payload, decision = answer(hook, body, policies)
+    except budget.OutOfTime as exc:
+        status, payload, decision = out_of_time(hook, body, exc.budget)
+    return status, traced(payload), with_request_facts(decision, body)
+
+
+REVIEW_UID = "review-uid"
+
+
+def traced(payload: dict) -> dict:
+    """An AdmissionReview answer carrying its request's uid as the audit annotation
+    `review-uid`: kube-apiserver writes it into the audit event of the request as
+    `<webhook name>/review-uid` (the uid it sends a webhook is made per call, and appears
+    nowhere else in the audit log), so the decision log line joins that event by uid."""
+    response = payload.get("response")
+    if isinstance(response, dict) and isinstance(response.get("uid"), str):
+        response.setdefault("auditAnnotations", {})[REVIEW_UID] = response["uid"]
+    return payload
+
+
+def with_request_facts(decision: Decision, body: Any) -> Decision:
+    """The decision, naming the request it answers (uid, username, operation, dryRun) as far
+    as the body tells them, even a body too broken to review."""
+    request = body.get("request") if isinstance(body, dict) else None
+    if not isinstance(request, dict):
+        return decision
+    user = request.get("userInfo") if isinstance(request.get("userInfo"), dict) else {}
+    return replace(decision, uid=_text(request.get("uid")),
+                   username=user.get("username") if isinstance(user.get("username"), str)
+                   else None,
+                   operation=_text(request.get("operation")),
+                   dry_run=request.get("dryRun") is True)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def out_of_time(hook: str, body: Any, seconds: float) -> tuple[int, dict, Decision]:
+    named = admission.review_uid(body)
+    request = body.get("request") if isinstance(body, dict) else None
+    namespace = request.get("namespace") if isinstance(request, dict) else None
+    decision = Decision(hook, "deny", namespace if isinstance(namespace, str) else "",
+                        rules=(TIME_RULE,), reason="out of time")
+    message = (f"airflow-pod-webhook could not finish reviewing this pod within its time "
+               f"budget of {seconds:g}s (kube-apiserver's timeout less a margin): pod not "
+               f"admitted ({TIME_RULE})")
+    if named is None:
+        return 503, error_body(message), decision
+    version, uid = named
+    return 200, admission.deny(version, uid, 503, message, reason="Timeout"), decision
 
 
 def _lead(pod_name: str, task: AirflowTask, count: int, what: str) -> str:

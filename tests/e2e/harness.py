@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ EFFECTIVE_TIMEOUT = 90.0  # webhook configuration informers + a webhook rollout
 RETRY_TIMEOUT = 60.0
 POLICY_TIMEOUT = 30.0  # every worker serving a swapped policy folder
 REVISION_METRIC = "airflow_pod_webhook_policy_revision_info"
+Configure = Callable[["LocalWebhook"], tuple[list[str], list[str]]]
 
 
 def choose_backend() -> tuple[str | None, str]:
@@ -94,8 +95,9 @@ class LocalWebhook:
     swap the folder as a ConfigMap update does (`serve_policies`).
     """
 
-    def __init__(self, workdir: Path, kubeconfig: Path) -> None:
+    def __init__(self, workdir: Path, kubeconfig: Path, serve_args: Sequence[str] = ()) -> None:
         self.workdir, self.kubeconfig = workdir, kubeconfig
+        self.serve_args = list(serve_args)  # more `serve` flags, e.g. --client-ca
         self.port = free_port()
         self.cert_dir = workdir / "webhook-certs"
         write_certs(self.cert_dir, "airflow-pod-webhook", "airflow-pod-webhook")
@@ -125,7 +127,7 @@ class LocalWebhook:
                 [*cli_command(), "serve", "--policies", str(self.policy_mount.root),
                  "--cert-dir", str(self.cert_dir), "--host", "127.0.0.1",
                  "--port", str(self.port), "--workers", "2", "--patch-ca-bundle",
-                 "--ca-poll-interval", "0.5", "--reload-interval", "0.2"],
+                 "--ca-poll-interval", "0.5", "--reload-interval", "0.2", *self.serve_args],
                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         wait_ready(self.server)
 
@@ -172,8 +174,12 @@ class LocalWebhook:
 class E2EEnvironment:
     """A running API server with the webhook registered, reachable with the admin kubeconfig."""
 
-    def __init__(self, backend: str, workdir: Path) -> None:
+    def __init__(self, backend: str, workdir: Path,
+                 configure: Configure | None = None) -> None:
         self.backend, self.workdir = backend, workdir
+        # envtest only: given the webhook before anything starts (its port and certs are
+        # known), returns (extra kube-apiserver flags, extra `serve` flags).
+        self.configure = configure
         self.control_plane: EnvtestControlPlane | None = None
         self.kind: KindCluster | None = None
         self.webhook: LocalWebhook | None = None
@@ -184,8 +190,12 @@ class E2EEnvironment:
         if self.backend == "envtest":
             self.control_plane = EnvtestControlPlane(Path(os.environ["KUBEBUILDER_ASSETS"]),
                                                      self.workdir / "envtest")
-            self.control_plane.start()
             self.webhook = LocalWebhook(self.workdir, self.kubeconfig)
+            if self.configure is not None:
+                apiserver_args, serve_args = self.configure(self.webhook)
+                self.control_plane.extra_args += apiserver_args
+                self.webhook.serve_args += serve_args
+            self.control_plane.start()
             self.register_by_url()
             self.webhook.start()
         else:

@@ -8,6 +8,7 @@ the file system, using the file names of a cert-manager TLS Secret (tls.crt, tls
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import ipaddress
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -314,3 +316,122 @@ def ensure_dev_certs(
             f"{missing} is missing; provide both tls.crt and tls.key or neither"
         )
     return write_certs(paths.directory, service, namespace), True
+
+
+# --- mutual TLS: kube-apiserver's client certificate ----------------------------------------
+
+CLIENT_CA_CERT = "client-ca.crt"
+CLIENT_CA_KEY = "client-ca.key"
+APISERVER_CLIENT_CERT = "apiserver-client.crt"
+APISERVER_CLIENT_KEY = "apiserver-client.key"
+ADMISSION_KUBECONFIG = "admission-kubeconfig.yaml"
+ADMISSION_CONFIGURATION = "admission-configuration.yaml"
+APISERVER_CLIENT_CN = "kube-apiserver-admission"
+
+
+def generate_client_cert(ca_cert_pem: bytes, ca_key_pem: bytes,
+                         common_name: str = APISERVER_CLIENT_CN, days: int = 365,
+                         key_type: str = "ecdsa") -> tuple[bytes, bytes]:
+    """A client certificate (extendedKeyUsage clientAuth only) signed by the client CA."""
+    _check_days(days)
+    ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
+    ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
+    if not isinstance(ca_key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
+        raise ValueError("client CA key must be an ECDSA or RSA private key")
+    if ca_key.public_key().public_numbers() != ca_cert.public_key().public_numbers():
+        raise ValueError("client CA key does not belong to the client CA certificate")
+    now = _now()
+    key = _new_key(key_type)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - CLOCK_SKEW)
+        .not_valid_after(min(now + dt.timedelta(days=days), ca_cert.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(
+            digital_signature=True, content_commitment=False,
+            key_encipherment=key_type == "rsa", data_encipherment=False, key_agreement=False,
+            key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False),
+            critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                       critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                       critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return _cert_pem(cert), _key_pem(key)
+
+
+def admission_kubeconfig(webhook_hosts: Sequence[str], cert_pem: bytes, key_pem: bytes
+                         ) -> dict:
+    """The kubeconfig kube-apiserver reads to authenticate to webhooks: one user per name a
+    webhook is called by (`<service>.<namespace>.svc`, or `host:port` for a `url` with a port
+    other than 443). Never `*`: that would hand our certificate to every webhook."""
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode("ascii")
+
+    return {"apiVersion": "v1", "kind": "Config", "preferences": {},
+            "clusters": [], "contexts": [],
+            "users": [{"name": host, "user": {"client-certificate-data": b64(cert_pem),
+                                              "client-key-data": b64(key_pem)}}
+                      for host in webhook_hosts]}
+
+
+def admission_configuration(kubeconfig_path: str) -> dict:
+    """kube-apiserver's --admission-control-config-file: both webhook plugins read
+    `kubeconfig_path` for the credentials they present to webhooks."""
+    webhook_config = {"apiVersion": "apiserver.config.k8s.io/v1",
+                      "kind": "WebhookAdmissionConfiguration",
+                      "kubeConfigFile": kubeconfig_path}
+    return {"apiVersion": "apiserver.config.k8s.io/v1", "kind": "AdmissionConfiguration",
+            "plugins": [{"name": name, "configuration": webhook_config}
+                        for name in ("ValidatingAdmissionWebhook", "MutatingAdmissionWebhook")]}
+
+
+@dataclass(frozen=True)
+class ClientAuthPaths:
+    client_ca: Path
+    client_cert: Path
+    client_key: Path
+    kubeconfig: Path
+    admission_configuration: Path
+
+
+def write_apiserver_client(out_dir: Path, webhook_hosts: Sequence[str],
+                           kubeconfig_path: str, key_type: str = "ecdsa", days: int = 365
+                           ) -> ClientAuthPaths:
+    """In `out_dir`: a client CA (kept when present: the webhook trusts it), kube-apiserver's
+    client cert signed by it, the kubeconfig naming it for the webhook's host names, and the
+    AdmissionConfiguration pointing at that kubeconfig where the API server will read it
+    (`kubeconfig_path`, a path on the control-plane host)."""
+    directory = Path(out_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_crt, ca_key = directory / CLIENT_CA_CERT, directory / CLIENT_CA_KEY
+    if ca_crt.exists() and ca_key.exists():
+        ca_cert_pem, ca_key_pem = ca_crt.read_bytes(), ca_key.read_bytes()
+    elif ca_crt.exists() or ca_key.exists():
+        missing = ca_key if ca_crt.exists() else ca_crt
+        raise FileNotFoundError(f"{missing} is missing; provide both {CLIENT_CA_CERT} and "
+                                f"{CLIENT_CA_KEY} or neither")
+    else:
+        ca_cert_pem, ca_key_pem = generate_ca("airflow-pod-webhook-client-ca",
+                                              key_type=key_type)
+        _write_atomic(ca_key, ca_key_pem, 0o600)
+        _write_atomic(ca_crt, ca_cert_pem, 0o644)
+    cert_pem, key_pem = generate_client_cert(ca_cert_pem, ca_key_pem, days=days,
+                                             key_type=key_type)
+    paths = ClientAuthPaths(ca_crt, directory / APISERVER_CLIENT_CERT,
+                            directory / APISERVER_CLIENT_KEY, directory / ADMISSION_KUBECONFIG,
+                            directory / ADMISSION_CONFIGURATION)
+    _write_atomic(paths.client_key, key_pem, 0o600)
+    _write_atomic(paths.client_cert, cert_pem, 0o644)
+    _write_atomic(paths.kubeconfig, yaml.safe_dump(
+        admission_kubeconfig(webhook_hosts, cert_pem, key_pem), sort_keys=False).encode(), 0o600)
+    _write_atomic(paths.admission_configuration, yaml.safe_dump(
+        admission_configuration(kubeconfig_path), sort_keys=False).encode(), 0o644)
+    return paths

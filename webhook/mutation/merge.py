@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from webhook import budget
+
 # Field name -> the item fields that identify an item of that list.
 MERGE_KEYS: dict[str, tuple[str, ...]] = {
     "containers": ("name",),
@@ -94,7 +96,9 @@ def _merge_lists(base: list, other: list, fragment_wins: bool, field: str | None
     if not other:
         return [] if fragment_wins else base
     if field in SET_LISTS:
-        return base + [without_nulls(item) for item in other if item not in base]
+        budget.check()
+        present = {_hashable(item) for item in base}  # linear: no `item in base` scan per item
+        return base + [without_nulls(item) for item in other if _hashable(item) not in present]
     key_fields = MERGE_KEYS.get(field or "")
     if key_fields is None or not _all_keyed(base, key_fields) or not _all_keyed(other, key_fields):
         if fragment_wins or not base:
@@ -111,6 +115,7 @@ def _merge_keyed(
     containers = field in CONTAINER_LISTS
     everyone = [i for i in other if containers and i.get("name") == ALL_CONTAINERS]
     for item in other:
+        budget.check()
         if containers and item.get("name") == ALL_CONTAINERS:
             continue
         key = _item_key(item, key_fields)
@@ -132,6 +137,16 @@ def _all_keyed(items: list, key_fields: tuple[str, ...]) -> bool:
 
 def _item_key(item: dict, key_fields: tuple[str, ...]) -> tuple:
     return tuple(item.get(f, _DEFAULT_KEY_VALUES.get(f)) for f in key_fields)
+
+
+def _hashable(value: Any) -> Any:
+    """A hashable stand-in equal for equal JSON values, as `==` compares them: maps in any
+    key order, lists in order."""
+    if isinstance(value, dict):
+        return frozenset((k, _hashable(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    return value
 
 
 def _is_empty_collection(value: Any) -> bool:

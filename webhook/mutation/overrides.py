@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from webhook import budget
 from webhook.airflow_pods import AIRFLOW_ANNOTATIONS, AIRFLOW_LABELS, AirflowTask, PodType
 from webhook.cluster.registration import MIRROR_POD_ANNOTATION
 from webhook.kube.pod_fields import fragment_errors
@@ -243,6 +244,7 @@ def check_allowed(
             continue
         found: list[Refusal] = []
         for path, value in leaf_paths(annotation.fragment):
+            budget.check()
             if value == {}:
                 continue  # an empty map merges as "nothing to add": it changes nothing
             found.extend(_check_leaf(annotation.key, path, value, task, policy, templates))

@@ -31,11 +31,13 @@ from webhook.mutation.field_paths import Item, format_path, get_values, parse_pa
 from webhook.policy.locate import locate, scalar_text
 from webhook.policy.model import (
     AIRFLOW_POD_TYPES,
+    LIMIT_KEYS,
     RESOURCE_FIELDS,
     Bound,
     Envelope,
     Exemption,
     LabelSelector,
+    Limits,
     Match,
     NameAllowlist,
     OverridePolicy,
@@ -527,6 +529,7 @@ class _Builder:
                 for account in airflow_chart_accounts(
                     release["release"], release["namespace"], release.get("fullnameOverride"))
             ) + tuple(identity.get("airflowAccounts", ())),
+            limits=Limits(**{LIMIT_KEYS[k]: v for k, v in spec.get("limits", {}).items()}),
         )
 
     def quantity(self, doc: PolicyDocument, path: str, value: Any) -> Decimal | None:

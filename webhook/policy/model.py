@@ -238,6 +238,36 @@ class TrustedCreators:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Caps on what one review may carry (Settings `limits`), checked before any merging or
+    judging: the work and memory of a review grow with these, never with what a caller sends.
+    The defaults lie far above any real Airflow pod (a few containers, tens of env vars and
+    volumes, a handful of tolerations) and far below what makes a review slow."""
+
+    containers: int = 64  # each of containers, initContainers, ephemeralContainers
+    env: int = 1000  # per container
+    env_from: int = 100  # per container
+    volume_mounts: int = 500  # per container
+    ports: int = 200  # per container
+    volumes: int = 500
+    tolerations: int = 500
+    labels: int = 500
+    annotations_bytes: int = 256 * 1024  # keys and values, as kube-apiserver counts them
+    list_items: int = 1000  # any other list or map in the pod
+    values: int = 100_000  # every JSON value in the pod, nested ones included
+    violations: int = 100  # reported in a decision; past this they are counted
+
+
+# Settings `limits` key -> Limits field, in the order the schema and messages list them.
+LIMIT_KEYS: dict[str, str] = {
+    "containers": "containers", "env": "env", "envFrom": "env_from",
+    "volumeMounts": "volume_mounts", "ports": "ports", "volumes": "volumes",
+    "tolerations": "tolerations", "labels": "labels", "annotationsBytes": "annotations_bytes",
+    "listItems": "list_items", "values": "values", "violations": "violations",
+}
+
+
+@dataclass(frozen=True)
 class Settings:
     annotation_prefix: str = DEFAULT_ANNOTATION_PREFIX
     node_pool_label: str = "node-pool"
@@ -261,6 +291,8 @@ class Settings:
     def is_airflow_identity(self, username: str | None) -> bool:
         """Whether `username` is one of Airflow's accounts (the hooks' username condition)."""
         return bool(self._airflow_matcher(username))
+
+    limits: Limits = field(default_factory=Limits)
 
     def creator_trusted(self, namespace: str, username: str,
                         pod_type: PodType | None = None) -> bool | None:

@@ -6,6 +6,8 @@ Kubernetes Pod model separately (webhook.kube.pod_fields), with the same error f
 
 from __future__ import annotations
 
+from webhook.policy.model import LIMIT_KEYS
+
 API_GROUP = "airflow-pod-webhook.io"
 API_VERSION = f"{API_GROUP}/v1alpha1"
 
@@ -294,6 +296,12 @@ SPEC_SCHEMAS: dict[str, dict] = {
                     "untrusted": {"enum": ["warn", "deny"]},
                     "airflowAccounts": _STRINGS,
                 },
+            },
+            "limits": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {key: {"type": "integer", "minimum": 1}
+                               for key in LIMIT_KEYS},
             },
         },
     },

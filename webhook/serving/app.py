@@ -20,12 +20,16 @@ from webhook.serving.review_endpoints import ReviewEndpoints
 log = logging.getLogger("airflow_pod_webhook.http")
 
 
-def create_app(store: PolicyStore, metrics: m.WebhookMetrics | None = None) -> Flask:
-    """The WSGI app around `store`; `metrics` defaults to a private registry (tests)."""
+def create_app(store: PolicyStore, metrics: m.WebhookMetrics | None = None, *,
+               require_client_cert: bool = False) -> Flask:
+    """The WSGI app around `store`; `metrics` defaults to a private registry (tests). With
+    `require_client_cert`, reviews come only from a caller whose TLS client certificate
+    verified (mutual TLS with kube-apiserver)."""
     app = Flask("airflow_pod_webhook")
     metrics = metrics if metrics is not None else m.WebhookMetrics()
     # The review paths are answered below Flask, on the hot path; Flask serves the rest.
-    app.wsgi_app = ReviewEndpoints(app.wsgi_app, store, metrics)  # type: ignore[method-assign]
+    app.wsgi_app = ReviewEndpoints(  # type: ignore[method-assign]
+        app.wsgi_app, store, metrics, require_client_cert=require_client_cert)
 
     def reply(status: int, body: dict) -> Response:
         return Response(json.dumps(body, separators=(",", ":")), status=status,

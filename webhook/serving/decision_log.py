@@ -8,6 +8,7 @@ a hostile annotation must not turn one log line into a megabyte.
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -15,12 +16,19 @@ import orjson
 from webhook.review import Decision
 
 log = logging.getLogger("airflow_pod_webhook.decisions")
+auth_log = logging.getLogger("airflow_pod_webhook.auth")
 MAX_FIELD_CHARS = 256  # above any Kubernetes name (253) and Airflow dag_id (250)
 
 
-def decision_record(decision: Decision, duration_s: float) -> dict:
+def decision_record(decision: Decision, duration_s: float, now: datetime | None = None
+                    ) -> dict:
     task = decision.task
     record = {
+        "time": timestamp(now),
+        "uid": _capped(decision.uid),
+        "username": _capped(decision.username),
+        "operation": _capped(decision.operation),
+        "dry_run": decision.dry_run,
         "hook": decision.hook,
         "decision": decision.decision,
         "namespace": _capped(decision.namespace),
@@ -43,6 +51,13 @@ def decision_record(decision: Decision, duration_s: float) -> dict:
     return record
 
 
+def timestamp(now: datetime | None = None) -> str:
+    """RFC 3339 in UTC with milliseconds, as kube-apiserver's audit events write time."""
+    moment = now if now is not None else datetime.now(timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
 def _capped(value: Any, limit: int = MAX_FIELD_CHARS) -> Any:
     if isinstance(value, str) and len(value) > limit:
         return value[:limit] + f"...({len(value)} chars)"
@@ -52,3 +67,15 @@ def _capped(value: Any, limit: int = MAX_FIELD_CHARS) -> Any:
 def log_decision(decision: Decision, duration_s: float) -> None:
     if log.isEnabledFor(logging.INFO):
         log.info(orjson.dumps(decision_record(decision, duration_s)).decode())
+
+
+def unauthenticated_record(hook: str, peer: str, now: datetime | None = None) -> dict:
+    return {"time": timestamp(now), "event": "unauthenticated", "hook": hook,
+            "peer": _capped(peer),
+            "reason": "no verified client certificate: not reviewed, not a decision"}
+
+
+def log_unauthenticated(hook: str, peer: str) -> None:
+    """A review call refused for want of a client certificate: on its own logger, so a
+    pipeline that counts decisions never counts it."""
+    auth_log.warning(orjson.dumps(unauthenticated_record(hook, peer)).decode())

@@ -90,6 +90,10 @@ class WebhookMetrics:
             f"{PREFIX}_admission_deadline_exceeded", "Answers given after the API server's "
             "?timeout= had passed (the API server had already applied its failurePolicy)",
             ["hook"], registry=r)
+        self.unauthenticated = Counter(
+            f"{PREFIX}_unauthenticated_requests", "Review calls refused for want of a "
+            "verified client certificate (mutual TLS); never counted as admission requests",
+            ["hook"], registry=r)
         self.patch_ops = Histogram(
             f"{PREFIX}_patch_operations", "JSON patch operations per allowed mutation",
             buckets=PATCH_OPS_BUCKETS, registry=r)
@@ -123,6 +127,9 @@ class WebhookMetrics:
         children[1].observe(seconds)
         if patch_ops:
             self.patch_ops.observe(patch_ops)
+
+    def unauthenticated_call(self, hook: str) -> None:
+        self.unauthenticated.labels(hook).inc()
 
     def deadline_exceeded(self, hook: str) -> None:
         self.late.labels(hook).inc()

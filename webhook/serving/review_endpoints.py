@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
 
-from webhook.admission import MAX_BODY_BYTES, NESTED_TOO_DEEPLY, BodyError, decode_body
+from webhook.admission import (
+    MAX_BODY_BYTES,
+    NESTED_TOO_DEEPLY,
+    SUPPORTED_VERSIONS,
+    BodyError,
+    decode_body,
+    deny,
+)
+from webhook.budget import budget_for
 from webhook.policy.model import DEFAULT_ANNOTATION_PREFIX
 from webhook.policy.store import PolicyStore
 from webhook.review import (
@@ -27,13 +37,14 @@ from webhook.review import (
     REFUSE,
     VALIDATE,
     Decision,
-    answer,
+    answer_within,
     bad_review,
     error_body,
     last_resort,
+    traced,
 )
 from webhook.serving import metrics as m
-from webhook.serving.decision_log import log_decision
+from webhook.serving.decision_log import log_decision, log_unauthenticated
 
 HOOK_PATHS = {"/mutate": MUTATE, "/validate": VALIDATE, "/mutate-validate": MUTATE_AND_VALIDATE,
               "/refuse": REFUSE}
@@ -82,10 +93,13 @@ def _drain(stream: Any, limit: int) -> None:
 class ReviewEndpoints:
     """WSGI middleware: answers the review paths itself, passes every other path on."""
 
-    def __init__(self, fallback: WSGIApp, store: PolicyStore, metrics: m.WebhookMetrics) -> None:
+    def __init__(self, fallback: WSGIApp, store: PolicyStore, metrics: m.WebhookMetrics, *,
+                 require_client_cert: bool = False) -> None:
         self.fallback = fallback
         self.store = store
         self.metrics = metrics
+        self.require_client_cert = require_client_cert
+        self.large_reviews = LargeReviewGate()
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         hook = HOOK_PATHS.get(environ.get("PATH_INFO", ""))
@@ -93,13 +107,26 @@ class ReviewEndpoints:
             return self.fallback(environ, start_response)
         if environ.get("REQUEST_METHOD") != "POST":
             return _respond(start_response, 405, error_body("use POST"), [("Allow", "POST")])
+        if self.require_client_cert and not client_verified(environ):
+            return self.unauthenticated(hook, environ, start_response)
         status, payload, bookkeeping = self.review(hook, environ)
         answer = _respond(start_response, status, payload)
         return AnswerThenRecord(answer, bookkeeping)
 
+    def unauthenticated(self, hook: str, environ: dict, start_response: Callable
+                        ) -> Iterable[bytes]:
+        """A call without a verified client certificate: refused before its body is read or
+        judged, logged as such, and counted apart from admission decisions."""
+        self.metrics.unauthenticated_call(hook)
+        log_unauthenticated(hook, environ.get("REMOTE_ADDR", ""))
+        # The body is never read: gunicorn closes the connection rather than drain past 64 KiB.
+        return _respond(start_response, 401, error_body(
+            "a client certificate signed by the webhook's client CA is required"))
+
     def review(self, hook: str, environ: dict) -> tuple[int, dict, Callable[[], None]]:
         """(HTTP status, body, bookkeeping): call bookkeeping() once the answer is sent."""
         started = time.perf_counter()
+        clock_started = time.monotonic()
         # The body is read (or drained) before any answer, even a refusal: gunicorn drains
         # at most 64 KiB of an unread body and then silently closes a kept-alive connection,
         # which the API server's next request on it would see as a failed call.
@@ -110,7 +137,8 @@ class ReviewEndpoints:
             budget = None
             status, payload, decision, outcome = rejected(hook, 400, str(exc))
         else:
-            status, payload, decision, outcome = self.answer_request(hook, environ, data)
+            status, payload, decision, outcome = self.answer_request(
+                hook, environ, data, budget_for(budget), clock_started)
         elapsed = time.perf_counter() - started
 
         def bookkeeping() -> None:
@@ -124,19 +152,38 @@ class ReviewEndpoints:
 
         return status, payload, bookkeeping
 
-    def answer_request(self, hook: str, environ: dict, data: bytes | None
+    def answer_request(self, hook: str, environ: dict, data: bytes | None,
+                       seconds: float | None = None, started: float | None = None
                        ) -> tuple[int, dict, Decision, str]:
-        """(HTTP status, body, decision, outcome) for one review request."""
+        """(HTTP status, body, decision, outcome) for one review request, answered within
+        `seconds` of `started` (a time.monotonic() reading)."""
         mimetype = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
         if mimetype != "application/json":
             return rejected(hook, 415, "Content-Type must be application/json, got "
                             f"{mimetype or 'none'}")
+        if data is not None and len(data) > LARGE_BODY_BYTES:
+            # Decoding multiplies a body's size up to ~25 times (a 3 MiB list of `{}` is a
+            # million dicts): one large review at a time per worker bounds its memory.
+            left = (budget_for(None) if seconds is None else seconds) - (
+                time.monotonic() - started if started is not None else 0.0)
+            if not self.large_reviews.enter(left):
+                return busy(hook, data)
+            try:
+                return self.decode_and_answer(hook, data, seconds, started)
+            finally:
+                self.large_reviews.leave()
+        return self.decode_and_answer(hook, data, seconds, started)
+
+    def decode_and_answer(self, hook: str, data: bytes | None, seconds: float | None,
+                          started: float | None) -> tuple[int, dict, Decision, str]:
         try:
             body: Any = decode_body(data)
         except BodyError as exc:
             return rejected(hook, exc.status, exc.message)
         try:
-            status, payload, decision = answer(hook, body, self.store.current)
+            status, payload, decision = answer_within(
+                hook, body, self.store.current, budget_for(None) if seconds is None else seconds,
+                started)
         except RecursionError:
             return (*bad_review(hook, body, NESTED_TOO_DEEPLY), m.REJECTED)
         except Exception:  # a bug of ours must not become a 500 the user cannot read
@@ -168,6 +215,68 @@ class AnswerThenRecord(list):
     def __del__(self) -> None:
         # A caller that drops the answer unclosed (werkzeug's test client) still records it.
         self.close()
+
+
+LARGE_BODY_BYTES = 256 * 1024  # a real Airflow pod's review is 5-30 KiB
+BUSY_RULE = "webhook: large reviews"
+_UID_NEAR_START = re.compile(rb'"uid"\s*:\s*"([^"\\]{1,128})"')
+
+
+class LargeReviewGate:
+    """At most `slots` large reviews decoded at once in a worker, and at most `waiting`
+    more threads waiting for a slot: the other threads stay free for the small reviews
+    every real Airflow pod makes, whatever a flood of large ones does."""
+
+    def __init__(self, slots: int = 1, waiting: int = 2) -> None:
+        self._slots = threading.Semaphore(slots)
+        self._lock = threading.Lock()
+        self._waiting = 0
+        self.max_waiting = waiting
+
+    def enter(self, timeout: float) -> bool:
+        if self._slots.acquire(blocking=False):
+            return True
+        with self._lock:
+            if self._waiting >= self.max_waiting:
+                return False
+            self._waiting += 1
+        try:
+            return self._slots.acquire(timeout=max(0.0, timeout))
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
+    def leave(self) -> None:
+        self._slots.release()
+
+
+def busy(hook: str, data: bytes) -> tuple[int, dict, Decision, str]:
+    """A large review that found no free slot in time: denied (never left to a fail-open
+    timeout), addressed by the uid kube-apiserver writes near the start of the body."""
+    message = (f"airflow-pod-webhook is busy with other reviews larger than "
+               f"{LARGE_BODY_BYTES // 1024} KiB: pod not admitted, retry ({BUSY_RULE})")
+    decision = Decision(hook, "deny", rules=(BUSY_RULE,), reason="busy")
+    match = _UID_NEAR_START.search(data, 0, 4096)
+    version = b'"admission.k8s.io/v1beta1"' in data[:4096]
+    if match is None:
+        return 503, error_body(message), decision, m.REJECTED
+    uid = match.group(1).decode("utf-8", "replace")
+    body = traced(deny(SUPPORTED_VERSIONS[1 if version else 0], uid, 503, message,
+                       reason="TooManyRequests"))
+    return 200, body, replace(decision, uid=uid), m.ANSWERED
+
+
+def client_verified(environ: dict) -> bool:
+    """Whether the caller presented a client certificate that verified against the client CA
+    (gunicorn hands the TLS socket over in the environ; CERT_OPTIONAL verifies what it gets)."""
+    sock = environ.get("gunicorn.socket")
+    getpeercert = getattr(sock, "getpeercert", None)
+    if getpeercert is None:
+        return False
+    try:
+        return bool(getpeercert())
+    except (OSError, ValueError):
+        return False
 
 
 def rejected(hook: str, status: int, message: str) -> tuple[int, dict, Decision, str]:

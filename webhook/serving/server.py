@@ -47,6 +47,9 @@ class ServeOptions:
     reload_interval: float = 2.0
     graceful_timeout: int = 25
     log_level: str = "info"
+    # Mutual TLS: review calls must present a client certificate signed by this CA (the one
+    # `certs --apiserver-client` issues kube-apiserver's from); health and metrics need none.
+    client_ca: Path | None = None
 
 
 class ReloadingTLSContext:
@@ -57,8 +60,10 @@ class ReloadingTLSContext:
     """
 
     def __init__(self, certfile: Path, keyfile: Path,
-                 on_load: Callable[[float], None] | None = None) -> None:
+                 on_load: Callable[[float], None] | None = None,
+                 client_ca: Path | None = None) -> None:
         self.certfile, self.keyfile = Path(certfile), Path(keyfile)
+        self.client_ca = Path(client_ca) if client_ca is not None else None
         self.on_load = on_load  # called with the loaded cert's expiry (unix time)
         self._stamp: tuple | None = None
         self._context: ssl.SSLContext | None = None
@@ -66,14 +71,20 @@ class ReloadingTLSContext:
         self.loads = 0
 
     def _file_stamp(self) -> tuple:
-        return tuple((s.st_mtime_ns, s.st_size, s.st_ino)
-                     for s in (os.stat(self.certfile), os.stat(self.keyfile)))
+        files = (self.certfile, self.keyfile, *([self.client_ca] if self.client_ca else []))
+        return tuple((s.st_mtime_ns, s.st_size, s.st_ino) for s in map(os.stat, files))
 
     def build(self) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(certfile=str(self.certfile), keyfile=str(self.keyfile))
         context.set_alpn_protocols(["http/1.1"])
+        if self.client_ca is not None:
+            # Optional at the TLS layer: the kubelet's probes present no certificate, so the
+            # review endpoints (not the handshake) refuse a caller without a verified one. A
+            # certificate that is presented must verify, or the handshake fails.
+            context.verify_mode = ssl.CERT_OPTIONAL
+            context.load_verify_locations(cafile=str(self.client_ca))
         return context
 
     def get(self) -> ssl.SSLContext:
@@ -113,7 +124,7 @@ class WebhookServer(BaseApplication):
         self.options = options
         self.metrics: m.WebhookMetrics | None = None  # per worker, made in load()
         self.tls = ReloadingTLSContext(options.certfile, options.keyfile,
-                                       on_load=self._cert_loaded)
+                                       on_load=self._cert_loaded, client_ca=options.client_ca)
         # Built before the fork: a worker (or its replacement) whose first handshake falls
         # mid-rotation keeps a whole pair to fall back on, instead of gunicorn answering that
         # handshake with a plaintext HTTP 400.
@@ -176,7 +187,8 @@ class WebhookServer(BaseApplication):
                                   state.policy_set.revision if state.policy_set else None)
         store.watch()
         self.tls.report_expiry()  # the master may have built the context before the fork
-        return create_app(store, metrics)
+        return create_app(store, metrics,
+                          require_client_cert=self.options.client_ca is not None)
 
 
 def configure_logging(level: str = "info") -> None:

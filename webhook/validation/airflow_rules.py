@@ -19,6 +19,7 @@ from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Any
 
+from webhook import budget
 from webhook.kube.quantity import parse_quantity
 from webhook.validation.pod_reading import (
     containers,
@@ -290,6 +291,7 @@ def evaluate_rules(pod: dict, rules: Mapping[str, Mapping]) -> list[Violation]:
     found: set[Violation] = set()
     pod = pod if isinstance(pod, dict) else {}
     for rule_id, params in rules.items():
+        budget.check()
         check = AIRFLOW_RULES.get(rule_id)
         if check is None:
             continue  # the schema admits only the ids above

@@ -47,6 +47,7 @@ from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Any
 
+from webhook import budget
 from webhook.kube.quantity import parse_quantity
 from webhook.mutation.field_paths import Item, Segment, format_path, get_values
 from webhook.mutation.patch import json_equal
@@ -680,6 +681,7 @@ def _run(pod: Any, envelope: Envelope, ctx: EnvelopeContext, whole_pod_only: boo
             continue
         if whole_pod_only and check.on_fragment:
             continue
+        budget.check()
         try:
             found.update(check.run(pod, envelope, ctx))
         except Exception as exc:  # an unreadable pod must not pass silently

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from fnmatch import fnmatchcase
 
+from webhook import budget
 from webhook.admission import fit_warnings
 from webhook.airflow_pods import POD_IDENTITY_RULE, AirflowTask, PodType, identify
 from webhook.policy.model import Exemption, PolicySet, ValidationPolicy
@@ -213,6 +214,7 @@ def _decide(pod: dict, task: AirflowTask, found: Mapping[Violation, str],
     waived: list[tuple[Violation, str]] = []
     waived_rules: dict[str, set[str]] = {}
     for reported, mode in sorted(found.items()):
+        budget.check()
         exemption = waiver_for(reported, exemptions)
         if exemption is None:
             by_mode[mode].append(reported)

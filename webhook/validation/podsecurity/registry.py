@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from webhook import budget
 from webhook.validation.violations import Violation, violation
 
 from . import checks as c
@@ -173,6 +174,7 @@ def evaluate_pod(pod: dict[str, Any], level: str, version: str = LATEST,
     spec = spec if isinstance(spec, dict) else {}
     found: set[Violation] = set()
     for check_id, revision in table:
+        budget.check()
         if memo is not None and revision.func in memo:
             found.update(memo[revision.func])
             continue

@@ -1,0 +1,421 @@
+"""Adversarial load through a real kube-apiserver (issue 21): `python -m bench adversarial`.
+
+With envtest's binaries (KUBEBUILDER_ASSETS, else ../shared/k8s/bin beside the repo) it starts
+etcd, kube-apiserver and the real webhook (2 workers) as the e2e suite does, then measures a
+stream of legitimate executor pods (the Airflow 3 executor fixture, created as the scheduler's
+ServiceAccount) twice:
+
+- *quiet*: the stream alone;
+- *under attack*: the same stream while `--hostile` creators (default 6) each create, again
+  and again, the stock KPO pod carrying 60,000 tolerations plus a 2,000-toleration override
+  annotation, and `--direct` clients (default 3) POST 3 MiB reviews (250,000 tolerations)
+  straight to the webhook's /validate.
+
+With `--mtls` the webhook serves with `--client-ca` and kube-apiserver presents its client
+certificate (an AdmissionConfiguration naming a kubeconfig), so the direct POSTs are refused
+before their bodies are read.
+
+It prints: refusals of the legitimate stream and its p50/p99 (quiet and under attack, and
+their ratio; goal: 0 refusals, p99 within 2x), how fast and by whom the hostile pods were
+refused (goal: by the webhook within 1 s), what the direct POSTs got, and each worker's peak
+RSS (VmHWM and the highest sampled VmRSS) against its share of the manifests' memory limit.
+Figures only, no assertion; the load average is printed with them (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import shutil
+import ssl
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.report import load_average, percentile
+from bench.servers import process_cpu_seconds
+from tests.conftest import airflow_pod
+from tests.e2e.envtest import admin_ssl_context
+from tests.e2e.harness import E2EEnvironment, LocalWebhook, e2e_pod
+from tests.e2e.scenarios import scheduler_username
+from webhook.cluster.certs import ADMISSION_KUBECONFIG, write_apiserver_client
+from webhook.cluster.registration import MUTATING_WEBHOOK
+
+OVERRIDE = "airflow-pod-webhook.io/pod-override"
+ROOT = Path(__file__).resolve().parents[1]
+# The manifests' container limit (deploy/base/deployment.yaml) and the worker count it serves.
+CONTAINER_LIMIT_MIB = 640
+WORKERS = 2
+
+
+@dataclass
+class Stream:
+    latencies: list[float] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
+    names: set[str] = field(default_factory=set)
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per second of phase
+
+
+@dataclass
+class Hostile:
+    latencies: list[float] = field(default_factory=list)
+    by_webhook: int = 0
+    busy: int = 0  # of those, refused as busy with other large reviews
+    other: list[str] = field(default_factory=list)
+
+
+def hostile_pod(namespace: str) -> dict:
+    pod = airflow_pod("airflow3-kpo")
+    pod["metadata"]["namespace"] = namespace
+    pod["metadata"].pop("generateName", None)
+    pod["spec"]["tolerations"] = [{"key": f"k{i}", "operator": "Exists"} for i in range(60_000)]
+    pod["metadata"].setdefault("annotations", {})[OVERRIDE] = json.dumps(
+        {"spec": {"tolerations": [{"key": f"o{i}"} for i in range(2000)]}},
+        separators=(",", ":"))
+    return pod
+
+
+def direct_review() -> bytes:
+    """A 3 MiB review POSTed straight to the webhook: 250,000 tolerations."""
+    pod = airflow_pod("airflow3-kpo")
+    pod["spec"]["tolerations"] = [{"key": "a"}] * 250_000
+    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "direct", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "operation": "CREATE", "namespace": "default", "object": pod,
+        "userInfo": {"username": "system:serviceaccount:default:default"}}}
+    return json.dumps(review, separators=(",", ":")).encode()
+
+
+class ApiClient:
+    """Raw HTTPS to kube-apiserver as the admin, impersonating `user` (the pod bodies are
+    serialised once, not by a client library per call)."""
+
+    def __init__(self, server: str, context: ssl.SSLContext, user: str) -> None:
+        host, port = server.removeprefix("https://").split(":")
+        self.connection = http.client.HTTPSConnection(host, int(port), context=context,
+                                                      timeout=60)
+        self.user = user
+
+    def create(self, namespace: str, body: bytes) -> tuple[int, dict]:
+        self.connection.request("POST", f"/api/v1/namespaces/{namespace}/pods", body=body,
+                                headers={"Content-Type": "application/json",
+                                         "Impersonate-User": self.user})
+        response = self.connection.getresponse()
+        data = response.read()
+        try:
+            return response.status, json.loads(data)
+        except ValueError:
+            return response.status, {"message": data[:200].decode(errors="replace")}
+
+
+def legit_stream(env: E2EEnvironment, context: ssl.SSLContext, namespace: str,
+                 stop: threading.Event, out: Stream, interval: float) -> None:
+    client = ApiClient(env.control_plane.server, context, scheduler_username(namespace))
+    while not stop.is_set():
+        name = f"legit-{uuid.uuid4().hex[:10]}"
+        pod = e2e_pod("executor-template-and-profile", namespace, name)
+        out.names.add(pod["metadata"]["name"])
+        started = time.perf_counter()
+        try:
+            status, answer = client.create(namespace, json.dumps(pod).encode())
+        except (OSError, http.client.HTTPException) as exc:
+            status, answer = 0, {"message": repr(exc)}
+            client = ApiClient(env.control_plane.server, context, scheduler_username(namespace))
+        out.latencies.append(time.perf_counter() - started)
+        if status != 201:
+            out.refusals.append(f"{status}: {str(answer.get('message'))[:200]}")
+        stop.wait(interval)
+
+
+def worker_username(namespace: str) -> str:
+    return f"system:serviceaccount:{namespace}:airflow-worker"
+
+
+def let_the_worker_create_pods(env: E2EEnvironment, namespace: str) -> None:
+    """The attacker holds a task's token: the Airflow worker's ServiceAccount, which may
+    create pods (KubernetesPodOperator) in its own team's namespace."""
+    from kubernetes import client
+
+    client.RbacAuthorizationV1Api(env.api_client()).create_namespaced_role_binding(namespace, {
+        "metadata": {"name": "airflow-worker-pods"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                    "name": "airflow-scheduler-pods"},
+        "subjects": [{"kind": "ServiceAccount", "name": "airflow-worker",
+                      "namespace": namespace}]}, _preload_content=False)
+
+
+def hostile_creator(env: E2EEnvironment, context: ssl.SSLContext, namespace: str,
+                    stop: threading.Event, out: Hostile, lock: threading.Lock) -> None:
+    client = ApiClient(env.control_plane.server, context, worker_username(namespace))
+    pod = hostile_pod(namespace)
+    pod["metadata"]["name"] = "hostile-0000000000"
+    template = json.dumps(pod, separators=(",", ":")).encode()
+    while not stop.is_set():
+        body = template.replace(b"hostile-0000000000",
+                                f"hostile-{uuid.uuid4().hex[:10]}".encode(), 1)
+        started = time.perf_counter()
+        try:
+            status, answer = client.create(namespace, body)
+        except (OSError, http.client.HTTPException) as exc:
+            status, answer = 0, {"message": repr(exc)}
+            client = ApiClient(env.control_plane.server, context, worker_username(namespace))
+        elapsed = time.perf_counter() - started
+        message = str(answer.get("message", ""))
+        with lock:
+            out.latencies.append(elapsed)
+            if f'admission webhook "{MUTATING_WEBHOOK}" denied' in message:
+                out.by_webhook += 1
+                out.busy += "is busy with other reviews" in message
+            else:
+                out.other.append(f"{status}: {message[:160]}")
+
+
+def direct_poster(url: str, ca: Path, body: bytes, stop: threading.Event,
+                  statuses: dict[str, int], lock: threading.Lock) -> None:
+    host, port = url.removeprefix("https://").split(":")
+    context = ssl.create_default_context(cafile=str(ca))
+    connection = None
+    while not stop.is_set():
+        try:
+            if connection is None:
+                connection = http.client.HTTPSConnection(host, int(port), context=context,
+                                                         timeout=30)
+            connection.request("POST", "/validate?timeout=5s", body=body,
+                               headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            answer = json.loads(response.read() or b"{}")
+            reason = ((answer.get("response") or {}).get("status") or {}).get("reason", "")
+            key = f"{response.status} {reason}".strip()
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            key, connection = type(exc).__name__, None
+        with lock:
+            statuses[key] = statuses.get(key, 0) + 1
+
+
+def rss_sampler(pids: Callable[[], list[int]], stop: threading.Event,
+                peak: dict[int, int]) -> None:
+    while not stop.is_set():
+        for pid in pids():
+            peak[pid] = max(peak.get(pid, 0), status_kib(pid, "VmRSS:"))
+        stop.wait(0.05)
+
+
+def status_kib(pid: int, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cpu_of(env: E2EEnvironment) -> dict[str, float]:
+    """CPU seconds so far of kube-apiserver, etcd and the webhook (master and workers)."""
+    plane, webhook = env.control_plane, env.webhook
+    assert plane is not None and plane.apiserver is not None and plane.etcd is not None
+    assert webhook is not None and webhook.process is not None
+    pids = [webhook.process.pid, *webhook.server.worker_pids()]
+    return {"kube-apiserver": process_cpu_seconds(plane.apiserver.popen.pid),
+            "etcd": process_cpu_seconds(plane.etcd.popen.pid),
+            "webhook": sum(process_cpu_seconds(pid) for pid in pids)}
+
+
+def run_stream(env: E2EEnvironment, context: ssl.SSLContext, namespace: str, seconds: float,
+               streams: int, interval: float, attack: Callable[[threading.Event], list]
+               ) -> Stream:
+    out, stop = Stream(), threading.Event()
+    cpu_before = cpu_of(env)
+    threads = [threading.Thread(target=legit_stream,
+                                args=(env, context, namespace, stop, out, interval))
+               for _ in range(streams)]
+    threads += attack(stop)
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join(120)
+    cpu_after = cpu_of(env)
+    out.cpu = {name: (cpu_after[name] - cpu_before[name]) / seconds for name in cpu_before}
+    return out
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench adversarial", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=30.0, help="per phase")
+    parser.add_argument("--streams", type=int, default=2, help="legitimate creators")
+    parser.add_argument("--interval", type=float, default=0.1,
+                        help="pause between one legitimate creator's pods")
+    parser.add_argument("--hostile", type=int, default=6, help="hostile creators")
+    parser.add_argument("--direct", type=int, default=3, help="direct 3 MiB posters")
+    parser.add_argument("--mtls", action="store_true",
+                        help="serve --client-ca, kube-apiserver presenting its client cert "
+                             "(the direct posters have none)")
+    args = parser.parse_args(argv)
+    assets = os.environ.get("KUBEBUILDER_ASSETS") or str(ROOT.parent / "shared" / "k8s" / "bin")
+    if not Path(assets, "kube-apiserver").exists():
+        print(f"no kube-apiserver in {assets}: set KUBEBUILDER_ASSETS", file=sys.stderr)
+        return 2
+    os.environ["KUBEBUILDER_ASSETS"] = assets
+    workdir = Path(tempfile.mkdtemp(prefix="bench-adversarial-"))
+
+    def mutual_tls(webhook: LocalWebhook) -> tuple[list[str], list[str]]:
+        folder = workdir / "apiserver-client"
+        client = write_apiserver_client(folder, [f"127.0.0.1:{webhook.port}"],
+                                        str(folder / ADMISSION_KUBECONFIG))
+        return ([f"--admission-control-config-file={client.admission_configuration}"],
+                ["--client-ca", str(client.client_ca)])
+
+    env = E2EEnvironment("envtest", workdir, configure=mutual_tls if args.mtls else None)
+    try:
+        env.start()
+        assert env.control_plane is not None and env.control_plane.certs is not None
+        assert env.webhook is not None
+        context = admin_ssl_context(env.control_plane.certs, workdir)
+        namespace = f"bench-adv-{uuid.uuid4().hex[:6]}"
+        hostile_namespace = f"bench-hostile-{uuid.uuid4().hex[:6]}"
+        for name in (namespace, hostile_namespace):
+            env.create_namespace(name)
+            env.wait_until_effective(name)
+        let_the_worker_create_pods(env, hostile_namespace)
+        server = env.webhook.server
+        workers = lambda: sorted(server.worker_pids())  # noqa: E731
+        peak: dict[int, int] = {}
+        sampler_stop = threading.Event()
+        sampler = threading.Thread(target=rss_sampler, args=(workers, sampler_stop, peak))
+        sampler.start()
+        before = {pid: status_kib(pid, "VmRSS:") for pid in workers()}
+        load_quiet = load_average()
+        quiet = run_stream(env, context, namespace, args.seconds, args.streams, args.interval,
+                           lambda stop: [])
+        body = direct_review()
+        results: multiprocessing.Queue = multiprocessing.get_context("fork").Queue()
+
+        def attacker(stop: threading.Event) -> None:
+            """In its own process: the attackers' CPU (serialising 2.5 MiB pods, TLS) must
+            not slow the measuring process's threads through its GIL."""
+            hostile, statuses, lock, inner = Hostile(), {}, threading.Lock(), threading.Event()
+            threads = ([threading.Thread(target=hostile_creator,
+                                         args=(env, context, hostile_namespace, inner,
+                                               hostile, lock))
+                        for _ in range(args.hostile)]
+                       + [threading.Thread(target=direct_poster,
+                                           args=(env.webhook.url,
+                                                 env.webhook.cert_dir / "ca.crt", body, inner,
+                                                 statuses, lock))
+                          for _ in range(args.direct)])
+            for thread in threads:
+                thread.start()
+            stop.wait()
+            inner.set()
+            for thread in threads:
+                thread.join(120)
+            results.put((hostile, statuses))
+
+        def attack(stop: threading.Event) -> list[threading.Thread]:
+            mp_stop = multiprocessing.get_context("fork").Event()
+            process = multiprocessing.get_context("fork").Process(target=attacker,
+                                                                  args=(mp_stop,))
+
+            def run() -> None:
+                process.start()
+                stop.wait()
+                mp_stop.set()
+
+            return [threading.Thread(target=run)]
+
+        attacked = run_stream(env, context, namespace, args.seconds, args.streams,
+                              args.interval, attack)
+        hostile, statuses = results.get(timeout=180)
+        load_attack = load_average()
+        sampler_stop.set()
+        sampler.join()
+        hwm = {pid: status_kib(pid, "VmHWM:") for pid in workers()}
+        master = status_kib(server.process.pid, "VmRSS:")
+        lines = server.decision_lines()
+        webhook_ms = [line["duration_ms"] for line in lines
+                      if line["pod"].startswith("hostile-") and line["hook"] == "mutate"]
+        for name, stream in (("quiet", quiet), ("under attack", attacked)):
+            own = sorted(line["duration_ms"] for line in lines if line["pod"] in stream.names)
+            print(f"webhook's own time for the legitimate pods, {name}: p50 "
+                  f"{percentile(own, .5):.1f} ms, p99 {percentile(own, .99):.1f} ms, "
+                  f"max {max(own, default=float('nan')):.1f} ms ({len(own)} reviews)")
+        print_report(args, quiet, attacked, hostile, statuses, len(body), before, peak, hwm,
+                     master, webhook_ms, load_quiet, load_attack)
+        return 0
+    finally:
+        env.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def print_report(args: argparse.Namespace, quiet: Stream, attacked: Stream, hostile: Hostile,
+                 statuses: dict[str, int], body_bytes: int, before: dict[int, int],
+                 peak: dict[int, int], hwm: dict[int, int], master_kib: int,
+                 webhook_ms: list[float], load_quiet: str, load_attack: str) -> None:
+    def p(values: list[float], q: float) -> float:
+        return percentile(sorted(values), q)
+
+    share = (CONTAINER_LIMIT_MIB * 1024 - master_kib) / WORKERS
+    print("\n## Adversarial load through kube-apiserver (issue 21)\n")
+    print(f"Mutual TLS: {'on (serve --client-ca)' if args.mtls else 'off'}. "
+          f"Load average: quiet phase {load_quiet}; under attack {load_attack}. "
+          f"{args.seconds:.0f} s per phase, {args.streams} legitimate creators "
+          f"({args.interval * 1000:.0f} ms pause each), {args.hostile} hostile creators, "
+          f"{args.direct} direct posters of {body_bytes / 2**20:.2f} MiB.\n")
+    print("| legitimate executor pods | creates | refused | p50 | p99 | max |")
+    print("|---|---|---|---|---|---|")
+    for name, stream in (("quiet", quiet), ("under attack", attacked)):
+        lat = stream.latencies
+        print(f"| {name} | {len(lat)} | {len(stream.refusals)} | {ms(p(lat, .5))} | "
+              f"{ms(p(lat, .99))} | {ms(max(lat))} |")
+    print("\n| CPU (cores busy) | " + " | ".join(quiet.cpu) + " |")
+    print("|---|" + "---|" * len(quiet.cpu))
+    for name, stream in (("quiet", quiet), ("under attack", attacked)):
+        print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in stream.cpu.values()) + " |")
+    ratio = p(attacked.latencies, .99) / p(quiet.latencies, .99)
+    print(f"\np99 under attack / quiet: {ratio:.2f}x (goal: at most 2x); refusals under "
+          f"attack: {len(attacked.refusals)} (goal: 0)")
+    for refusal in attacked.refusals[:5]:
+        print(f"  refused: {refusal}")
+    lat = hostile.latencies
+    print(f"\nHostile creates: {len(lat)}, refused by the webhook: {hostile.by_webhook} "
+          f"({hostile.by_webhook - hostile.busy} naming the cap, {hostile.busy} as busy), "
+          f"otherwise: {len(hostile.other)}; create round trip p50 {ms(p(lat, .5))}, "
+          f"max {ms(max(lat)) if lat else '-'}; the webhook's own time per refusal p50 "
+          f"{p(webhook_ms, .5):.1f} ms, max {max(webhook_ms, default=float('nan')):.1f} ms "
+          "(goal: refused by the webhook within 1 s)")
+    for other in hostile.other[:3]:
+        print(f"  other: {other}")
+    print(f"\nDirect {body_bytes / 2**20:.2f} MiB POSTs to /validate: "
+          + ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items())))
+    print(f"\nWorker memory (limit {CONTAINER_LIMIT_MIB} MiB for the container; master "
+          f"{master_kib / 1024:.0f} MiB; each worker's share {share / 1024:.0f} MiB):\n")
+    print("| worker | RSS before | highest sampled RSS | VmHWM (peak) | under its share |")
+    print("|---|---|---|---|---|")
+    for pid in sorted(hwm):
+        top = max(hwm[pid], peak.get(pid, 0))
+        print(f"| {pid} | {before.get(pid, 0) / 1024:.0f} MiB | "
+              f"{peak.get(pid, 0) / 1024:.0f} MiB | {hwm[pid] / 1024:.0f} MiB | "
+              f"{'yes' if top < share else 'NO'} |")
+    print(f"\nquiet p50/p99: {statistics.median(quiet.latencies) * 1000:.0f}/"
+          f"{p(quiet.latencies, .99) * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
