@@ -54,6 +54,20 @@ def test_a_pod_past_a_cap_is_refused_naming_the_cap(hook: str, bundled: PolicySe
         hook, "deny", ("webhook: limits",), {"caps": ["tolerations"]})
 
 
+def test_a_write_is_bounded_like_a_create(bundled: PolicySet) -> None:
+    # A task patches 60,000 tolerations onto a live pod: refused before both pods are judged.
+    old = airflow_pod("airflow3-kpo")
+    new = hostile_kpo_pod()
+    worker = "system:serviceaccount:airflow:airflow-worker"
+    _, body, decision = answer(VALIDATE, pod_review(new, uid="u-2", operation="UPDATE",
+                                                    old_object=old, username=worker), bundled)
+    assert body["response"]["allowed"] is False
+    assert body["response"]["status"]["message"].endswith(
+        "spec.tolerations: 60000 items, more than the cap of 500 (Settings limits.tolerations) "
+        "(webhook: limits)")
+    assert decision.rules == ("webhook: limits",)
+
+
 def test_caps_come_from_settings(bundled: PolicySet) -> None:
     pod = airflow_pod("airflow3-kpo")
     pod["spec"]["containers"][0]["env"] = [{"name": "A", "value": "1"}, {"name": "B"}]

@@ -70,6 +70,11 @@ def answer(hook: str, body: Any, policies: PolicySet | None) -> tuple[int, dict,
         if policies is None:
             return 503, error_body("no policy set is loaded yet"), Decision(
                 hook, "invalid", request.namespace, pod_name, reason="not ready")
+        # Both pods are judged: a write is bounded like a create (old and new alike).
+        exceeded = (check_caps(request.object, policies.settings.limits)
+                    or check_caps(request.old_object, policies.settings.limits))
+        if exceeded:
+            return _refuse_caps(hook, request, policies, pod_name, exceeded)
         return _answer_write(request, policies, pod_name)
     if not request.is_pod_create:
         return 200, admission.allow(request), Decision(hook, "skip", request.namespace, pod_name)
