@@ -355,6 +355,57 @@ def test_locked_field_missing_on_the_final_pod_is_a_violation():
         '(envelope: lockedFields)']
 
 
+def test_a_windows_pod_is_never_held_to_a_linux_only_lock():
+    """Kubernetes forbids seccompProfile on spec.os.name=windows, and the mutation takes the
+    locked default back there: the envelope does not require it either."""
+    pod = good_pod()
+    pod["spec"]["securityContext"] = {}
+    pod["spec"]["os"] = {"name": "windows"}
+    assert judged(pod) == []
+    pod["spec"]["os"] = {"name": "linux"}
+    assert judged(pod) == [
+        'spec.securityContext.seccompProfile must be {"type": "RuntimeDefault"} (locked by '
+        'PodTemplate/seccomp spec.securityContext.seccompProfile), got <unset> '
+        '(envelope: lockedFields)']
+
+
+def test_a_windows_pod_keeps_the_lock_s_other_fields():
+    envelope, templates = _whole_context_lock()
+    pod = good_pod()
+    pod["spec"]["os"] = {"name": "windows"}
+    pod["spec"]["securityContext"] = {"runAsNonRoot": True}
+    pod["spec"]["containers"][0]["securityContext"] = {"runAsNonRoot": False}
+    assert [v.message for v in check_pod(pod, envelope, POOL, templates)] == [
+        'spec.containers[base].securityContext.runAsNonRoot must be true, as the locked '
+        'pod-level setting (locked by PodTemplate/whole spec.securityContext), got false '
+        '(envelope: lockedFields)']
+    pod["spec"]["containers"][0]["securityContext"] = {}
+    assert check_pod(pod, envelope, POOL, templates) == []
+    pod["spec"]["securityContext"] = {}
+    assert [v.message for v in check_pod(pod, envelope, POOL, templates)] == [
+        'spec.securityContext must be {"runAsNonRoot": true} (locked by PodTemplate/whole '
+        'spec.securityContext), got {} (envelope: lockedFields)']
+
+
+def _whole_context_lock():
+    policies = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: PodTemplate
+        metadata: {name: whole}
+        spec:
+          template:
+            spec:
+              securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
+          lockedFields: [spec.securityContext]
+        ---
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: Envelope
+        metadata: {name: locks}
+        spec: {}
+    """)
+    return policies.envelopes[0], policies.templates
+
+
 # ---- the same checks on an annotation's fragment
 
 

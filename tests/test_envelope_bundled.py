@@ -89,3 +89,15 @@ def test_fixture_pods_are_real_airflow_pods():
         pod = json.loads((AIRFLOW_PODS / f"{name}.json").read_text())
         labels = pod["metadata"]["labels"]
         assert "kubernetes_executor" in labels or "kubernetes_pod_operator" in labels, name
+
+
+def test_a_windows_kpo_pod_is_admitted(bundled):
+    """The mutation takes back the locked seccomp profile Windows forbids, and the envelope's
+    lockedFields agree: the pod is admitted (it was always denied before)."""
+    pod = airflow_pod("airflow3-kpo")
+    pod["spec"]["os"] = {"name": "windows"}
+    pod["spec"]["nodeSelector"] = {"kubernetes.io/os": "windows"}
+    final, result = admitted(pod, bundled)
+    assert "seccompProfile" not in final["spec"].get("securityContext", {})
+    assert result.allowed, result.message
+    assert not result.violations["enforce"]

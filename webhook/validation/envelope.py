@@ -48,11 +48,13 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from webhook.kube.quantity import parse_quantity
+from webhook.kube.windows import LINUX_ONLY_CONTAINER, LINUX_ONLY_POD, is_windows
 from webhook.mutation.field_paths import Item, Segment, format_path, get_values
 from webhook.mutation.patch import json_equal
 from webhook.policy.model import RESOURCE_FIELDS, Envelope, NameAllowlist, PodTemplate
 from webhook.validation.airflow_rules import DEFAULT_TOLERATION_KEYS
 from webhook.validation.pod_reading import (
+    CONTAINER_FIELDS,
     Container,
     containers,
     list_at,
@@ -618,13 +620,48 @@ def _container_overrides(pod: dict, lock: Lock) -> list[tuple[Container, str, An
     return out
 
 
+def _linux_only(path: tuple[Segment, ...]) -> tuple[tuple[str, ...], tuple[Segment, ...]]:
+    """The Linux-only fields of the securityContext a lock path lies in, and the path's rest
+    below that securityContext; ((), ()) when the path is not in a securityContext."""
+    if path[:2] == ("spec", "securityContext"):
+        return LINUX_ONLY_POD, path[2:]
+    if (len(path) >= 4 and path[0] == "spec" and path[1] in CONTAINER_FIELDS
+            and isinstance(path[2], Item) and path[3] == "securityContext"):
+        return LINUX_ONLY_CONTAINER, path[4:]
+    return (), ()
+
+
+def _without(value: Any, fields: tuple[str, ...]) -> Any:
+    return {k: v for k, v in value.items() if k not in fields} if isinstance(value, dict) \
+        else value
+
+
+def lock_for_os(pod: dict, lock: Lock) -> Lock | None:
+    """A lock as it holds on this pod: on a Windows pod (spec.os.name=windows), Kubernetes
+    forbids the Linux-only securityContext fields, the mutating hook takes back the ones a
+    default added, and no lock requires them (None: nothing left to hold)."""
+    if not is_windows(pod):
+        return lock
+    linux, rest = _linux_only(lock.path)
+    if not linux:
+        return lock
+    if rest:
+        return None if rest[0] in linux else lock
+    return Lock(lock.template, lock.path, _without(lock.value, linux))
+
+
 def check_locked_fields(pod: dict, envelope: Envelope, ctx: EnvelopeContext
                         ) -> list[Violation]:
     if not envelope.verify_locked_fields:
         return []
     found = []
-    for lock in ctx.locks:
-        for path, have in _locked_values(pod, lock):
+    for locked in ctx.locks:
+        lock = lock_for_os(pod, locked)
+        if lock is None:
+            continue
+        linux = _linux_only(lock.path)[0] if lock is not locked else ()
+        for path, found_value in _locked_values(pod, lock):
+            have = _without(found_value, linux)
             if not json_equal(have, lock.value):
                 found.append(_lock_violation(path, lock, have))
         for _container, path, have, want in _container_overrides(pod, lock):
