@@ -41,8 +41,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Any
@@ -53,6 +52,7 @@ from webhook.mutation.field_paths import Item, Segment, format_path, get_values
 from webhook.mutation.patch import json_equal
 from webhook.policy.model import RESOURCE_FIELDS, Envelope, NameAllowlist, PodTemplate
 from webhook.validation.airflow_rules import DEFAULT_TOLERATION_KEYS
+from webhook.validation.envelope_sections.context import Check, EnvelopeContext, Lock
 from webhook.validation.pod_reading import (
     CONTAINER_FIELDS,
     Container,
@@ -77,32 +77,6 @@ CONTAINER_OVERRIDABLE = ("seccompProfile", "appArmorProfile", "runAsUser", "runA
                          "runAsNonRoot", "seLinuxOptions", "windowsOptions")
 _REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
 _PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
-
-
-@dataclass(frozen=True)
-class Lock:
-    """One locked field of a PodTemplate and the value it holds there (None: unset)."""
-
-    template: str
-    path: tuple[Segment, ...]
-    value: Any
-
-
-@dataclass(frozen=True)
-class EnvelopeContext:
-    pool_label: str  # Settings nodePoolLabel
-    locks: tuple[Lock, ...] = ()
-    fragment: bool = False  # judging an annotation's fragment: only what it sets counts
-
-
-EnvelopeCheck = Callable[[dict, Envelope, EnvelopeContext], list[Violation]]
-
-
-@dataclass(frozen=True)
-class Check:
-    run: EnvelopeCheck
-    on_pod: bool = True  # judged on the final pod by the validating hook
-    on_fragment: bool = True  # judged on an annotation's fragment by the mutating hook
 
 
 def locks_for(templates: Iterable[PodTemplate]) -> tuple[Lock, ...]:
