@@ -77,9 +77,15 @@ def _merge_maps(base: dict, other: dict, fragment_wins: bool) -> dict:
             if fragment_wins:
                 out.pop(key, None)
             continue
-        out[key] = merge_value(out[key], value, fragment_wins, key) if key in out else (
-            without_nulls(value)
-        )
+        if key in out:
+            out[key] = merge_value(out[key], value, fragment_wins, key)
+        elif key in CONTAINER_LISTS and isinstance(value, list):
+            # as into an empty list: an entry with no image never adds a container
+            added = _merge_lists([], value, fragment_wins, key)
+            if added:
+                out[key] = added
+        else:
+            out[key] = without_nulls(value)
     return out
 
 

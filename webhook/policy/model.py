@@ -181,6 +181,71 @@ class NameAllowlist:
 
 
 @dataclass(frozen=True)
+class SecretUse:
+    """Where the admin's pod_template_file itself references one of Airflow's own Secrets:
+    only pods of these types, only in these containers' env variables or these volumes."""
+
+    secret: str  # glob
+    pod_types: frozenset[PodType]
+    containers: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    volumes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SecretRules:
+    names: NameAllowlist  # Secrets a pod may reference (globs), `forbidden` winning
+    template_uses: tuple[SecretUse, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClaimRule:
+    claim_name: str  # glob
+    read_only: bool = False  # true: every mount of the claim must be read-only
+
+
+@dataclass(frozen=True)
+class VolumeRules:
+    types: tuple[str, ...]  # volume sources a pod may use (emptyDir, configMap, ...)
+    empty_dir_max: Bound | None = None  # the largest sizeLimit of one emptyDir
+    claims: tuple[ClaimRule, ...] = ()
+    storage_classes: tuple[str, ...] = ()  # generic ephemeral volumes: classes (globs)
+    ephemeral_max: Bound | None = None  # ... and the storage one may request
+    csi_drivers: tuple[str, ...] = ()  # inline CSI volumes: drivers (globs)
+
+
+@dataclass(frozen=True)
+class LabelRule:
+    key: str  # glob
+    values: tuple[str, ...] = ()  # empty: every value
+
+
+@dataclass(frozen=True)
+class TemplateLabels:
+    """Labels the admin's pod_template_file itself sets, allowed on pods of these types."""
+
+    pod_types: frozenset[PodType]
+    labels: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class LabelRules:
+    forbidden: tuple[LabelRule, ...]
+    template_labels: tuple[TemplateLabels, ...] = ()
+
+
+@dataclass(frozen=True)
+class AffinityRules:
+    topology_keys: tuple[str, ...]  # globs
+    allow_required: bool = True  # false: only preferred terms and ScheduleAnyway spreads
+
+
+@dataclass(frozen=True)
+class LimitRules:
+    required: tuple[str, ...]  # resource names every container must set a limit for
+
+
+@dataclass(frozen=True)
 class Envelope:
     """The admin's bounds on an Airflow pod, judged on the final pod by the validating hook
     and read by the mutating hook to refuse an annotation early. A section left out (None)
@@ -197,6 +262,11 @@ class Envelope:
     runtime_class_names: NameAllowlist | None
     verify_locked_fields: bool
     source: Source
+    secrets: SecretRules | None = None
+    volumes: VolumeRules | None = None
+    labels: LabelRules | None = None
+    affinity: AffinityRules | None = None
+    limits: LimitRules | None = None
 
 
 @dataclass(frozen=True)

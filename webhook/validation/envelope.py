@@ -46,13 +46,31 @@ from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Any
 
+from webhook.airflow_pods import PodType
 from webhook.kube.quantity import parse_quantity
 from webhook.kube.windows import LINUX_ONLY_CONTAINER, LINUX_ONLY_POD, is_windows
 from webhook.mutation.field_paths import Item, Segment, format_path, get_values
 from webhook.mutation.patch import json_equal
 from webhook.policy.model import RESOURCE_FIELDS, Envelope, NameAllowlist, PodTemplate
 from webhook.validation.airflow_rules import DEFAULT_TOLERATION_KEYS
+from webhook.validation.envelope_sections.affinity import (
+    AFFINITY,
+    check_pod_affinity,
+    check_topology_spread,
+)
 from webhook.validation.envelope_sections.context import Check, EnvelopeContext, Lock
+from webhook.validation.envelope_sections.labels import LABELS, check_labels
+from webhook.validation.envelope_sections.limits import LIMITS, check_limits
+from webhook.validation.envelope_sections.secrets import SECRETS, check_secrets
+from webhook.validation.envelope_sections.volumes import (
+    VOLUMES,
+    check_claims,
+    check_csi_drivers,
+    check_empty_dir_totals,
+    check_empty_dirs,
+    check_ephemeral,
+    check_volume_types,
+)
 from webhook.validation.pod_reading import (
     CONTAINER_FIELDS,
     Container,
@@ -662,6 +680,17 @@ ENVELOPE_CHECKS: Mapping[str, tuple[str, Check]] = {
     "schedulerName": (SCHEDULERS, Check(check_scheduler)),
     "runtimeClassName": (RUNTIME_CLASSES, Check(check_runtime_class)),
     "lockedFields": (LOCKED_FIELDS, Check(check_locked_fields, on_fragment=False)),
+    "secrets": (SECRETS, Check(check_secrets)),
+    "volumeTypes": (VOLUMES, Check(check_volume_types)),
+    "emptyDirs": (VOLUMES, Check(check_empty_dirs)),
+    "emptyDirTotals": (VOLUMES, Check(check_empty_dir_totals, on_fragment=False)),
+    "persistentVolumeClaims": (VOLUMES, Check(check_claims)),
+    "ephemeralVolumes": (VOLUMES, Check(check_ephemeral)),
+    "csiDrivers": (VOLUMES, Check(check_csi_drivers)),
+    "labels": (LABELS, Check(check_labels)),
+    "podAffinity": (AFFINITY, Check(check_pod_affinity)),
+    "topologySpread": (AFFINITY, Check(check_topology_spread)),
+    "limits": (LIMITS, Check(check_limits, on_fragment=False)),
 }
 
 
@@ -683,16 +712,21 @@ def _run(pod: Any, envelope: Envelope, ctx: EnvelopeContext, whole_pod_only: boo
 
 
 def check_pod(pod: dict, envelope: Envelope, pool_label: str,
-              templates: Iterable[PodTemplate] = ()) -> list[Violation]:
+              templates: Iterable[PodTemplate] = (), pod_type: PodType | None = None,
+              namespace: str = "") -> list[Violation]:
     """Every violation of the envelope on a final pod (what the validating hook judges)."""
-    return _run(pod, envelope, EnvelopeContext(pool_label, locks_for(templates)))
+    return _run(pod, envelope, EnvelopeContext(pool_label, locks_for(templates),
+                                               pod_type=pod_type, namespace=namespace))
 
 
 def check_whole_pod(pod: dict, envelope: Envelope, pool_label: str,
-                    templates: Iterable[PodTemplate] = ()) -> list[Violation]:
+                    templates: Iterable[PodTemplate] = (), pod_type: PodType | None = None,
+                    namespace: str = "") -> list[Violation]:
     """Only the checks no fragment can be judged by alone (pod totals, the required pool,
-    locked fields): the mutating hook runs them on the pod its annotations produce."""
-    return _run(pod, envelope, EnvelopeContext(pool_label, locks_for(templates)),
+    locked fields, limits): the mutating hook runs them on the pod its annotations
+    produce."""
+    return _run(pod, envelope, EnvelopeContext(pool_label, locks_for(templates),
+                                               pod_type=pod_type, namespace=namespace),
                 whole_pod_only=True)
 
 
