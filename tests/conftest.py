@@ -81,3 +81,13 @@ def bundled() -> PolicySet:
     result = load_policy_dir(POLICIES)
     assert result.policy_set is not None, result.errors
     return result.policy_set
+
+
+def bundled_envelope_messages(pod: dict, pod_type: str, rule: str) -> list[str]:
+    """The bundled Envelope's violations of one rule on a pod of this type, as messages."""
+    from webhook.airflow_pods import PodType
+    from webhook.validation.envelope import check_pod
+
+    envelope = _bundled_policies().envelopes[0]
+    return [v.message for v in check_pod(pod, envelope, "node-pool", (), PodType(pod_type),
+                                         "data-airflow") if v.rule == rule]

@@ -47,7 +47,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from webhook.airflow_pods import PodType
-from webhook.kube.quantity import parse_quantity
+from webhook.kube.quantity import parse_quantity, shown_total
 from webhook.kube.windows import LINUX_ONLY_CONTAINER, LINUX_ONLY_POD, is_windows
 from webhook.mutation.field_paths import Item, Segment, format_path, get_values
 from webhook.mutation.patch import json_equal
@@ -126,19 +126,6 @@ def _kube_quantity(_kind: type, value: str | int | float) -> Decimal | None:
     except (ValueError, TypeError, ArithmeticError):
         return None
     return quantity if quantity >= 0 else None
-
-
-_BINARY = (("Ei", 1024 ** 6), ("Pi", 1024 ** 5), ("Ti", 1024 ** 4), ("Gi", 1024 ** 3),
-           ("Mi", 1024 ** 2), ("Ki", 1024))
-
-
-def _shown_total(name: str, total: Decimal) -> str:
-    """A total as an admin writes it: 128Gi of memory, not 137438953472."""
-    if name != "cpu" and "/" not in name and total == total.to_integral_value():
-        for suffix, size in _BINARY:
-            if total >= size and total % size == 0:
-                return f"{total // size}{suffix}"
-    return format(total.normalize(), "f") if abs(total.adjusted()) < 30 else str(total)
 
 
 def _resource_values(resources: dict, field_name: str, fragment: bool) -> dict:
@@ -295,7 +282,7 @@ def check_pod_resources(pod: dict, envelope: Envelope, ctx: EnvelopeContext
                     f"spec.resources.{field_name}{path_key(name)}",
                     f"must total at most {bound.text} for the pod (Envelope/{envelope.name} "
                     "perPod; Kubernetes counts the sum of containers and sidecars, or the "
-                    "largest init container if more)", _shown_total(name, totals[name]), RESOURCES))
+                    "largest init container if more)", shown_total(name, totals[name]), RESOURCES))
     return found
 
 

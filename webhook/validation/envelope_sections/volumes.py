@@ -23,7 +23,7 @@ from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Any
 
-from webhook.kube.quantity import parse_quantity
+from webhook.kube.quantity import parse_quantity, shown_total
 from webhook.policy.model import Bound, Envelope
 from webhook.validation.envelope_sections.context import EnvelopeContext
 from webhook.validation.pod_reading import containers, list_at, map_at, spec_of, str_at
@@ -128,7 +128,7 @@ def check_empty_dir_totals(pod: dict, envelope: Envelope, ctx: EnvelopeContext
         if bound is not None and total > bound.value:
             found.append(violation(
                 "spec.volumes", f"must hold emptyDir sizeLimits totalling at most {bound.text} "
-                f"of {name} (Envelope/{envelope.name} perPod limits)", str(total.normalize()),
+                f"of {name} (Envelope/{envelope.name} perPod limits)", shown_total(name, total),
                 VOLUMES))
     return found
 

@@ -1,0 +1,99 @@
+"""envelope: secrets — a DAG author's pod reaches none of Airflow's own Secrets, by any route;
+executor pods keep exactly the references the chart's worker template makes."""
+
+from __future__ import annotations
+
+from tests.conftest import airflow_pod, bundled_envelope_messages, policy_set
+from webhook.airflow_pods import PodType
+from webhook.validation.envelope import check_fragment, check_pod
+from webhook.validation.envelope_sections.secrets import secret_references
+
+RULE = "envelope: secrets"
+OWN = "must not name one of Airflow's own Secrets ({name}) (Envelope/airflow secrets), got " \
+      '"{name}" (envelope: secrets)'
+
+
+def secret_env(name: str, secret: str, key: str = "k") -> dict:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def test_a_kpo_pod_reaches_no_airflow_secret_by_any_route():
+    pod = airflow_pod("airflow3-kpo")
+    base = pod["spec"]["containers"][0]
+    base["envFrom"] = [{"secretRef": {"name": "airflow-metadata"}}]
+    base["env"] = [secret_env("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "airflow-metadata"),
+                   secret_env("TEAM_TOKEN", "team-a-token")]
+    pod["spec"]["volumes"] += [
+        {"name": "jwt", "secret": {"secretName": "airflow-jwt-secret"}},
+        {"name": "api", "projected": {"sources": [
+            {"secret": {"name": "team-a-creds"}}, {"secret": {"name": "airflow-api-secret-key"}}]}},
+        {"name": "vault", "csi": {"driver": "secrets-store.csi.k8s.io",
+                                  "nodePublishSecretRef": {"name": "airflow-fernet-key"}}}]
+    pod["spec"]["imagePullSecrets"] = [{"name": "team-a-pull"}, {"name": "airflow-registry"}]
+    assert bundled_envelope_messages(pod, "kpo", RULE) == [
+        "spec.containers[base].envFrom[0].secretRef.name " + OWN.format(name="airflow-metadata"),
+        "spec.containers[base].env[AIRFLOW__DATABASE__SQL_ALCHEMY_CONN].valueFrom.secretKeyRef"
+        ".name " + OWN.format(name="airflow-metadata"),
+        "spec.imagePullSecrets[1].name " + OWN.format(name="airflow-registry"),
+        "spec.volumes[api].projected.sources[1].secret.name "
+        + OWN.format(name="airflow-api-secret-key"),
+        "spec.volumes[jwt].secret.secretName " + OWN.format(name="airflow-jwt-secret"),
+        "spec.volumes[vault].csi.nodePublishSecretRef.name "
+        + OWN.format(name="airflow-fernet-key"),
+    ]
+
+
+def test_an_executor_pod_keeps_the_chart_templates_references_there_only():
+    pod = airflow_pod("airflow3-executor")
+    base = pod["spec"]["containers"][0]
+    base["env"] = [secret_env("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "airflow-metadata"),
+                   secret_env("AIRFLOW__CORE__FERNET_KEY", "airflow-fernet-key")]
+    assert bundled_envelope_messages(pod, "executor", RULE) == []
+    # the same Secret under another variable, in another container, or as a volume: refused
+    base["env"].append(secret_env("DUMP", "airflow-metadata"))
+    pod["spec"]["containers"].append({"name": "side", "image": "busybox:1.36", "env": [
+        secret_env("AIRFLOW__CORE__FERNET_KEY", "airflow-fernet-key")]})
+    pod["spec"]["volumes"] = [{"name": "db", "secret": {"secretName": "airflow-metadata"}}]
+    assert bundled_envelope_messages(pod, "executor", RULE) == [
+        "spec.containers[base].env[DUMP].valueFrom.secretKeyRef.name "
+        + OWN.format(name="airflow-metadata"),
+        "spec.containers[side].env[AIRFLOW__CORE__FERNET_KEY].valueFrom.secretKeyRef.name "
+        + OWN.format(name="airflow-fernet-key"),
+        "spec.volumes[db].secret.secretName " + OWN.format(name="airflow-metadata"),
+    ]
+    # and a KPO pod may not use even the template's variable
+    assert len(bundled_envelope_messages(pod, "kpo", RULE)) == 5
+
+
+def test_a_teams_own_secret_stays_usable_unless_the_admin_narrows_it(bundled):
+    pod = airflow_pod("airflow3-kpo")
+    pod["spec"]["containers"][0]["env"] = [secret_env("T", "team-a-token")]
+    assert bundled_envelope_messages(pod, "kpo", RULE) == []
+    narrow = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: Envelope
+        metadata: {name: team-b}
+        spec: {secrets: {allowed: ["team-b-*"]}}
+    """).envelopes[0]
+    assert [v.message for v in check_pod(pod, narrow, "node-pool", (), PodType.KPO)] == [
+        'spec.containers[base].env[T].valueFrom.secretKeyRef.name must name an allowed Secret '
+        '(team-b-*) (Envelope/team-b secrets), got "team-a-token" (envelope: secrets)']
+
+
+def test_an_override_annotation_never_adds_a_secret_reference(bundled):
+    fragment = {"spec": {"containers": [{"name": "base", "env": [
+        secret_env("T", "team-a-token")]}]}}
+    assert [v.message for v in check_fragment(fragment, bundled.envelopes[0], "node-pool")] == [
+        "spec.containers[base].env[T].valueFrom.secretKeyRef.name must not be set: an override "
+        "annotation never adds a reference to a Secret (Envelope/airflow secrets), got "
+        '"team-a-token" (envelope: secrets)']
+
+
+def test_references_without_a_name_field_are_not_references():
+    pod = {"spec": {"imagePullSecrets": [{}, "x", {"name": "a"}],
+                    "volumes": [{"name": "v", "secret": {}}, "y",
+                                {"name": "p", "projected": {"sources": [{"secret": {}}]}}],
+                    "containers": [{"name": "c", "env": [{"name": "E", "value": "1"}],
+                                    "envFrom": [{"configMapRef": {"name": "m"}}]}]}}
+    assert [(r.path, r.secret) for r in secret_references(pod)] == [
+        ("spec.imagePullSecrets[2].name", "a")]
