@@ -103,3 +103,68 @@ def test_a_windows_kpo_pod_is_admitted(bundled):
     assert "seccompProfile" not in final["spec"].get("securityContext", {})
     assert result.allowed, result.message
     assert not result.violations["enforce"]
+
+
+# ---- pods real Airflow built (tools/gen_airflow_built_pods.py) -------------------------------
+
+BUILT = AIRFLOW_PODS.parent / "airflow-built"
+CHART_PODS = sorted(p.stem for p in BUILT.glob("chart-*.json"))
+# Warnings today's restricted-warn policy gives, which no new section adds: the chart's
+# git-sync init container has no securityContext (issue #23 makes it clean).
+GIT_SYNC_WARNINGS = {
+    ("spec.initContainers[git-sync-init].securityContext.allowPrivilegeEscalation",
+     "restricted: allowPrivilegeEscalation"),
+    ("spec.initContainers[git-sync-init].securityContext.capabilities.drop",
+     "restricted: capabilities_restricted")}
+# ... and every KPO pod's container may run as root (10-pod-template.yaml: not defaulted).
+KPO_RUN_AS_ROOT = {("spec.containers[base].securityContext.runAsNonRoot",
+                    "restricted: runAsNonRoot")}
+
+
+def built_pod(name: str) -> dict:
+    return json.loads((BUILT / f"{name}.json").read_text())
+
+
+def test_every_chart_template_is_built_with_and_without_a_pod_override():
+    assert len(CHART_PODS) == 10
+    assert {n.removesuffix("-pod-override") for n in CHART_PODS} == {
+        "chart-" + p.name.removesuffix(".pod_template_file.yaml")
+        for p in (AIRFLOW_PODS.parent / "airflow-chart-1.18").glob("*.yaml")}
+
+
+@pytest.mark.parametrize("name", CHART_PODS)
+def test_chart_built_executor_pods_are_admitted_with_no_new_warning(bundled, name):
+    pod = built_pod(name)
+    final, result = admitted(pod, bundled)
+    assert result.allowed, result.message
+    found = {(v.path, v.rule) for vs in result.violations.values() for v in vs}
+    expected = GIT_SYNC_WARNINGS if "gitsync" in name else set()
+    assert found == expected
+    # the template's own references to Airflow's Secrets, kept where the template has them
+    names = {e["valueFrom"]["secretKeyRef"]["name"] for e in final["spec"]["containers"][0]["env"]
+             if "valueFrom" in e}
+    release = "prod" if "release-prod" in name else "airflow"
+    assert f"{release}-metadata" in names and f"{release}-fernet-key" in names
+
+
+@pytest.mark.parametrize("fixture", FIXTURES)
+def test_every_fixture_pod_gains_no_warning(bundled, fixture):
+    _, result = admitted(airflow_pod(fixture), bundled)
+    found = {(v.path, v.rule) for vs in result.violations.values() for v in vs}
+    assert found == (KPO_RUN_AS_ROOT if "kpo" in fixture else set())
+
+
+@pytest.mark.parametrize(("name", "rule", "path"), [
+    ("attack-executor-jwt-volume", "envelope: secrets", "spec.volumes[jwt].secret.secretName"),
+    ("attack-kpo-env-from-metadata", "envelope: secrets",
+     "spec.containers[base].envFrom[0].secretRef.name"),
+    ("attack-kpo-api-server-labels", "envelope: labels", "metadata.labels.component"),
+    ("attack-kpo-anti-affinity", "envelope: affinity",
+     "spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0]"
+     ".topologyKey"),
+])
+def test_attacks_real_airflow_built_are_denied_naming_the_rule(bundled, name, rule, path):
+    _, result = admitted(built_pod(name), bundled)
+    assert not result.allowed
+    assert path in {v.path for v in result.violations["enforce"] if v.rule == rule}
+    assert f"({rule})" in result.message
