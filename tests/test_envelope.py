@@ -478,6 +478,32 @@ def compile_errors(spec_text: str) -> list[str]:
      "spec.schedulerNames.forbidden: bad value 'forbidden': is not a field here (fields: "
      "allowed)"),
     ("{mode: deny}", "spec.mode: bad value 'deny': must be one of enforce, warn, audit"),
+    # issue 20's sections
+    ("{volumes: {types: [hostpath]}}",
+     "spec.volumes.types[0]: bad value 'hostpath': must be one of awsElasticBlockStore"),
+    ("{volumes: {types: [emptyDir], emptyDir: {maxSizeLimit: lots}}}",
+     "spec.volumes.emptyDir.maxSizeLimit: bad value 'lots': is not a Kubernetes quantity"),
+    ("{volumes: {types: [ephemeral], ephemeral: {maxStorage: '-1'}}}",
+     "spec.volumes.ephemeral.maxStorage: is not a finite, non-negative quantity: '-1'"),
+    ("{volumes: {types: [persistentVolumeClaim], persistentVolumeClaims: "
+     "[{claimName: x, readonly: true}]}}",
+     "spec.volumes.persistentVolumeClaims[0].readonly: bad value 'readonly': is not a field "
+     "here (fields: claimName, readOnly); did you mean 'readOnly'?"),
+    ("{limits: {required: ['bad name!']}}",
+     "spec.limits.required[0]: bad value 'bad name!': is not a Kubernetes resource name"),
+    ("{labels: {forbidden: [{key: 'bad key!'}]}}",
+     "spec.labels.forbidden[0].key: bad value 'bad key!': is not a valid label key"),
+    ("{labels: {forbidden: [{key: tier}], templateLabels: [{podTypes: [other], labels: {}}]}}",
+     "spec.labels.templateLabels[0].podTypes[0]: bad value 'other': must be one of executor, "
+     "kpo"),
+    ("{secrets: {forbidden: ['Bad_Name']}}",
+     "spec.secrets.forbidden[0]: bad value 'Bad_Name': is not a Kubernetes object name"),
+    ("{secrets: {templateUses: [{secret: x}]}}",
+     "spec.secrets.templateUses[0]: 'podTypes' is a required property"),
+    ("{affinity: {topologyKeys: ['no good/key/x']}}",
+     "spec.affinity.topologyKeys[0]: bad value 'no good/key/x': a label key's prefix must be "
+     "a DNS subdomain"),
+    ("{affinity: {}}", "spec.affinity: 'topologyKeys' is a required property"),
 ])
 def test_envelope_schema_is_strict(spec, expected):
     errors = compile_errors(spec)

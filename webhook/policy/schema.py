@@ -260,8 +260,7 @@ SPEC_SCHEMAS: dict[str, dict] = {
                 "additionalProperties": False,
                 "required": ["required"],
                 "properties": {
-                    "required": {"type": "array", "items": {
-                        "type": "string", "pattern": RESOURCE_NAME, "maxLength": 253}},
+                    "required": {"type": "array", "items": {"type": "string"}},
                 },
             },
         },
