@@ -88,3 +88,26 @@ def test_an_annotation_fragment_names_no_other_namespace(bundled):
         "topologyKey": "kubernetes.io/hostname"}]}}}}
     assert [v.path for v in check_fragment(fragment, bundled.envelopes[0], "node-pool")] == [
         f"spec.affinity.podAffinity.{REQUIRED}[0].namespaces"]
+
+
+def test_the_pods_own_namespace_falls_back_to_its_metadata():
+    envelope = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: Envelope
+        metadata: {name: none}
+        spec: {affinity: {topologyKeys: []}}
+    """).envelopes[0]
+    term = {"labelSelector": {}, "namespaces": ["data-airflow"],
+            "topologyKey": "kubernetes.io/hostname"}
+    pod = kpo({"podAffinity": {REQUIRED: [term]}},
+              ["not a constraint", {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                                    "whenUnsatisfiable": "DoNotSchedule"}])
+    where = f"spec.affinity.podAffinity.{REQUIRED}[0]"
+    keys = ('must be an allowed topology key (none) (Envelope/none affinity), got '
+            '"kubernetes.io/hostname" (envelope: affinity)')
+    assert [v.message for v in check_pod(pod, envelope, "p", (), PodType.KPO)] == [
+        f"{where}.topologyKey {keys}", f"spec.topologySpreadConstraints[1].topologyKey {keys}"]
+    del pod["metadata"]["namespace"]
+    assert next(v.message for v in check_pod(pod, envelope, "p", (), PodType.KPO)) == (
+        f"{where}.namespaces must name only the pod's own namespace (its namespace) "
+        '(Envelope/none affinity), got ["data-airflow"] (envelope: affinity)')

@@ -3,8 +3,9 @@ NetworkPolicies select Airflow's components by; executor pods keep the worker te
 
 from __future__ import annotations
 
-from tests.conftest import airflow_pod, bundled_envelope_messages
-from webhook.validation.envelope import check_fragment
+from tests.conftest import airflow_pod, bundled_envelope_messages, policy_set
+from webhook.airflow_pods import PodType
+from webhook.validation.envelope import check_fragment, check_pod
 
 RULE = "envelope: labels"
 WHY = "must not be set: Services and NetworkPolicies select Airflow's components by it"
@@ -52,3 +53,19 @@ def test_an_annotation_may_never_set_them_even_the_templates_own(bundled):
         "metadata.labels.component"]
     assert check_fragment({"metadata": {"labels": {"component": None}}},
                           bundled.envelopes[0], "node-pool") == []
+
+
+def test_a_label_every_rule_it_breaks_is_named():
+    envelope = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: Envelope
+        metadata: {name: two}
+        spec:
+          labels:
+            forbidden: [{key: "app.kubernetes.io/*"}, {key: "*/component", values: [web]}]
+    """).envelopes[0]
+    pod = airflow_pod("airflow3-kpo")
+    pod["metadata"]["labels"]["app.kubernetes.io/component"] = "web"
+    assert [v.message for v in check_pod(pod, envelope, "p", (), PodType.KPO)] == [
+        f"metadata.labels[app.kubernetes.io/component] {WHY} (app.kubernetes.io/*, "
+        '*/component=web; Envelope/two labels), got "web" (envelope: labels)']

@@ -97,3 +97,52 @@ def test_references_without_a_name_field_are_not_references():
                                     "envFrom": [{"configMapRef": {"name": "m"}}]}]}}
     assert [(r.path, r.secret) for r in secret_references(pod)] == [
         ("spec.imagePullSecrets[2].name", "a")]
+
+
+def narrow(spec: str):
+    return policy_set(f"""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: Envelope
+        metadata: {{name: n}}
+        spec: {{secrets: {spec}}}
+    """).envelopes[0]
+
+
+def messages(pod: dict, envelope, pod_type: PodType = PodType.KPO) -> list[str]:
+    return [v.message for v in check_pod(pod, envelope, "p", (), pod_type)]
+
+
+def test_every_pattern_a_name_breaks_is_named_and_an_empty_allowlist_says_none():
+    pod = airflow_pod("airflow3-kpo")
+    pod["spec"]["imagePullSecrets"] = [{"name": "airflow-metadata"}]
+    assert messages(pod, narrow('{allowed: [], forbidden: ["airflow-*", "*-metadata"]}')) == [
+        "spec.imagePullSecrets[0].name must not name one of Airflow's own Secrets (airflow-*, "
+        '*-metadata) (Envelope/n secrets), got "airflow-metadata" (envelope: secrets)']
+    pod["spec"]["imagePullSecrets"] = [{"name": "team"}]
+    assert messages(pod, narrow("{allowed: []}")) == [
+        'spec.imagePullSecrets[0].name must name an allowed Secret (none) (Envelope/n '
+        'secrets), got "team" (envelope: secrets)']
+    assert messages(pod, narrow("{allowed: [a, b]}")) == [
+        'spec.imagePullSecrets[0].name must name an allowed Secret (a, b) (Envelope/n '
+        'secrets), got "team" (envelope: secrets)']
+
+
+def test_a_template_use_of_a_volume_allows_that_volume_by_every_volume_route():
+    envelope = narrow('{forbidden: [db], templateUses: [{secret: db, podTypes: [executor], '
+                      'volumes: [db-volume]}]}')
+    pod = airflow_pod("airflow3-executor")
+    pod["spec"]["volumes"] = [
+        {"name": "db-volume", "secret": {"secretName": "db"}},
+        {"name": "db-volume", "projected": {"sources": [{"secret": {"name": "db"}}]}},
+        {"name": "db-volume", "csi": {"driver": "d", "nodePublishSecretRef": {"name": "db"}}}]
+    assert messages(pod, envelope, PodType.EXECUTOR) == []
+    assert len(messages(pod, envelope, PodType.KPO)) == 3
+    for volume in pod["spec"]["volumes"]:
+        volume["name"] = "other"
+    assert len(messages(pod, envelope, PodType.EXECUTOR)) == 3
+    # an envFrom of the same Secret is never a template use (it names no variable)
+    pod["spec"]["volumes"] = []
+    pod["spec"]["containers"][0]["envFrom"] = [{"secretRef": {"name": "db"}}]
+    envelope = narrow('{forbidden: [db], templateUses: [{secret: db, podTypes: [executor], '
+                      'containers: [base], env: [DB]}]}')
+    assert len(messages(pod, envelope, PodType.EXECUTOR)) == 1

@@ -136,3 +136,64 @@ def test_an_annotation_fragment_is_held_to_the_same_volume_rules(bundled):
         {"name": "n", "nfs": {"server": "x", "path": "/"}}]}}
     assert [v.path for v in check_fragment(fragment, bundled.envelopes[0], "node-pool")] == [
         "spec.volumes[n].nfs"]
+
+
+BARE = policy_set("""
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: Envelope
+    metadata: {name: bare}
+    spec: {volumes: {types: [], csiDrivers: [a.example.com, b.example.com]}}
+""").envelopes[0]
+
+
+def bare_messages(pod: dict) -> list[str]:
+    return [v.message for v in check_pod(pod, BARE, "pool", (), PodType.KPO)]
+
+
+def test_no_type_allowed_says_none_and_every_driver_is_listed():
+    pod = kpo_with({"name": "c", "csi": {"driver": "c.example.com"}})
+    assert bare_messages(pod) == [
+        'spec.volumes[c].csi must be an allowed volume type (none) (Envelope/bare '
+        'volumes.types), got {"driver":"c.example.com"} (envelope: volumes)',
+        'spec.volumes[c].csi.driver must be an allowed CSI driver (a.example.com, b.example.com) '
+        '(Envelope/bare volumes.csi), got "c.example.com" (envelope: volumes)']
+
+
+def test_without_a_maximum_a_size_limit_must_still_be_a_quantity():
+    pod = kpo_with({"name": "n", "nfs": {"server": "x", "path": "/"}},
+                   {"name": "e", "emptyDir": {"sizeLimit": "lots"}})
+    assert [m for m in bare_messages(pod) if "emptyDir.sizeLimit" in m] == [
+        'spec.volumes[e].emptyDir.sizeLimit must be a quantity (Envelope/bare '
+        'volumes.emptyDir), got "lots" (envelope: volumes)']
+
+
+def test_size_limits_of_zero_pass_and_negative_or_boolean_ones_do_not():
+    pod = kpo_with({"name": "cm", "configMap": {"name": "c"}},
+                   {"name": "zero", "emptyDir": {"sizeLimit": "0"}},
+                   {"name": "neg", "emptyDir": {"sizeLimit": "-1Gi"}},
+                   {"name": "yes", "emptyDir": {"sizeLimit": True}})
+    assert [v.split(" must")[0] for v in bundled_envelope_messages(pod, "kpo", RULE)] == [
+        "spec.volumes[neg].emptyDir.sizeLimit", "spec.volumes[yes].emptyDir.sizeLimit"]
+
+
+def test_every_read_write_mount_of_a_read_only_claim_is_named_and_no_other():
+    pod = kpo_with({"name": "scratch", "emptyDir": {}},
+                   {"name": "dags", "persistentVolumeClaim": {"claimName": "airflow-dags"}},
+                   mounts=({"name": "scratch", "mountPath": "/scratch"},
+                           {"name": "dags", "mountPath": "/a", "readOnly": False},
+                           {"name": "dags", "mountPath": "/b", "readOnly": True}))
+    assert bundled_envelope_messages(pod, "kpo", RULE) == [
+        "spec.containers[base].volumeMounts[/a].readOnly must be true: claim airflow-dags "
+        "mounts read-only (Envelope/airflow volumes.persistentVolumeClaims), got false "
+        "(envelope: volumes)"]
+
+
+def test_a_clone_by_data_source_ref_is_refused_after_other_volumes():
+    pod = kpo_with({"name": "cm", "configMap": {"name": "c"}},
+                   {"name": "e", "ephemeral": {"volumeClaimTemplate": {"spec": {
+                       "dataSourceRef": {"kind": "VolumeSnapshot", "name": "dags-snap"},
+                       "resources": {"requests": {"storage": "1Gi"}}}}}})
+    assert bundled_envelope_messages(pod, "kpo", RULE) == [
+        "spec.volumes[e].ephemeral.volumeClaimTemplate.spec.dataSourceRef must not be set: a "
+        "clone copies another claim's data (Envelope/airflow volumes.ephemeral), got "
+        '{"kind":"VolumeSnapshot","name":"dags-snap"} (envelope: volumes)']

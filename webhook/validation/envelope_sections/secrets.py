@@ -64,8 +64,9 @@ def _container_references(pod: dict) -> Iterator[SecretReference]:
         for index, source in enumerate(list_at(container.fields, "envFrom")):
             ref = map_at(source, "secretRef")
             if "name" in ref:
+                # no env variable: never one a template use names
                 yield SecretReference(f"{container.path}.envFrom[{index}].secretRef.name",
-                                      str_at(ref, "name"), container=name)
+                                      str_at(ref, "name"))
 
 
 def secret_references(pod: dict) -> list[SecretReference]:

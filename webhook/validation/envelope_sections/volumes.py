@@ -59,7 +59,7 @@ def _types(volume: dict) -> list[str]:
 
 
 def _note(envelope: Envelope, what: str) -> str:
-    return f"(Envelope/{envelope.name} volumes{'.' + what if what else ''})"
+    return f"(Envelope/{envelope.name} volumes.{what})"
 
 
 def check_volume_types(pod: dict, envelope: Envelope, ctx: EnvelopeContext
