@@ -109,14 +109,8 @@ def test_a_windows_kpo_pod_is_admitted(bundled):
 
 BUILT = AIRFLOW_PODS.parent / "airflow-built"
 CHART_PODS = sorted(p.stem for p in BUILT.glob("chart-*.json"))
-# Warnings today's restricted-warn policy gives, which no new section adds: the chart's
-# git-sync init container has no securityContext (issue #23 makes it clean).
-GIT_SYNC_WARNINGS = {
-    ("spec.initContainers[git-sync-init].securityContext.allowPrivilegeEscalation",
-     "restricted: allowPrivilegeEscalation"),
-    ("spec.initContainers[git-sync-init].securityContext.capabilities.drop",
-     "restricted: capabilities_restricted")}
-# ... and every KPO pod's container may run as root (10-pod-template.yaml: not defaulted).
+# The one warning stock pods keep: a KPO pod's container may run as root (10-pod-template.yaml:
+# not defaulted, many images need root).
 KPO_RUN_AS_ROOT = {("spec.containers[base].securityContext.runAsNonRoot",
                     "restricted: runAsNonRoot")}
 
@@ -133,13 +127,12 @@ def test_every_chart_template_is_built_with_and_without_a_pod_override():
 
 
 @pytest.mark.parametrize("name", CHART_PODS)
-def test_chart_built_executor_pods_are_admitted_with_no_new_warning(bundled, name):
+def test_chart_built_executor_pods_are_admitted_with_no_warning(bundled, name):
     pod = built_pod(name)
     final, result = admitted(pod, bundled)
     assert result.allowed, result.message
     found = {(v.path, v.rule) for vs in result.violations.values() for v in vs}
-    expected = GIT_SYNC_WARNINGS if "gitsync" in name else set()
-    assert found == expected
+    assert found == set()
     # the template's own references to Airflow's Secrets, kept where the template has them
     names = {e["valueFrom"]["secretKeyRef"]["name"] for e in final["spec"]["containers"][0]["env"]
              if "valueFrom" in e}
