@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from fnmatch import fnmatchcase
+from fnmatch import fnmatchcase, translate
 from types import MappingProxyType
 from typing import Any
 
@@ -15,6 +17,17 @@ from webhook.mutation.field_paths import Segment
 
 DEFAULT_ANNOTATION_PREFIX = "airflow-pod-webhook.io/"
 AIRFLOW_POD_TYPES = frozenset({PodType.EXECUTOR, PodType.KPO})
+
+
+@functools.lru_cache(maxsize=1024)
+def _globs(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{translate(p)})" for p in patterns))
+
+
+def matches_any(name: str, patterns: tuple[str, ...]) -> bool:
+    """fnmatchcase against any of the globs, in one compiled regex per list (a pod names
+    dozens of Secrets and labels, an envelope lists dozens of globs)."""
+    return bool(patterns) and _globs(patterns).match(name) is not None
 
 
 @dataclass(frozen=True)
@@ -175,9 +188,7 @@ class NameAllowlist:
     forbidden: tuple[str, ...] = ()  # globs; win over `allowed`
 
     def admits(self, name: str) -> bool:
-        if any(fnmatchcase(name, p) for p in self.forbidden):
-            return False
-        return any(fnmatchcase(name, p) for p in self.allowed)
+        return not matches_any(name, self.forbidden) and matches_any(name, self.allowed)
 
 
 @dataclass(frozen=True)
@@ -232,6 +243,10 @@ class TemplateLabels:
 class LabelRules:
     forbidden: tuple[LabelRule, ...]
     template_labels: tuple[TemplateLabels, ...] = ()
+    keys: tuple[str, ...] = field(init=False)  # the forbidden rules' key globs
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keys", tuple(r.key for r in self.forbidden))
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import Any
 
-from webhook.policy.model import Envelope, LabelRule, LabelRules
+from webhook.policy.model import Envelope, LabelRule, LabelRules, matches_any
 from webhook.validation.envelope_sections.context import EnvelopeContext
 from webhook.validation.pod_reading import map_at, path_key
 from webhook.validation.violations import Violation, violation
@@ -44,6 +44,8 @@ def check_labels(pod: dict, envelope: Envelope, ctx: EnvelopeContext) -> list[Vi
     # in any order: the envelope reports its violations sorted
     for key, value in map_at(map_at(pod, "metadata"), "labels").items():
         key = str(key)
+        if not matches_any(key, rules.keys):
+            continue  # most labels: one regex, no rule by rule
         hits = [r for r in rules.forbidden if _forbids(r, key, value)]
         if value is None or not hits or _from_template(rules, key, value, ctx):
             continue
