@@ -33,6 +33,10 @@ def test_other_values_of_those_keys_are_fine():
     pod = airflow_pod("airflow3-kpo")
     pod["metadata"]["labels"].update({"tier": "batch", "component": "etl", "release": "v2"})
     assert bundled_envelope_messages(pod, "kpo", RULE) == []
+    # ... and do not hide a forbidden label after them
+    pod["metadata"]["labels"]["app.kubernetes.io/part-of"] = "airflow"
+    assert [m.split(" must")[0] for m in bundled_envelope_messages(pod, "kpo", RULE)] == [
+        "metadata.labels[app.kubernetes.io/part-of]"]
 
 
 def test_an_executor_pod_keeps_the_worker_templates_labels_and_nothing_more():
