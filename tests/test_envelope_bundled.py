@@ -8,7 +8,7 @@ import json
 import jsonpatch
 import pytest
 
-from tests.conftest import AIRFLOW_PODS, airflow_pod
+from tests.conftest import AIRFLOW_PODS, CHART_TEMPLATES, airflow_pod
 from webhook.mutation.mutate import mutate_pod
 from webhook.validation.validate import validate_pod
 
@@ -123,7 +123,7 @@ def test_every_chart_template_is_built_with_and_without_a_pod_override():
     assert len(CHART_PODS) == 10
     assert {n.removesuffix("-pod-override") for n in CHART_PODS} == {
         "chart-" + p.name.removesuffix(".pod_template_file.yaml")
-        for p in (AIRFLOW_PODS.parent / "airflow-chart-1.18").glob("*.yaml")}
+        for p in CHART_TEMPLATES.glob("*.yaml")}
 
 
 @pytest.mark.parametrize("name", CHART_PODS)
