@@ -3,8 +3,11 @@ namespace and the allowed topology keys."""
 
 from __future__ import annotations
 
+import json
+
 from tests.conftest import airflow_pod, bundled_envelope_messages, policy_set
 from webhook.airflow_pods import PodType
+from webhook.mutation.mutate import mutate_pod
 from webhook.validation.envelope import check_fragment, check_pod
 
 RULE = "envelope: affinity"
@@ -87,6 +90,10 @@ def test_an_annotation_fragment_names_no_other_namespace(bundled):
         "labelSelector": {}, "namespaces": ["data-airflow"],
         "topologyKey": "kubernetes.io/hostname"}]}}}}
     assert [v.path for v in check_fragment(fragment, bundled.envelopes[0], "node-pool")] == [
+        f"spec.affinity.podAffinity.{REQUIRED}[0].namespaces"]  # no namespace known: none
+    assert check_fragment(fragment, bundled.envelopes[0], "node-pool", "data-airflow") == []
+    assert [v.path for v in check_fragment(fragment, bundled.envelopes[0], "node-pool",
+                                           "team-b")] == [
         f"spec.affinity.podAffinity.{REQUIRED}[0].namespaces"]
 
 
@@ -111,3 +118,20 @@ def test_the_pods_own_namespace_falls_back_to_its_metadata():
     assert next(v.message for v in check_pod(pod, envelope, "p", (), PodType.KPO)) == (
         f"{where}.namespaces must name only the pod's own namespace (its namespace) "
         '(Envelope/none affinity), got ["data-airflow"] (envelope: affinity)')
+
+
+def test_an_annotation_may_name_its_pods_own_namespace(bundled):
+    term = {"labelSelector": {"matchLabels": {"dag_id": "ml_pipeline"}},
+            "topologyKey": "kubernetes.io/hostname"}
+    pod = airflow_pod("airflow3-kpo")
+    worker = "system:serviceaccount:airflow:airflow-worker"
+    for namespaces, refused in ((["data-airflow"], []), (["airflow"], [
+            "annotation airflow-pod-webhook.io/pod-override: "
+            f"spec.affinity.podAntiAffinity.{PREFERRED}[0].podAffinityTerm.namespaces: must "
+            "name only the pod's own namespace (data-airflow) (Envelope/airflow affinity), got "
+            '["airflow"] (envelope: affinity)'])):
+        preferred = [{"weight": 10, "podAffinityTerm": {**term, "namespaces": namespaces}}]
+        pod["metadata"]["annotations"] = {"airflow-pod-webhook.io/pod-override": json.dumps(
+            {"spec": {"affinity": {"podAntiAffinity": {PREFERRED: preferred}}}})}
+        result = mutate_pod(pod, bundled, "data-airflow", worker)
+        assert [r.message for r in result.refusals] == refused

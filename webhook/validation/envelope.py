@@ -717,7 +717,10 @@ def check_whole_pod(pod: dict, envelope: Envelope, pool_label: str,
                 whole_pod_only=True)
 
 
-def check_fragment(fragment: dict, envelope: Envelope, pool_label: str) -> list[Violation]:
-    """What an annotation's fragment sets outside the envelope, before it is merged."""
-    return _run(fragment, envelope, EnvelopeContext(pool_label, fragment=True))
+def check_fragment(fragment: dict, envelope: Envelope, pool_label: str, namespace: str = ""
+                   ) -> list[Violation]:
+    """What an annotation's fragment sets outside the envelope, before it is merged, on a
+    pod of `namespace`."""
+    return _run(fragment, envelope, EnvelopeContext(pool_label, fragment=True,
+                                                    namespace=namespace))
 

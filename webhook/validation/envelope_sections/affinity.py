@@ -68,7 +68,7 @@ def check_pod_affinity(pod: dict, envelope: Envelope, ctx: EnvelopeContext
                                    "only look at pods of the pod's own namespace (an empty "
                                    f"selector selects every namespace) {_note(envelope)}",
                                    term["namespaceSelector"], AFFINITY))
-        others = [n for n in list_at(term, "namespaces") if n != namespace or ctx.fragment]
+        others = [n for n in list_at(term, "namespaces") if n != namespace]
         if others:
             found.append(violation(f"{path}.namespaces", "must name only the pod's own "
                                    f"namespace ({namespace or 'its namespace'}) "
