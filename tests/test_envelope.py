@@ -393,6 +393,69 @@ def test_a_windows_pod_keeps_the_lock_s_other_fields():
         'spec.securityContext), got {} (envelope: lockedFields)']
 
 
+def test_windows_locks_on_containers_and_on_other_fields_still_hold():
+    policies = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: PodTemplate
+        metadata: {name: side}
+        spec:
+          template:
+            spec:
+              securityContext: {seccompProfile: {type: RuntimeDefault}, runAsNonRoot: true}
+              containers:
+                - name: base
+                  securityContext: {runAsNonRoot: true, capabilities: {drop: [ALL]}}
+          lockedFields:
+            - spec.securityContext.seccompProfile
+            - spec.securityContext.runAsNonRoot
+            - spec.containers[base].securityContext
+        ---
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: Envelope
+        metadata: {name: locks}
+        spec: {}
+    """)
+    envelope, templates = policies.envelopes[0], policies.templates
+    pod = good_pod()
+    pod["spec"]["os"] = {"name": "windows"}
+    pod["spec"]["securityContext"] = {"runAsNonRoot": True}
+    pod["spec"]["containers"][0]["securityContext"] = {"runAsNonRoot": True}
+    assert check_pod(pod, envelope, POOL, templates) == []
+    # the container's Linux-only fields do not count either way
+    pod["spec"]["containers"][0]["securityContext"]["capabilities"] = {"add": ["NET_ADMIN"]}
+    assert check_pod(pod, envelope, POOL, templates) == []
+    pod["spec"]["containers"][0]["securityContext"] = {}
+    pod["spec"]["securityContext"] = {}
+    assert [v.message for v in check_pod(pod, envelope, POOL, templates)] == [
+        'spec.containers[base].securityContext must be {"runAsNonRoot": true} (locked by '
+        'PodTemplate/side spec.containers[base].securityContext), got {} '
+        '(envelope: lockedFields)',
+        'spec.securityContext.runAsNonRoot must be true (locked by PodTemplate/side '
+        'spec.securityContext.runAsNonRoot), got <unset> (envelope: lockedFields)']
+    # on Linux, the whole locked value holds, Linux-only fields included
+    pod["spec"]["os"] = {"name": "linux"}
+    pod["spec"]["securityContext"] = {"seccompProfile": {"type": "RuntimeDefault"},
+                                      "runAsNonRoot": True}
+    pod["spec"]["containers"][0]["securityContext"] = {"runAsNonRoot": True,
+                                                       "capabilities": {"drop": ["ALL"]}}
+    assert check_pod(pod, envelope, POOL, templates) == []
+
+
+def test_check_pod_passes_the_request_namespace_to_the_sections():
+    envelope = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: Envelope
+        metadata: {name: aff}
+        spec: {affinity: {topologyKeys: ["*"]}}
+    """).envelopes[0]
+    pod = good_pod()
+    del pod["metadata"]["namespace"]
+    pod["spec"]["affinity"] = {"podAffinity": {AFFINITY: [
+        {"labelSelector": {}, "namespaces": ["team-a"], "topologyKey": "x"}]}}
+    assert check_pod(pod, envelope, POOL, namespace="team-a") == []
+    assert len(check_pod(pod, envelope, POOL, namespace="team-b")) == 1
+
+
 def _whole_context_lock():
     policies = policy_set("""
         apiVersion: airflow-pod-webhook.io/v1alpha1

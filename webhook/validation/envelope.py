@@ -707,13 +707,11 @@ def check_pod(pod: dict, envelope: Envelope, pool_label: str,
 
 
 def check_whole_pod(pod: dict, envelope: Envelope, pool_label: str,
-                    templates: Iterable[PodTemplate] = (), pod_type: PodType | None = None,
-                    namespace: str = "") -> list[Violation]:
+                    templates: Iterable[PodTemplate] = ()) -> list[Violation]:
     """Only the checks no fragment can be judged by alone (pod totals, the required pool,
     locked fields, limits): the mutating hook runs them on the pod its annotations
     produce."""
-    return _run(pod, envelope, EnvelopeContext(pool_label, locks_for(templates),
-                                               pod_type=pod_type, namespace=namespace),
+    return _run(pod, envelope, EnvelopeContext(pool_label, locks_for(templates)),
                 whole_pod_only=True)
 
 
