@@ -409,6 +409,7 @@ def test_windows_locks_on_containers_and_on_other_fields_still_hold():
             - spec.securityContext.seccompProfile
             - spec.securityContext.runAsNonRoot
             - spec.containers[base].securityContext
+            - spec.containers[base].securityContext.capabilities
         ---
         apiVersion: airflow-pod-webhook.io/v1alpha1
         kind: Envelope
