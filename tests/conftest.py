@@ -20,6 +20,10 @@ POLICIES = ROOT / "policies"
 # Copies of ../shared/fixtures/airflow-pods (pods real Airflow 2.10 and 3.3 code built).
 AIRFLOW_PODS = ROOT / "tests" / "fixtures" / "airflow-pods"
 SHARED_PODS = ROOT.parent / "shared" / "fixtures" / "airflow-pods"
+# The official chart's rendered pod_template_files (copies of ../shared/fixtures/...), and the
+# executor pods real Airflow built from them (tools/gen_airflow_built_pods.py).
+CHART_TEMPLATES = ROOT / "tests" / "fixtures" / "airflow-chart-1.18"
+SHARED_CHART_TEMPLATES = ROOT.parent / "shared" / "fixtures" / "airflow-chart-1.18"
 
 
 # What kube-apiserver's DefaultTolerationSeconds plugin adds to every pod before any webhook.
@@ -81,3 +85,13 @@ def bundled() -> PolicySet:
     result = load_policy_dir(POLICIES)
     assert result.policy_set is not None, result.errors
     return result.policy_set
+
+
+def bundled_envelope_messages(pod: dict, pod_type: str, rule: str) -> list[str]:
+    """The bundled Envelope's violations of one rule on a pod of this type, as messages."""
+    from webhook.airflow_pods import PodType
+    from webhook.validation.envelope import check_pod
+
+    envelope = _bundled_policies().envelopes[0]
+    return [v.message for v in check_pod(pod, envelope, "node-pool", (), PodType(pod_type),
+                                         "data-airflow") if v.rule == rule]

@@ -201,7 +201,10 @@ POD_CHECKS = [c for c in CASES if ENVELOPE_CHECKS[c[0]][1].on_pod]
 
 def test_every_check_has_a_case():
     fragment_only = {k for k, (_, c) in ENVELOPE_CHECKS.items() if not c.on_pod}
-    assert {c[0] for c in CASES} | fragment_only == set(ENVELOPE_CHECKS)
+    # the sections in envelope_sections/ have a test file each (tests/test_envelope_<x>.py)
+    sections = {k for k, (_, c) in ENVELOPE_CHECKS.items()
+                if ".envelope_sections." in c.run.__module__}
+    assert {c[0] for c in CASES} | fragment_only | sections == set(ENVELOPE_CHECKS)
     assert fragment_only == {"pinRemoval"}  # tested with the fragments below
 
 
@@ -228,7 +231,11 @@ def test_envelope_rule_names_are_what_exemptions_name():
     assert rules == {"envelope: resources", "envelope: placement",
                      "envelope: priorityClassNames", "envelope: serviceAccountNames",
                      "envelope: schedulerNames", "envelope: runtimeClassNames",
-                     "envelope: schedulingGates", "envelope: lockedFields"}
+                     "envelope: schedulingGates", "envelope: lockedFields",
+                     "envelope: secrets", "envelope: volumes",
+                     "envelope: labels", "envelope: affinity", "envelope: limits"}
+    from webhook.policy.names import RULE_FAMILIES
+    assert set(RULE_FAMILIES["envelope"].checks()) == {r.split(": ")[1] for r in rules}
 
 
 # ---- resources as Kubernetes counts them
@@ -360,6 +367,121 @@ def test_locked_field_missing_on_the_final_pod_is_a_violation():
         '(envelope: lockedFields)']
 
 
+def test_a_windows_pod_is_never_held_to_a_linux_only_lock():
+    """Kubernetes forbids seccompProfile on spec.os.name=windows, and the mutation takes the
+    locked default back there: the envelope does not require it either."""
+    pod = good_pod()
+    pod["spec"]["securityContext"] = {}
+    pod["spec"]["os"] = {"name": "windows"}
+    assert judged(pod) == []
+    pod["spec"]["os"] = {"name": "linux"}
+    assert judged(pod) == [
+        'spec.securityContext.seccompProfile must be {"type": "RuntimeDefault"} (locked by '
+        'PodTemplate/seccomp spec.securityContext.seccompProfile), got <unset> '
+        '(envelope: lockedFields)']
+
+
+def test_a_windows_pod_keeps_the_lock_s_other_fields():
+    envelope, templates = _whole_context_lock()
+    pod = good_pod()
+    pod["spec"]["os"] = {"name": "windows"}
+    pod["spec"]["securityContext"] = {"runAsNonRoot": True}
+    pod["spec"]["containers"][0]["securityContext"] = {"runAsNonRoot": False}
+    assert [v.message for v in check_pod(pod, envelope, POOL, templates)] == [
+        'spec.containers[base].securityContext.runAsNonRoot must be true, as the locked '
+        'pod-level setting (locked by PodTemplate/whole spec.securityContext), got false '
+        '(envelope: lockedFields)']
+    pod["spec"]["containers"][0]["securityContext"] = {}
+    assert check_pod(pod, envelope, POOL, templates) == []
+    pod["spec"]["securityContext"] = {}
+    assert [v.message for v in check_pod(pod, envelope, POOL, templates)] == [
+        'spec.securityContext must be {"runAsNonRoot": true} (locked by PodTemplate/whole '
+        'spec.securityContext), got {} (envelope: lockedFields)']
+
+
+def test_windows_locks_on_containers_and_on_other_fields_still_hold():
+    policies = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: PodTemplate
+        metadata: {name: side}
+        spec:
+          template:
+            spec:
+              securityContext: {seccompProfile: {type: RuntimeDefault}, runAsNonRoot: true}
+              containers:
+                - name: base
+                  securityContext: {runAsNonRoot: true, capabilities: {drop: [ALL]}}
+          lockedFields:
+            - spec.securityContext.seccompProfile
+            - spec.securityContext.runAsNonRoot
+            - spec.containers[base].securityContext
+            - spec.containers[base].securityContext.capabilities
+        ---
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: Envelope
+        metadata: {name: locks}
+        spec: {}
+    """)
+    envelope, templates = policies.envelopes[0], policies.templates
+    pod = good_pod()
+    pod["spec"]["os"] = {"name": "windows"}
+    pod["spec"]["securityContext"] = {"runAsNonRoot": True}
+    pod["spec"]["containers"][0]["securityContext"] = {"runAsNonRoot": True}
+    assert check_pod(pod, envelope, POOL, templates) == []
+    # the container's Linux-only fields do not count either way
+    pod["spec"]["containers"][0]["securityContext"]["capabilities"] = {"add": ["NET_ADMIN"]}
+    assert check_pod(pod, envelope, POOL, templates) == []
+    pod["spec"]["containers"][0]["securityContext"] = {}
+    pod["spec"]["securityContext"] = {}
+    assert [v.message for v in check_pod(pod, envelope, POOL, templates)] == [
+        'spec.containers[base].securityContext must be {"runAsNonRoot": true} (locked by '
+        'PodTemplate/side spec.containers[base].securityContext), got {} '
+        '(envelope: lockedFields)',
+        'spec.securityContext.runAsNonRoot must be true (locked by PodTemplate/side '
+        'spec.securityContext.runAsNonRoot), got <unset> (envelope: lockedFields)']
+    # on Linux, the whole locked value holds, Linux-only fields included
+    pod["spec"]["os"] = {"name": "linux"}
+    pod["spec"]["securityContext"] = {"seccompProfile": {"type": "RuntimeDefault"},
+                                      "runAsNonRoot": True}
+    pod["spec"]["containers"][0]["securityContext"] = {"runAsNonRoot": True,
+                                                       "capabilities": {"drop": ["ALL"]}}
+    assert check_pod(pod, envelope, POOL, templates) == []
+
+
+def test_check_pod_passes_the_request_namespace_to_the_sections():
+    envelope = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: Envelope
+        metadata: {name: aff}
+        spec: {affinity: {topologyKeys: ["*"]}}
+    """).envelopes[0]
+    pod = good_pod()
+    del pod["metadata"]["namespace"]
+    pod["spec"]["affinity"] = {"podAffinity": {AFFINITY: [
+        {"labelSelector": {}, "namespaces": ["team-a"], "topologyKey": "x"}]}}
+    assert check_pod(pod, envelope, POOL, namespace="team-a") == []
+    assert len(check_pod(pod, envelope, POOL, namespace="team-b")) == 1
+
+
+def _whole_context_lock():
+    policies = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: PodTemplate
+        metadata: {name: whole}
+        spec:
+          template:
+            spec:
+              securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
+          lockedFields: [spec.securityContext]
+        ---
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: Envelope
+        metadata: {name: locks}
+        spec: {}
+    """)
+    return policies.envelopes[0], policies.templates
+
+
 # ---- the same checks on an annotation's fragment
 
 
@@ -426,6 +548,32 @@ def compile_errors(spec_text: str) -> list[str]:
      "spec.schedulerNames.forbidden: bad value 'forbidden': is not a field here (fields: "
      "allowed)"),
     ("{mode: deny}", "spec.mode: bad value 'deny': must be one of enforce, warn, audit"),
+    # issue 20's sections
+    ("{volumes: {types: [hostpath]}}",
+     "spec.volumes.types[0]: bad value 'hostpath': must be one of awsElasticBlockStore"),
+    ("{volumes: {types: [emptyDir], emptyDir: {maxSizeLimit: lots}}}",
+     "spec.volumes.emptyDir.maxSizeLimit: bad value 'lots': is not a Kubernetes quantity"),
+    ("{volumes: {types: [ephemeral], ephemeral: {maxStorage: '-1'}}}",
+     "spec.volumes.ephemeral.maxStorage: is not a finite, non-negative quantity: '-1'"),
+    ("{volumes: {types: [persistentVolumeClaim], persistentVolumeClaims: "
+     "[{claimName: x, readonly: true}]}}",
+     "spec.volumes.persistentVolumeClaims[0].readonly: bad value 'readonly': is not a field "
+     "here (fields: claimName, readOnly); did you mean 'readOnly'?"),
+    ("{limits: {required: ['bad name!']}}",
+     "spec.limits.required[0]: bad value 'bad name!': is not a Kubernetes resource name"),
+    ("{labels: {forbidden: [{key: 'bad key!'}]}}",
+     "spec.labels.forbidden[0].key: bad value 'bad key!': is not a valid label key"),
+    ("{labels: {forbidden: [{key: tier}], templateLabels: [{podTypes: [other], labels: {}}]}}",
+     "spec.labels.templateLabels[0].podTypes[0]: bad value 'other': must be one of executor, "
+     "kpo"),
+    ("{secrets: {forbidden: ['Bad_Name']}}",
+     "spec.secrets.forbidden[0]: bad value 'Bad_Name': is not a Kubernetes object name"),
+    ("{secrets: {templateUses: [{secret: x}]}}",
+     "spec.secrets.templateUses[0]: 'podTypes' is a required property"),
+    ("{affinity: {topologyKeys: ['no good/key/x']}}",
+     "spec.affinity.topologyKeys[0]: bad value 'no good/key/x': a label key's prefix must be "
+     "a DNS subdomain"),
+    ("{affinity: {}}", "spec.affinity: 'topologyKeys' is a required property"),
 ])
 def test_envelope_schema_is_strict(spec, expected):
     errors = compile_errors(spec)

@@ -306,7 +306,8 @@ spec:
   rules: ["envelope: runtimeClassNames"]
 """)
     pod = as_api_server_sends(as_airflow_builds("airflow3-kpo", {"spec": {
-        "runtimeClassName": "gvisor"}}))
+        "runtimeClassName": "gvisor",
+        "containers": [{"name": "base", "resources": {"limits": {"memory": "1Gi"}}}]}}))
     result = validate_pod(pod, policies, NS, SCHEDULER)
     assert result.allowed and result.exempted == ("ml-runtime",)
     pod["spec"]["schedulerName"] = "other"

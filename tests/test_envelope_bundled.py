@@ -8,7 +8,7 @@ import json
 import jsonpatch
 import pytest
 
-from tests.conftest import AIRFLOW_PODS, airflow_pod
+from tests.conftest import AIRFLOW_PODS, CHART_TEMPLATES, airflow_pod
 from webhook.mutation.mutate import mutate_pod
 from webhook.validation.validate import validate_pod
 
@@ -52,7 +52,9 @@ def test_without_the_mutation_the_stock_pod_is_denied_by_the_locked_fields(bundl
     lacks the cluster's locked seccomp profile, and the validating hook says so."""
     result = validate_pod(airflow_pod(fixture), bundled, NS, SCHEDULER)
     assert not result.allowed
-    assert {v.rule for v in result.violations["enforce"]} == {"envelope: lockedFields"}
+    # ... and, where a container states no memory limit, lacks the limit the template gives
+    assert {v.rule for v in result.violations["enforce"]} in (
+        {"envelope: lockedFields"}, {"envelope: lockedFields", "envelope: limits"})
 
 
 @pytest.mark.parametrize("profile", ["small", "highmem", "gpu", "spot", "highmem,spot",
@@ -89,3 +91,73 @@ def test_fixture_pods_are_real_airflow_pods():
         pod = json.loads((AIRFLOW_PODS / f"{name}.json").read_text())
         labels = pod["metadata"]["labels"]
         assert "kubernetes_executor" in labels or "kubernetes_pod_operator" in labels, name
+
+
+def test_a_windows_kpo_pod_is_admitted(bundled):
+    """The mutation takes back the locked seccomp profile Windows forbids, and the envelope's
+    lockedFields agree: the pod is admitted (it was always denied before)."""
+    pod = airflow_pod("airflow3-kpo")
+    pod["spec"]["os"] = {"name": "windows"}
+    pod["spec"]["nodeSelector"] = {"kubernetes.io/os": "windows"}
+    final, result = admitted(pod, bundled)
+    assert "seccompProfile" not in final["spec"].get("securityContext", {})
+    assert result.allowed, result.message
+    assert not result.violations["enforce"]
+
+
+# ---- pods real Airflow built (tools/gen_airflow_built_pods.py) -------------------------------
+
+BUILT = AIRFLOW_PODS.parent / "airflow-built"
+CHART_PODS = sorted(p.stem for p in BUILT.glob("chart-*.json"))
+# The one warning stock pods keep: a KPO pod's container may run as root (10-pod-template.yaml:
+# not defaulted, many images need root).
+KPO_RUN_AS_ROOT = {("spec.containers[base].securityContext.runAsNonRoot",
+                    "restricted: runAsNonRoot")}
+
+
+def built_pod(name: str) -> dict:
+    return json.loads((BUILT / f"{name}.json").read_text())
+
+
+def test_every_chart_template_is_built_with_and_without_a_pod_override():
+    assert len(CHART_PODS) == 10
+    assert {n.removesuffix("-pod-override") for n in CHART_PODS} == {
+        "chart-" + p.name.removesuffix(".pod_template_file.yaml")
+        for p in CHART_TEMPLATES.glob("*.yaml")}
+
+
+@pytest.mark.parametrize("name", CHART_PODS)
+def test_chart_built_executor_pods_are_admitted_with_no_warning(bundled, name):
+    pod = built_pod(name)
+    final, result = admitted(pod, bundled)
+    assert result.allowed, result.message
+    found = {(v.path, v.rule) for vs in result.violations.values() for v in vs}
+    assert found == set()
+    # the template's own references to Airflow's Secrets, kept where the template has them
+    names = {e["valueFrom"]["secretKeyRef"]["name"] for e in final["spec"]["containers"][0]["env"]
+             if "valueFrom" in e}
+    release = "prod" if "release-prod" in name else "airflow"
+    assert f"{release}-metadata" in names and f"{release}-fernet-key" in names
+
+
+@pytest.mark.parametrize("fixture", FIXTURES)
+def test_every_fixture_pod_gains_no_warning(bundled, fixture):
+    _, result = admitted(airflow_pod(fixture), bundled)
+    found = {(v.path, v.rule) for vs in result.violations.values() for v in vs}
+    assert found == (KPO_RUN_AS_ROOT if "kpo" in fixture else set())
+
+
+@pytest.mark.parametrize(("name", "rule", "path"), [
+    ("attack-executor-jwt-volume", "envelope: secrets", "spec.volumes[jwt].secret.secretName"),
+    ("attack-kpo-env-from-metadata", "envelope: secrets",
+     "spec.containers[base].envFrom[0].secretRef.name"),
+    ("attack-kpo-api-server-labels", "envelope: labels", "metadata.labels.component"),
+    ("attack-kpo-anti-affinity", "envelope: affinity",
+     "spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0]"
+     ".topologyKey"),
+])
+def test_attacks_real_airflow_built_are_denied_naming_the_rule(bundled, name, rule, path):
+    _, result = admitted(built_pod(name), bundled)
+    assert not result.allowed
+    assert path in {v.path for v in result.violations["enforce"] if v.rule == rule}
+    assert f"({rule})" in result.message

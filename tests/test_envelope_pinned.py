@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from tests.test_envelope import ENVELOPE
+from webhook.kube.quantity import shown_total
 from webhook.validation import envelope as env
 
 
@@ -25,7 +26,7 @@ from webhook.validation import envelope as env
     ("cpu", Decimal("1E+29"), "100000000000000000000000000000"),
 ])
 def test_totals_are_shown_as_admins_write_them(name, total, shown) -> None:
-    assert env._shown_total(name, total) == shown
+    assert shown_total(name, total) == shown
 
 
 def test_a_crashing_check_fails_closed_under_its_rule(monkeypatch) -> None:

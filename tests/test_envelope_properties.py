@@ -152,7 +152,8 @@ POOLS = {"default", "highmem", "gpu", "spot"}
 OTHER_LABELS = {"kubernetes.io/arch", "kubernetes.io/os", "topology.kubernetes.io/zone",
                 "topology.kubernetes.io/region", "node.kubernetes.io/instance-type"}
 FORBIDDEN_ACCOUNT_WORDS = ("scheduler", "webserver", "triggerer", "api-server", "dag-processor",
-                           "migrate-database-job", "create-user-job")
+                           "migrate-database-job", "create-user-job", "cleanup", "statsd",
+                           "pgbouncer", "redis", "flower")
 
 
 def _asks(container: dict) -> dict[str, dict[str, Decimal]]:
@@ -229,7 +230,9 @@ def outside(pod: dict) -> list[tuple[str, str]]:
     if priority and not priority.startswith("airflow-"):
         found.append(("envelope: priorityClassNames", priority))
     for field in ("serviceAccountName", "serviceAccount"):
-        if any(word in (spec.get(field) or "") for word in FORBIDDEN_ACCOUNT_WORDS):
+        account = spec.get(field) or ""
+        if any(word in account for word in FORBIDDEN_ACCOUNT_WORDS) or (
+                account and account != "default" and not account.endswith("airflow-worker")):
             found.append(("envelope: serviceAccountNames", field))
     if spec.get("schedulerName", "default-scheduler") != "default-scheduler":
         found.append(("envelope: schedulerNames", spec["schedulerName"]))
@@ -241,6 +244,8 @@ def outside(pod: dict) -> list[tuple[str, str]]:
         profile = (c.get("securityContext") or {}).get("seccompProfile")
         if profile not in (None, {"type": "RuntimeDefault"}):
             found.append(("envelope: lockedFields", f"{c['name']} seccompProfile"))
+        if ((c.get("resources") or {}).get("limits") or {}).get("memory") is None:
+            found.append(("envelope: limits", f"{c['name']} memory"))
     return found
 
 

@@ -3,10 +3,7 @@ shared originals."""
 
 import pytest
 
-from tests.conftest import AIRFLOW_PODS, ROOT, SHARED_PODS
-
-CHART_PODS = ROOT / "tests" / "fixtures" / "airflow-chart-1.18"
-SHARED_CHART_PODS = ROOT.parent / "shared" / "fixtures" / "airflow-chart-1.18"
+from tests.conftest import AIRFLOW_PODS, CHART_TEMPLATES, SHARED_CHART_TEMPLATES, SHARED_PODS
 
 
 @pytest.mark.skipif(not SHARED_PODS.is_dir(), reason="../shared is not beside this checkout")
@@ -17,10 +14,10 @@ def test_copies_match_shared_fixtures() -> None:
     assert ours == shared
 
 
-@pytest.mark.skipif(not SHARED_CHART_PODS.is_dir(),
+@pytest.mark.skipif(not SHARED_CHART_TEMPLATES.is_dir(),
                     reason="../shared is not beside this checkout")
 def test_chart_template_copies_match_shared_fixtures() -> None:
-    shared = {p.name: p.read_bytes() for p in SHARED_CHART_PODS.iterdir()}
-    ours = {p.name: p.read_bytes() for p in CHART_PODS.iterdir()}
+    shared = {p.name: p.read_bytes() for p in SHARED_CHART_TEMPLATES.iterdir()}
+    ours = {p.name: p.read_bytes() for p in CHART_TEMPLATES.iterdir()}
     assert len(shared) == 6
     assert ours == shared

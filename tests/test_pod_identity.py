@@ -8,6 +8,7 @@ Each attack of tests/e2e/security_scenarios.py is also run here against the offl
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 
 import pytest
@@ -127,7 +128,9 @@ def test_one_executor_marker_alone_is_judged_as_kpo_and_denied(bundled, drop, ke
     mutated = mutate_pod(pod, bundled, "data-airflow", SCHEDULER).pod  # as the hook sees it
     result = validate_pod(mutated, bundled, "data-airflow", SCHEDULER)
     assert not result.allowed
-    assert {v.rule for v in result.violations["enforce"]} == {POD_IDENTITY_RULE}
+    # ... and, judged as a KPO pod, the chart worker's labels and Secrets are not its to keep
+    assert {v.rule for v in result.violations["enforce"]} == {
+        POD_IDENTITY_RULE, "envelope: labels", "envelope: secrets"}
     assert f"metadata.labels.{kept} must come with" in result.message
 
 
@@ -312,9 +315,13 @@ def test_the_result_is_checked_whatever_produced_it(bundled, monkeypatch) -> Non
 
     monkeypatch.setattr(overrides, "_owned", lambda path, task: None)
     monkeypatch.setattr(mutate_module, "_keep_airflow_metadata", lambda original, result: result)
+    # an OverridePolicy that lets annotations set labels (the bundled one no longer does)
+    [default] = bundled.override_policies
+    labels_allowed = dataclasses.replace(bundled, override_policies=(dataclasses.replace(
+        default, allowed_fields=(*default.allowed_fields, ("metadata", "labels"))),))
     pod = airflow_pod("airflow3-executor")
     pod["metadata"]["annotations"][P + "pod-override"] = json.dumps({"metadata": {"labels": None}})
-    result = mutate_pod(pod, bundled, "data-airflow", SCHEDULER)
+    result = mutate_pod(pod, labels_allowed, "data-airflow", SCHEDULER)
     assert not result.allowed and result.patch == []
     messages = [r.message for r in result.refusals]
     assert ("metadata.labels.airflow-worker: Airflow's own key would be removed by the "

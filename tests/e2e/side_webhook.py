@@ -24,7 +24,11 @@ CONFIGURATION = "zz-e2e-injector"
 WEBHOOK = "inject.e2e.airflow-pod-webhook.io"
 SELECT_LABEL = "e2e-inject"
 MODE_ANNOTATION = "e2e.airflow-pod-webhook.io/inject"
-SIDECAR = {"name": "injected-proxy", "image": "envoyproxy/envoy:v1.31.0"}
+# A mesh proxy as injectors add it, with its own resources (istio's defaults): the envelope
+# refuses a container without a memory limit (envelope: limits).
+SIDECAR = {"name": "injected-proxy", "image": "envoyproxy/envoy:v1.31.0",
+           "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
+                         "limits": {"cpu": "2", "memory": "1Gi"}}}
 HOST_PATH = {"name": "injected-host", "hostPath": {"path": "/var/run/injected"}}
 # What the injector can do to a pod, one per test.
 MODES = ("sidecar", "unconfined-seccomp", "host-path")

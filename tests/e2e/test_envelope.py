@@ -129,6 +129,95 @@ ATTACKS = (
         '{"type":"Unconfined"} (envelope: lockedFields)',),
         pod_override={"spec": {"containers": [{"name": "base", "securityContext": {
             "seccompProfile": {"type": "Unconfined"}}}]}}),
+    # Issue 20: what a pod reaches — Airflow's own Secrets, volumes, Service-selecting labels,
+    # pod affinity, containers without a limit, service accounts not on the allowlist.
+    Attack("env-kpo-env-from-metadata", "airflow3-kpo", VALIDATING_WEBHOOK, (
+        "spec.containers[base].envFrom[0].secretRef.name must not name one of Airflow's own "
+        'Secrets (airflow-metadata) (Envelope/airflow secrets), got "airflow-metadata" '
+        "(envelope: secrets)",),
+        pod_override={"spec": {"containers": [{"name": "base", "envFrom": [
+            {"secretRef": {"name": "airflow-metadata"}}]}]}}),
+    Attack("env-pod-override-jwt-volume", "airflow3-executor", VALIDATING_WEBHOOK, (
+        "spec.volumes[jwt].secret.secretName must not name one of Airflow's own Secrets "
+        '(airflow-jwt-secret) (Envelope/airflow secrets), got "airflow-jwt-secret" '
+        "(envelope: secrets)",),
+        pod_override={"spec": {
+            "volumes": [{"name": "jwt", "secret": {"secretName": "airflow-jwt-secret"}}],
+            "containers": [{"name": "base", "volumeMounts": [
+                {"name": "jwt", "mountPath": "/jwt", "readOnly": True}]}]}}),
+    Attack("env-annotation-fernet-env", "airflow3-kpo", MUTATING_WEBHOOK, (
+        "annotation airflow-pod-webhook.io/pod-override: "
+        "spec.containers[base].env[FERNET].valueFrom.secretKeyRef.name: must not be set: an "
+        "override annotation never adds a reference to a Secret (Envelope/airflow secrets)",),
+        annotations={P + "pod-override": json.dumps({"spec": {"containers": [
+            {"name": "base", "env": [{"name": "FERNET", "valueFrom": {"secretKeyRef": {
+                "name": "airflow-fernet-key", "key": "fernet-key"}}}]}]}})}),
+    Attack("env-dags-claim-read-write", "airflow3-kpo", VALIDATING_WEBHOOK, (
+        "spec.containers[base].volumeMounts[/opt/airflow/dags].readOnly must be true: claim "
+        "airflow-dags mounts read-only (Envelope/airflow volumes.persistentVolumeClaims), got "
+        "<unset> (envelope: volumes)",),
+        pod_override={"spec": {
+            "volumes": [{"name": "dags", "persistentVolumeClaim": {"claimName": "airflow-dags"}}],
+            "containers": [{"name": "base", "volumeMounts": [
+                {"name": "dags", "mountPath": "/opt/airflow/dags"}]}]}}),
+    Attack("env-ephemeral-clone", "airflow3-kpo", VALIDATING_WEBHOOK, (
+        "spec.volumes[clone].ephemeral.volumeClaimTemplate.spec.dataSource must not be set: a "
+        "clone copies another claim's data (Envelope/airflow volumes.ephemeral)",
+        "spec.volumes[clone].ephemeral.volumeClaimTemplate.spec.resources.requests.storage must "
+        'be at most 100Gi (Envelope/airflow volumes.ephemeral), got "64Ti"',
+        "spec.volumes[clone].ephemeral.volumeClaimTemplate.spec.storageClassName must be an "
+        "allowed storage class"),
+        pod_override={"spec": {"volumes": [{"name": "clone", "ephemeral": {
+            "volumeClaimTemplate": {"spec": {
+                "accessModes": ["ReadWriteOnce"], "storageClassName": "premium-any",
+                "dataSource": {"kind": "PersistentVolumeClaim", "name": "airflow-dags"},
+                "resources": {"requests": {"storage": "64Ti"}}}}}}]}}),
+    Attack("env-inline-csi", "airflow3-kpo", VALIDATING_WEBHOOK, (
+        "spec.volumes[raw].csi.driver must be an allowed CSI driver (secrets-store.csi.k8s.io) "
+        '(Envelope/airflow volumes.csi), got "hostpath.csi.k8s.io" (envelope: volumes)',),
+        pod_override={"spec": {"volumes": [{"name": "raw", "csi": {
+            "driver": "hostpath.csi.k8s.io"}}]}}),
+    Attack("env-api-server-labels", "airflow3-kpo", VALIDATING_WEBHOOK, (
+        "metadata.labels.component must not be set: Services and NetworkPolicies select "
+        "Airflow's components by it",
+        'metadata.labels.tier must not be set: Services and NetworkPolicies select Airflow\'s '
+        'components by it (tier=airflow; Envelope/airflow labels), got "airflow" '
+        "(envelope: labels)"),
+        pod_override={"metadata": {"labels": {"tier": "airflow", "component": "api-server",
+                                              "release": "airflow"}}}),
+    Attack("env-annotation-labels", "airflow3-kpo", MUTATING_WEBHOOK, (
+        "annotation airflow-pod-webhook.io/pod-override: metadata.labels.component: may not "
+        "be overridden (OverridePolicy/default allowedFields)",),
+        annotations={P + "pod-override": json.dumps({"metadata": {"labels": {
+            "component": "api-server"}}})}),
+    Attack("env-anti-affinity-every-namespace", "airflow3-kpo", VALIDATING_WEBHOOK, (
+        "spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0]"
+        ".namespaceSelector must not be set",
+        "spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0]"
+        ".topologyKey must be an allowed topology key (kubernetes.io/hostname, "
+        "topology.kubernetes.io/zone, topology.kubernetes.io/region) (Envelope/airflow "
+        'affinity), got "kubernetes.io/os" (envelope: affinity)'),
+        pod_override={"spec": {"affinity": {"podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [{
+                "labelSelector": {"matchExpressions": [
+                    {"key": "app", "operator": "Exists"}]},
+                "namespaceSelector": {}, "topologyKey": "kubernetes.io/os"}]}}}}),
+    Attack("env-unlimited-second-container", "airflow3-kpo", VALIDATING_WEBHOOK, (
+        "spec.containers[miner].resources.limits.memory must be set: a container without a "
+        "memory limit is unbounded (Envelope/airflow limits), got <unset> (envelope: limits)",
+        "spec.volumes[shm].emptyDir.sizeLimit must be set on a memory-backed emptyDir"),
+        pod_override={"spec": {
+            "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory"}}],
+            "containers": [{"name": "miner", "image": "busybox:1.36",
+                            "volumeMounts": [{"name": "shm", "mountPath": "/dev/shm"}]}]}}),
+    Attack("env-cleanup-service-account", "airflow3-kpo", VALIDATING_WEBHOOK, (
+        "spec.serviceAccountName is forbidden (*cleanup*) (Envelope/airflow "
+        'serviceAccountNames), got "airflow-cleanup" (envelope: serviceAccountNames)',),
+        pod_override={"spec": {"serviceAccountName": "airflow-cleanup"}}),
+    Attack("env-unlisted-service-account", "airflow3-kpo", VALIDATING_WEBHOOK, (
+        "spec.serviceAccountName must be one of default, *airflow-worker (Envelope/airflow "
+        'serviceAccountNames), got "team-b-admin" (envelope: serviceAccountNames)',),
+        pod_override={"spec": {"serviceAccountName": "team-b-admin"}}),
 )
 
 
@@ -156,6 +245,41 @@ def test_attack_is_denied_by_the_api_server(e2e: E2EEnvironment, namespace: str,
             assert part in message, message
     finally:
         e2e.delete_pod(namespace, attack.name)
+
+
+def windows_kpo_pod(namespace: str) -> dict:
+    """A stock KPO pod for a Windows node (KPO `node_selector` and the pod's `os`)."""
+    pod = build_pod(Scenario("env-windows-kpo", "airflow3-kpo", DENIED), namespace)
+    return merge_pod(pod, {"spec": {"os": {"name": "windows"},
+                                    "nodeSelector": {"kubernetes.io/os": "windows"}}})
+
+
+@pytest.mark.e2e
+def test_a_windows_kpo_pod_is_admitted(e2e: E2EEnvironment, namespace: str) -> None:
+    """It was always denied: the mutation takes back the locked seccomp profile Windows
+    forbids, and the envelope no longer requires it there."""
+    pod = windows_kpo_pod(namespace)
+    try:
+        created, warnings = e2e.create_pod_warned(pod, scheduler_username(namespace))
+        assert created["spec"]["os"] == {"name": "windows"}
+        assert "seccompProfile" not in (created["spec"].get("securityContext") or {})
+        assert "envelope:" not in warnings, warnings
+    finally:
+        e2e.delete_pod(namespace, pod["metadata"]["name"])
+
+
+def test_a_windows_kpo_pod_is_admitted_offline(served_policies) -> None:
+    namespace = "airflow-e2e-offline"
+    pod = windows_kpo_pod(namespace)
+    for hook in (MUTATE, VALIDATE):
+        status, body, _ = answer(hook, pod_review(
+            pod, uid="e2e-offline", namespace=namespace,
+            username=scheduler_username(namespace)), served_policies)
+        assert status == 200 and body["response"]["allowed"], body["response"]
+        if body["response"].get("patch"):
+            pod = jsonpatch.apply_patch(pod, json.loads(base64.b64decode(
+                body["response"]["patch"])))
+    assert "envelope:" not in " ".join(body["response"].get("warnings", []))
 
 
 @pytest.fixture(scope="module")

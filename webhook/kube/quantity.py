@@ -55,3 +55,16 @@ def parse_quantity(value: Any) -> Decimal:
     if parsed.as_tuple().exponent < -9:  # type: ignore[operator]
         return parsed.quantize(_NANO, rounding=ROUND_CEILING, context=_WIDE)
     return parsed
+
+
+_BINARY = (("Ei", 1024 ** 6), ("Pi", 1024 ** 5), ("Ti", 1024 ** 4), ("Gi", 1024 ** 3),
+           ("Mi", 1024 ** 2), ("Ki", 1024))
+
+
+def shown_total(name: str, total: Decimal) -> str:
+    """A total as an admin writes it: 128Gi of memory, not 137438953472."""
+    if name != "cpu" and "/" not in name and total == total.to_integral_value():
+        for suffix, size in _BINARY:
+            if total >= size and total % size == 0:
+                return f"{total // size}{suffix}"
+    return format(total.normalize(), "f") if abs(total.adjusted()) < 30 else str(total)

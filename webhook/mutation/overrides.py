@@ -249,7 +249,7 @@ def check_allowed(
                 continue  # an empty map merges as "nothing to add": it changes nothing
             found.extend(_check_leaf(annotation.key, path, value, task, policy, templates))
         if not found:
-            found = _envelope_refusals(annotation, envelopes, pool_label)
+            found = _envelope_refusals(annotation, envelopes, pool_label, task.namespace)
         refusals.extend(found)
     return refusals
 
@@ -279,12 +279,12 @@ def check_result(pod: dict, without_annotations: Callable[[], dict], request: Ov
 
 
 def _envelope_refusals(annotation: OverrideAnnotation, envelopes: Sequence[Envelope],
-                       pool_label: str) -> list[Refusal]:
+                       pool_label: str, namespace: str) -> list[Refusal]:
     """Only enforcing envelopes refuse: a warn or audit one is reported on the final pod."""
     return [Refusal(annotation.key, v.path, f"{v.requirement}, got "
                     f"{_shown(v.value, limit=120, quote=False)}", v.rule)
             for envelope in envelopes if envelope.mode == "enforce"
-            for v in check_fragment(annotation.fragment, envelope, pool_label)]
+            for v in check_fragment(annotation.fragment, envelope, pool_label, namespace)]
 
 
 def _check_leaf(key: str, path: tuple[Segment, ...], value: Any, task: AirflowTask,

@@ -12,15 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from webhook.kube.quantity import parse_quantity
+from webhook.kube.windows import LINUX_ONLY_CONTAINER, LINUX_ONLY_POD, is_windows
 
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
-# Linux-only securityContext fields Kubernetes forbids on `spec.os.name: windows` pods.
-_LINUX_ONLY_POD = ("seLinuxOptions", "seccompProfile", "appArmorProfile", "fsGroup",
-                   "fsGroupChangePolicy", "sysctls", "runAsUser", "runAsGroup",
-                   "supplementalGroups", "supplementalGroupsPolicy", "seLinuxChangePolicy")
-_LINUX_ONLY_CONTAINER = ("seLinuxOptions", "seccompProfile", "appArmorProfile", "capabilities",
-                         "readOnlyRootFilesystem", "privileged", "allowPrivilegeEscalation",
-                         "procMount", "runAsUser", "runAsGroup")
 
 # (the container as mutated, the same container as it came in or {}) -> a fixed copy, or None
 ContainerFix = Callable[[dict, dict], "dict | None"]
@@ -29,7 +23,7 @@ ContainerFix = Callable[[dict, dict], "dict | None"]
 def keep_pod_valid(original: dict, mutated: dict) -> dict:
     """Take back defaults Kubernetes' pod validation would reject."""
     fixes: list[ContainerFix] = [_escalation_consistent, _limits_not_below_requests]
-    if _is_windows(mutated):
+    if is_windows(mutated):
         fixes.append(_without_linux_container_defaults)
         mutated = _without_linux_pod_defaults(original, mutated)
     return _fix_containers(original, mutated, fixes)
@@ -189,7 +183,7 @@ def _without_linux_container_defaults(container: dict, came_in: dict) -> dict | 
     sc = container.get("securityContext")
     if not isinstance(sc, dict):
         return None
-    kept = _without_added(sc, came_in.get("securityContext"), _LINUX_ONLY_CONTAINER)
+    kept = _without_added(sc, came_in.get("securityContext"), LINUX_ONLY_CONTAINER)
     return None if kept == sc else {**container, "securityContext": kept}
 
 
@@ -201,16 +195,12 @@ def _without_linux_pod_defaults(original: dict, mutated: dict) -> dict:
         return mutated
     before = _map(_map(original.get("spec")).get("securityContext"))
     return {**mutated, "spec": {**spec, "securityContext": _without_added(sc, before,
-                                                                          _LINUX_ONLY_POD)}}
+                                                                          LINUX_ONLY_POD)}}
 
 
 def _without_added(context: dict, before: Any, fields: tuple[str, ...]) -> dict:
     before = _map(before)
     return {k: v for k, v in context.items() if k not in fields or k in before}
-
-
-def _is_windows(pod: dict) -> bool:
-    return _map(_map(pod.get("spec")).get("os")).get("name") == "windows"
 
 
 def _less(a: Any, b: Any) -> bool:

@@ -33,10 +33,15 @@ from webhook.policy.model import (
     AIRFLOW_POD_TYPES,
     LIMIT_KEYS,
     RESOURCE_FIELDS,
+    AffinityRules,
     Bound,
+    ClaimRule,
     Envelope,
     Exemption,
+    LabelRule,
+    LabelRules,
     LabelSelector,
+    LimitRules,
     Limits,
     Match,
     NameAllowlist,
@@ -46,12 +51,16 @@ from webhook.policy.model import (
     PolicySet,
     Profile,
     ResourceBounds,
+    SecretRules,
+    SecretUse,
     Settings,
     Source,
     TaskPolicy,
+    TemplateLabels,
     TolerationRule,
     TrustedCreators,
     ValidationPolicy,
+    VolumeRules,
 )
 from webhook.policy.names import closest, name_errors
 from webhook.policy.schema import DOCUMENT_SCHEMA, SPEC_SCHEMAS
@@ -462,6 +471,13 @@ class _Builder:
                                  tuple(spec[key].get("forbidden", ())))
 
         return Envelope(
+            secrets=self.secret_rules(spec["secrets"]) if "secrets" in spec else None,
+            volumes=self.volume_rules(doc, spec["volumes"]) if "volumes" in spec else None,
+            labels=self.label_rules(spec["labels"]) if "labels" in spec else None,
+            affinity=AffinityRules(tuple(spec["affinity"]["topologyKeys"]),
+                                   spec["affinity"].get("allowRequired", True))
+            if "affinity" in spec else None,
+            limits=LimitRules(tuple(spec["limits"]["required"])) if "limits" in spec else None,
             name=name,
             match=self.match(doc, spec.get("match")),
             mode=spec.get("mode", "enforce"),
@@ -475,6 +491,45 @@ class _Builder:
             source=Source(doc.file, doc.index),
             scheduling_gates=names("schedulingGates"),
         )
+
+    def secret_rules(self, section: dict) -> SecretRules:
+        return SecretRules(
+            names=NameAllowlist(tuple(section.get("allowed", ("*",))),
+                                tuple(section.get("forbidden", ()))),
+            template_uses=tuple(SecretUse(
+                secret=use["secret"], pod_types=frozenset(PodType(t) for t in use["podTypes"]),
+                containers=tuple(use.get("containers", ())), env=tuple(use.get("env", ())),
+                volumes=tuple(use.get("volumes", ())))
+                for use in section.get("templateUses", ())))
+
+    def volume_rules(self, doc: PolicyDocument, section: dict) -> VolumeRules:
+        def bound(path: str, value: Any) -> Bound | None:
+            if value is None:
+                return None
+            quantity = self.quantity(doc, path, value)
+            if quantity is not None and not (quantity.is_finite() and quantity >= 0):
+                self.error(doc, path, f"is not a finite, non-negative quantity: {value!r}")
+                return None
+            return None if quantity is None else Bound(quantity, str(value))
+
+        ephemeral = section.get("ephemeral", {})
+        return VolumeRules(
+            types=tuple(section["types"]),
+            empty_dir_max=bound("spec.volumes.emptyDir.maxSizeLimit",
+                                section.get("emptyDir", {}).get("maxSizeLimit")),
+            claims=tuple(ClaimRule(c["claimName"], c.get("readOnly", False))
+                         for c in section.get("persistentVolumeClaims", ())),
+            storage_classes=tuple(ephemeral.get("storageClasses", ())),
+            ephemeral_max=bound("spec.volumes.ephemeral.maxStorage", ephemeral.get("maxStorage")),
+            csi_drivers=tuple(section.get("csiDrivers", ())))
+
+    def label_rules(self, section: dict) -> LabelRules:
+        return LabelRules(
+            forbidden=tuple(LabelRule(r["key"], tuple(r.get("values", ())))
+                            for r in section["forbidden"]),
+            template_labels=tuple(TemplateLabels(
+                frozenset(PodType(t) for t in t_["podTypes"]), tuple(sorted(t_["labels"].items())))
+                for t_ in section.get("templateLabels", ())))
 
     def bounds(self, doc: PolicyDocument, path: str, section: dict
                ) -> MappingProxyType:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from fnmatch import fnmatchcase
+from fnmatch import fnmatchcase, translate
 from functools import cached_property
 from types import MappingProxyType
 from typing import Any
@@ -17,6 +19,17 @@ from webhook.mutation.field_paths import Segment
 
 DEFAULT_ANNOTATION_PREFIX = "airflow-pod-webhook.io/"
 AIRFLOW_POD_TYPES = frozenset({PodType.EXECUTOR, PodType.KPO})
+
+
+@functools.lru_cache(maxsize=1024)
+def _globs(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{translate(p)})" for p in patterns))
+
+
+def matches_any(name: str, patterns: tuple[str, ...]) -> bool:
+    """fnmatchcase against any of the globs, in one compiled regex per list (a pod names
+    dozens of Secrets and labels, an envelope lists dozens of globs)."""
+    return bool(patterns) and _globs(patterns).match(name) is not None
 
 
 @dataclass(frozen=True)
@@ -177,9 +190,76 @@ class NameAllowlist:
     forbidden: tuple[str, ...] = ()  # globs; win over `allowed`
 
     def admits(self, name: str) -> bool:
-        if any(fnmatchcase(name, p) for p in self.forbidden):
-            return False
-        return any(fnmatchcase(name, p) for p in self.allowed)
+        return not matches_any(name, self.forbidden) and matches_any(name, self.allowed)
+
+
+@dataclass(frozen=True)
+class SecretUse:
+    """Where the admin's pod_template_file itself references one of Airflow's own Secrets:
+    only pods of these types, only in these containers' env variables or these volumes."""
+
+    secret: str  # glob
+    pod_types: frozenset[PodType]
+    containers: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    volumes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SecretRules:
+    names: NameAllowlist  # Secrets a pod may reference (globs), `forbidden` winning
+    template_uses: tuple[SecretUse, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClaimRule:
+    claim_name: str  # glob
+    read_only: bool = False  # true: every mount of the claim must be read-only
+
+
+@dataclass(frozen=True)
+class VolumeRules:
+    types: tuple[str, ...]  # volume sources a pod may use (emptyDir, configMap, ...)
+    empty_dir_max: Bound | None = None  # the largest sizeLimit of one emptyDir
+    claims: tuple[ClaimRule, ...] = ()
+    storage_classes: tuple[str, ...] = ()  # generic ephemeral volumes: classes (globs)
+    ephemeral_max: Bound | None = None  # ... and the storage one may request
+    csi_drivers: tuple[str, ...] = ()  # inline CSI volumes: drivers (globs)
+
+
+@dataclass(frozen=True)
+class LabelRule:
+    key: str  # glob
+    values: tuple[str, ...] = ()  # empty: every value
+
+
+@dataclass(frozen=True)
+class TemplateLabels:
+    """Labels the admin's pod_template_file itself sets, allowed on pods of these types."""
+
+    pod_types: frozenset[PodType]
+    labels: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class LabelRules:
+    forbidden: tuple[LabelRule, ...]
+    template_labels: tuple[TemplateLabels, ...] = ()
+    keys: tuple[str, ...] = field(init=False)  # the forbidden rules' key globs
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keys", tuple(r.key for r in self.forbidden))
+
+
+@dataclass(frozen=True)
+class AffinityRules:
+    topology_keys: tuple[str, ...]  # globs
+    allow_required: bool = True  # false: only preferred terms and ScheduleAnyway spreads
+
+
+@dataclass(frozen=True)
+class LimitRules:
+    required: tuple[str, ...]  # resource names every container must set a limit for
 
 
 @dataclass(frozen=True)
@@ -202,6 +282,11 @@ class Envelope:
     # spec.schedulingGates names a pod may be created with: while gated, its nodeSelector and
     # affinity may still be changed, so a gate is a door to placement after admission.
     scheduling_gates: NameAllowlist | None = None
+    secrets: SecretRules | None = None
+    volumes: VolumeRules | None = None
+    labels: LabelRules | None = None
+    affinity: AffinityRules | None = None
+    limits: LimitRules | None = None
 
 
 @dataclass(frozen=True)

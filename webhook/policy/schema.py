@@ -41,6 +41,15 @@ _TOLERATION_RULE = {
         },
     },
 }
+_POD_TYPES = {"type": "array", "minItems": 1, "items": {"enum": ["executor", "kpo"]}}
+# Every volume source of the Kubernetes Pod (core/v1 VolumeSource), for `volumes.types`.
+VOLUME_TYPES = (
+    "awsElasticBlockStore", "azureDisk", "azureFile", "cephfs", "cinder", "configMap", "csi",
+    "downwardAPI", "emptyDir", "ephemeral", "fc", "flexVolume", "flocker", "gcePersistentDisk",
+    "gitRepo", "glusterfs", "hostPath", "image", "iscsi", "nfs", "persistentVolumeClaim",
+    "photonPersistentDisk", "portworxVolume", "projected", "quobyte", "rbd", "scaleIO", "secret",
+    "storageos", "vsphereVolume",
+)
 _NAME_ALLOWLIST = {
     "type": "object",
     "additionalProperties": False,
@@ -165,6 +174,98 @@ SPEC_SCHEMAS: dict[str, dict] = {
             "runtimeClassNames": _NAME_ALLOWLIST,
             "schedulingGates": _NAME_ALLOWLIST,
             "verifyLockedFields": {"type": "boolean"},
+            "secrets": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "allowed": _STRINGS,
+                    "forbidden": _STRINGS,
+                    "templateUses": {"type": "array", "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["secret", "podTypes"],
+                        "properties": {
+                            "secret": {"type": "string", "minLength": 1},
+                            "podTypes": _POD_TYPES,
+                            "containers": _STRINGS,
+                            "env": _STRINGS,
+                            "volumes": _STRINGS,
+                        },
+                    }},
+                },
+            },
+            "volumes": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["types"],
+                "properties": {
+                    "types": {"type": "array", "items": {"enum": list(VOLUME_TYPES)}},
+                    "emptyDir": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {"maxSizeLimit": {"type": ["string", "number"]}},
+                    },
+                    "persistentVolumeClaims": {"type": "array", "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["claimName"],
+                        "properties": {
+                            "claimName": {"type": "string", "minLength": 1},
+                            "readOnly": {"type": "boolean"},
+                        },
+                    }},
+                    "ephemeral": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "storageClasses": _STRINGS,
+                            "maxStorage": {"type": ["string", "number"]},
+                        },
+                    },
+                    "csiDrivers": _STRINGS,
+                },
+            },
+            "labels": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["forbidden"],
+                "properties": {
+                    "forbidden": {"type": "array", "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["key"],
+                        "properties": {"key": {"type": "string", "minLength": 1},
+                                       "values": _STRINGS},
+                    }},
+                    "templateLabels": {"type": "array", "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["podTypes", "labels"],
+                        "properties": {
+                            "podTypes": _POD_TYPES,
+                            "labels": {"type": "object",
+                                       "additionalProperties": {"type": "string"}},
+                        },
+                    }},
+                },
+            },
+            "affinity": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["topologyKeys"],
+                "properties": {
+                    "topologyKeys": _STRINGS,
+                    "allowRequired": {"type": "boolean"},
+                },
+            },
+            "limits": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["required"],
+                "properties": {
+                    "required": {"type": "array", "items": {"type": "string"}},
+                },
+            },
         },
     },
     "ValidationPolicy": {

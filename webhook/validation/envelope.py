@@ -41,19 +41,39 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Any
 
 from webhook import budget
-from webhook.kube.quantity import parse_quantity
+from webhook.airflow_pods import PodType
+from webhook.kube.quantity import parse_quantity, shown_total
+from webhook.kube.windows import LINUX_ONLY_CONTAINER, LINUX_ONLY_POD, is_windows
 from webhook.mutation.field_paths import Item, Segment, format_path, get_values
 from webhook.mutation.patch import json_equal
 from webhook.policy.model import RESOURCE_FIELDS, Envelope, NameAllowlist, PodTemplate
 from webhook.validation.airflow_rules import DEFAULT_TOLERATION_KEYS
+from webhook.validation.envelope_sections.affinity import (
+    AFFINITY,
+    check_pod_affinity,
+    check_topology_spread,
+)
+from webhook.validation.envelope_sections.context import Check, EnvelopeContext, Lock
+from webhook.validation.envelope_sections.labels import LABELS, check_labels
+from webhook.validation.envelope_sections.limits import LIMITS, check_limits
+from webhook.validation.envelope_sections.secrets import SECRETS, check_secrets
+from webhook.validation.envelope_sections.volumes import (
+    VOLUMES,
+    check_claims,
+    check_csi_drivers,
+    check_empty_dir_totals,
+    check_empty_dirs,
+    check_ephemeral,
+    check_volume_types,
+)
 from webhook.validation.pod_reading import (
+    CONTAINER_FIELDS,
     Container,
     containers,
     list_at,
@@ -77,32 +97,6 @@ CONTAINER_OVERRIDABLE = ("seccompProfile", "appArmorProfile", "runAsUser", "runA
                          "runAsNonRoot", "seLinuxOptions", "windowsOptions")
 _REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
 _PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
-
-
-@dataclass(frozen=True)
-class Lock:
-    """One locked field of a PodTemplate and the value it holds there (None: unset)."""
-
-    template: str
-    path: tuple[Segment, ...]
-    value: Any
-
-
-@dataclass(frozen=True)
-class EnvelopeContext:
-    pool_label: str  # Settings nodePoolLabel
-    locks: tuple[Lock, ...] = ()
-    fragment: bool = False  # judging an annotation's fragment: only what it sets counts
-
-
-EnvelopeCheck = Callable[[dict, Envelope, EnvelopeContext], list[Violation]]
-
-
-@dataclass(frozen=True)
-class Check:
-    run: EnvelopeCheck
-    on_pod: bool = True  # judged on the final pod by the validating hook
-    on_fragment: bool = True  # judged on an annotation's fragment by the mutating hook
 
 
 def locks_for(templates: Iterable[PodTemplate]) -> tuple[Lock, ...]:
@@ -134,19 +128,6 @@ def _kube_quantity(_kind: type, value: str | int | float) -> Decimal | None:
     except (ValueError, TypeError, ArithmeticError):
         return None
     return quantity if quantity >= 0 else None
-
-
-_BINARY = (("Ei", 1024 ** 6), ("Pi", 1024 ** 5), ("Ti", 1024 ** 4), ("Gi", 1024 ** 3),
-           ("Mi", 1024 ** 2), ("Ki", 1024))
-
-
-def _shown_total(name: str, total: Decimal) -> str:
-    """A total as an admin writes it: 128Gi of memory, not 137438953472."""
-    if name != "cpu" and "/" not in name and total == total.to_integral_value():
-        for suffix, size in _BINARY:
-            if total >= size and total % size == 0:
-                return f"{total // size}{suffix}"
-    return format(total.normalize(), "f") if abs(total.adjusted()) < 30 else str(total)
 
 
 def _resource_values(resources: dict, field_name: str, fragment: bool) -> dict:
@@ -303,7 +284,7 @@ def check_pod_resources(pod: dict, envelope: Envelope, ctx: EnvelopeContext
                     f"spec.resources.{field_name}{path_key(name)}",
                     f"must total at most {bound.text} for the pod (Envelope/{envelope.name} "
                     "perPod; Kubernetes counts the sum of containers and sidecars, or the "
-                    "largest init container if more)", _shown_total(name, totals[name]), RESOURCES))
+                    "largest init container if more)", shown_total(name, totals[name]), RESOURCES))
     return found
 
 
@@ -635,13 +616,48 @@ def _container_overrides(pod: dict, lock: Lock) -> list[tuple[Container, str, An
     return out
 
 
+def _linux_only(path: tuple[Segment, ...]) -> tuple[tuple[str, ...], tuple[Segment, ...]]:
+    """The Linux-only fields of the securityContext a lock path lies in, and the path's rest
+    below that securityContext; ((), ()) when the path is not in a securityContext."""
+    if path[:2] == ("spec", "securityContext"):
+        return LINUX_ONLY_POD, path[2:]
+    if (len(path) >= 4 and path[0] == "spec" and path[1] in CONTAINER_FIELDS
+            and isinstance(path[2], Item) and path[3] == "securityContext"):
+        return LINUX_ONLY_CONTAINER, path[4:]
+    return (), ()
+
+
+def _without(value: Any, fields: tuple[str, ...]) -> Any:
+    return {k: v for k, v in value.items() if k not in fields} if isinstance(value, dict) \
+        else value
+
+
+def lock_for_os(pod: dict, lock: Lock) -> Lock | None:
+    """A lock as it holds on this pod: on a Windows pod (spec.os.name=windows), Kubernetes
+    forbids the Linux-only securityContext fields, the mutating hook takes back the ones a
+    default added, and no lock requires them (None: nothing left to hold)."""
+    if not is_windows(pod):
+        return lock
+    linux, rest = _linux_only(lock.path)
+    if not linux:
+        return lock
+    if rest:
+        return None if rest[0] in linux else lock
+    return Lock(lock.template, lock.path, _without(lock.value, linux))
+
+
 def check_locked_fields(pod: dict, envelope: Envelope, ctx: EnvelopeContext
                         ) -> list[Violation]:
     if not envelope.verify_locked_fields:
         return []
     found = []
-    for lock in ctx.locks:
-        for path, have in _locked_values(pod, lock):
+    for locked in ctx.locks:
+        lock = lock_for_os(pod, locked)
+        if lock is None:
+            continue
+        linux = _linux_only(lock.path)[0] if lock is not locked else ()
+        for path, found_value in _locked_values(pod, lock):
+            have = _without(found_value, linux)
             if not json_equal(have, lock.value):
                 found.append(_lock_violation(path, lock, have))
         for _container, path, have, want in _container_overrides(pod, lock):
@@ -669,6 +685,17 @@ ENVELOPE_CHECKS: Mapping[str, tuple[str, Check]] = {
     "runtimeClassName": (RUNTIME_CLASSES, Check(check_runtime_class)),
     "schedulingGates": (SCHEDULING_GATES, Check(check_scheduling_gates)),
     "lockedFields": (LOCKED_FIELDS, Check(check_locked_fields, on_fragment=False)),
+    "secrets": (SECRETS, Check(check_secrets)),
+    "volumeTypes": (VOLUMES, Check(check_volume_types)),
+    "emptyDirs": (VOLUMES, Check(check_empty_dirs)),
+    "emptyDirTotals": (VOLUMES, Check(check_empty_dir_totals, on_fragment=False)),
+    "persistentVolumeClaims": (VOLUMES, Check(check_claims)),
+    "ephemeralVolumes": (VOLUMES, Check(check_ephemeral)),
+    "csiDrivers": (VOLUMES, Check(check_csi_drivers)),
+    "labels": (LABELS, Check(check_labels)),
+    "podAffinity": (AFFINITY, Check(check_pod_affinity)),
+    "topologySpread": (AFFINITY, Check(check_topology_spread)),
+    "limits": (LIMITS, Check(check_limits, on_fragment=False)),
 }
 
 
@@ -691,20 +718,26 @@ def _run(pod: Any, envelope: Envelope, ctx: EnvelopeContext, whole_pod_only: boo
 
 
 def check_pod(pod: dict, envelope: Envelope, pool_label: str,
-              templates: Iterable[PodTemplate] = ()) -> list[Violation]:
+              templates: Iterable[PodTemplate] = (), pod_type: PodType | None = None,
+              namespace: str = "") -> list[Violation]:
     """Every violation of the envelope on a final pod (what the validating hook judges)."""
-    return _run(pod, envelope, EnvelopeContext(pool_label, locks_for(templates)))
+    return _run(pod, envelope, EnvelopeContext(pool_label, locks_for(templates),
+                                               pod_type=pod_type, namespace=namespace))
 
 
 def check_whole_pod(pod: dict, envelope: Envelope, pool_label: str,
                     templates: Iterable[PodTemplate] = ()) -> list[Violation]:
     """Only the checks no fragment can be judged by alone (pod totals, the required pool,
-    locked fields): the mutating hook runs them on the pod its annotations produce."""
+    locked fields, limits): the mutating hook runs them on the pod its annotations
+    produce."""
     return _run(pod, envelope, EnvelopeContext(pool_label, locks_for(templates)),
                 whole_pod_only=True)
 
 
-def check_fragment(fragment: dict, envelope: Envelope, pool_label: str) -> list[Violation]:
-    """What an annotation's fragment sets outside the envelope, before it is merged."""
-    return _run(fragment, envelope, EnvelopeContext(pool_label, fragment=True))
+def check_fragment(fragment: dict, envelope: Envelope, pool_label: str, namespace: str = ""
+                   ) -> list[Violation]:
+    """What an annotation's fragment sets outside the envelope, before it is merged, on a
+    pod of `namespace`."""
+    return _run(fragment, envelope, EnvelopeContext(pool_label, fragment=True,
+                                                    namespace=namespace))
 

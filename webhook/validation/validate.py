@@ -120,7 +120,7 @@ def _validate(pod: dict, policies: PolicySet, task: AirflowTask, username: str |
     templates = policies.templates_for(task) if envelopes else []
     for envelope in envelopes:
         for found_violation in check_envelope(pod, envelope, policies.settings.node_pool_label,
-                                              templates):
+                                              templates, task.pod_type, task.namespace):
             _report(found, found_violation, envelope.mode)
     for path, requirement, value in task.identity_problems:
         _report(found, violation(path, requirement, value, POD_IDENTITY_RULE), "enforce")

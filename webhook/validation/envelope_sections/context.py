@@ -1,0 +1,40 @@
+"""What every envelope check receives besides the pod and the Envelope."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from webhook.airflow_pods import PodType
+from webhook.mutation.field_paths import Segment
+from webhook.policy.model import Envelope
+from webhook.validation.violations import Violation
+
+
+@dataclass(frozen=True)
+class Lock:
+    """One locked field of a PodTemplate and the value it holds there (None: unset)."""
+
+    template: str
+    path: tuple[Segment, ...]
+    value: Any
+
+
+@dataclass(frozen=True)
+class EnvelopeContext:
+    pool_label: str  # Settings nodePoolLabel
+    locks: tuple[Lock, ...] = ()
+    fragment: bool = False  # judging an annotation's fragment: only what it sets counts
+    pod_type: PodType | None = None  # the pod's Airflow type (None: an annotation's fragment)
+    namespace: str = ""  # the namespace the pod is created in
+
+
+EnvelopeCheck = Callable[[dict, Envelope, EnvelopeContext], list[Violation]]
+
+
+@dataclass(frozen=True)
+class Check:
+    run: EnvelopeCheck
+    on_pod: bool = True  # judged on the final pod by the validating hook
+    on_fragment: bool = True  # judged on an annotation's fragment by the mutating hook
