@@ -216,7 +216,9 @@ def test_validate_judges_an_unlabelled_pod_an_airflow_account_writes(capsys,
     # As the validating hook sees it when the mutating hook was down: the locks unapplied too.
     assert out.splitlines()[:2] == [
         f"{pod_file}: denied",
-        "  pod no-labels violates 3 rule(s): spec.containers[c].securityContext.privileged "
+        "  pod no-labels violates 4 rule(s): spec.containers[c].resources.limits.memory must "
+        "be set: a container without a memory limit is unbounded (Envelope/airflow limits), "
+        "got <unset> (envelope: limits); spec.containers[c].securityContext.privileged "
         "must be unset or false, got true (baseline: privileged); spec.hostPID must be unset "
         "or false, got true (baseline: hostNamespaces); spec.securityContext.seccompProfile "
         'must be {"type": "RuntimeDefault"} (locked by PodTemplate/airflow-defaults '
@@ -276,9 +278,7 @@ def test_manifests_renders_the_accounts_of_the_policy_folder(capsys, tmp_path: P
     shutil.copytree(POLICIES, folder)
     settings = folder / "00-settings.yaml"
     settings.write_text(settings.read_text().replace(
-        "      - system:serviceaccount:airflow:airflow-api-server\n",
-        "      - system:serviceaccount:airflow:airflow-api-server\n"
-        "      - system:serviceaccount:etl:runner\n"))
+        "    airflowAccounts: []\n", "    airflowAccounts: [system:serviceaccount:etl:runner]\n"))
     code, out, _ = run(["manifests", "--cert-dir", str(tmp_path / "certs"), "--policies",
                         str(folder)], capsys)
     assert code == 0

@@ -121,8 +121,12 @@ def test_a_privileged_ephemeral_container_is_denied(bundled: PolicySet, kpo: dic
 
 
 def test_a_resize_past_the_envelope_is_denied(bundled: PolicySet, kpo: dict) -> None:
-    new = changed(kpo, lambda p: p["spec"]["containers"][0].update(
-        resources={"requests": {"cpu": "512"}, "limits": {"cpu": "512"}}))
+    def more_cpu(pod: dict) -> None:
+        resources = pod["spec"]["containers"][0]["resources"]
+        resources.setdefault("requests", {})["cpu"] = "512"
+        resources.setdefault("limits", {})["cpu"] = "512"
+
+    new = changed(kpo, more_cpu)
     result = judge_write(kpo, new, bundled, NS, WORKER, "resize")
     assert not result.allowed
     assert result.violations["enforce"][0].rule == "envelope: resources"
