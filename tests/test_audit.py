@@ -210,22 +210,22 @@ def test_table_output(policies, three) -> None:
     assert code == 1
     assert text == (
         "NAMESPACE         POD                                   DAG_ID                "
-        "TASK_ID           DECISION  CHANGES  RULES\n"
+        "TASK_ID           DECISION  IF ENFORCED  CHANGES  RULES\n"
         "data-airflow      ok                                    example_dag           "
-        "extract           allow     1        -\n"
+        "extract           allow     allow        1        -\n"
         "data-airflow      priv                                  example_dag           "
-        "extract           deny      1        baseline: privileged\n"
+        "extract           deny      would deny   1        baseline: privileged (enforce)\n"
         "data-airflow      web                                   -                     "
-        "-                 skip      0        -\n"
+        "-                 skip      -            0        -\n"
         "\n"
         "3 pods: 1 allow, 1 deny, 1 skip (not Airflow's, no policy selects them); "
-        "2 would be changed\n"
+        "2 would be changed; 1 would be denied if every policy enforced\n"
         "\n"
         "BY RULE                                         ENFORCE  WARN  AUDIT  REFUSED  EXEMPTED\n"
         "baseline: privileged                                  1     0      0        0         0\n"
         "\n"
-        "BY DAG                                    PODS  ALLOW  DENY  CHANGED\n"
-        "example_dag                                  2      1     1        2\n")
+        "BY DAG                                    PODS  ALLOW  DENY  WOULD DENY  CHANGED\n"
+        "example_dag                                  2      1     1           1        2\n")
 
 
 def test_json_output(policies, three) -> None:
@@ -234,12 +234,13 @@ def test_json_output(policies, three) -> None:
     assert code == 1
     data = json.loads(text)
     assert data["summary"] == {
-        "pods": 3, "allow": 1, "deny": 1, "skip": 1, "changed": 2,
+        "pods": 3, "allow": 1, "deny": 1, "skip": 1, "would_deny": 1, "changed": 2,
         "by_rule": {"baseline: privileged": {"enforce": 1}},
-        "by_dag": {"example_dag": {"pods": 2, "allow": 1, "deny": 1, "changed": 2}}}
+        "by_dag": {"example_dag": {"pods": 2, "allow": 1, "deny": 1, "would_deny": 1,
+                                   "changed": 2}}}
     assert data["pods"][1] == {
         "namespace": "data-airflow", "name": "priv", "pod_type": "executor",
-        "dag_id": "example_dag", "task_id": "extract", "decision": "deny",
+        "dag_id": "example_dag", "task_id": "extract", "decision": "deny", "would_deny": True,
         "violations": [{
             "rule": "baseline: privileged",
             "path": "spec.containers[base].securityContext.privileged",
@@ -253,12 +254,14 @@ def test_json_output(policies, three) -> None:
     assert set(data) == {"summary", "pods"}
 
 
-def test_a_warn_rule_is_reported_in_its_mode(policies, tmp_path: Path) -> None:
+def test_a_warn_rule_is_reported_in_its_mode_and_as_what_enforcing_would_deny(
+        policies, tmp_path: Path) -> None:
     code, text = run_audit(policies, [executor("latest", image="apache/airflow:latest")],
                            "json", path=tmp_path / "p.yaml")
-    assert code == 0  # warn never denies
-    assert [(v["rule"], v["mode"]) for v in json.loads(text)["pods"][0]["violations"]] == [
-        ("airflow: images", "warn")]
+    assert code == 1  # the hooks let it start, but enforcing the policy would deny it
+    pod = json.loads(text)["pods"][0]
+    assert (pod["decision"], pod["would_deny"]) == ("allow", True)
+    assert [(v["rule"], v["mode"]) for v in pod["violations"]] == [("airflow: images", "warn")]
 
 
 def crd_schema() -> dict:
@@ -287,19 +290,20 @@ def test_policyreport_output(policies, three) -> None:
         "results": [
             {"policy": "baseline", "rule": "*", "result": "pass",
              "message": "no rule of this policy is violated", "scored": True, **common,
-             "resources": ref("ok"), "properties": {**props, "decision": "allow"}},
+             "resources": ref("ok"), "properties": {**props, "decision": "allow", "ifEnforced": "allow"}},
             {"policy": "hygiene", "rule": "*", "result": "pass",
              "message": "no rule of this policy is violated", "scored": True, **common,
-             "resources": ref("ok"), "properties": {**props, "decision": "allow"}},
+             "resources": ref("ok"), "properties": {**props, "decision": "allow", "ifEnforced": "allow"}},
             {"policy": "baseline", "rule": "baseline: privileged", "result": "fail",
              "message": "spec.containers[base].securityContext.privileged must be unset or "
                         "false, got true (baseline: privileged)",
              "scored": True, **common, "resources": ref("priv"),
-             "properties": {**props, "decision": "deny", "mode": "enforce",
+             "properties": {**props, "decision": "deny", "ifEnforced": "deny", "mode": "enforce",
                             "path": "spec.containers[base].securityContext.privileged"}},
             {"policy": "hygiene", "rule": "*", "result": "pass",
              "message": "no rule of this policy is violated", "scored": True, **common,
-             "resources": ref("priv"), "properties": {**props, "decision": "deny"}},
+             "resources": ref("priv"),
+             "properties": {**props, "decision": "deny", "ifEnforced": "deny"}},
         ],
         "summary": {"pass": 3, "fail": 1, "warn": 0, "error": 0, "skip": 0}}
     jsonschema.validate(reports[0], crd_schema())
@@ -317,13 +321,13 @@ def test_policyreport_results_for_warnings_refusals_and_exemptions(policies,
     got = [(r["resources"][0]["name"], r["policy"], r["rule"], r["result"], r["scored"])
            for r in report_["results"]]
     assert got == [
-        ("nfs", "hygiene", "airflow: images", "warn", False),
+        # A warn-mode violation fails as it would if enforced; the pod still starts today.
+        ("nfs", "hygiene", "airflow: images", "fail", True),
         ("nfs", "baseline", "baseline: hostPathVolumes", "skip", False),
-        ("asks", "overrides", "OverridePolicy", "fail", True),
-        ("asks", "baseline", "*", "pass", True),
-        ("asks", "hygiene", "*", "pass", True)]
+        # A refused override ends the decision, as in the hooks: nothing else is judged.
+        ("asks", "overrides", "OverridePolicy", "fail", True)]
     assert report_["results"][1]["message"].startswith("exempted by legacy-nfs: ")
-    assert report_["summary"] == {"pass": 2, "fail": 1, "warn": 1, "error": 0, "skip": 1}
+    assert report_["summary"] == {"pass": 0, "fail": 2, "warn": 0, "error": 0, "skip": 1}
     jsonschema.validate(report_, crd_schema())
 
 
@@ -391,11 +395,12 @@ def test_the_fixture_files_audit_from_a_kubectl_list(bundled, tmp_path: Path) ->
     path = tmp_path / "pods.yaml"
     path.write_text(kubectl_list(*(as_stored(airflow_pod(n)) for n in FIXTURES)))
     out, err = io.StringIO(), io.StringIO()
-    assert run(bundled, AuditOptions(files=(str(path),), output="json"), out, err) == 0
-    got = [(p["name"], p["decision"], len(p["changes"])) for p in json.loads(
-        out.getvalue())["pods"]]
-    want = [(a.name, a.decision, len(a.changes)) for a in (
+    want = [(a.name, a.decision, a.would_deny, len(a.changes)) for a in (
         audit_pod(airflow_pod(n), bundled) for n in FIXTURES)]
+    code = run(bundled, AuditOptions(files=(str(path),), output="json"), out, err)
+    assert code == (1 if any(w[2] for w in want) else 0)
+    got = [(p["name"], p["decision"], p["would_deny"], len(p["changes"])) for p in json.loads(
+        out.getvalue())["pods"]]
     assert got == want
 
 

@@ -346,38 +346,38 @@ def cmd_manifests(args: argparse.Namespace) -> int:
 
 def cmd_mutate(args: argparse.Namespace) -> int:
     from webhook.admission import NESTED_TOO_DEEPLY
-    from webhook.mutation.mutate import mutate_pod
+    from webhook.decide import MUTATE, SKIP, PodRequest, decide
 
     policies = _policies(args.policies)
     pod, namespace, username = read_pod(args.file)
     try:
-        result = mutate_pod(pod, policies, namespace or args.namespace,
-                            username or args.username)
+        decision = decide(PodRequest(pod, namespace or args.namespace, username or args.username),
+                          policies, MUTATE)
     except RecursionError as exc:
         raise InputError(f"{args.file}: {NESTED_TOO_DEEPLY}") from exc
-    if not result.covered:
+    if decision.verdict == SKIP:
         from webhook.validation.validate import NOT_AIRFLOW
 
         print(f"skipped: {NOT_AIRFLOW}", file=sys.stderr)
     elif problem := malformed_pod(pod):
         raise InputError(f"{args.file}: malformed pod: {problem}")
-    for warning in result.warnings:
+    for warning in decision.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    if result.refusals:
+    if decision.refusals:
         # Refused is refused, whatever the reason (the server answers 400 or 403).
-        for refusal in result.refusals:
+        for refusal in decision.refusals:
             print(f"refused: {refusal.message}", file=sys.stderr)
         return EXIT_DENIED
     if args.patch:
-        print(json.dumps(result.patch, indent=2))
+        print(json.dumps(decision.patch, indent=2))
     else:
-        sys.stdout.write(yaml.safe_dump(result.pod, sort_keys=False))
+        sys.stdout.write(yaml.safe_dump(decision.pod, sort_keys=False))
     return EXIT_OK
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from webhook.admission import NESTED_TOO_DEEPLY
-    from webhook.mutation.mutate import mutate_pod
+    from webhook.decide import BOTH, VALIDATE, PodRequest, decide
     from webhook.validation.validate import validate_pod
 
     policies = _policies(args.policies)
@@ -389,20 +389,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"{file}: error: {exc}", file=sys.stderr)
             worst = EXIT_BAD_INPUT
             continue
-        if args.after_mutation and args.level is None:
-            mutation = mutate_pod(pod, policies, namespace or args.namespace,
-                                  username or args.username)
-            if mutation.refusals:
-                print(f"{file}: denied (mutating hook)")
-                for refusal in mutation.refusals:
-                    print(f"  {refusal.message}")
-                worst = max(worst, EXIT_DENIED)
-                continue
-            pod = mutation.pod
+        request = PodRequest(pod, namespace or args.namespace, username or args.username)
         try:
-            result = validate_pod(pod, policies, namespace or args.namespace,
-                                  username or args.username, level=args.level,
-                                  level_version=args.level_version)
+            if args.level is not None:
+                # One Pod Security level on any pod, as the cluster's own PSA would judge it.
+                result = validate_pod(pod, policies, request.namespace, request.username,
+                                      level=args.level, level_version=args.level_version)
+            else:
+                decision = decide(request, policies, BOTH if args.after_mutation else VALIDATE)
+                if decision.refusals:
+                    print(f"{file}: denied (mutating hook)")
+                    for refusal in decision.refusals:
+                        print(f"  {refusal.message}")
+                    worst = max(worst, EXIT_DENIED)
+                    continue
+                assert decision.validation is not None
+                result, pod = decision.validation, decision.pod
         except ValueError as exc:
             raise InputError(str(exc)) from exc
         except RecursionError:
@@ -423,7 +425,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if not result.allowed:
             print(f"  {result.message}")
             worst = max(worst, EXIT_DENIED)
-        for warning in result.warnings:
+        for warning in decision.warnings if args.level is None else result.warnings:
             print(f"  warning: {warning}")
         for key, value in sorted(result.audit_annotations.items()):
             print(f"  audit {key}: {value}")

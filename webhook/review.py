@@ -1,4 +1,5 @@
-"""One admission review, start to finish, for either hook: pure, shared by server and CLI.
+"""One admission review, start to finish, for either hook: the AdmissionReview edge of the
+one decision core (webhook.decide). Pure.
 
 A review is answered with (HTTP status, JSON body, Decision). Bad input gets a 4xx with a
 precise reason, or an AdmissionReview denial when the body names a uid to answer.
@@ -9,13 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook import admission
+from webhook import admission, decide
 from webhook.admission import AdmissionRequest, BadReview
 from webhook.airflow_pods import AirflowTask
-from webhook.mutation.mutate import MutationResult, mutate_pod
 from webhook.mutation.overrides import APPLIED
 from webhook.policy.model import DEFAULT_ANNOTATION_PREFIX, PolicySet
-from webhook.validation.validate import ValidationResult, validate_pod
 
 MUTATE, VALIDATE = "mutate", "validate"
 # Single-call mode: the mutating call also validates the pod it produces (one round trip per
@@ -58,89 +57,49 @@ def answer(hook: str, body: Any, policies: PolicySet | None) -> tuple[int, dict,
         # Not ready: say so rather than pretend; the failurePolicy decides what happens.
         return 503, error_body("no policy set is loaded yet"), Decision(
             hook, "invalid", request.namespace, pod_name, reason="not ready")
+    asked = decide.PodRequest(
+        pod=request.object, namespace=request.namespace, username=request.username,
+        operation=request.operation, subresource=request.sub_resource,
+        dry_run=request.dry_run)
+    stages = {MUTATE: decide.MUTATE, VALIDATE: decide.VALIDATE}.get(hook, decide.BOTH)
+    decision = decide.decide(asked, policies, stages)
+    return _answer(hook, request, policies, pod_name, decision)
+
+
+def _answer(hook: str, request: AdmissionRequest, policies: PolicySet, pod_name: str,
+            decision: decide.Decision) -> tuple[int, dict, Decision]:
+    """The AdmissionReview response and the log record of one decision."""
+    checked = decision.validation
+    rules = decision.rules if decision.refusals else (
+        checked.rules_violated if checked else ())
+    logged = dict(hook=hook, namespace=request.namespace, pod=pod_name, task=decision.task,
+                  revision=policies.revision, policies=decision.applied, rules=rules,
+                  warnings=len(decision.warnings),
+                  extra={"exempted": list(checked.exempted)} if checked and checked.exempted
+                  else {})
+    audit = checked.audit_annotations if checked else None
+    if decision.verdict == decide.DENY:
+        body = admission.deny(request.api_version, request.uid, decision.code, decision.message,
+                              warnings=decision.warnings, audit=audit,
+                              reason="BadRequest" if decision.code == 400 else "Forbidden")
+        return 200, body, Decision(**logged, decision="deny")
     if hook == MUTATE:
-        return _answer_mutation(request, policies, pod_name)
-    if hook == MUTATE_AND_VALIDATE:
-        return _answer_mutation(request, policies, pod_name, validate=True)
-    return _answer_validation(request, policies, pod_name)
-
-
-def _answer_mutation(request: AdmissionRequest, policies: PolicySet, pod_name: str,
-                     validate: bool = False) -> tuple[int, dict, Decision]:
-    result: MutationResult = mutate_pod(request.object, policies, request.namespace,
-                                        request.username)
-    base = dict(hook=MUTATE_AND_VALIDATE if validate else MUTATE, namespace=request.namespace,
-                pod=pod_name, task=result.task, revision=policies.revision,
-                policies=result.applied, warnings=len(result.warnings))
-    if not validate and not result.covered:
-        return 200, admission.allow(request), Decision(**base, decision="skip")
-    if result.refusals:
-        code = 400 if result.malformed else 403
-        lead = _lead(pod_name, result.task, len(result.refusals), "override")
-        message = lead + "; ".join(r.message for r in result.refusals)
-        rules = tuple(sorted({r.rule for r in result.refusals}))
-        body = admission.deny(request.api_version, request.uid, code, message,
-                              warnings=result.warnings,
-                              reason="BadRequest" if code == 400 else "Forbidden")
-        return 200, body, Decision(**base, decision="deny", rules=rules)
-    if validate:
-        return _validate_mutated(request, policies, result, base)
-    audit = {"policy-revision": policies.revision} if result.patch else None
-    body = admission.allow(request, patch=result.patch, warnings=result.warnings, audit=audit)
-    return 200, body, Decision(**base, decision="allow", patch_ops=len(result.patch))
-
-
-def _validate_mutated(request: AdmissionRequest, policies: PolicySet, result: MutationResult,
-                      base: dict) -> tuple[int, dict, Decision]:
-    """Judge the pod exactly as the validating call would see it after our patch."""
-    checked: ValidationResult = validate_pod(result.pod, policies, request.namespace,
-                                             request.username)
-    warnings = (*result.warnings, *checked.warnings)
-    base = {**base, "policies": (*result.applied, *checked.policies),
-            "rules": checked.rules_violated, "warnings": len(warnings),
-            "extra": {"exempted": list(checked.exempted)} if checked.exempted else {}}
-    if not checked.allowed:
-        body = admission.deny(request.api_version, request.uid, checked.code, checked.message,
-                              warnings=warnings, audit=checked.audit_annotations)
-        return 200, body, Decision(**base, decision="deny")
-    body = admission.allow(request, patch=result.patch, warnings=warnings,
-                           audit=checked.audit_annotations)
-    acted = result.patch or checked.policies or checked.rules_violated
-    return 200, body, Decision(**base, decision="allow" if acted else "skip",
-                               patch_ops=len(result.patch))
-
-
-def _answer_validation(request: AdmissionRequest, policies: PolicySet, pod_name: str
-                       ) -> tuple[int, dict, Decision]:
-    result: ValidationResult = validate_pod(request.object, policies, request.namespace,
-                                            request.username)
-    base = dict(hook=VALIDATE, namespace=request.namespace, pod=pod_name, task=result.task,
-                revision=policies.revision, policies=result.policies,
-                rules=result.rules_violated, warnings=len(result.warnings),
-                extra={"exempted": list(result.exempted)} if result.exempted else {})
-    if result.allowed:
-        body = admission.allow(request, warnings=result.warnings,
-                               audit=result.audit_annotations)
-        decision = "allow" if result.policies or result.rules_violated else "skip"
-        return 200, body, Decision(**base, decision=decision)
-    body = admission.deny(request.api_version, request.uid, result.code, result.message,
-                          warnings=result.warnings, audit=result.audit_annotations)
-    return 200, body, Decision(**base, decision="deny")
-
-
-def _lead(pod_name: str, task: AirflowTask, count: int, what: str) -> str:
-    ids = f" (dag_id={task.dag_id}, task_id={task.task_id})" if task.dag_id else ""
-    return f"pod {pod_name or '<unnamed>'}{ids}: {count} {what} refusal(s): "
+        if decision.verdict == decide.SKIP:
+            return 200, admission.allow(request), Decision(**logged, decision="skip")
+        audit = {"policy-revision": policies.revision} if decision.patch else None
+    body = admission.allow(request, patch=decision.patch or None, warnings=decision.warnings,
+                           audit=audit)
+    acted = hook == MUTATE or decision.patch or (checked and (checked.policies
+                                                              or checked.rules_violated))
+    return 200, body, Decision(**logged, decision="allow" if acted else "skip",
+                               patch_ops=len(decision.patch))
 
 
 def _pod_name(request: AdmissionRequest) -> str:
     """On CREATE with generateName the name is empty: show the prefix."""
     if request.name:
         return request.name
-    obj = request.object if isinstance(request.object, dict) else {}
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-    name = meta.get("name") or meta.get("generateName") or ""
-    return name if isinstance(name, str) else ""
+    return decide.pod_name(request.object if isinstance(request.object, dict) else {})
 
 
 def bad_review(hook: str, body: Any, message: str) -> tuple[int, dict, Decision]:
