@@ -198,3 +198,14 @@ def test_the_offline_validate_reads_json_within_the_servers_limits_without_orjso
     assert result.returncode == 2
     assert "body is not valid JSON: depth limit exceeded" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_airflow_cluster_policy_imports_without_server_packages() -> None:
+    # airflow_local_settings.py imports it in every scheduler, DAG processor and worker.
+    result = run_without_server_deps("""
+        from webhook.airflow_policy import task_policy
+        assert callable(task_policy)
+        print(server_modules_loaded())
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
