@@ -7,6 +7,11 @@ if sys.argv[1:2] == ["audit"]:
 
     sys.exit(audit_main(sys.argv[2:]))
 
+if sys.argv[1:2] == ["airflow-policy"]:
+    from bench.airflow_policy import main as airflow_policy_main
+
+    sys.exit(airflow_policy_main(sys.argv[2:]))
+
 from bench.cli import main
 
 sys.exit(main())
