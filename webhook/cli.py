@@ -452,7 +452,7 @@ def cmd_policy_lint(args: argparse.Namespace) -> int:
 
     result = load_policy_dir(args.dir)
     for error in result.errors:
-        print(error)
+        print(as_given(args.dir, error))
     if result.errors:
         print(f"{len(result.errors)} error(s); the webhook would keep its last good policy set")
         return _lint_code(result.errors)
@@ -497,9 +497,19 @@ def _policies(folder: str, lint_code: int = EXIT_BAD_INPUT) -> Any:
     if result.policy_set is None:
         code = _lint_code(result.errors)
         raise InputError(f"policy folder {folder} does not load:\n  "
-                         + "\n  ".join(str(e) for e in result.errors),
+                         + "\n  ".join(str(as_given(folder, e)) for e in result.errors),
                          EXIT_BAD_INPUT if code == EXIT_BAD_INPUT else lint_code)
     return result.policy_set
+
+
+def as_given(folder: str, error: Any) -> Any:
+    """The error with its file named as the user gave the folder (`policies/10-x.yaml`), so
+    editors and CI annotations can open it."""
+    from dataclasses import replace
+
+    if error.index < 0 and error.file == str(Path(folder)):
+        return error  # the folder itself
+    return replace(error, file=os.path.join(folder, error.file))
 
 
 def malformed_pod(pod: dict) -> str | None:

@@ -53,6 +53,10 @@ from webhook.policy.schema import API_VERSION
 from webhook.validation.validate import ValidationResult
 
 KIND = "PolicyTest"
+FIELD_PATH_HINT = ("a field path is fields joined by dots, a list item by its name in brackets "
+                   "(spec.containers[base]) or [*] for every item, and a map key holding dots or "
+                   "slashes in brackets (resources.limits[nvidia.com/gpu]); README, "
+                   "\"Policy tests\"")
 TEST_SUFFIXES = (".yaml", ".yml")
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 CASE_SCHEMA = {
@@ -214,7 +218,8 @@ def _check_field(name: str, path: str, wanted: Any, pod: dict) -> list[str]:
     problem = check_field_path(path)
     if problem is not None:
         # A misspelt path would find nothing and pass an expectation of `null`.
-        return [f"{name}: {where}: {problem.reason}{did_you_mean(problem.suggestions)}"]
+        return [f"{name}: {where}: {problem.reason}{did_you_mean(problem.suggestions)} "
+                f"({FIELD_PATH_HINT})"]
     segments = parse_path(path)
     found = get_values(pod, segments)
     if wanted is None:
