@@ -25,6 +25,7 @@ POLICIES = ROOT / "policies"
 VERSIONS = ("2.10.5", "3.3.2")
 EXECUTOR_POD = ROOT / "tests" / "fixtures" / "airflow-pods" / "airflow3-executor.json"
 POLICY_LINE = "from webhook.airflow_policy import task_policy  # noqa: F401\n"
+HOOK_LINE = "from webhook.airflow_policy import pod_mutation_hook  # noqa: F401\n"
 
 PARSE = """
 import json, sys
@@ -68,11 +69,13 @@ def pod_template(folder: Path) -> Path:
     return path
 
 
-def airflow_env(version: str, home: Path, dags: Path, policy: bool,
+def airflow_env(version: str, home: Path, dags: Path, policy: bool | str,
                 policies: Path = POLICIES, namespace: str = "airflow") -> dict[str, str]:
     settings = home / "settings"
     settings.mkdir(parents=True, exist_ok=True)
-    (settings / "airflow_local_settings.py").write_text(POLICY_LINE if policy else "")
+    # True: the cluster policy; a string: that airflow_local_settings.py
+    text = policy if isinstance(policy, str) else POLICY_LINE if policy else ""
+    (settings / "airflow_local_settings.py").write_text(text)
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
         "AIRFLOW_HOME": str(home / f"airflow-{version}"),
@@ -88,7 +91,7 @@ def airflow_env(version: str, home: Path, dags: Path, policy: bool,
     }
 
 
-def parse(version: str, home: Path, *, policy: bool, dags: Path = DAGS,
+def parse(version: str, home: Path, *, policy: bool | str, dags: Path = DAGS,
           policies: Path = POLICIES, script: str = PARSE, args: tuple[str, ...] = ()
           ) -> dict[str, Any]:
     """Parse `dags` with Airflow `version`; {"errors": {file: text}, "pods": {dag.task: pod}}."""
@@ -99,3 +102,44 @@ def parse(version: str, home: Path, *, policy: bool, dags: Path = DAGS,
                           env=airflow_env(version, home, dags, policy, policies))
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# What the scheduler (executor tasks) and the worker (KPO tasks) do when a task starts: build
+# the final pod with the admin's pod_mutation_hook; the outcome of each, as text.
+BUILD_AT_RUN_TIME = """
+import json, sys
+from types import SimpleNamespace
+try:
+    from airflow.dag_processing.dagbag import DagBag
+    bag = DagBag(sys.argv[1], safe_mode=False)
+except ImportError:
+    from airflow.models.dagbag import DagBag
+    bag = DagBag(sys.argv[1], include_examples=False, safe_mode=False)
+from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from webhook.airflow_policy import _ParseTimeHook
+base = PodGenerator.deserialize_model_file(sys.argv[2])
+out = {}
+for dag_id in sorted(bag.dag_ids):
+    for task in bag.dags[dag_id].tasks:
+        try:
+            if isinstance(task, KubernetesPodOperator):
+                task.__dict__["hook"] = _ParseTimeHook()  # a worker's cluster access
+                ti = SimpleNamespace(dag_id=dag_id, task_id=task.task_id, map_index=-1,
+                                     try_number=1)
+                task.build_pod_request_obj({"ti": ti, "run_id": "manual",
+                                            "dag": bag.dags[dag_id]})
+            else:
+                PodGenerator.construct_pod(
+                    dag_id=dag_id, task_id=task.task_id, pod_id=dag_id.replace("_", "-"),
+                    try_number=1, kube_image="apache/airflow:3.3.2", date=None, args=[],
+                    pod_override_object=(task.executor_config or {}).get("pod_override"),
+                    base_worker_pod=base, namespace="airflow", scheduler_job_id="1",
+                    run_id="manual", with_mutation_hook=True)
+            out[dag_id] = "built"
+        except Exception as exc:
+            cause = exc.__cause__
+            out[dag_id] = (f"{type(exc).__name__}({exc})"
+                           + (f" from {type(cause).__name__}: {cause}" if cause else ""))
+print(json.dumps({"errors": bag.import_errors, "pods": out}))
+"""

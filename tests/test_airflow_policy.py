@@ -138,3 +138,30 @@ def test_a_missing_policy_folder_checks_nothing(monkeypatch, tmp_path: Path, cap
 def test_the_default_folder_is_where_deploy_mounts_the_policies() -> None:
     deployment = Path(__file__).resolve().parent.parent / "deploy" / "base" / "deployment.yaml"
     assert f"mountPath: {airflow_policy.DEFAULT_POLICIES}" in deployment.read_text()
+
+
+# --- at run time: pod_mutation_hook judges the final pod -----------------------------------------
+
+
+@pytest.mark.airflow
+@pytest.mark.parametrize("version", VERSIONS)
+def test_pod_mutation_hook_fails_the_task_with_the_webhooks_reason(
+        version: str, tmp_path: Path) -> None:
+    from tests.airflow_dags import BUILD_AT_RUN_TIME, HOOK_LINE, pod_template
+
+    template = pod_template(tmp_path)
+    got = parse(version, tmp_path / "home", policy=HOOK_LINE, script=BUILD_AT_RUN_TIME,
+                args=(str(template),))
+    assert got["errors"] == {}  # without task_policy every DAG parses
+    pods = got["pods"]
+    assert (pods["compliant_dag"], pods["kpo_compliant_dag"]) == ("built", "built")
+    # The executor wraps what the hook raises; its log line shows the cause, our reason.
+    assert pods["privileged_dag"] == (
+        "PodMutationHookException() from PodDenied: airflow-pod-webhook denies this pod "
+        "(validating hook): pod privileged-dag (dag_id=privileged_dag, task_id=work) violates "
+        f"1 rule(s): {PRIVILEGED}")
+    assert pods["unknown_profile_dag"].endswith(f"1 override refusal(s): {UNKNOWN_PROFILE}")
+    # A KPO task builds its pod in the worker: the task log ends with the reason itself.
+    assert pods["kpo_privileged_dag"].startswith(
+        "PodDenied(airflow-pod-webhook denies this pod (validating hook): pod score-")
+    assert pods["kpo_privileged_dag"].endswith(f"violates 1 rule(s): {PRIVILEGED})")

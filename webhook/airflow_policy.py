@@ -124,6 +124,44 @@ def _names(found: Any) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------------------------------------
+# At run time: the final pod, checked before it is sent
+
+
+class PodDenied(ValueError):
+    """The webhook would deny this pod: raised by pod_mutation_hook with its reason."""
+
+
+_parse_time = threading.local()
+
+
+def pod_mutation_hook(pod: Any) -> None:
+    """Airflow's pod_mutation_hook: judge the final pod with the webhook's core before it is
+    sent, and raise PodDenied with the webhook's reason instead of letting kube-apiserver's
+    answer arrive as a client exception dump.
+
+    Where the reason then shows: for a KubernetesPodOperator task, in the task's own log (the
+    worker builds the pod: a traceback ending in `PodDenied: <reason>`, and the webhook's
+    warnings logged above it); for an executor task, in the scheduler's log (`Pod Mutation
+    Hook failed for the task ... Details: <reason>`), and the task fails at once, as on a
+    denial. Enabled with `from webhook.airflow_policy import pod_mutation_hook` (call it last
+    from an existing hook of your own)."""
+    if getattr(_parse_time, "active", False):
+        return  # task_policy builds the pod and judges it itself
+    policies = _policies()
+    if policies is None:
+        return
+    body = _serialise(pod)
+    meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+    decision = decide(PodRequest(body, meta.get("namespace") or "default"), policies)
+    for warning in decision.warnings:
+        log.warning("airflow-pod-webhook warns: %s", warning)
+    if decision.verdict == DENY:
+        hook = "mutating" if decision.refusals else "validating"
+        raise PodDenied(f"airflow-pod-webhook denies this pod ({hook} hook): "
+                        f"{decision.message}")
+
+
+# ---------------------------------------------------------------------------------------------
 # The cluster policy
 
 
@@ -252,12 +290,16 @@ def _executor_pod(task: Any) -> TaskPod | None:
                      sort_keys=True, default=str)
     text = _built.get(key)
     if text is None:
-        pod = PodGenerator.construct_pod(
-            dag_id=PLACEHOLDER_DAG, task_id=PLACEHOLDER_TASK,
-            pod_id=_pod_id(PLACEHOLDER_DAG, PLACEHOLDER_TASK), try_number=1,
-            kube_image=image, date=None, args=[], pod_override_object=override,
-            base_worker_pod=base, namespace=namespace, scheduler_job_id="0",
-            run_id="parse-time", map_index=-1, with_mutation_hook=True)
+        _parse_time.active = True
+        try:
+            pod = PodGenerator.construct_pod(
+                dag_id=PLACEHOLDER_DAG, task_id=PLACEHOLDER_TASK,
+                pod_id=_pod_id(PLACEHOLDER_DAG, PLACEHOLDER_TASK), try_number=1,
+                kube_image=image, date=None, args=[], pod_override_object=override,
+                base_worker_pod=base, namespace=namespace, scheduler_job_id="0",
+                run_id="parse-time", map_index=-1, with_mutation_hook=True)
+        finally:
+            _parse_time.active = False
         text = json.dumps(_serialise(pod))
         if len(_built) >= BUILT_CACHE_SIZE:
             _built.clear()
@@ -320,8 +362,10 @@ def _kpo_pod(task: Any) -> TaskPod | None:
     saved = {k: task.__dict__[k] for k in ("env_vars", "hook") if k in task.__dict__}
     try:
         task.__dict__["hook"] = _ParseTimeHook()
+        _parse_time.active = True
         pod = task.build_pod_request_obj(None)
     finally:
+        _parse_time.active = False
         task.__dict__.pop("hook", None)
         task.__dict__.update(saved)
     labels = pod.metadata.labels
