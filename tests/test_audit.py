@@ -725,3 +725,28 @@ def test_the_walk_covers_every_list() -> None:
     assert kinds.count("fixture") == len(FIXTURES) == 6
     assert kinds.count("security") == len(security.ATTACKS)
     assert kinds.count("envelope") == len(envelope.ATTACKS)
+
+
+def test_the_adoption_paths_audit_step_flags_a_privileged_pod(tmp_path: Path) -> None:
+    # README "Adopt it", step 1: every ValidationPolicy and Envelope in `mode: audit`. The hooks
+    # let everything start; the audit must still say what enforcing would deny, and fail the Job.
+    import shutil
+
+    from webhook.policy.load import load_policy_dir
+
+    folder = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", folder)
+    for path in folder.glob("*.yaml"):
+        path.write_text(path.read_text().replace("mode: enforce", "mode: audit")
+                        .replace("mode: warn", "mode: audit"))
+    policies = load_policy_dir(folder).policy_set
+    assert policies is not None
+    code, text = run_audit(policies, [executor("priv", securityContext={"privileged": True})],
+                           "json", path=tmp_path / "pods.yaml")
+    assert code == 1
+    pod = json.loads(text)["pods"][0]
+    assert (pod["decision"], pod["would_deny"]) == ("allow", True)
+    assert {"rule": "baseline: privileged", "mode": "audit",
+            "path": "spec.containers[base].securityContext.privileged",
+            "message": "spec.containers[base].securityContext.privileged must be unset or "
+                       "false, got true (baseline: privileged)"} in pod["violations"]
