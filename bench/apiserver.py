@@ -142,11 +142,15 @@ def only_namespace(hook: dict, namespace: str) -> dict:
 
 
 def webhook_objects(name: str, ca: bytes, url: str, namespace: str,
-                    single_call: bool = False) -> list[dict]:
-    """Our registration exactly as `manifests` renders it, renamed and scoped to `namespace`."""
+                    single_call: bool = False, airflow_usernames: tuple[str, ...] = ()
+                    ) -> list[dict]:
+    """Our registration exactly as `manifests` renders it (with the served policy folder's
+    Airflow accounts: the create hooks select by label or by writer), renamed and scoped to
+    `namespace`."""
     from webhook.cluster.registration import webhook_configurations
 
-    objects = webhook_configurations(ca, url=url, single_call=single_call)
+    objects = webhook_configurations(ca, url=url, single_call=single_call,
+                                     airflow_usernames=airflow_usernames)
     for obj in objects:
         obj["metadata"]["name"] = f"bench-{name}"
         for hook in obj["webhooks"]:
@@ -453,6 +457,7 @@ def rig(settings: ApiServerSettings, workdir: Path, assets: Path) -> Iterator[Ri
     from tests.e2e.harness import E2EEnvironment
     from tests.e2e.scenarios import e2e_policies
     from webhook.cluster.certs import write_certs
+    from webhook.policy.load import load_policy_dir
 
     cert_dir = workdir / "apiserver-bench-certs"
     write_certs(cert_dir, "airflow-pod-webhook", "airflow-pod-webhook")
@@ -460,6 +465,7 @@ def rig(settings: ApiServerSettings, workdir: Path, assets: Path) -> Iterator[Ri
     # The e2e suite's policy set: the bundled policies, whose Settings also trust the Airflow
     # accounts of airflow-e2e-* namespaces, so the scheduler here is trusted as in a cluster.
     policies = e2e_policies(workdir / "policies")
+    accounts = load_policy_dir(policies).policy_set.settings.airflow_usernames
     pod = json.loads(POD_FIXTURE.read_text())
     suffix = os.urandom(3).hex()
 
@@ -504,15 +510,16 @@ def rig(settings: ApiServerSettings, workdir: Path, assets: Path) -> Iterator[Ri
         # The trivial hooks first: configurations of one kind reach the admission plugin in
         # creation order, so once ours are in force (probed below) the trivial ones are too.
         for obj in webhook_objects("trivial", ca, trivial.target_url,
-                                   by_name[TRIVIAL].namespace):
+                                   by_name[TRIVIAL].namespace, airflow_usernames=accounts):
             admin.create(obj)
         for obj in webhook_objects("replay", ca, replay.target_url,
-                                   by_name[REPLAY].namespace):
+                                   by_name[REPLAY].namespace, airflow_usernames=accounts):
             admin.create(obj)
         for obj in webhook_objects("single", ca, webhook.target_url, by_name[SINGLE].namespace,
-                                   single_call=True):
+                                   single_call=True, airflow_usernames=accounts):
             admin.create(obj)
-        for obj in webhook_objects("two", ca, webhook.target_url, by_name[TWO_HOOKS].namespace):
+        for obj in webhook_objects("two", ca, webhook.target_url, by_name[TWO_HOOKS].namespace,
+                                   airflow_usernames=accounts):
             admin.create(obj)
         if CEL in by_name:
             for obj in cel_objects(by_name[CEL].namespace):

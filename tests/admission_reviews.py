@@ -10,8 +10,10 @@ SCHEDULER = "system:serviceaccount:airflow:airflow-scheduler"
 
 def pod_review(pod: dict, *, uid: str = "7f0c", namespace: str = "data-airflow",
                username: str = SCHEDULER, operation: str = "CREATE",
-               dry_run: bool = False) -> dict:
-    """A v1 AdmissionReview asking about `pod` (a CREATE unless told otherwise)."""
+               dry_run: bool = False, old_object: dict | None = None,
+               sub_resource: str = "") -> dict:
+    """A v1 AdmissionReview asking about `pod` (a CREATE unless told otherwise; an UPDATE
+    names the pod before it as `old_object`)."""
     meta = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
     gvk = {"group": "", "version": "v1", "kind": "Pod"}
     gvr = {"group": "", "version": "v1", "resource": "pods"}
@@ -30,7 +32,8 @@ def pod_review(pod: dict, *, uid: str = "7f0c", namespace: str = "data-airflow",
             "userInfo": {"username": username,
                          "groups": ["system:serviceaccounts", "system:authenticated"]},
             "object": pod,
-            "oldObject": None,
+            "oldObject": old_object,
+            **({"subResource": sub_resource} if sub_resource else {}),
             "dryRun": dry_run,
             "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
         },

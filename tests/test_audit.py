@@ -638,9 +638,9 @@ def test_a_long_file_run_on_a_terminal_draws_the_bar(policies, tmp_path: Path,
                                                           for i in range(1200)]}))
     real_audit = audit_pod
 
-    def slow_audit(pod: dict, policies_: object) -> PodAudit:
+    def slow_audit(pod: dict, policies_: object, **options: object) -> PodAudit:
         clock.now += 0.005  # 1,200 pods at 200/s: six seconds
-        return real_audit(pod, policies_)
+        return real_audit(pod, policies_, **options)
 
     monkeypatch.setattr("webhook.audit.command.audit_pod", slow_audit)
     out, err = io.StringIO(), io.StringIO()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import json
 from pathlib import Path
 
@@ -153,11 +154,18 @@ def test_validate_level_at_an_older_pod_security_version(capsys, tmp_path: Path)
 def test_manifests_single_call_registers_one_fail_closed_hook(capsys, tmp_path: Path) -> None:
     run(["certs", "--out", str(tmp_path)], capsys)
     code, out, _ = run(["manifests", "--cert-dir", str(tmp_path), "--single-call"], capsys)
-    [config] = list(yaml.safe_load_all(out))
+    config, writers = list(yaml.safe_load_all(out))
     [hook] = config["webhooks"]
     assert code == 0 and config["kind"] == "MutatingWebhookConfiguration"
     assert hook["clientConfig"]["service"]["path"] == "/mutate-validate"
     assert hook["failurePolicy"] == "Fail" and hook["reinvocationPolicy"] == "IfNeeded"
+    # What Airflow's accounts write later (and in the namespaces left out) is still judged.
+    assert writers["kind"] == "ValidatingWebhookConfiguration"
+    assert [h["name"] for h in writers["webhooks"]] == [
+        "validate-writes.airflow-pod-webhook.io",
+        "validate-finished-writes.airflow-pod-webhook.io",
+        "validate-system-writes.airflow-pod-webhook.io",
+        "refuse-own-namespace.airflow-pod-webhook.io"]
 
 
 def test_single_call_endpoint_mutates_and_judges_in_one_answer(client) -> None:
@@ -184,3 +192,117 @@ def test_validate_after_mutation_judges_the_pod_the_cluster_would_store(capsys,
     assert code == 1
     assert f"{path}: denied (mutating hook)" in out
     assert "must be at most 64Gi (Envelope/airflow perContainer)" in out
+
+
+# --- issue 19: the same answer offline for what Airflow's accounts write ---------------------
+
+WORKER = "system:serviceaccount:airflow:airflow-worker"
+UNLABELLED = {"apiVersion": "v1", "kind": "Pod",
+              "metadata": {"name": "no-labels", "namespace": "airflow"},
+              "spec": {"hostPID": True,
+                       "containers": [{"name": "c", "image": "busybox:1.36",
+                                       "securityContext": {"privileged": True}}]}}
+
+
+def test_validate_judges_an_unlabelled_pod_an_airflow_account_writes(capsys,
+                                                                     tmp_path: Path) -> None:
+    pod_file = tmp_path / "pod.json"
+    pod_file.write_text(json.dumps(UNLABELLED))
+    code, out, _ = run(["validate", str(pod_file), "--policies", str(POLICIES)], capsys)
+    assert code == 0 and out.startswith(f"{pod_file}: skipped: not an Airflow pod")
+    code, out, _ = run(["validate", str(pod_file), "--policies", str(POLICIES),
+                        "--username", WORKER], capsys)
+    assert code == 1
+    assert out.splitlines()[:2] == [
+        f"{pod_file}: denied",
+        "  pod no-labels violates 3 rule(s): spec.containers[c].securityContext.privileged "
+        "must be unset or false, got true (baseline: privileged); spec.hostPID must be unset "
+        "or false, got true (baseline: hostNamespaces); spec.securityContext.seccompProfile "
+        'must be {"type": "RuntimeDefault"} (locked by PodTemplate/airflow-defaults '
+        "spec.securityContext.seccompProfile), got <unset> (envelope: lockedFields)"]
+    # The server says the same of the same request.
+    app = client_for(POLICIES)
+    http = app.post("/validate", json=pod_review(UNLABELLED, namespace="airflow",
+                                                username=WORKER)).get_json()["response"]
+    assert http["status"]["message"] == out.splitlines()[1].strip()
+
+
+def client_for(policies: Path):
+    store = PolicyStore(policies)
+    store.reload_if_changed()
+    return create_app(store).test_client()
+
+
+def test_validate_old_judges_an_update_as_the_webhook_does(capsys, tmp_path: Path) -> None:
+    old = admitted_pod("airflow3-kpo")
+    new = copy.deepcopy(old)
+    new["metadata"]["labels"]["already_checked"] = "True"
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    (tmp_path / "ok.json").write_text(json.dumps(new))
+    new["spec"]["tolerations"] = [{"operator": "Exists"}]
+    (tmp_path / "bad.json").write_text(json.dumps(new))
+    args = ["--old", str(tmp_path / "old.json"), "--policies", str(POLICIES),
+            "--username", WORKER]
+    code, out, _ = run(["validate", str(tmp_path / "ok.json"), *args], capsys)
+    assert code == 0 and out.startswith(f"{tmp_path / 'ok.json'}: allowed")
+    code, out, _ = run(["validate", str(tmp_path / "bad.json"), *args], capsys)
+    assert code == 1
+    message = out.splitlines()[1].strip()
+    assert message.endswith('update violates 1 rule(s): spec.tolerations[0] must name a taint '
+                            'key: a key-less toleration tolerates every taint, got '
+                            '{"operator":"Exists"} (envelope: placement)')
+    http = client_for(POLICIES).post("/validate", json=pod_review(
+        new, namespace="airflow", username=WORKER, operation="UPDATE",
+        old_object=old)).get_json()["response"]
+    assert http["status"]["message"] == message
+
+
+def test_validate_old_refuses_what_an_update_never_is(capsys, tmp_path: Path) -> None:
+    (tmp_path / "p.json").write_text(json.dumps(UNLABELLED))
+    code, _, err = run(["validate", str(tmp_path / "p.json"), "--subresource", "resize"],
+                       capsys)
+    assert code == 2 and "--subresource judges an update" in err
+    code, _, err = run(["validate", str(tmp_path / "p.json"), "--old", str(tmp_path / "p.json"),
+                        "--level", "baseline"], capsys)
+    assert code == 2 and "no --level or --after-mutation" in err
+
+
+def test_manifests_renders_the_accounts_of_the_policy_folder(capsys, tmp_path: Path) -> None:
+    import shutil
+
+    run(["certs", "--out", str(tmp_path / "certs")], capsys)
+    folder = tmp_path / "policies"
+    shutil.copytree(POLICIES, folder)
+    settings = folder / "00-settings.yaml"
+    settings.write_text(settings.read_text().replace(
+        "      - system:serviceaccount:airflow:airflow-api-server\n",
+        "      - system:serviceaccount:airflow:airflow-api-server\n"
+        "      - system:serviceaccount:etl:runner\n"))
+    code, out, _ = run(["manifests", "--cert-dir", str(tmp_path / "certs"), "--policies",
+                        str(folder)], capsys)
+    assert code == 0
+    hooks = {h["name"]: h for o in yaml.safe_load_all(out) for h in o["webhooks"]}
+    writer = [c["expression"] for c in hooks["validate-writes.airflow-pod-webhook.io"][
+        "matchConditions"] if c["name"] == "airflow-writer"]
+    assert writer == ['request.userInfo.username in [\n'
+                      '  "system:serviceaccount:airflow:airflow-scheduler",\n'
+                      '  "system:serviceaccount:airflow:airflow-worker",\n'
+                      '  "system:serviceaccount:airflow:airflow-triggerer",\n'
+                      '  "system:serviceaccount:airflow:airflow-dag-processor",\n'
+                      '  "system:serviceaccount:airflow:airflow-api-server",\n'
+                      '  "system:serviceaccount:etl:runner"\n]']
+    code, _, err = run(["manifests", "--cert-dir", str(tmp_path / "certs"), "--policies",
+                        str(tmp_path / "none")], capsys)
+    assert code == 2 and "does not load" in err
+
+
+def test_audit_username_judges_unlabelled_pods_as_the_hooks_do(capsys, tmp_path: Path) -> None:
+    pod_file = tmp_path / "pod.json"
+    pod_file.write_text(json.dumps(UNLABELLED))
+    code, out, _ = run(["audit", str(pod_file), "--policies", str(POLICIES), "-o", "json"],
+                       capsys)
+    assert code == 0 and json.loads(out)["pods"][0]["decision"] == "skip"
+    code, out, _ = run(["audit", str(pod_file), "--policies", str(POLICIES), "-o", "json",
+                        "--username", WORKER], capsys)
+    [judged] = json.loads(out)["pods"]
+    assert judged["decision"] == "deny" and judged["pod_type"] == "kpo"

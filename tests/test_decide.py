@@ -62,10 +62,10 @@ def test_anything_but_a_pod_create_is_skipped_here(bundled) -> None:
         assert decide(request, bundled).verdict == "skip"
 
 
-def test_a_foreign_pod_is_skipped(bundled) -> None:
+def test_a_foreign_pod_a_person_creates_is_skipped(bundled) -> None:
     pod = {"metadata": {"name": "web", "labels": {"app": "web"}},
            "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}
-    decision = decide(PodRequest(pod, NS, SCHEDULER), bundled, BOTH)
+    decision = decide(PodRequest(pod, NS, "alice@example.com"), bundled, BOTH)
     assert (decision.verdict, decision.patch, decision.would_deny) == ("skip", [], False)
 
 

@@ -57,6 +57,7 @@ POLICIES = policy_set("""
       serviceAccountNames: {allowed: ["*"], forbidden: ["*scheduler*"]}
       schedulerNames: {allowed: [default-scheduler]}
       runtimeClassNames: {allowed: [gvisor]}
+      schedulingGates: {allowed: ["example.com/*"]}
 """)
 ENVELOPE = POLICIES.envelopes[0]
 TEMPLATES = POLICIES.templates
@@ -184,6 +185,10 @@ CASES = [
      with_spec(runtimeClassName="kata"),
      'spec.runtimeClassName must be one of gvisor (Envelope/test runtimeClassNames), got '
      '"kata" (envelope: runtimeClassNames)'),
+    ("schedulingGates", with_spec(schedulingGates=[{"name": "example.com/quota"}]),
+     with_spec(schedulingGates=[{"name": "example.com/quota"}, {"name": "evil.io/later"}]),
+     'spec.schedulingGates[1].name must be one of example.com/* (Envelope/test '
+     'schedulingGates), got "evil.io/later" (envelope: schedulingGates)'),
     ("lockedFields", with_base(securityContext={"seccompProfile": {"type": "RuntimeDefault"}}),
      with_base(securityContext={"seccompProfile": {"type": "Unconfined"}}),
      'spec.containers[base].securityContext.seccompProfile must be {"type": "RuntimeDefault"}, '
@@ -223,7 +228,7 @@ def test_envelope_rule_names_are_what_exemptions_name():
     assert rules == {"envelope: resources", "envelope: placement",
                      "envelope: priorityClassNames", "envelope: serviceAccountNames",
                      "envelope: schedulerNames", "envelope: runtimeClassNames",
-                     "envelope: lockedFields"}
+                     "envelope: schedulingGates", "envelope: lockedFields"}
 
 
 # ---- resources as Kubernetes counts them

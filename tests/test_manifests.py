@@ -155,7 +155,7 @@ def test_webhooks_point_at_the_service_and_paths(base: list[dict]) -> None:
     service = one(base, "Service", DEFAULT_SERVICE)
     expected = {MUTATING_KIND: MUTATE_PATH, VALIDATING_KIND: VALIDATE_PATH}
     for kind, path in expected.items():
-        [hook] = one(base, kind, "airflow-pod-webhook")["webhooks"]
+        hook = one(base, kind, "airflow-pod-webhook")["webhooks"][0]
         ref = hook["clientConfig"]["service"]
         assert ref == {
             "name": service["metadata"]["name"],

@@ -266,6 +266,16 @@ CASES = {
         """, "p.yaml:7:22: document 1 (Settings/settings): "
              "spec.identity.trustedCreators[0].namespaces[0]: bad value 'data_airflow': is not "
              "a namespace name (a DNS label: lowercase alphanumeric and '-', at most 63)"),
+    "airflow account": ("""\
+        kind: Settings
+        metadata: {name: settings}
+        spec:
+          identity:
+            airflowAccounts: ["system:serviceaccount:airflow:airflow-[wd]*"]
+        """, "p.yaml:6:23: document 1 (Settings/settings): spec.identity.airflowAccounts[0]: "
+             "bad value 'system:serviceaccount:airflow:airflow-[wd]*': is not a username the "
+             "hooks can select on (no brackets, spaces or control characters; globs are * "
+             "and ?)"),
     "node pool label": ("""\
         kind: Settings
         metadata: {name: settings}

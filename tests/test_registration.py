@@ -28,6 +28,7 @@ from webhook.cluster.registration import (
     patch_ca_bundle,
     pod_match_expression,
     render_manifests,
+    set_airflow_usernames,
     set_ca_bundle,
     webhook_configurations,
 )
@@ -64,7 +65,11 @@ def test_configuration_shape() -> None:
     mutating = configs[MUTATING_KIND]["webhooks"]
     validating = configs[VALIDATING_KIND]["webhooks"]
     assert [w["name"] for w in mutating] == ["mutate.airflow-pod-webhook.io"]
-    assert [w["name"] for w in validating] == ["validate.airflow-pod-webhook.io"]
+    assert [w["name"] for w in validating] == [
+        "validate.airflow-pod-webhook.io", "validate-writes.airflow-pod-webhook.io",
+        "validate-finished-writes.airflow-pod-webhook.io",
+        "validate-system-writes.airflow-pod-webhook.io",
+        "refuse-own-namespace.airflow-pod-webhook.io"]
     for obj in configs.values():
         assert obj["apiVersion"] == "admissionregistration.k8s.io/v1"
         assert obj["metadata"]["name"] == "airflow-pod-webhook"
@@ -198,6 +203,146 @@ def test_mirror_pods_are_skipped() -> None:
     )
 
 
+# --- who writes: Airflow's accounts select a pod whatever its labels ----------------------
+
+SCHEDULER = "system:serviceaccount:airflow:airflow-scheduler"
+WORKER = "system:serviceaccount:airflow:airflow-worker"
+E2E_GLOB = "system:serviceaccount:airflow-e2e-*:airflow-worker"
+ACCOUNTS = (SCHEDULER, WORKER, E2E_GLOB)
+
+
+def cel_request(expression: str, obj: dict[str, Any], username: str) -> bool:
+    """A matchCondition as kube-apiserver evaluates it: `object` and `request` bound."""
+    celpy = pytest.importorskip("celpy", reason="cel-python not installed")
+    env = celpy.Environment()
+    program = env.program(env.compile(expression))
+    return bool(program.evaluate({
+        "object": celpy.json_to_cel(obj),
+        "request": celpy.json_to_cel({"userInfo": {"username": username}})}))
+
+
+def hooks_by_name(objects: list[dict]) -> dict[str, dict]:
+    return {h["name"]: h for o in objects for h in o["webhooks"]}
+
+
+def conditions_hold(hook: dict, obj: dict, username: str) -> bool:
+    return all(cel_request(c["expression"], obj, username) for c in hook["matchConditions"])
+
+
+def test_default_accounts_are_the_bundled_settings(bundled) -> None:
+    assert bundled.settings.airflow_usernames == registration.DEFAULT_AIRFLOW_USERNAMES
+
+
+@pytest.mark.parametrize(("labels", "username", "expected"), [
+    # An unlabelled pod from a worker's token: selected by who writes it.
+    (None, WORKER, True),
+    ({"app": "web"}, SCHEDULER, True),
+    ({}, "system:serviceaccount:airflow-e2e-1a2b:airflow-worker", True),
+    # Airflow's labels from anyone: selected by label, as before.
+    ({"kubernetes_pod_operator": "True"}, "alice", True),
+    # Neither: foreign, never sent.
+    ({"app": "web"}, "alice", False),
+    (None, "system:serviceaccount:airflow:airflow-workerx", False),
+    (None, "system:serviceaccount:other:airflow-worker", False),
+    (None, "system:serviceaccount:airflow-e2e-1:airflow-worker:x", False),
+])
+def test_create_hooks_select_by_label_or_writer(labels: dict | None, username: str,
+                                                expected: bool) -> None:
+    hooks = hooks_by_name(webhook_configurations(None, airflow_usernames=ACCOUNTS))
+    obj = pod(labels)
+    for name in ("mutate.airflow-pod-webhook.io", "validate.airflow-pod-webhook.io"):
+        assert conditions_hold(hooks[name], obj, username) is expected
+    # The Python mirror the mutation and the offline commands use says the same.
+    assert registration.selected_by_hooks(obj, username=username,
+                                          airflow_usernames=ACCOUNTS) is expected
+
+
+def test_mirror_pods_stay_out_even_for_airflow_accounts() -> None:
+    mirror = pod(None, {"kubernetes.io/config.mirror": "x"})
+    hook = hooks_by_name(webhook_configurations(None, airflow_usernames=ACCOUNTS))[
+        "validate.airflow-pod-webhook.io"]
+    assert not conditions_hold(hook, mirror, WORKER)
+    assert not registration.selected_by_hooks(mirror, username=WORKER,
+                                              airflow_usernames=ACCOUNTS)
+
+
+def test_writer_hooks_register_updates_subresources_and_bindings() -> None:
+    hooks = hooks_by_name(webhook_configurations(None, airflow_usernames=ACCOUNTS))
+    writes = hooks["validate-writes.airflow-pod-webhook.io"]
+    assert [(r["operations"], r["resources"]) for r in writes["rules"]] == [
+        (["UPDATE"], ["pods", "pods/ephemeralcontainers", "pods/resize"]),
+        (["CREATE"], ["pods/binding"])]
+    assert writes["failurePolicy"] == "Fail"
+    finished = hooks["validate-finished-writes.airflow-pod-webhook.io"]
+    assert finished["rules"] == writes["rules"] and finished["failurePolicy"] == "Ignore"
+    for hook in (writes, finished):
+        assert hook["clientConfig"]["service"]["path"] == "/validate"
+        assert hook["namespaceSelector"]["matchExpressions"] == [{
+            "key": "kubernetes.io/metadata.name", "operator": "NotIn",
+            "values": ["airflow-pod-webhook"]}]
+    system = hooks["validate-system-writes.airflow-pod-webhook.io"]
+    assert system["namespaceSelector"]["matchExpressions"][0]["operator"] == "In"
+    assert system["namespaceSelector"]["matchExpressions"][0]["values"] == ["kube-system"]
+    assert [r["operations"] for r in system["rules"]] == [["CREATE"]]
+    assert system["failurePolicy"] == "Fail"
+    own = hooks["refuse-own-namespace.airflow-pod-webhook.io"]
+    assert own["clientConfig"]["service"]["path"] == "/refuse"
+    assert own["namespaceSelector"]["matchExpressions"][0]["values"] == ["airflow-pod-webhook"]
+    assert [(r["operations"], r["resources"]) for r in own["rules"]] == [
+        (["CREATE", "UPDATE"], ["pods", "pods/ephemeralcontainers", "pods/resize"]),
+        (["CREATE"], ["pods/binding"])]
+    assert own["failurePolicy"] == "Fail"
+    # pods/status is never registered: the kubelet's status updates never wait on us.
+    assert not any("pods/status" in r["resources"] for h in hooks.values() for r in h["rules"])
+
+
+@pytest.mark.parametrize(("meta", "status", "live"), [
+    ({}, {"phase": "Running"}, True),
+    ({}, {}, True),
+    ({"deletionTimestamp": "2026-01-01T00:00:00Z"}, {"phase": "Running"}, False),
+    ({}, {"phase": "Succeeded"}, False),
+    ({}, {"phase": "Failed"}, False),
+])
+def test_writes_to_a_finished_pod_fail_open(meta: dict, status: dict, live: bool) -> None:
+    hooks = hooks_by_name(webhook_configurations(None, airflow_usernames=ACCOUNTS))
+    obj = {**pod({"kubernetes_pod_operator": "True"}), "status": status}
+    obj["metadata"].update(meta)
+    writes = hooks["validate-writes.airflow-pod-webhook.io"]
+    finished = hooks["validate-finished-writes.airflow-pod-webhook.io"]
+    assert conditions_hold(writes, obj, WORKER) is live
+    assert conditions_hold(finished, obj, WORKER) is (not live)
+    # Nobody else's writes are sent at all: the kube-scheduler, the kubelet, controllers.
+    for other in ("system:kube-scheduler", "system:node:n1", "alice"):
+        assert not conditions_hold(writes, obj, other)
+        assert not conditions_hold(finished, obj, other)
+
+
+def test_a_binding_by_an_airflow_account_is_sent_the_schedulers_is_not() -> None:
+    binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"},
+               "target": {"kind": "Node", "name": "n1"}}
+    writes = hooks_by_name(webhook_configurations(None, airflow_usernames=ACCOUNTS))[
+        "validate-writes.airflow-pod-webhook.io"]
+    assert conditions_hold(writes, binding, WORKER)
+    assert not conditions_hold(writes, binding, "system:kube-scheduler")
+
+
+def test_no_accounts_means_label_selection_only() -> None:
+    configs = webhook_configurations(None, airflow_usernames=())
+    assert [h["name"] for o in configs for h in o["webhooks"]] == [
+        "mutate.airflow-pod-webhook.io", "validate.airflow-pod-webhook.io"]
+    [expression] = {c["expression"] for o in configs for h in o["webhooks"]
+                    for c in h["matchConditions"] if c["name"] == "airflow-pod"}
+    assert expression == pod_match_expression()
+
+
+def test_set_airflow_usernames_renders_another_policy_folders_accounts() -> None:
+    objects = webhook_configurations(None)
+    set_airflow_usernames(objects, [SCHEDULER, E2E_GLOB])
+    assert objects == webhook_configurations(None, airflow_usernames=[SCHEDULER, E2E_GLOB])
+    set_airflow_usernames(objects, [])
+    assert objects == webhook_configurations(None, airflow_usernames=())
+
+
 # --- deploy/ agrees with webhook_configurations() ----------------------------------------
 
 
@@ -245,7 +390,7 @@ def test_rendered_deploy_matches_function(kubectl: str, kustomization: str) -> N
 def test_render_manifests_fills_ca_bundle(kubectl: str, ca1: bytes) -> None:
     rendered = render_manifests(DEPLOY, ca_bundle_pem=ca1, kubectl=kubectl)
     hooks = [h for o in rendered if "webhooks" in o for h in o["webhooks"]]
-    assert len(hooks) == 2
+    assert len(hooks) == 6
     assert all(base64.b64decode(h["clientConfig"]["caBundle"]) == ca1 for h in hooks)
     assert {o["kind"] for o in rendered} >= {"Namespace", "Deployment", "Service"}
 

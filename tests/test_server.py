@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import ssl
 from pathlib import Path
@@ -11,7 +12,7 @@ import jsonpatch
 import pytest
 
 from tests.admission_reviews import pod_review as review
-from tests.conftest import POLICIES, airflow_pod
+from tests.conftest import POLICIES, admitted_pod, airflow_pod
 from tests.server_process import RunningServer, post, running_server
 
 
@@ -65,9 +66,13 @@ def test_reviews_over_one_kept_alive_connection(server: RunningServer) -> None:
     sidecar = jsonpatch.apply_patch(kpo, json.loads(base64.b64decode(body["response"]["patch"])))
     assert sidecar["spec"]["containers"][1]["securityContext"]["runAsUser"] == 65534
 
-    status, body, _ = post(conn, "/mutate", review(foreign, uid="u-4", namespace="default"))
+    # A pod without Airflow's labels from an account that is not Airflow's: left alone.
+    deployer = "system:serviceaccount:default:deployer"
+    status, body, _ = post(conn, "/mutate", review(foreign, uid="u-4", namespace="default",
+                                                   username=deployer))
     assert body["response"] == {"uid": "u-4", "allowed": True}
-    status, body, _ = post(conn, "/validate", review(foreign, uid="u-5", namespace="default"))
+    status, body, _ = post(conn, "/validate", review(foreign, uid="u-5", namespace="default",
+                                                     username=deployer))
     assert body["response"] == {"uid": "u-5", "allowed": True}
     assert conn.sock is sock
 
@@ -83,14 +88,37 @@ def test_privileged_pod_denied_with_a_message_for_the_dag_author(server: Running
             "(baseline: privileged)") in answer["status"]["message"]
 
 
-def test_only_pod_creates_are_acted_on(server: RunningServer) -> None:
+def test_updates_are_judged_on_what_they_change_and_never_mutated(server: RunningServer
+                                                                   ) -> None:
     conn = server.connect()
-    pod = airflow_pod("airflow3-executor")
-    pod["spec"]["hostNetwork"] = True
-    _, body, _ = post(conn, "/validate", review(pod, operation="UPDATE"))
+    old = admitted_pod("airflow3-executor")
+    old["spec"]["hostNetwork"] = True  # admitted under an older policy set
+    relabelled = copy.deepcopy(old)
+    relabelled["metadata"]["labels"]["airflow_executor_done"] = "True"
+    _, body, _ = post(conn, "/validate", review(relabelled, operation="UPDATE",
+                                                old_object=old))
+    assert body["response"]["allowed"] is True and body["response"]["uid"] == "7f0c"
+    tolerant = copy.deepcopy(old)
+    tolerant["spec"]["tolerations"] = [{"operator": "Exists"}]
+    _, body, _ = post(conn, "/validate", review(tolerant, operation="UPDATE", old_object=old))
+    assert body["response"]["allowed"] is False
+    assert body["response"]["status"]["message"].endswith(
+        'spec.tolerations[0] must name a taint key: a key-less toleration tolerates every '
+        'taint, got {"operator":"Exists"} (envelope: placement)')
+    _, body, _ = post(conn, "/mutate", review(tolerant, operation="UPDATE", old_object=old))
     assert body["response"] == {"uid": "7f0c", "allowed": True}
-    _, body, _ = post(conn, "/mutate", review(pod, operation="UPDATE"))
-    assert body["response"] == {"uid": "7f0c", "allowed": True}
+
+
+def test_the_webhooks_own_namespace_is_refused(server: RunningServer) -> None:
+    conn = server.connect()
+    _, body, _ = post(conn, "/refuse", review(airflow_pod("airflow3-kpo"),
+                                              namespace="airflow-pod-webhook"))
+    assert body["response"]["allowed"] is False
+    assert body["response"]["status"]["message"] == (
+        "pod export-csv-c9rtvisr: system:serviceaccount:airflow:airflow-scheduler is one of "
+        "Airflow's accounts, and no create pod by Airflow's accounts is allowed in namespace "
+        "airflow-pod-webhook, the airflow-pod-webhook's own (a pod there could mount the "
+        "webhook's TLS Secret or join its Service) (airflow: webhookNamespace)")
 
 
 def test_a_dry_run_create_is_answered_as_the_real_create(server: RunningServer) -> None:

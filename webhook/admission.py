@@ -106,6 +106,19 @@ class AdmissionRequest:
     username: str | None
     object: Any
     dry_run: bool
+    old_object: Any = None
+
+    @property
+    def is_pod_write(self) -> bool:
+        """A later write to a pod: an UPDATE of the pod or of a subresource that changes what
+        runs or where (ephemeralcontainers, resize), or a binding (CREATE pods/binding)."""
+        if not isinstance(self.object, dict) or self.resource.get("group", "") != "":
+            return False
+        if self.resource.get("resource") != "pods":
+            return False
+        if self.operation == "UPDATE":
+            return self.sub_resource in ("", "ephemeralcontainers", "resize")
+        return self.operation == "CREATE" and self.sub_resource == "binding"
 
     @property
     def is_pod_create(self) -> bool:
@@ -155,6 +168,7 @@ def parse_review(body: Any) -> AdmissionRequest:
         username=username,
         object=request.get("object"),
         dry_run=request.get("dryRun") is True,
+        old_object=request.get("oldObject"),
     )
 
 

@@ -74,6 +74,9 @@ class AirflowTask:
     # Where this pod's Airflow markers or ids contradict each other, as (field path,
     # requirement, value found); non-empty: the validating hook denies it (POD_IDENTITY_RULE).
     identity_problems: tuple[tuple[str, str, str], ...] = ()
+    # A pod with none of Airflow's markers that one of Airflow's accounts wrote (Settings
+    # identity): judged as a KPO pod (templates, locks, envelope, Pod Security) with no grants.
+    unmarked: bool = False
 
     @property
     def ids_trusted(self) -> bool:
@@ -110,8 +113,9 @@ def _str_map(value: Any) -> dict[str, str]:
     return {str(k): v for k, v in value.items() if isinstance(v, str)}
 
 
-def identify(pod: dict, namespace: str = "") -> AirflowTask:
-    """Classify a pod; never raises on malformed metadata."""
+def identify(pod: dict, namespace: str = "", *, airflow_writer: bool = False) -> AirflowTask:
+    """Classify a pod; never raises on malformed metadata. `airflow_writer`: one of Airflow's
+    accounts wrote it, so a pod without markers is the least trusted Airflow pod, not foreign."""
     meta = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
     labels = _str_map(meta.get("labels"))
     annotations = _str_map(meta.get("annotations"))
@@ -145,6 +149,9 @@ def identify(pod: dict, namespace: str = "") -> AirflowTask:
             labels=labels,
             identity_problems=_id_problems(labels, annotations),
         )
+    if airflow_writer:
+        return AirflowTask(pod_type=PodType.KPO, namespace=ns, dag_id=None, task_id=None,
+                           exact_ids=False, labels=labels, unmarked=True)
     return AirflowTask(
         pod_type=PodType.OTHER, namespace=ns, dag_id=labels.get("dag_id"),
         task_id=labels.get("task_id"), exact_ids=False, labels=labels,

@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "patch its own caBundle (RBAC, API token, egress to the API "
                                 "server); see deploy/README.md")
     manifests.add_argument("--deploy-dir", default="deploy")
+    manifests.add_argument("--policies", default=DEFAULT_POLICIES,
+                           help="policy folder whose Settings name Airflow's accounts (identity): "
+                                "every pod they write is sent to the webhook")
     manifests.set_defaults(func=cmd_manifests)
 
     mutate = sub.add_parser("mutate", help="print the pod as the mutating hook leaves it")
@@ -200,7 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--version", dest="level_version", default="latest",
                           help="with --level: the Pod Security version, latest or v1.N")
     validate.add_argument("--namespace", default="")
-    validate.add_argument("--username")
+    validate.add_argument("--username", help="who writes the pod: one of Airflow's accounts "
+                          "(Settings identity) has every pod judged, whatever its labels")
+    validate.add_argument("--old", metavar="FILE",
+                          help="judge an update: FILE is the pod before it, each FILE after it")
+    validate.add_argument("--subresource", choices=("ephemeralcontainers", "resize"),
+                          default="", help="with --old: the update is to this subresource")
     validate.add_argument("--after-mutation", action="store_true",
                           help="judge the pod as the validating hook sees it in a cluster: after "
                                "the mutating hook (without it, the pod is judged as written, "
@@ -214,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Pod or List files, YAML or JSON ('-' for stdin); "
                             "none: the cluster of the kubeconfig, or in-cluster")
     audit.add_argument("--policies", default=DEFAULT_POLICIES)
+    audit.add_argument("--username", help="who wrote the pods (not recorded on a pod): one of "
+                       "Airflow's accounts has every pod judged, whatever its labels")
     audit.add_argument("--kubeconfig", help="default: $KUBECONFIG, ~/.kube/config, in-cluster")
     audit.add_argument("--context", help="kubeconfig context")
     audit.add_argument("-n", "--namespace", help="only this namespace (with FILE: the "
@@ -317,12 +327,14 @@ def cmd_manifests(args: argparse.Namespace) -> int:
         raise InputError(f"{ca_path} not found: run `airflow-pod-webhook certs --out "
                          f"{args.cert_dir}` first")
     ca = ca_path.read_bytes()
+    usernames = _policies(args.policies).settings.airflow_usernames
     if args.all:
         folder = Path(args.deploy_dir)
         if args.self_patch_ca_bundle:
             folder = folder / SELF_PATCH_OVERLAY
         try:
-            objects = render_manifests(folder, ca, image=args.image)
+            objects = render_manifests(folder, ca, image=args.image,
+                                       airflow_usernames=usernames)
         except FileNotFoundError as exc:
             raise InputError(str(exc)) from exc
         except subprocess.CalledProcessError as exc:
@@ -339,7 +351,8 @@ def cmd_manifests(args: argparse.Namespace) -> int:
                 "set image airflow-pod-webhook=REF`")
     else:
         objects = webhook_configurations(ca, args.service, args.namespace, url=args.url,
-                                         single_call=args.single_call)
+                                         single_call=args.single_call,
+                                         airflow_usernames=usernames)
     sys.stdout.write(dump_yaml(objects))
     return EXIT_OK
 
@@ -379,8 +392,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from webhook.admission import NESTED_TOO_DEEPLY
     from webhook.decide import BOTH, VALIDATE, PodRequest, decide
     from webhook.validation.validate import validate_pod
+    from webhook.validation.writes import judge_write
 
     policies = _policies(args.policies)
+    if args.subresource and not args.old:
+        raise InputError("--subresource judges an update: give the pod before it with --old")
+    if args.old is not None:
+        if args.level is not None or args.after_mutation:
+            raise InputError("--old judges an update as the webhook does: no --level or "
+                             "--after-mutation (a live pod is never mutated again)")
+        old, old_namespace, _ = read_pod(args.old)
     worst = EXIT_OK
     for file in args.files:
         try:
@@ -391,10 +412,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
             continue
         request = PodRequest(pod, namespace or args.namespace, username or args.username)
         try:
-            if args.level is not None:
+            if args.old is not None:
+                # A later write to a live pod: judged as the validating hook judges it.
+                result = judge_write(old, pod, policies,
+                                     namespace or old_namespace or args.namespace,
+                                     username or args.username, args.subresource)
+                warnings = result.warnings
+            elif args.level is not None:
                 # One Pod Security level on any pod, as the cluster's own PSA would judge it.
                 result = validate_pod(pod, policies, request.namespace, request.username,
                                       level=args.level, level_version=args.level_version)
+                warnings = result.warnings
             else:
                 decision = decide(request, policies, BOTH if args.after_mutation else VALIDATE)
                 if decision.refusals:
@@ -404,7 +432,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                     worst = max(worst, EXIT_DENIED)
                     continue
                 assert decision.validation is not None
-                result, pod = decision.validation, decision.pod
+                result, pod, warnings = decision.validation, decision.pod, decision.warnings
         except ValueError as exc:
             raise InputError(str(exc)) from exc
         except RecursionError:
@@ -425,7 +453,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if not result.allowed:
             print(f"  {result.message}")
             worst = max(worst, EXIT_DENIED)
-        for warning in decision.warnings if args.level is None else result.warnings:
+        for warning in warnings:
             print(f"  warning: {warning}")
         for key, value in sorted(result.audit_annotations.items()):
             print(f"  audit {key}: {value}")
@@ -440,7 +468,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     options = AuditOptions(
         files=tuple(args.files), output=args.output, kubeconfig=args.kubeconfig,
         context=args.context, namespace=args.namespace, all_namespaces=args.all_namespaces,
-        selector=args.selector, write_reports=args.write_reports, page_size=args.chunk_size)
+        selector=args.selector, write_reports=args.write_reports, page_size=args.chunk_size,
+        username=args.username)
     try:
         return run(policies, options, sys.stdout, sys.stderr)
     except SourceError as exc:

@@ -15,11 +15,15 @@ from webhook.admission import AdmissionRequest, BadReview
 from webhook.airflow_pods import AirflowTask
 from webhook.mutation.overrides import APPLIED
 from webhook.policy.model import DEFAULT_ANNOTATION_PREFIX, PolicySet
+from webhook.validation.writes import judge_write
 
 MUTATE, VALIDATE = "mutate", "validate"
 # Single-call mode: the mutating call also validates the pod it produces (one round trip per
 # pod instead of two); a later mutating webhook's changes are only checked on reinvocation.
 MUTATE_AND_VALIDATE = "mutate-validate"
+# The webhook's own namespace: whatever one of Airflow's accounts writes there is refused.
+REFUSE = "refuse"
+OWN_NAMESPACE_RULE = "airflow: webhookNamespace"
 # A dry run (`kubectl create --dry-run=server`) is answered exactly like the real create: the
 # hooks declare sideEffects None, so kube-apiserver sends it to preview what admission does, and
 # deploy/README.md's install check depends on seeing our patch and our denials there.
@@ -51,6 +55,13 @@ def answer(hook: str, body: Any, policies: PolicySet | None) -> tuple[int, dict,
     except BadReview as exc:
         return bad_review(hook, body, str(exc))
     pod_name = _pod_name(request)
+    if hook == REFUSE:
+        return _refuse(request, pod_name)
+    if hook == VALIDATE and request.is_pod_write:
+        if policies is None:
+            return 503, error_body("no policy set is loaded yet"), Decision(
+                hook, "invalid", request.namespace, pod_name, reason="not ready")
+        return _answer_write(request, policies, pod_name)
     if not request.is_pod_create:
         return 200, admission.allow(request), Decision(hook, "skip", request.namespace, pod_name)
     if policies is None:
@@ -93,6 +104,39 @@ def _answer(hook: str, request: AdmissionRequest, policies: PolicySet, pod_name:
                                                               or checked.rules_violated))
     return 200, body, Decision(**logged, decision="allow" if acted else "skip",
                                patch_ops=len(decision.patch))
+
+
+def _answer_write(request: AdmissionRequest, policies: PolicySet, pod_name: str
+                  ) -> tuple[int, dict, Decision]:
+    """A later write to a pod (webhook.validation.writes), answered as a validation is."""
+    result = judge_write(request.old_object, request.object, policies, request.namespace,
+                         request.username, request.sub_resource)
+    base = dict(hook=VALIDATE, namespace=request.namespace, pod=pod_name, task=result.task,
+                revision=policies.revision, policies=result.policies,
+                rules=result.rules_violated, warnings=len(result.warnings),
+                extra={"operation": request.operation,
+                       "subresource": request.sub_resource or "-"})
+    if result.allowed:
+        body = admission.allow(request, warnings=result.warnings,
+                               audit=result.audit_annotations)
+        return 200, body, Decision(**base, decision="allow")
+    body = admission.deny(request.api_version, request.uid, result.code, result.message,
+                          warnings=result.warnings, audit=result.audit_annotations)
+    return 200, body, Decision(**base, decision="deny")
+
+
+def _refuse(request: AdmissionRequest, pod_name: str) -> tuple[int, dict, Decision]:
+    """The webhook's own namespace: a pod there could mount the webhook's TLS Secret or join
+    its Service and answer admission reviews, so none of Airflow's accounts writes one."""
+    what = f"{request.operation.lower()} {request.sub_resource or 'pod'}"
+    message = (f"pod {pod_name or '<unnamed>'}: {request.username or 'this account'} is one of "
+               f"Airflow's accounts, and no {what} by Airflow's accounts is allowed in "
+               f"namespace {request.namespace}, the airflow-pod-webhook's own (a pod there "
+               f"could mount the webhook's TLS Secret or join its Service) "
+               f"({OWN_NAMESPACE_RULE})")
+    body = admission.deny(request.api_version, request.uid, 403, message)
+    return 200, body, Decision(REFUSE, "deny", request.namespace, pod_name,
+                               rules=(OWN_NAMESPACE_RULE,))
 
 
 def _pod_name(request: AdmissionRequest) -> str:

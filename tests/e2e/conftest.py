@@ -9,6 +9,7 @@ a controller-manager a deleted namespace never finishes terminating and its name
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,6 +17,13 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.e2e.harness import E2EEnvironment, LocalWebhook, choose_backend
+from tests.e2e.real_airflow import (
+    VERSIONS,
+    CapturedWrites,
+    RealAirflow,
+    airflow_writes,
+    grant_pod_launcher,
+)
 from tests.e2e.scenarios import e2e_policies
 from webhook.policy.load import load_policy_dir
 from webhook.policy.model import PolicySet
@@ -105,6 +113,36 @@ def local_webhook(e2e: E2EEnvironment) -> LocalWebhook:
     if e2e.webhook is None:
         pytest.skip("needs the local webhook process (envtest backend)")
     return e2e.webhook
+
+
+@pytest.fixture(scope="session", params=VERSIONS)
+def real_airflow(request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> RealAirflow:
+    """Each supported Airflow, its venv built once (tools/airflow_venv.py, cached under
+    AIRFLOW_VENV_DIR or .cache/airflow-venvs); skipped only when it cannot be built."""
+    version = request.param
+    try:
+        return RealAirflow(version, tmp_path_factory.mktemp(f"airflow-{version}"))
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        pytest.skip(f"cannot build the Airflow {version} venv with tools/airflow_venv.py: {exc}")
+
+
+@pytest.fixture(scope="package")
+def airflow_namespace(e2e: E2EEnvironment, real_airflow: RealAirflow) -> Iterator[str]:
+    """A namespace per Airflow version with the Helm chart's pod-launcher Role bound to its
+    airflow-scheduler and airflow-worker ServiceAccounts."""
+    with own_namespace(e2e) as name:
+        grant_pod_launcher(e2e.api_client(), name)
+        yield name
+
+
+@pytest.fixture(scope="package")
+def live_writes(e2e: E2EEnvironment, real_airflow: RealAirflow, airflow_namespace: str,
+                tmp_path_factory: pytest.TempPathFactory) -> CapturedWrites:
+    """Real Airflow's writes to live pods, run once per version: the executor launches pods,
+    a restarted scheduler adopts, finishes, revokes and deletes them; KPO cleans up its own."""
+    return airflow_writes(real_airflow, e2e.kubeconfig, e2e.api_client(), airflow_namespace,
+                          tmp_path_factory.mktemp(f"writes-{real_airflow.version}"))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

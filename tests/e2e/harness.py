@@ -38,7 +38,6 @@ from webhook.cluster.registration import (
     VALIDATING_KIND,
     VALIDATING_WEBHOOK,
     find_kubectl,
-    webhook_configurations,
 )
 from webhook.policy.load import load_policy_dir
 
@@ -208,14 +207,27 @@ class E2EEnvironment:
         assert self.kind is not None
         return self.kind.kubeconfig_path
 
+    def rendered_manifests(self, *options: str) -> list[dict]:
+        """What `airflow-pod-webhook manifests --url` renders for the local webhook, with
+        Airflow's accounts from the policy folder it serves (`options`: e.g. --single-call)."""
+        assert self.webhook is not None, "rendering by url is for the local webhook"
+        import yaml
+
+        rendered = subprocess.run(
+            [*cli_command(), "manifests", *options, "--url", self.webhook.url,
+             "--cert-dir", str(self.webhook.cert_dir),
+             "--policies", str(self.webhook.policies)],
+            capture_output=True, text=True, check=True, timeout=60).stdout
+        return [o for o in yaml.safe_load_all(rendered) if o]
+
     def register_by_url(self) -> None:
-        """Both configurations pointing at the local webhook by `url`, caBundle = its CA."""
+        """Both configurations pointing at the local webhook by `url`, caBundle = its CA,
+        exactly as `manifests --url` renders them."""
         assert self.webhook is not None
-        ca = (self.webhook.cert_dir / "ca.crt").read_bytes()
         api = self.admission_api()
         from kubernetes.client.exceptions import ApiException
 
-        for obj in webhook_configurations(ca, url=self.webhook.url):
+        for obj in self.rendered_manifests():
             kind = "mutating" if obj["kind"] == MUTATING_KIND else "validating"
             with contextlib.suppress(ApiException):
                 getattr(api, f"delete_{kind}_webhook_configuration")(
@@ -442,13 +454,7 @@ class E2EEnvironment:
         """Inside the block the webhook is registered as `manifests --single-call --url`
         renders it (one mutating hook on /mutate-validate); the usual pair again after it."""
         assert self.webhook is not None, "single-call registration uses the local webhook"
-        import yaml
-
-        rendered = subprocess.run(
-            [*cli_command(), "manifests", "--single-call", "--url", self.webhook.url,
-             "--cert-dir", str(self.webhook.cert_dir)],
-            capture_output=True, text=True, check=True, timeout=60).stdout
-        objects = [o for o in yaml.safe_load_all(rendered) if o]
+        objects = self.rendered_manifests("--single-call")
         self.replace_configurations(objects)
         try:
             self.wait_until_effective(namespace, denied_by=MUTATING_WEBHOOK)

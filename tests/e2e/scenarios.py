@@ -45,6 +45,18 @@ def scheduler_username(namespace: str) -> str:
     return f"system:serviceaccount:{namespace}:{SCHEDULER}"
 
 
+ADMIN = "envtest-admin"  # the e2e admin's client certificate: not one of Airflow's accounts
+
+
+def creator_of(scenario: Scenario, namespace: str) -> str | None:
+    """Who creates the scenario's pod (None: the admin, unimpersonated). Airflow's pods come
+    from the scheduler; a foreign pod, and a pod in kube-system, from an account that is not
+    Airflow's (every pod Airflow's accounts write is judged, whatever its labels)."""
+    if scenario.in_kube_system or scenario.fixture is None:
+        return None
+    return scheduler_username(namespace)
+
+
 def e2e_settings(settings_text: str) -> str:
     """The bundled Settings, also trusting the Airflow accounts of each e2e namespace (the
     bundled ones trust the accounts of release `airflow` in namespace `airflow` only)."""
@@ -59,11 +71,37 @@ def e2e_settings(settings_text: str) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
+WRITES_NAMESPACES = "airflow-e2e-writes-*"  # tests/e2e/test_writers.py's namespaces
+E2E_GATE = "example.com/e2e-gate"
+# Later writes are held to a create's image rules: the bundled rules only warn, so the
+# writer tests' namespaces enforce the registries of the stock and captured pods' images.
+WRITES_POLICY = f"""\
+apiVersion: airflow-pod-webhook.io/v1alpha1
+kind: ValidationPolicy
+metadata:
+  name: e2e-writes-images
+spec:
+  mode: enforce
+  match:
+    namespaces: ["{WRITES_NAMESPACES}"]
+  rules:
+    images:
+      allowedRegistries: [ghcr.io/acme/, apache/, docker.io/library/busybox]
+"""
+
+
 def e2e_policies(folder: Path) -> Path:
-    """A copy of the bundled policies in `folder`, with e2e_settings()."""
+    """A copy of the bundled policies in `folder`, with e2e_settings(), one scheduling gate
+    allowed (E2E_GATE) and WRITES_POLICY."""
     shutil.copytree(POLICIES, folder)
     settings = folder / "00-settings.yaml"
     settings.write_text(e2e_settings(settings.read_text()))
+    envelope = folder / "45-envelope.yaml"
+    gates = "  schedulingGates:\n    allowed: []\n"
+    assert gates in envelope.read_text()
+    envelope.write_text(envelope.read_text().replace(
+        gates, f"  schedulingGates:\n    allowed: [{E2E_GATE}]\n"))
+    (folder / "55-e2e-writes.yaml").write_text(WRITES_POLICY)
     return folder
 
 

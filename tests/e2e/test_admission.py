@@ -15,6 +15,7 @@ from tests.e2e.scenarios import (
     Scenario,
     build_pod,
     check_pod,
+    creator_of,
     denial_prefix,
     scheduler_username,
 )
@@ -30,7 +31,7 @@ def test_scenario(e2e: E2EEnvironment, namespace: str, scenario: Scenario) -> No
     pod = build_pod(scenario, namespace)
     where = pod["metadata"]["namespace"]
     # The scheduler's ServiceAccount may only create pods in the test namespace.
-    creator = None if scenario.in_kube_system else scheduler_username(namespace)
+    creator = creator_of(scenario, namespace)
     try:
         if scenario.outcome == DENIED:
             with pytest.raises(ApiException) as raised:

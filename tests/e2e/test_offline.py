@@ -41,6 +41,7 @@ from tests.e2e.envtest import (
 )
 from tests.e2e.kind import trust_e2e_namespaces
 from tests.e2e.scenarios import (
+    ADMIN,
     BY_NAME,
     DENIED,
     MUTATED,
@@ -50,6 +51,7 @@ from tests.e2e.scenarios import (
     Scenario,
     build_pod,
     check_pod,
+    creator_of,
     denial_prefix,
     lookup,
     scheduler_username,
@@ -92,7 +94,7 @@ def admit_offline(pod: dict, namespace: str, username: str,
                          ids=lambda s: s.name)
 def test_scenario_expectations_hold_offline(scenario: Scenario, e2e_policy_set: Any) -> None:
     pod = build_pod(scenario, NAMESPACE)
-    outcome, result = admit_offline(pod, NAMESPACE, scheduler_username(NAMESPACE),
+    outcome, result = admit_offline(pod, NAMESPACE, creator_of(scenario, NAMESPACE) or ADMIN,
                                     e2e_policy_set)
     if scenario.outcome == DENIED:
         assert outcome == DENIED

@@ -39,6 +39,9 @@ class AuditOptions:
     write_reports: bool = False
     page_size: int = 500
     progress: bool | None = None  # None: when stderr is a terminal
+    # Who wrote the pods (not recorded on a pod): one of Airflow's accounts has every pod
+    # judged, whatever its labels, as the hooks would.
+    username: str | None = None
 
 
 def run(policies: PolicySet, options: AuditOptions, out: TextIO, err: TextIO,
@@ -73,7 +76,7 @@ def run(policies: PolicySet, options: AuditOptions, out: TextIO, err: TextIO,
     try:
         for pods, remaining in pages:
             for pod in pods:
-                audit = audit_pod(pod, policies)
+                audit = audit_pod(pod, policies, username=options.username)
                 summary.add(audit)
                 if want_reports and audit.decision != SKIP:
                     if audit.namespace not in results:

@@ -66,9 +66,11 @@ class PodAudit:
                             | {r["rule"] for r in self.refusals}))
 
 
-def audit_pod(pod: dict, policies: PolicySet, today: date | None = None) -> PodAudit:
+def audit_pod(pod: dict, policies: PolicySet, today: date | None = None,
+              username: str | None = None) -> PodAudit:
     """Judge one pod as returned by the API server (or as written in a file): the decision
-    core's answer, kept per policy so a report says which policy found what."""
+    core's answer, kept per policy so a report says which policy found what; `username`:
+    who wrote it, when known (the hooks judge every pod Airflow's accounts write)."""
     meta = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
     explain = policies.settings.annotation_prefix + APPLIED
     pod = submitted_pod(pod, explain)
@@ -76,8 +78,8 @@ def audit_pod(pod: dict, policies: PolicySet, today: date | None = None) -> PodA
     name = meta.get("name") or meta.get("generateName") or ""
     base: dict[str, Any] = dict(namespace=namespace, name=name if isinstance(name, str) else "",
                                 uid=meta.get("uid") if isinstance(meta.get("uid"), str) else "")
-    # No username: who created the pod is not recorded on it, so identity checks cannot run.
-    decision = decide(PodRequest(pod, namespace, today=today), policies)
+    # Who created the pod is not recorded on it: identity checks run only when told.
+    decision = decide(PodRequest(pod, namespace, username, today=today), policies)
     mutation = decision.mutation
     assert mutation is not None  # BOTH always mutates first
     task = mutation.task

@@ -21,11 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from webhook.airflow_accounts import username_condition, username_matcher
+
 if TYPE_CHECKING:
     from cryptography import x509
 
 __all__ = [
     "API_VERSION",
+    "DEFAULT_AIRFLOW_USERNAMES",
     "DEFAULT_NAME",
     "DEFAULT_NAMESPACE",
     "DEFAULT_POD_LABELS",
@@ -33,15 +36,19 @@ __all__ = [
     "MUTATE_PATH",
     "MUTATING_KIND",
     "MUTATING_WEBHOOK",
+    "REFUSE_PATH",
     "VALIDATE_PATH",
     "VALIDATING_KIND",
     "VALIDATING_WEBHOOK",
+    "create_match_expression",
     "dump_yaml",
     "find_kubectl",
     "merge_ca_bundles",
     "patch_ca_bundle",
     "pod_match_expression",
     "render_manifests",
+    "selected_by_hooks",
+    "set_airflow_usernames",
     "set_ca_bundle",
     "set_webhook_image",
     "webhook_configurations",
@@ -59,6 +66,7 @@ VALIDATING_WEBHOOK = "validate.airflow-pod-webhook.io"
 MUTATE_PATH = "/mutate"
 VALIDATE_PATH = "/validate"
 SINGLE_CALL_PATH = "/mutate-validate"
+REFUSE_PATH = "/refuse"
 TIMEOUT_SECONDS = 5
 LABELS = {"app.kubernetes.io/name": "airflow-pod-webhook", "app.kubernetes.io/component": "webhook"}
 
@@ -107,18 +115,66 @@ NOT_MIRROR_POD = (
 )
 
 
-def selected_by_hooks(pod: Any, labels: Sequence[tuple[str, str | None]] = DEFAULT_POD_LABELS
-                      ) -> bool:
-    """What the hooks' matchConditions (pod_match_expression and NOT_MIRROR_POD) say of a
-    pod, in Python: the mutation must never turn a selected pod into an unselected one."""
+def selected_by_hooks(pod: Any, labels: Sequence[tuple[str, str | None]] = DEFAULT_POD_LABELS,
+                      username: str | None = None,
+                      airflow_usernames: Sequence[str] = ()) -> bool:
+    """What the create hooks' matchConditions (pod_match_expression or the writer condition,
+    and NOT_MIRROR_POD) say of a pod, in Python: the mutation must never turn a selected pod
+    into an unselected one, and the offline commands judge what the hooks would be sent."""
     meta = pod.get("metadata") if isinstance(pod, dict) else None
     meta = meta if isinstance(meta, dict) else {}
     pod_labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
     annotations = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
     if MIRROR_POD_ANNOTATION in annotations:
         return False
+    if username_matcher(airflow_usernames)(username):
+        return True
     return any(key in pod_labels and (value is None or pod_labels[key] == value)
                for key, value in labels)
+
+
+# Airflow's accounts as the bundled Settings name them (policies/00-settings.yaml: release
+# `airflow` in namespace `airflow`); `manifests` renders the names of the policy folder it
+# is given, and tests/test_registration.py keeps this list equal to the bundled Settings'.
+DEFAULT_AIRFLOW_USERNAMES: tuple[str, ...] = tuple(
+    f"system:serviceaccount:airflow:airflow-{account}"
+    for account in ("scheduler", "worker", "triggerer", "dag-processor", "api-server"))
+
+# A pod that will never run a container again: being deleted, or finished. Writes to it are
+# judged, but a webhook outage must never block them (finalizer removal, Airflow's cleanup).
+# kube-apiserver resets status on a pod UPDATE before admission, so a writer cannot fake it.
+FINISHED_POD = (
+    "has(object.metadata.deletionTimestamp) || (has(object.status) && "
+    'has(object.status.phase) && object.status.phase in ["Succeeded", "Failed"])'
+)
+LIVE_POD = f"!({FINISHED_POD})"
+# What a writer may change on a live pod: the pod itself and the subresources that change
+# what runs or where; never pods/status (the kubelet's), and bindings only by Airflow's
+# accounts (the kube-scheduler's own bindings never match the writer condition).
+WRITE_RULES: tuple[dict[str, Any], ...] = (
+    {"operations": ["UPDATE"], "apiGroups": [""], "apiVersions": ["v1"],
+     "resources": ["pods", "pods/ephemeralcontainers", "pods/resize"], "scope": "Namespaced"},
+    {"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+     "resources": ["pods/binding"], "scope": "Namespaced"},
+)
+CREATE_RULES: tuple[dict[str, Any], ...] = (
+    {"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"],
+     "scope": "Namespaced"},
+)
+WRITES_WEBHOOK = "validate-writes.airflow-pod-webhook.io"
+FINISHED_WRITES_WEBHOOK = "validate-finished-writes.airflow-pod-webhook.io"
+SYSTEM_WRITES_WEBHOOK = "validate-system-writes.airflow-pod-webhook.io"
+OWN_NAMESPACE_WEBHOOK = "refuse-own-namespace.airflow-pod-webhook.io"
+SYSTEM_NAMESPACE = "kube-system"
+
+
+def create_match_expression(labels: Sequence[tuple[str, str | None]] = DEFAULT_POD_LABELS,
+                            airflow_usernames: Sequence[str] = ()) -> str:
+    """CEL for the create hooks: a pod with Airflow's labels, or any pod Airflow's accounts
+    write (labels are the author's to write; the username is the API server's)."""
+    by_label = pod_match_expression(labels)
+    by_writer = username_condition(airflow_usernames)
+    return by_label if by_writer is None else f"({by_label}) ||\n({by_writer})"
 
 
 def _b64(pem: bytes) -> str:
@@ -151,73 +207,112 @@ def webhook_configurations(
     *,
     pod_labels: Sequence[tuple[str, str | None]] = DEFAULT_POD_LABELS,
     single_call: bool = False,
+    airflow_usernames: Sequence[str] = DEFAULT_AIRFLOW_USERNAMES,
 ) -> list[dict[str, Any]]:
     """[MutatingWebhookConfiguration, ValidatingWebhookConfiguration] as plain dicts.
 
     `url` (e.g. https://127.0.0.1:8443, for envtest or a webhook outside the cluster) replaces
     the Service reference. `pod_labels` widens or narrows which pods are sent to the webhook.
+    `airflow_usernames` are Airflow's accounts (Settings identity, see
+    PolicySet.settings.airflow_usernames): every pod they create is sent whatever its labels,
+    and so is every change they make to a pod afterwards, in every namespace (see
+    `_writer_hooks`). Each request matches at most one validating hook.
     """
+    excluded = list(dict.fromkeys([SYSTEM_NAMESPACE, namespace]))
 
-    def webhook(name: str, path: str) -> dict[str, Any]:
+    def webhook(name: str, path: str, rules: Sequence[dict[str, Any]], operator: str,
+                namespaces: list[str], conditions: list[tuple[str, str]],
+                failure: str) -> dict[str, Any]:
         return {
             "name": name,
             "clientConfig": _client_config(path, service, namespace, port, url, ca_bundle_pem),
-            # CREATE only: Airflow PATCHes labels on running pods, and pod specs are immutable.
-            "rules": [
-                {
-                    "operations": ["CREATE"],
-                    "apiGroups": [""],
-                    "apiVersions": ["v1"],
-                    "resources": ["pods"],
-                    "scope": "Namespaced",
-                }
-            ],
-            # Never kube-system, nor our own namespace (we could not reschedule ourselves).
+            "rules": [dict(rule, operations=list(rule["operations"]),
+                           apiGroups=list(rule["apiGroups"]),
+                           apiVersions=list(rule["apiVersions"]),
+                           resources=list(rule["resources"])) for rule in rules],
             "namespaceSelector": {
                 "matchExpressions": [
-                    {
-                        "key": "kubernetes.io/metadata.name",
-                        "operator": "NotIn",
-                        "values": list(dict.fromkeys(["kube-system", namespace])),
-                    }
+                    {"key": "kubernetes.io/metadata.name", "operator": operator,
+                     "values": list(namespaces)}
                 ]
             },
-            "matchConditions": [
-                {"name": "airflow-pod", "expression": pod_match_expression(pod_labels)},
-                {"name": "not-mirror-pod", "expression": NOT_MIRROR_POD},
-            ],
+            "matchConditions": [{"name": n, "expression": e} for n, e in conditions],
             "matchPolicy": "Equivalent",
+            "failurePolicy": failure,
             "sideEffects": "None",
             "timeoutSeconds": TIMEOUT_SECONDS,
             "admissionReviewVersions": ["v1"],
         }
 
+    selected = [("airflow-pod", create_match_expression(pod_labels, airflow_usernames)),
+                ("not-mirror-pod", NOT_MIRROR_POD)]
+
+    def create_hook(name: str, path: str, failure: str) -> dict[str, Any]:
+        # CREATE only: our defaults are for a new pod; what later writes change is judged by
+        # the writer hooks. Never kube-system nor our own namespace (no deadlock for system
+        # pods or our own); Airflow's accounts are judged there by the writer hooks.
+        return webhook(name, path, CREATE_RULES, "NotIn", excluded, selected, failure)
+
+    writer_hooks = _writer_hooks(webhook, airflow_usernames, namespace)
     if single_call:
         # One call per pod create: the mutating hook also judges the pod it produces, so it
         # must fail closed, and a later mutating webhook's change is judged on reinvocation.
-        mutating = webhook(MUTATING_WEBHOOK, SINGLE_CALL_PATH)
-        mutating["failurePolicy"] = "Fail"
+        mutating = create_hook(MUTATING_WEBHOOK, SINGLE_CALL_PATH, "Fail")
         mutating["reinvocationPolicy"] = "IfNeeded"
-        return [{"apiVersion": API_VERSION, "kind": MUTATING_KIND,
-                 "metadata": {"name": DEFAULT_NAME, "labels": dict(LABELS)},
-                 "webhooks": [mutating]}]
-    mutating = webhook(MUTATING_WEBHOOK, MUTATE_PATH)
-    # Fail open: a webhook outage must not stop Airflow; the validating hook still enforces.
-    mutating["failurePolicy"] = "Ignore"
-    # Re-run after later injectors (e.g. sidecars) so their containers get our defaults too.
-    mutating["reinvocationPolicy"] = "IfNeeded"
-    validating = webhook(VALIDATING_WEBHOOK, VALIDATE_PATH)
-    # Fail closed: an unchecked pod is exactly what this webhook exists to prevent.
-    validating["failurePolicy"] = "Fail"
+        configs = [(MUTATING_KIND, [mutating])]
+        if writer_hooks:
+            configs.append((VALIDATING_KIND, writer_hooks))
+    else:
+        # Fail open: a webhook outage must not stop Airflow; the validating hook still enforces.
+        mutating = create_hook(MUTATING_WEBHOOK, MUTATE_PATH, "Ignore")
+        # Re-run after later injectors (e.g. sidecars) so their containers get our defaults too.
+        mutating["reinvocationPolicy"] = "IfNeeded"
+        # Fail closed: an unchecked pod is exactly what this webhook exists to prevent.
+        validating = create_hook(VALIDATING_WEBHOOK, VALIDATE_PATH, "Fail")
+        configs = [(MUTATING_KIND, [mutating]), (VALIDATING_KIND, [validating, *writer_hooks])]
     return [
         {
             "apiVersion": API_VERSION,
             "kind": kind,
             "metadata": {"name": DEFAULT_NAME, "labels": dict(LABELS)},
-            "webhooks": [hook],
+            "webhooks": hooks,
         }
-        for kind, hook in ((MUTATING_KIND, mutating), (VALIDATING_KIND, validating))
+        for kind, hooks in configs
     ]
+
+
+def _writer_hooks(webhook: Any, airflow_usernames: Sequence[str], namespace: str
+                  ) -> list[dict[str, Any]]:
+    """The creator-scoped validating hooks: only requests by Airflow's accounts match them.
+
+    - every later write (UPDATE of a pod, its ephemeral containers, its resize; a binding) in
+      every namespace but ours: fail closed on a live pod, open on a finished one (deleting a
+      pod, removing its finalizers, Airflow's cleanup of a done pod never wait on us);
+    - a pod created in kube-system, which the label-selected hooks leave out;
+    - anything in our own namespace, refused outright: a pod there could mount our TLS Secret
+      or join our Service and answer admission reviews.
+    """
+    writer = username_condition(airflow_usernames)
+    if writer is None:
+        return []
+    ours = [namespace]
+    hooks = [
+        webhook(WRITES_WEBHOOK, VALIDATE_PATH, WRITE_RULES, "NotIn", ours,
+                [("airflow-writer", writer), ("live-pod", LIVE_POD)], "Fail"),
+        webhook(FINISHED_WRITES_WEBHOOK, VALIDATE_PATH, WRITE_RULES, "NotIn", ours,
+                [("airflow-writer", writer), ("finished-pod", FINISHED_POD)], "Ignore"),
+    ]
+    if namespace != SYSTEM_NAMESPACE:
+        hooks.append(webhook(SYSTEM_WRITES_WEBHOOK, VALIDATE_PATH, CREATE_RULES, "In",
+                             [SYSTEM_NAMESPACE], [("airflow-writer", writer),
+                                                  ("not-mirror-pod", NOT_MIRROR_POD)], "Fail"))
+    own_rules = [dict(CREATE_RULES[0], operations=["CREATE", "UPDATE"],
+                      resources=["pods", "pods/ephemeralcontainers", "pods/resize"]),
+                 WRITE_RULES[1]]
+    hooks.append(webhook(OWN_NAMESPACE_WEBHOOK, REFUSE_PATH, own_rules, "In", ours,
+                         [("airflow-writer", writer),
+                          ("not-deleted", "!has(object.metadata.deletionTimestamp)")], "Fail"))
+    return hooks
 
 
 def _load_pem_certs(pem: bytes) -> list[x509.Certificate]:
@@ -384,8 +479,10 @@ def render_manifests(
     ca_bundle_pem: bytes | None = None,
     kubectl: str | None = None,
     image: str | None = None,
+    airflow_usernames: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """`kubectl kustomize <dir>` as a list of dicts, with caBundle and the image set when given."""
+    """`kubectl kustomize <dir>` as a list of dicts, with caBundle, the image and Airflow's
+    accounts (set_airflow_usernames) set when given."""
     kubectl = kubectl or find_kubectl()
     if kubectl is None:
         raise FileNotFoundError(
@@ -402,7 +499,34 @@ def render_manifests(
         set_ca_bundle(objects, ca_bundle_pem)
     if image is not None:
         set_webhook_image(objects, image)
+    if airflow_usernames is not None:
+        set_airflow_usernames(objects, airflow_usernames)
     return objects
+
+
+def set_airflow_usernames(objects: list[dict[str, Any]], airflow_usernames: Sequence[str],
+                          pod_labels: Sequence[tuple[str, str | None]] = DEFAULT_POD_LABELS
+                          ) -> None:
+    """Render Airflow's accounts into every hook among `objects` (as webhook_configurations
+    would), in place: the create hooks' `airflow-pod` condition and the writer hooks'
+    `airflow-writer` one; with no accounts, the writer hooks go (they would match nothing)."""
+    writer = username_condition(airflow_usernames)
+    for obj in objects:
+        if obj.get("kind") not in (MUTATING_KIND, VALIDATING_KIND):
+            continue
+        kept = []
+        for hook in obj.get("webhooks") or []:
+            conditions = hook.get("matchConditions") or []
+            if writer is None and any(c.get("name") == "airflow-writer" for c in conditions):
+                continue
+            for condition in conditions:
+                if condition.get("name") == "airflow-pod":
+                    condition["expression"] = create_match_expression(pod_labels,
+                                                                      airflow_usernames)
+                elif condition.get("name") == "airflow-writer":
+                    condition["expression"] = writer
+            kept.append(hook)
+        obj["webhooks"] = kept
 
 
 # What deploy/base/kustomization.yaml's `images:` entry holds until an admin sets the real image.

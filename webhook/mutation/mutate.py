@@ -48,7 +48,7 @@ class MutationResult:
 def mutate_pod(
     pod: dict, policies: PolicySet, namespace: str = "", username: str | None = None
 ) -> MutationResult:
-    task = identify(pod, namespace)
+    task = identify(pod, namespace, airflow_writer=policies.settings.is_airflow_identity(username))
     if not policies.covers(task):
         return MutationResult(task, pod, [], covered=False)
     problem = malformed_shape(pod)
@@ -58,7 +58,8 @@ def mutate_pod(
         return MutationResult(task, pod, [], warnings=(f"pod not mutated: {problem}",))
     templates = policies.templates_for(task)
     warnings: list[str] = []
-    trusted = (True if username is None
+    # An unmarked pod claims no Airflow identity to doubt; nothing is granted to it anyway.
+    trusted = (True if username is None or task.unmarked
                else policies.settings.creator_trusted(task.namespace, username, task.pod_type))
     applied = [f"PodTemplate/{t.name}" for t in templates]
     overlays: list[dict] = []

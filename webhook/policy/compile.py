@@ -471,6 +471,7 @@ class _Builder:
             runtime_class_names=names("runtimeClassNames"),
             verify_locked_fields=spec.get("verifyLockedFields", True),
             source=Source(doc.file, doc.index),
+            scheduling_gates=names("schedulingGates"),
         )
 
     def bounds(self, doc: PolicyDocument, path: str, section: dict
@@ -515,6 +516,7 @@ class _Builder:
                 frozenset(PodType(x) for x in t.get("podTypes", ())) or AIRFLOW_POD_TYPES)
                 for t in identity.get("trustedCreators", ())),
             untrusted=identity.get("untrusted", "warn"),
+            airflow_accounts=tuple(identity.get("airflowAccounts", ())),
         )
 
     def quantity(self, doc: PolicyDocument, path: str, value: Any) -> Decimal | None:

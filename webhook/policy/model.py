@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from fnmatch import fnmatchcase
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
+from webhook.airflow_accounts import username_matcher
 from webhook.airflow_pods import AirflowTask, PodType
 from webhook.mutation.field_paths import Segment
 
@@ -67,8 +69,8 @@ class Match:
         OverridePolicy): scoped only by what the pod's author cannot choose. DAG and task ids
         count only where Airflow's scheduler wrote them (`task.ids_trusted`); labels never
         count on an Airflow pod (pod_override and KPO `labels=` write them)."""
-        if not self.matches(task):
-            return False
+        if task.unmarked or not self.matches(task):
+            return False  # an unmarked pod is its author's alone: nothing is granted to it
         if task.pod_type is PodType.OTHER:
             return True  # only reachable through an explicit selector the admin chose
         if self.selector is not None:
@@ -197,6 +199,9 @@ class Envelope:
     runtime_class_names: NameAllowlist | None
     verify_locked_fields: bool
     source: Source
+    # spec.schedulingGates names a pod may be created with: while gated, its nodeSelector and
+    # affinity may still be changed, so a gate is a door to placement after admission.
+    scheduling_gates: NameAllowlist | None = None
 
 
 @dataclass(frozen=True)
@@ -238,6 +243,24 @@ class Settings:
     node_pool_label: str = "node-pool"
     trusted_creators: tuple[TrustedCreators, ...] = ()
     untrusted: str = "warn"
+    # identity.airflowAccounts: every other account that can run task code or write pods for
+    # Airflow (dag-processor, api-server, ...). With the trustedCreators' usernames they are
+    # Airflow's identities: every pod they write is judged, whatever its labels.
+    airflow_accounts: tuple[str, ...] = ()
+
+    @property
+    def airflow_usernames(self) -> tuple[str, ...]:
+        """Every username (or glob) that is Airflow's, in the order the Settings name them."""
+        return tuple(dict.fromkeys(
+            (*(u for r in self.trusted_creators for u in r.usernames), *self.airflow_accounts)))
+
+    @cached_property
+    def _airflow_matcher(self) -> Any:
+        return username_matcher(self.airflow_usernames)
+
+    def is_airflow_identity(self, username: str | None) -> bool:
+        """Whether `username` is one of Airflow's accounts (the hooks' username condition)."""
+        return bool(self._airflow_matcher(username))
 
     def creator_trusted(self, namespace: str, username: str,
                         pod_type: PodType | None = None) -> bool | None:

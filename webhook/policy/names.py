@@ -277,6 +277,16 @@ def check_service_account(name: Any) -> NameProblem | None:
     return NameProblem("is not a service account name (lowercase alphanumeric, '-' and '.')")
 
 
+def check_account_username(name: Any) -> NameProblem | None:
+    """A username the hooks' CEL can name: `*` and `?` are globs, `[` is not (kube-apiserver
+    renders the name into a regex where the Python trust check would read a class)."""
+    if isinstance(name, str) and name and not any(c in name for c in "[]") \
+            and name == name.strip() and not any(c.isspace() or ord(c) < 32 for c in name):
+        return None
+    return NameProblem("is not a username the hooks can select on (no brackets, spaces or "
+                       "control characters; globs are * and ?)")
+
+
 def or_glob(check: NameCheck) -> NameCheck:
     """The same check for a field that also takes globs (`team-*`): a glob is not checked."""
     def checked(value: Any) -> NameProblem | None:
@@ -325,6 +335,7 @@ NAME_FIELDS: dict[str, list[tuple[str, NameCheck]]] = {
         ("spec.serviceAccountNames.allowed[*]", or_glob(check_service_account)),
         ("spec.serviceAccountNames.forbidden[*]", or_glob(check_service_account)),
         ("spec.runtimeClassNames.allowed[*]", or_glob(check_object_name)),
+        ("spec.schedulingGates.allowed[*]", or_glob(check_label_key)),
     ],
     "ValidationPolicy": [
         ("spec.rules.resources.requireRequests[*]", check_resource_name),
@@ -341,6 +352,8 @@ NAME_FIELDS: dict[str, list[tuple[str, NameCheck]]] = {
     "Settings": [
         ("spec.nodePoolLabel", check_label_key),
         ("spec.identity.trustedCreators[*].namespaces[*]", or_glob(check_namespace)),
+        ("spec.identity.trustedCreators[*].usernames[*]", check_account_username),
+        ("spec.identity.airflowAccounts[*]", check_account_username),
     ],
 }
 

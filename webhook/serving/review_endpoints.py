@@ -24,6 +24,7 @@ from webhook.policy.store import PolicyStore
 from webhook.review import (
     MUTATE,
     MUTATE_AND_VALIDATE,
+    REFUSE,
     VALIDATE,
     Decision,
     answer,
@@ -34,7 +35,8 @@ from webhook.review import (
 from webhook.serving import metrics as m
 from webhook.serving.decision_log import log_decision
 
-HOOK_PATHS = {"/mutate": MUTATE, "/validate": VALIDATE, "/mutate-validate": MUTATE_AND_VALIDATE}
+HOOK_PATHS = {"/mutate": MUTATE, "/validate": VALIDATE, "/mutate-validate": MUTATE_AND_VALIDATE,
+              "/refuse": REFUSE}
 log = logging.getLogger("airflow_pod_webhook.http")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")

@@ -69,6 +69,7 @@ SERVICE_ACCOUNTS = "envelope: serviceAccountNames"
 SCHEDULERS = "envelope: schedulerNames"
 RUNTIME_CLASSES = "envelope: runtimeClassNames"
 LOCKED_FIELDS = "envelope: lockedFields"
+SCHEDULING_GATES = "envelope: schedulingGates"
 DEFAULT_SCHEDULER = "default-scheduler"  # what the API server defaults an unset name to
 # Pod-level securityContext fields a container's securityContext overrides.
 CONTAINER_OVERRIDABLE = ("seccompProfile", "appArmorProfile", "runAsUser", "runAsGroup",
@@ -568,6 +569,21 @@ def check_runtime_class(pod: dict, envelope: Envelope, ctx: EnvelopeContext
                            "runtimeClassNames", RUNTIME_CLASSES)
 
 
+def check_scheduling_gates(pod: dict, envelope: Envelope, ctx: EnvelopeContext
+                           ) -> list[Violation]:
+    allowlist = envelope.scheduling_gates
+    gates = map_at(pod, "spec").get("schedulingGates")
+    if allowlist is None or not isinstance(gates, list):
+        return []
+    names = [g.get("name") if isinstance(g, dict) else g for g in gates]
+    return [v for i, n in enumerate(names)
+            for v in (_name_violation(f"spec.schedulingGates[{i}].name", n, allowlist,
+                                      envelope, "schedulingGates", SCHEDULING_GATES)
+                      if isinstance(n, str) else
+                      [violation(f"spec.schedulingGates[{i}]", "must name a gate", n,
+                                 SCHEDULING_GATES)])]
+
+
 # ---------------------------------------------------------------------------------------------
 # lockedFields
 
@@ -650,6 +666,7 @@ ENVELOPE_CHECKS: Mapping[str, tuple[str, Check]] = {
     "serviceAccountName": (SERVICE_ACCOUNTS, Check(check_service_account)),
     "schedulerName": (SCHEDULERS, Check(check_scheduler)),
     "runtimeClassName": (RUNTIME_CLASSES, Check(check_runtime_class)),
+    "schedulingGates": (SCHEDULING_GATES, Check(check_scheduling_gates)),
     "lockedFields": (LOCKED_FIELDS, Check(check_locked_fields, on_fragment=False)),
 }
 

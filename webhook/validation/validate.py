@@ -95,7 +95,7 @@ def validate_pod(
     if level is not None:
         parse_version(level_version)  # a bad version is the caller's error, raised here
     pod = pod if isinstance(pod, dict) else {}
-    task = identify(pod, namespace)
+    task = identify(pod, namespace, airflow_writer=policies.settings.is_airflow_identity(username))
     try:
         if level is not None:
             found = evaluate_pod(pod, level, level_version)
@@ -133,7 +133,7 @@ def _validate(pod: dict, policies: PolicySet, task: AirflowTask, username: str |
         _report(found, violation(path, requirement, value, POD_IDENTITY_RULE), "enforce",
                 sources, POD_IDENTITY_RULE)
     trusted = None
-    if username is not None and task.pod_type is not PodType.OTHER:
+    if username is not None and task.pod_type is not PodType.OTHER and not task.unmarked:
         trusted = policies.settings.creator_trusted(task.namespace, username, task.pod_type)
     if trusted is False:
         mode = "enforce" if policies.settings.untrusted == "deny" else "warn"

@@ -1,0 +1,236 @@
+"""Later writes to live pods by Airflow's accounts (webhook.validation.writes): what a task
+holding the worker's token could change after admission, and Airflow's own bookkeeping, which
+must always pass."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import pytest
+
+from tests.conftest import admitted_pod, policy_set
+from webhook.policy.model import PolicySet
+from webhook.validation.writes import judge_write
+
+NS = "airflow"
+SCHEDULER = "system:serviceaccount:airflow:airflow-scheduler"
+WORKER = "system:serviceaccount:airflow:airflow-worker"
+DAG_PROCESSOR = "system:serviceaccount:airflow:airflow-dag-processor"
+
+
+def changed(pod: dict, change: Callable[[dict], None]) -> dict:
+    new = copy.deepcopy(pod)
+    change(new)
+    return new
+
+
+def labels(**values: str) -> Callable[[dict], None]:
+    return lambda p: p["metadata"]["labels"].update(values)
+
+
+@pytest.fixture
+def executor() -> dict:
+    return admitted_pod("airflow3-executor")
+
+
+@pytest.fixture
+def kpo() -> dict:
+    return admitted_pod("airflow3-kpo")
+
+
+# --- Airflow's own writes pass -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fixture", "user", "change"), [
+    # KubernetesPodOperator cleanup marks the pod it has looked at.
+    ("kpo", WORKER, labels(already_checked="True")),
+    # The executor marks a finished pod, and a revoked one.
+    ("executor", SCHEDULER, labels(airflow_executor_done="True")),
+    ("executor", SCHEDULER, labels(airflow_pod_revoked="True")),
+    # A new scheduler adopts the executor pods of the one before it.
+    ("executor", SCHEDULER, labels(**{"airflow-worker": "42"})),
+    # Finalizers removed, an unrelated label added.
+    ("kpo", WORKER, lambda p: p["metadata"].update(finalizers=[])),
+    ("kpo", WORKER, labels(team="data")),
+])
+def test_airflow_bookkeeping_passes(request, bundled: PolicySet, fixture: str, user: str,
+                                    change: Callable[[dict], None]) -> None:
+    old = request.getfixturevalue(fixture)
+    result = judge_write(old, changed(old, change), bundled, NS, user)
+    assert result.allowed, result.message
+    assert result.rules_violated == ()
+
+
+def test_a_pod_admitted_earlier_is_not_re_denied_for_what_it_already_had(
+        bundled: PolicySet, kpo: dict) -> None:
+    # Admitted under an older policy set: privileged. Airflow's label patch still passes.
+    old = changed(kpo, lambda p: p["spec"]["containers"][0].setdefault(
+        "securityContext", {}).update(privileged=True))
+    result = judge_write(old, changed(old, labels(already_checked="True")), bundled, NS, WORKER)
+    assert result.allowed, result.message
+
+
+# --- what a task could change after admission is denied, naming the rule -----------------
+
+
+def test_a_keyless_toleration_added_is_denied(bundled: PolicySet, kpo: dict) -> None:
+    new = changed(kpo, lambda p: p["spec"].setdefault("tolerations", []).append(
+        {"operator": "Exists"}))
+    result = judge_write(kpo, new, bundled, NS, WORKER)
+    assert not result.allowed
+    assert result.rules_violated == ("envelope: placement",)
+    assert "a key-less toleration tolerates every taint" in result.message
+    assert result.message.startswith("pod ")
+    assert " update violates 1 rule(s): " in result.message
+
+
+IMAGES = policy_set("""
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: ValidationPolicy
+    metadata: {name: registries}
+    spec:
+      mode: enforce
+      rules:
+        images: {allowedRegistries: [registry.example.com/]}
+""")
+
+
+def test_an_image_swap_is_held_to_the_image_rules_of_a_create(kpo: dict) -> None:
+    old = changed(kpo, lambda p: p["spec"]["containers"][0].update(
+        image="registry.example.com/etl:1"))
+    assert judge_write(old, changed(old, lambda p: p["spec"]["containers"][0].update(
+        image="registry.example.com/etl:2")), IMAGES, NS, WORKER).allowed
+    result = judge_write(old, changed(old, lambda p: p["spec"]["containers"][0].update(
+        image="evil.io/miner:1")), IMAGES, NS, WORKER)
+    assert not result.allowed
+    assert result.rules_violated == ("airflow: images",)
+
+
+def test_a_privileged_ephemeral_container_is_denied(bundled: PolicySet, kpo: dict) -> None:
+    new = changed(kpo, lambda p: p["spec"].update(ephemeralContainers=[{
+        "name": "debug", "image": "busybox:1.36",
+        "securityContext": {"privileged": True, "seccompProfile": {"type": "Unconfined"}}}]))
+    result = judge_write(kpo, new, bundled, NS, WORKER, "ephemeralcontainers")
+    assert not result.allowed
+    assert "spec.ephemeralContainers[debug].securityContext.privileged must be unset or " \
+           "false, got true (baseline: privileged)" in result.message
+
+
+def test_a_resize_past_the_envelope_is_denied(bundled: PolicySet, kpo: dict) -> None:
+    new = changed(kpo, lambda p: p["spec"]["containers"][0].update(
+        resources={"requests": {"cpu": "512"}, "limits": {"cpu": "512"}}))
+    result = judge_write(kpo, new, bundled, NS, WORKER, "resize")
+    assert not result.allowed
+    assert result.violations["enforce"][0].rule == "envelope: resources"
+    assert {v.rule for v in result.violations["enforce"]} == {"envelope: resources"}
+
+
+@pytest.mark.parametrize("change", [
+    # A KPO pod relabelled as another DAG's executor pod.
+    labels(kubernetes_executor="True", **{"airflow-worker": "1"}, dag_id="payroll"),
+    labels(dag_id="payroll"),
+    lambda p: p["metadata"]["labels"].pop("kubernetes_pod_operator"),
+])
+def test_relabelling_a_pods_identity_is_denied(bundled: PolicySet, kpo: dict,
+                                               change: Callable[[dict], None]) -> None:
+    result = judge_write(kpo, changed(kpo, change), bundled, NS, WORKER)
+    assert not result.allowed
+    assert "airflow: ownedMetadata" in result.rules_violated
+    assert "after the pod is created: Airflow's own key" in result.message
+
+
+def test_only_an_executor_creator_rewrites_airflow_worker(bundled: PolicySet,
+                                                          executor: dict) -> None:
+    new = changed(executor, labels(**{"airflow-worker": "42"}))
+    result = judge_write(executor, new, bundled, NS, WORKER)
+    assert not result.allowed
+    assert result.message.endswith(
+        "metadata.labels.airflow-worker must stay '3' after the pod is created: Airflow's own "
+        "key (only an account trusted to create executor pods rewrites it, when it adopts an "
+        "executor pod), got \"42\" (airflow: ownedMetadata)")
+
+
+def test_the_webhooks_own_annotations_do_not_change(bundled: PolicySet, kpo: dict) -> None:
+    new = changed(kpo, lambda p: p["metadata"]["annotations"].update(
+        {"airflow-pod-webhook.io/applied": "nothing"}))
+    result = judge_write(kpo, new, bundled, NS, WORKER)
+    assert result.rules_violated == ("airflow: ownedMetadata",)
+    assert "the webhook's record of what it applied" in result.message
+
+
+GATED = policy_set("""
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: Settings
+    metadata: {name: settings}
+    spec: {nodePoolLabel: pool}
+    ---
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: Envelope
+    metadata: {name: gates}
+    spec:
+      mode: enforce
+      placement: {nodePools: [batch]}
+      schedulingGates: {allowed: [example.com/quota]}
+""")
+
+
+def test_a_pool_changed_while_gated_then_the_gate_removed_is_denied(kpo: dict) -> None:
+    gated = changed(kpo, lambda p: p["spec"].update(
+        schedulingGates=[{"name": "example.com/quota"}], nodeSelector={"pool": "batch"}))
+    moved = changed(gated, lambda p: p["spec"]["nodeSelector"].update(
+        {"pool": "control-plane", "kubernetes.io/hostname": "master-0"}))
+    result = judge_write(gated, moved, GATED, NS, WORKER)
+    assert not result.allowed
+    assert result.message.endswith(
+        'update violates 1 rule(s): spec.nodeSelector.pool must be one of the allowed node '
+        'pools (batch), got "control-plane" (envelope: placement); '
+        'spec.nodeSelector[kubernetes.io/hostname] must select nodes only by pool or an '
+        'allowed label (none), not kubernetes.io/hostname, got "master-0" (envelope: '
+        'placement)')
+    # Whatever the pod holds when its last gate goes is judged again, old or new.
+    ungated = changed(moved, lambda p: p["spec"].pop("schedulingGates"))
+    result = judge_write(moved, ungated, GATED, NS, WORKER)
+    assert not result.allowed
+    assert 'spec.nodeSelector.pool must be one of the allowed node pools' in result.message
+    fine = changed(gated, lambda p: p["spec"].pop("schedulingGates"))
+    assert judge_write(gated, fine, GATED, NS, WORKER).allowed
+
+
+def test_a_gate_outside_the_allowlist_is_refused_at_create(kpo: dict) -> None:
+    from webhook.validation.validate import validate_pod
+
+    pod = changed(kpo, lambda p: p["spec"].update(schedulingGates=[{"name": "evil.io/x"}],
+                                                  nodeSelector={"pool": "batch"}))
+    result = validate_pod(pod, GATED, NS, WORKER)
+    assert result.rules_violated == ("envelope: schedulingGates",)
+
+
+def test_bundled_envelope_allows_no_scheduling_gate(bundled: PolicySet, kpo: dict) -> None:
+    from webhook.validation.validate import validate_pod
+
+    pod = changed(kpo, lambda p: p["spec"].update(schedulingGates=[{"name": "x.io/y"}]))
+    result = validate_pod(pod, bundled, NS, WORKER)
+    assert not result.allowed
+    assert "spec.schedulingGates[0].name must be one of (none allowed)" in result.message
+
+
+def test_airflow_never_binds_pods(bundled: PolicySet) -> None:
+    binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "etl-1"},
+               "target": {"apiVersion": "v1", "kind": "Node", "name": "control-plane-0"}}
+    result = judge_write(None, binding, bundled, NS, WORKER, "binding")
+    assert not result.allowed
+    assert result.message == (
+        "pod etl-1 update violates 1 rule(s): binding must be left to the kube-scheduler: "
+        "Airflow's accounts never bind pods to nodes, got \"control-plane-0\" "
+        "(airflow: binding)")
+
+
+def test_an_unmarked_pod_is_judged_as_the_least_trusted_airflow_pod(bundled: PolicySet
+                                                                    ) -> None:
+    old = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x", "namespace": NS},
+           "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}
+    new = changed(old, lambda p: p["spec"].update(tolerations=[{"operator": "Exists"}]))
+    result = judge_write(old, new, bundled, NS, DAG_PROCESSOR)
+    assert result.task.unmarked and not result.allowed
+    assert result.rules_violated == ("envelope: placement",)

@@ -1,0 +1,166 @@
+"""Judging a later write to a live pod: an UPDATE (of the pod, its ephemeral containers, its
+resize) or a binding, by one of Airflow's accounts.
+
+Pure: the old pod, the new pod, the subresource, the writer and the policy set in, one
+ValidationResult out (the same shape a create is judged into, so every caller answers it the
+same way). Nothing here raises on a malformed pod.
+
+What a write is held to, and why:
+
+- **The same rules as a create, on what changed.** The new pod is judged exactly as a create
+  would be (Pod Security, Airflow rules, the Envelope), and so is the old one; a violation the
+  new pod has and the old one did not is the write's doing. So an image swapped for one the
+  image rules refuse, a toleration added, a node pool or hostname pin added while the pod is
+  gated, a privileged ephemeral container, a resize past the Envelope's bounds are denied,
+  and a pod admitted earlier is never re-denied for state it already had (a policy tightened
+  since, say) when Airflow patches its bookkeeping labels.
+- **Removing a scheduling gate judges the whole pod again.** The pod is about to be scheduled
+  with the placement it was given while gated: every violation counts, old or new.
+- **Airflow's own keys stay as Airflow wrote them.** The labels and annotations that say which
+  task a pod runs (and our own annotations under the prefix) do not change after the create,
+  save Airflow's bookkeeping: `already_checked` (the KubernetesPodOperator), the executor's
+  `airflow_executor_done` and `airflow_pod_revoked`, and `airflow-worker` rewritten on an
+  executor pod by an account trusted to create executor pods (adoption by a new scheduler).
+- **Airflow never binds pods.** A binding by Airflow's account is refused: placing pods is the
+  kube-scheduler's (whose own bindings the hooks never see).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from webhook.admission import fit_warnings
+from webhook.airflow_pods import (
+    AIRFLOW_ANNOTATIONS,
+    AIRFLOW_LABELS,
+    AirflowTask,
+    PodType,
+    identify,
+)
+from webhook.policy.model import PolicySet
+from webhook.validation.validate import (
+    ALLOW_CODE,
+    DENY_CODE,
+    MODES,
+    ValidationResult,
+    clean,
+    denial_message,
+    sorted_messages,
+    validate_pod,
+)
+from webhook.validation.violations import Violation, violation
+
+OWNED_METADATA_RULE = "airflow: ownedMetadata"
+BINDING_RULE = "airflow: binding"
+WRITE_RULES = (OWNED_METADATA_RULE, BINDING_RULE)
+# Airflow's bookkeeping on live pods (airflow.md §1.4): these may be added, changed, removed.
+BOOKKEEPING_LABELS = frozenset({"already_checked", "airflow_executor_done",
+                                "airflow_pod_revoked"})
+ADOPTION_LABEL = "airflow-worker"  # the executor's job id, rewritten when a scheduler adopts
+BINDING = "binding"
+SUBRESOURCES = ("", "ephemeralcontainers", "resize")
+
+
+def judge_write(old: Any, new: Any, policies: PolicySet, namespace: str = "",
+                username: str | None = None, subresource: str = "", *,
+                today: date | None = None) -> ValidationResult:
+    """Judge one write: `old` and `new` are the pod before and after it (for a binding, `new`
+    is the Binding and `old` is unused)."""
+    old = old if isinstance(old, dict) else {}
+    new = new if isinstance(new, dict) else {}
+    writer = policies.settings.is_airflow_identity(username)
+    if subresource == BINDING:
+        task = identify({}, namespace, airflow_writer=writer)
+        target = _map(_map(new, "target")).get("name")
+        return _result(new, task, [violation(
+            "binding", "must be left to the kube-scheduler: Airflow's accounts never bind pods "
+            "to nodes", target, BINDING_RULE)], [], policies, username)
+    today = today or date.today()
+    before = validate_pod(old, policies, namespace, username, today=today)
+    after = validate_pod(new, policies, namespace, username, today=today)
+    task = after.task
+    had = {v for m in MODES for v in before.violations[m]} | {v for v, _ in before.waived}
+    ungated = _gates(old) and len(_gates(new)) < len(_gates(old))
+    denied = [v for v in after.violations["enforce"] if ungated or v not in had]
+    warned = [v for v in after.violations["warn"] if v not in had]
+    denied += owned_metadata_changes(old, new, policies, namespace, username)
+    return _result(new, task, denied, warned, policies, username,
+                   policy_names=after.policies, exempted=after.exempted)
+
+
+def owned_metadata_changes(old: dict, new: dict, policies: PolicySet, namespace: str,
+                           username: str | None) -> list[Violation]:
+    """A violation for each of Airflow's keys (and ours) a write adds, changes or removes,
+    but for Airflow's bookkeeping."""
+    prefix = policies.settings.annotation_prefix
+    old_task = identify(old, namespace)
+    adopter = (old_task.pod_type is PodType.EXECUTOR and username is not None
+               and policies.settings.creator_trusted(old_task.namespace, username,
+                                                     PodType.EXECUTOR) is not False)
+    found = []
+    for field_name, owned in (("labels", AIRFLOW_LABELS), ("annotations", AIRFLOW_ANNOTATIONS)):
+        before, after = _meta(old, field_name), _meta(new, field_name)
+        for key in sorted(set(before) | set(after)):
+            if before.get(key) == after.get(key):
+                continue
+            ours = field_name == "annotations" and key.startswith(prefix)
+            if key not in owned and not ours:
+                continue
+            if field_name == "labels" and key in BOOKKEEPING_LABELS:
+                continue
+            if (field_name == "labels" and key == ADOPTION_LABEL and adopter
+                    and key in before and key in after):
+                continue
+            found.append(violation(
+                f"metadata.{field_name}.{key}", _owned_requirement(key, ours, before.get(key)),
+                after.get(key), OWNED_METADATA_RULE))
+    return found
+
+
+def _owned_requirement(key: str, ours: bool, was: Any) -> str:
+    keep = "be removed" if was is None else f"stay {clean(repr(was))}"
+    whose = "the webhook's record of what it applied" if ours else "Airflow's own key"
+    adoption = (" (only an account trusted to create executor pods rewrites it, when it "
+                "adopts an executor pod)" if key == ADOPTION_LABEL else "")
+    return f"must {keep} after the pod is created: {whose}{adoption}"
+
+
+def _result(pod: dict, task: AirflowTask, denied: list[Violation], warned: list[Violation],
+            policies: PolicySet, username: str | None, *, policy_names: tuple[str, ...] = (),
+            exempted: tuple[str, ...] = ()) -> ValidationResult:
+    denied = sorted(set(denied))
+    warned = sorted(set(warned) - set(denied))
+    rules = tuple(sorted({v.rule for v in (*denied, *warned)}))
+    audit = {"policy-revision": policies.revision, "decision": "deny" if denied else "allow",
+             "write": "judged"}
+    if rules:
+        audit["rules-violated"] = ", ".join(rules)
+    if username:
+        audit["writer"] = username
+    message = (denial_message(pod, task, denied).replace(" violates ", " update violates ", 1)
+               if denied else "")
+    return ValidationResult(
+        task=task, allowed=not denied, code=DENY_CODE if denied else ALLOW_CODE,
+        message=message,
+        violations={"enforce": tuple(denied), "warn": tuple(warned), "audit": ()},
+        warnings=tuple(fit_warnings(sorted_messages(warned))),
+        audit_annotations={k: clean(v) for k, v in audit.items()},
+        policies=policy_names, rules_violated=rules, exempted=exempted)
+
+
+def _gates(pod: dict) -> list[Any]:
+    gates = _map(pod, "spec").get("schedulingGates")
+    return gates if isinstance(gates, list) else []
+
+
+def _map(value: Any, key: str | None = None) -> Mapping[str, Any]:
+    if key is not None:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _meta(pod: dict, field_name: str) -> dict[str, Any]:
+    return dict(_map(_map(pod, "metadata"), field_name))
+
