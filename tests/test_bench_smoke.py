@@ -166,9 +166,12 @@ def test_each_path_is_registered_as_manifests_renders_it_scoped_to_its_namespace
 
     ca = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
     url = "https://127.0.0.1:9443"
+    accounts = ("system:serviceaccount:airflow-e2e-*:airflow-scheduler",)  # the served set's
     for single_call in (False, True):
-        rendered = webhook_configurations(ca, url=url, single_call=single_call)
-        scoped = webhook_objects("two", ca, url, "bench-two-abc", single_call=single_call)
+        rendered = webhook_configurations(ca, url=url, single_call=single_call,
+                                          airflow_usernames=accounts)
+        scoped = webhook_objects("two", ca, url, "bench-two-abc", single_call=single_call,
+                                 airflow_usernames=accounts)
         assert [o["kind"] for o in scoped] == [o["kind"] for o in rendered]
         for mine, theirs in zip(scoped, rendered, strict=True):
             assert mine["metadata"]["name"] == "bench-two"

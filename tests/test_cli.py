@@ -213,6 +213,7 @@ def test_validate_judges_an_unlabelled_pod_an_airflow_account_writes(capsys,
     code, out, _ = run(["validate", str(pod_file), "--policies", str(POLICIES),
                         "--username", WORKER], capsys)
     assert code == 1
+    # As the validating hook sees it when the mutating hook was down: the locks unapplied too.
     assert out.splitlines()[:2] == [
         f"{pod_file}: denied",
         "  pod no-labels violates 3 rule(s): spec.containers[c].securityContext.privileged "

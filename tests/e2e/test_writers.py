@@ -339,6 +339,13 @@ def test_a_kpo_pod_in_the_webhooks_own_namespace_is_refused(e2e: E2EEnvironment,
                                     _preload_content=False)
     pod = airflow_pod("airflow3-kpo")
     pod["metadata"].update(name=f"kpo-{uuid.uuid4().hex[:8]}", namespace=WEBHOOK_NAMESPACE)
+    # Hardened as `restricted` asks: the namespace may carry the deploy/ manifests' Pod
+    # Security labels (another test applies them), whose check runs before any webhook.
+    pod["spec"]["securityContext"] = {"runAsNonRoot": True, "runAsUser": 1000,
+                                      "seccompProfile": {"type": "RuntimeDefault"}}
+    for container in pod["spec"]["containers"]:
+        container["securityContext"] = {"allowPrivilegeEscalation": False,
+                                        "capabilities": {"drop": ["ALL"]}}
     with granted_in(e2e, WEBHOOK_NAMESPACE, accounts.namespace):
         message = denied_once_allowed(lambda: e2e.create_pod_with(accounts.worker, pod))
     assert message.startswith(f'admission webhook "{OWN_NAMESPACE_WEBHOOK}" denied the '
