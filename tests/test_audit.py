@@ -210,22 +210,22 @@ def test_table_output(policies, three) -> None:
     assert code == 1
     assert text == (
         "NAMESPACE         POD                                   DAG_ID                "
-        "TASK_ID           DECISION  CHANGES  RULES\n"
+        "TASK_ID           DECISION  IF ENFORCED  CHANGES  RULES\n"
         "data-airflow      ok                                    example_dag           "
-        "extract           allow     1        -\n"
+        "extract           allow     allow        1        -\n"
         "data-airflow      priv                                  example_dag           "
-        "extract           deny      1        baseline: privileged\n"
+        "extract           deny      would deny   1        baseline: privileged (enforce)\n"
         "data-airflow      web                                   -                     "
-        "-                 skip      0        -\n"
+        "-                 skip      -            0        -\n"
         "\n"
         "3 pods: 1 allow, 1 deny, 1 skip (not Airflow's, no policy selects them); "
-        "2 would be changed\n"
+        "2 would be changed; 1 would be denied if every policy enforced\n"
         "\n"
         "BY RULE                                         ENFORCE  WARN  AUDIT  REFUSED  EXEMPTED\n"
         "baseline: privileged                                  1     0      0        0         0\n"
         "\n"
-        "BY DAG                                    PODS  ALLOW  DENY  CHANGED\n"
-        "example_dag                                  2      1     1        2\n")
+        "BY DAG                                    PODS  ALLOW  DENY  WOULD DENY  CHANGED\n"
+        "example_dag                                  2      1     1           1        2\n")
 
 
 def test_json_output(policies, three) -> None:
@@ -234,12 +234,13 @@ def test_json_output(policies, three) -> None:
     assert code == 1
     data = json.loads(text)
     assert data["summary"] == {
-        "pods": 3, "allow": 1, "deny": 1, "skip": 1, "changed": 2,
+        "pods": 3, "allow": 1, "deny": 1, "skip": 1, "would_deny": 1, "changed": 2,
         "by_rule": {"baseline: privileged": {"enforce": 1}},
-        "by_dag": {"example_dag": {"pods": 2, "allow": 1, "deny": 1, "changed": 2}}}
+        "by_dag": {"example_dag": {"pods": 2, "allow": 1, "deny": 1, "would_deny": 1,
+                                   "changed": 2}}}
     assert data["pods"][1] == {
         "namespace": "data-airflow", "name": "priv", "pod_type": "executor",
-        "dag_id": "example_dag", "task_id": "extract", "decision": "deny",
+        "dag_id": "example_dag", "task_id": "extract", "decision": "deny", "would_deny": True,
         "violations": [{
             "rule": "baseline: privileged",
             "path": "spec.containers[base].securityContext.privileged",
@@ -253,12 +254,14 @@ def test_json_output(policies, three) -> None:
     assert set(data) == {"summary", "pods"}
 
 
-def test_a_warn_rule_is_reported_in_its_mode(policies, tmp_path: Path) -> None:
+def test_a_warn_rule_is_reported_in_its_mode_and_as_what_enforcing_would_deny(
+        policies, tmp_path: Path) -> None:
     code, text = run_audit(policies, [executor("latest", image="apache/airflow:latest")],
                            "json", path=tmp_path / "p.yaml")
-    assert code == 0  # warn never denies
-    assert [(v["rule"], v["mode"]) for v in json.loads(text)["pods"][0]["violations"]] == [
-        ("airflow: images", "warn")]
+    assert code == 1  # the hooks let it start, but enforcing the policy would deny it
+    pod = json.loads(text)["pods"][0]
+    assert (pod["decision"], pod["would_deny"]) == ("allow", True)
+    assert [(v["rule"], v["mode"]) for v in pod["violations"]] == [("airflow: images", "warn")]
 
 
 def crd_schema() -> dict:
@@ -287,19 +290,22 @@ def test_policyreport_output(policies, three) -> None:
         "results": [
             {"policy": "baseline", "rule": "*", "result": "pass",
              "message": "no rule of this policy is violated", "scored": True, **common,
-             "resources": ref("ok"), "properties": {**props, "decision": "allow"}},
+             "resources": ref("ok"),
+             "properties": {**props, "decision": "allow", "ifEnforced": "allow"}},
             {"policy": "hygiene", "rule": "*", "result": "pass",
              "message": "no rule of this policy is violated", "scored": True, **common,
-             "resources": ref("ok"), "properties": {**props, "decision": "allow"}},
+             "resources": ref("ok"),
+             "properties": {**props, "decision": "allow", "ifEnforced": "allow"}},
             {"policy": "baseline", "rule": "baseline: privileged", "result": "fail",
              "message": "spec.containers[base].securityContext.privileged must be unset or "
                         "false, got true (baseline: privileged)",
              "scored": True, **common, "resources": ref("priv"),
-             "properties": {**props, "decision": "deny", "mode": "enforce",
+             "properties": {**props, "decision": "deny", "ifEnforced": "deny", "mode": "enforce",
                             "path": "spec.containers[base].securityContext.privileged"}},
             {"policy": "hygiene", "rule": "*", "result": "pass",
              "message": "no rule of this policy is violated", "scored": True, **common,
-             "resources": ref("priv"), "properties": {**props, "decision": "deny"}},
+             "resources": ref("priv"),
+             "properties": {**props, "decision": "deny", "ifEnforced": "deny"}},
         ],
         "summary": {"pass": 3, "fail": 1, "warn": 0, "error": 0, "skip": 0}}
     jsonschema.validate(reports[0], crd_schema())
@@ -317,13 +323,13 @@ def test_policyreport_results_for_warnings_refusals_and_exemptions(policies,
     got = [(r["resources"][0]["name"], r["policy"], r["rule"], r["result"], r["scored"])
            for r in report_["results"]]
     assert got == [
-        ("nfs", "hygiene", "airflow: images", "warn", False),
+        # A warn-mode violation fails as it would if enforced; the pod still starts today.
+        ("nfs", "hygiene", "airflow: images", "fail", True),
         ("nfs", "baseline", "baseline: hostPathVolumes", "skip", False),
-        ("asks", "overrides", "OverridePolicy", "fail", True),
-        ("asks", "baseline", "*", "pass", True),
-        ("asks", "hygiene", "*", "pass", True)]
+        # A refused override ends the decision, as in the hooks: nothing else is judged.
+        ("asks", "overrides", "OverridePolicy", "fail", True)]
     assert report_["results"][1]["message"].startswith("exempted by legacy-nfs: ")
-    assert report_["summary"] == {"pass": 2, "fail": 1, "warn": 1, "error": 0, "skip": 1}
+    assert report_["summary"] == {"pass": 0, "fail": 2, "warn": 0, "error": 0, "skip": 1}
     jsonschema.validate(report_, crd_schema())
 
 
@@ -391,11 +397,12 @@ def test_the_fixture_files_audit_from_a_kubectl_list(bundled, tmp_path: Path) ->
     path = tmp_path / "pods.yaml"
     path.write_text(kubectl_list(*(as_stored(airflow_pod(n)) for n in FIXTURES)))
     out, err = io.StringIO(), io.StringIO()
-    assert run(bundled, AuditOptions(files=(str(path),), output="json"), out, err) == 0
-    got = [(p["name"], p["decision"], len(p["changes"])) for p in json.loads(
-        out.getvalue())["pods"]]
-    want = [(a.name, a.decision, len(a.changes)) for a in (
+    want = [(a.name, a.decision, a.would_deny, len(a.changes)) for a in (
         audit_pod(airflow_pod(n), bundled) for n in FIXTURES)]
+    code = run(bundled, AuditOptions(files=(str(path),), output="json"), out, err)
+    assert code == (1 if any(w[2] for w in want) else 0)
+    got = [(p["name"], p["decision"], p["would_deny"], len(p["changes"])) for p in json.loads(
+        out.getvalue())["pods"]]
     assert got == want
 
 
@@ -643,3 +650,103 @@ def test_a_long_file_run_on_a_terminal_draws_the_bar(policies, tmp_path: Path,
     assert bars[1:] == ["[############------------------] 500/1200 pods, 200 pods/s",
                         "[#########################-----] 1000/1200 pods, 200 pods/s",
                         "[##############################] 1200/1200 pods, 200 pods/s", ""]
+
+
+# ---------------------------------------------------------------------------------------------
+# The audit and the hooks give one verdict: every fixture pod and every attack pod of the
+# suites, through both hooks (mutate, apply the patch, validate) and through `audit`.
+
+
+def _walked_pods() -> list[tuple[str, dict, str]]:
+    """(id, pod, creator) for every pod the suites know an answer for."""
+    from tests.e2e import security_scenarios as security
+    from tests.e2e import test_envelope as envelope
+    from tests.e2e.scenarios import SCENARIOS, build_pod, scheduler_username
+
+    ns = "airflow-e2e-audit"
+    pods = [(f"fixture:{n}", {**airflow_pod(n), "metadata": {
+        **airflow_pod(n)["metadata"], "namespace": ns}}, scheduler_username(ns))
+        for n in FIXTURES]
+    pods += [(f"scenario:{s.name}", build_pod(s, ns), scheduler_username(ns))
+             for s in SCENARIOS if not s.in_kube_system]
+    for attack in security.ATTACKS:
+        where = security.namespace_for(attack, ns)
+        pods.append((f"security:{attack.name}", security.attack_pod(attack, where),
+                     security.username(attack, where)))
+    pods += [(f"envelope:{a.name}", envelope.attack_pod(a, ns), scheduler_username(ns))
+             for a in envelope.ATTACKS]
+    return pods
+
+
+WALKED = _walked_pods()
+# Who created a pod is not recorded on it (README, "Adopt it"): this attack is denied only
+# because a worker's account, which gets no Exemption, created it; the audit, judging it as
+# if the scheduler had, shows the Exemption that waives it.
+BY_CREATOR_ONLY = {"security:worker-forges-exempted-executor-pod"}
+
+
+@pytest.fixture(scope="module")
+def e2e_policy_set(tmp_path_factory: pytest.TempPathFactory):
+    from tests.e2e.scenarios import e2e_policies
+    from webhook.policy.load import load_policy_dir
+
+    result = load_policy_dir(e2e_policies(tmp_path_factory.mktemp("audit") / "policies"))
+    assert result.policy_set is not None, result.errors
+    return result.policy_set
+
+
+@pytest.mark.parametrize(("name", "pod", "creator"), WALKED, ids=[w[0] for w in WALKED])
+def test_audit_gives_the_hooks_verdict(name: str, pod: dict, creator: str,
+                                       e2e_policy_set) -> None:
+    from tests.e2e.test_offline import admit_offline
+
+    namespace = pod["metadata"]["namespace"]
+    outcome, result = admit_offline(pod, namespace, creator, e2e_policy_set)
+    audit = audit_pod(pod, e2e_policy_set)
+    denied = outcome == "denied"
+    if name in BY_CREATOR_ONLY:
+        assert denied and "baseline: hostPathVolumes" in str(result), result
+        assert (audit.decision, {w.exemption for w in audit.exempted}) == (
+            "allow", {"legacy-nfs-export"})
+        return
+    assert (audit.decision == "deny") is denied, (audit, result)
+    if denied:
+        # Named the same way: every rule the audit denies it for is in the hooks' text.
+        rules = {r["rule"] for r in audit.refusals} | {
+            f.rule for f in audit.violations if f.mode == "enforce"}
+        assert rules and all(rule in str(result) for rule in rules), (rules, result)
+
+
+def test_the_walk_covers_every_list() -> None:
+    from tests.e2e import security_scenarios as security
+    from tests.e2e import test_envelope as envelope
+
+    kinds = [w[0].split(":")[0] for w in WALKED]
+    assert kinds.count("fixture") == len(FIXTURES) == 6
+    assert kinds.count("security") == len(security.ATTACKS)
+    assert kinds.count("envelope") == len(envelope.ATTACKS)
+
+
+def test_the_adoption_paths_audit_step_flags_a_privileged_pod(tmp_path: Path) -> None:
+    # README "Adopt it", step 1: every ValidationPolicy and Envelope in `mode: audit`. The hooks
+    # let everything start; the audit must still say what enforcing would deny, and fail the Job.
+    import shutil
+
+    from webhook.policy.load import load_policy_dir
+
+    folder = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", folder)
+    for path in folder.glob("*.yaml"):
+        path.write_text(path.read_text().replace("mode: enforce", "mode: audit")
+                        .replace("mode: warn", "mode: audit"))
+    policies = load_policy_dir(folder).policy_set
+    assert policies is not None
+    code, text = run_audit(policies, [executor("priv", securityContext={"privileged": True})],
+                           "json", path=tmp_path / "pods.yaml")
+    assert code == 1
+    pod = json.loads(text)["pods"][0]
+    assert (pod["decision"], pod["would_deny"]) == ("allow", True)
+    assert {"rule": "baseline: privileged", "mode": "audit",
+            "path": "spec.containers[base].securityContext.privileged",
+            "message": "spec.containers[base].securityContext.privileged must be unset or "
+                       "false, got true (baseline: privileged)"} in pod["violations"]

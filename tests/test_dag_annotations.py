@@ -91,3 +91,75 @@ def test_the_helper_imports_neither_flask_nor_the_server() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- what the helper accepts, the webhook accepts (hypothesis) ---------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from webhook.decide import PodRequest, decide  # noqa: E402
+
+FIXTURES = ("airflow2-executor", "airflow3-executor", "airflow3-kpo", "airflow3-kpo-xcom")
+PADDING = st.sampled_from(["", " ", "  "])
+MEMORY = st.builds(lambda a, n, unit, b: f"{a}{n}{unit}{b}", PADDING, st.integers(1, 8),
+                   st.sampled_from(["Gi", "G", "Mi", "M"]), PADDING)
+CPU = st.one_of(st.sampled_from(["250m", "500m", "1", "2", "1.5"]),
+                st.builds(lambda a, n, b: f"{a}{n}{b}", PADDING, st.integers(1, 4), PADDING))
+TOLERATIONS = st.lists(st.fixed_dictionaries({
+    "key": st.sampled_from(["spot", "nvidia.com/gpu"]), "operator": st.just("Exists"),
+    "effect": st.sampled_from(["NoSchedule", "PreferNoSchedule"])}), max_size=2)
+
+
+@st.composite
+def pod_fragments(draw: st.DrawFn) -> dict | None:
+    """What DAG authors hand the helper: a V1PodSpec needs `containers`, so they pass []."""
+    if draw(st.booleans()):
+        return None
+    containers: list = []
+    if draw(st.booleans()):
+        resources = {"requests": {"memory": draw(MEMORY), "cpu": draw(CPU)}}
+        containers = [{"name": "base", "resources": resources,
+                       "env": [{"name": "MODE", "value": draw(st.sampled_from(["a", "b"]))}]}]
+    spec: dict = {"containers": containers}
+    tolerations = draw(TOLERATIONS)
+    if tolerations:
+        spec["tolerations"] = tolerations
+    return {"spec": spec}
+
+
+@given(fixture=st.sampled_from(FIXTURES), pod=pod_fragments(),
+       profiles=st.lists(st.sampled_from(["small", "highmem"]), max_size=1, unique=True),
+       memory=st.none() | MEMORY, cpu=st.none() | CPU,
+       node_pool=st.none() | st.sampled_from(["default", "highmem", "spot"]))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_what_the_helper_accepts_the_webhook_accepts(bundled, fixture: str, pod: dict | None,
+                                                     profiles: list[str], memory: str | None,
+                                                     cpu: str | None, node_pool: str | None
+                                                     ) -> None:
+    try:
+        annotations = override_annotations(pod=pod, profiles=profiles, memory=memory, cpu=cpu,
+                                           node_pool=node_pool)
+    except ValueError:
+        return  # refused at parse time: the DAG author hears it there
+    task_pod = airflow_pod(fixture)
+    task_pod["metadata"].setdefault("annotations", {}).update(annotations)
+    decision = decide(PodRequest(task_pod, "airflow"), bundled)
+    assert decision.verdict == "allow", (annotations, decision.message)
+
+
+def test_an_empty_container_list_is_dropped(bundled) -> None:
+    # V1PodSpec requires containers: a fragment that only tolerates spot nodes carries [].
+    annotations = override_annotations(pod=k8s.V1Pod(spec=k8s.V1PodSpec(
+        containers=[], tolerations=[k8s.V1Toleration(key="spot", operator="Exists")])))
+    assert annotations == {"airflow-pod-webhook.io/pod-override":
+                           '{"spec":{"tolerations":[{"key":"spot","operator":"Exists"}]}}'}
+
+
+def test_a_quantity_is_trimmed_as_kube_apiserver_trims_it() -> None:
+    annotations = override_annotations(pod={"spec": {"containers": [
+        {"name": "base", "resources": {"requests": {"memory": "2Gi "},
+                                       "limits": {"memory": " 2Gi"}}}]}})
+    assert annotations == {"airflow-pod-webhook.io/pod-override": (
+        '{"spec":{"containers":[{"name":"base","resources":{"limits":{"memory":"2Gi"},'
+        '"requests":{"memory":"2Gi"}}}]}}')}

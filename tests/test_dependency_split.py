@@ -215,3 +215,15 @@ def test_audit_runs_with_what_the_cluster_extra_installs() -> None:
         blocked=tuple(m for m in SERVER_ONLY if m != "orjson"))
     assert result.returncode == 0, result.stderr
     assert "1 pods: 1 allow, 0 deny" in result.stdout
+
+
+def test_the_airflow_cluster_policy_imports_without_server_packages() -> None:
+    # airflow_local_settings.py imports it in every scheduler, DAG processor and worker;
+    # the kubernetes client is there wherever the cncf.kubernetes provider is.
+    result = run_without_server_deps("""
+        from webhook.airflow_policy import task_policy
+        assert callable(task_policy)
+        print(server_modules_loaded())
+    """, blocked=SERVER_ONLY)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -17,6 +17,7 @@ import jsonpatch
 import pytest
 
 from tests.conftest import DEFAULT_TOLERATIONS, POLICIES, airflow_pod, policy_set
+from webhook.audit.judge import audit_pod
 from webhook.mutation.merge import merge_pod
 from webhook.mutation.mutate import MutationResult, mutate_pod
 from webhook.policy.model import PolicySet
@@ -47,10 +48,15 @@ def admit(pod: dict, policies: PolicySet) -> tuple[MutationResult, ValidationRes
     """Both hooks in kube-apiserver's order: mutate, apply the patch, validate the result."""
     pod = as_api_server_sends(pod)
     mutation = mutate_pod(pod, policies, NS, SCHEDULER)
+    # `audit` must give every attack the hooks' verdict.
+    audit = audit_pod({**pod, "metadata": {**pod["metadata"], "namespace": NS}}, policies)
     if not mutation.allowed:
+        assert audit.decision == "deny" and audit.refusals
         return mutation, None
     final = jsonpatch.apply_patch(pod, mutation.patch)
-    return mutation, validate_pod(final, policies, NS, SCHEDULER)
+    validation = validate_pod(final, policies, NS, SCHEDULER)
+    assert (audit.decision == "deny") is (not validation.allowed), audit
+    return mutation, validation
 
 
 def denied(pod: dict, policies: PolicySet) -> ValidationResult:

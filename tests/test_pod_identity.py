@@ -450,14 +450,14 @@ def test_a_crash_with_a_custom_prefix_is_a_denial() -> None:
 
 def test_the_server_denies_when_mutation_crashes_on_a_pod_with_overrides(bundled,
                                                                          monkeypatch) -> None:
-    from webhook import review
+    from webhook import decide
     from webhook.policy.store import PolicyStore
     from webhook.serving.review_endpoints import ReviewEndpoints
 
     def crash(*args, **kwargs):
         raise ZeroDivisionError("bug")
 
-    monkeypatch.setattr(review, "mutate_pod", crash)
+    monkeypatch.setattr(decide, "mutate_pod", crash)
     store = PolicyStore.__new__(PolicyStore)
     monkeypatch.setattr(PolicyStore, "current", property(lambda self: bundled))
     endpoints = ReviewEndpoints.__new__(ReviewEndpoints)

@@ -21,6 +21,17 @@ spec:
 """
 
 
+TOLERATING = """\
+apiVersion: airflow-pod-webhook.io/v1alpha1
+kind: Profile
+metadata: {name: spot}
+spec:
+  template:
+    spec:
+      tolerations: [{key: spot, operator: Exists, effect: NoSchedule}]
+"""
+
+
 def write(folder: Path, name: str, text: str) -> Path:
     path = folder / name
     path.write_text(textwrap.dedent(text))
@@ -137,8 +148,29 @@ def test_policy_lint_prints_errors_and_exits_non_zero(tmp_path: Path, capsys) ->
     write(tmp_path, "bad.yaml", GOOD.replace("250m", "lots"))
     assert main(["policy", "lint", str(tmp_path)]) == 1
     out = capsys.readouterr().out
-    assert out.startswith("bad.yaml:7:61: document 1 (Profile/small): "
+    # The file as given on the command line: an editor or a CI annotation can open it.
+    assert out.startswith(f"{tmp_path}/bad.yaml:7:61: document 1 (Profile/small): "
                           "spec.template.spec.containers[base].resources.requests.cpu: ")
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("imagePullPolicy", "Allways", "spec.template.spec.containers[base].imagePullPolicy: must "
+     "be one of 'Always', 'IfNotPresent', 'Never', got 'Allways'; did you mean 'Always'?"),
+    ("restartPolicy", "Allways", "spec.template.spec.containers[base].restartPolicy: must be "
+     "one of 'Always', 'OnFailure', 'Never', got 'Allways'; did you mean 'Always'?"),
+])
+def test_policy_lint_checks_enum_values_against_the_pod_schema(
+        tmp_path: Path, capsys, field: str, value: str, message: str) -> None:
+    write(tmp_path, "bad.yaml", GOOD.replace("name: base,", f"name: base, {field}: {value},"))
+    assert main(["policy", "lint", str(tmp_path)]) == 1
+    assert message in capsys.readouterr().out
+
+
+def test_a_toleration_operator_typo_is_a_lint_error(tmp_path: Path, capsys) -> None:
+    write(tmp_path, "bad.yaml", TOLERATING.replace("operator: Exists", "operator: Exist"))
+    assert main(["policy", "lint", str(tmp_path)]) == 1
+    assert ("spec.template.spec.tolerations[0].operator: must be one of 'Exists', 'Equal', "
+            "got 'Exist'; did you mean 'Exists'?") in capsys.readouterr().out
 
 
 def test_policy_lint_accepts_the_bundled_policies(capsys) -> None:
@@ -168,7 +200,8 @@ def test_an_unreadable_file_is_an_error_of_that_file_not_a_crash(tmp_path: Path,
     assert result.policy_set is None
     assert [str(e) for e in result.errors] == ["b.yaml: cannot be read: Permission denied"]
     assert main(["policy", "lint", str(tmp_path)]) == 2
-    assert capsys.readouterr().out.startswith("b.yaml: cannot be read: Permission denied\n")
+    assert capsys.readouterr().out.startswith(
+        f"{tmp_path}/b.yaml: cannot be read: Permission denied\n")
 
 
 SETTINGS_LIMITS = """\

@@ -230,4 +230,15 @@ def test_a_misspelt_field_path_in_an_expectation_is_an_error_not_an_unset_field(
     assert result.mismatches == (
         "typo-path: expect.mutate.fields[spec.securityContext.seccompProfle]: "
         "spec.securityContext (PodSecurityContext) has no field 'seccompProfle'; did you mean "
-        "'spec.securityContext.seccompProfile'?",)
+        "'spec.securityContext.seccompProfile'? (a field path is fields joined by dots, a list "
+        "item by its name in brackets (spec.containers[base]) or [*] for every item, and a map "
+        "key holding dots or slashes in brackets (resources.limits[nvidia.com/gpu]); README, "
+        '"Policy tests")',)
+
+
+def test_a_gpu_limit_is_named_in_brackets(bundled):
+    # The dots of nvidia.com would otherwise split the key.
+    result = run_case(case("gpu", pod("airflow3-executor.json"), {
+        "mutate": {"fields": {"spec.containers[base].resources.limits[nvidia.com/gpu]": None}}}),
+        bundled)
+    assert result.mismatches == ()

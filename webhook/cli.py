@@ -401,40 +401,39 @@ def cmd_manifests(args: argparse.Namespace) -> int:
 
 def cmd_mutate(args: argparse.Namespace) -> int:
     from webhook.admission import NESTED_TOO_DEEPLY
-    from webhook.mutation.mutate import mutate_pod
+    from webhook.decide import MUTATE, SKIP, PodRequest, decide
 
     policies = _policies(args.policies)
     pod, namespace, username = read_pod(args.file)
     try:
-        result = mutate_pod(pod, policies, namespace or args.namespace,
-                            username or args.username)
+        decision = decide(PodRequest(pod, namespace or args.namespace, username or args.username),
+                          policies, MUTATE)
     except RecursionError as exc:
         raise InputError(f"{args.file}: {NESTED_TOO_DEEPLY}") from exc
-    if not result.covered:
+    if decision.verdict == SKIP:
         from webhook.validation.validate import NOT_AIRFLOW
 
         print(f"skipped: {NOT_AIRFLOW}", file=sys.stderr)
     elif problem := malformed_pod(pod):
         raise InputError(f"{args.file}: malformed pod: {problem}")
-    for warning in result.warnings:
+    for warning in decision.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    if result.refusals:
+    if decision.refusals:
         # Refused is refused, whatever the reason (the server answers 400 or 403).
-        for refusal in result.refusals:
+        for refusal in decision.refusals:
             print(f"refused: {refusal.message}", file=sys.stderr)
         return EXIT_DENIED
     if args.patch:
-        print(json.dumps(result.patch, indent=2))
+        print(json.dumps(decision.patch, indent=2))
     else:
-        sys.stdout.write(yaml.safe_dump(result.pod, sort_keys=False))
+        sys.stdout.write(yaml.safe_dump(decision.pod, sort_keys=False))
     return EXIT_OK
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from webhook.admission import NESTED_TOO_DEEPLY
-    from webhook.mutation.mutate import mutate_pod
+    from webhook.decide import BOTH, UPDATE, VALIDATE, PodRequest, decide
     from webhook.validation.validate import validate_pod
-    from webhook.validation.writes import judge_write
 
     policies = _policies(args.policies)
     if args.subresource and not args.old:
@@ -452,25 +451,34 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"{file}: error: {exc}", file=sys.stderr)
             worst = EXIT_BAD_INPUT
             continue
-        if args.after_mutation and args.level is None:
-            mutation = mutate_pod(pod, policies, namespace or args.namespace,
-                                  username or args.username)
-            if mutation.refusals:
-                print(f"{file}: denied (mutating hook)")
-                for refusal in mutation.refusals:
-                    print(f"  {refusal.message}")
-                worst = max(worst, EXIT_DENIED)
-                continue
-            pod = mutation.pod
+        request = PodRequest(pod, namespace or args.namespace, username or args.username)
+        stages = BOTH if args.after_mutation else VALIDATE
+        if args.old is not None:
+            # A later write to a live pod: judged as the validating hook judges it.
+            request = PodRequest(pod, namespace or old_namespace or args.namespace,
+                                 username or args.username, operation=UPDATE, old_pod=old,
+                                 subresource=args.subresource)
+            stages = VALIDATE
         try:
-            if args.old is not None:
-                result = judge_write(old, pod, policies,
-                                     namespace or old_namespace or args.namespace,
-                                     username or args.username, args.subresource)
+            if args.level is not None:
+                # One Pod Security level on any pod, as the cluster's own PSA would judge it.
+                result = validate_pod(pod, policies, request.namespace, request.username,
+                                      level=args.level, level_version=args.level_version)
+                warnings = result.warnings
             else:
-                result = validate_pod(pod, policies, namespace or args.namespace,
-                                      username or args.username, level=args.level,
-                                      level_version=args.level_version)
+                decision = decide(request, policies, stages)
+                if decision.caps:
+                    print(f"{file}: denied\n  {decision.message}")
+                    worst = max(worst, EXIT_DENIED)
+                    continue
+                if decision.refusals:
+                    print(f"{file}: denied (mutating hook)")
+                    for refusal in decision.refusals:
+                        print(f"  {refusal.message}")
+                    worst = max(worst, EXIT_DENIED)
+                    continue
+                assert decision.validation is not None
+                result, pod, warnings = decision.validation, decision.pod, decision.warnings
         except ValueError as exc:
             raise InputError(str(exc)) from exc
         except RecursionError:
@@ -491,7 +499,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if not result.allowed:
             print(f"  {result.message}")
             worst = max(worst, EXIT_DENIED)
-        for warning in result.warnings:
+        for warning in warnings:
             print(f"  warning: {warning}")
         for key, value in sorted(result.audit_annotations.items()):
             print(f"  audit {key}: {value}")
@@ -519,7 +527,7 @@ def cmd_policy_lint(args: argparse.Namespace) -> int:
 
     result = load_policy_dir(args.dir)
     for error in result.errors:
-        print(error)
+        print(as_given(args.dir, error))
     if result.errors:
         print(f"{len(result.errors)} error(s); the webhook would keep its last good policy set")
         return _lint_code(result.errors)
@@ -564,9 +572,19 @@ def _policies(folder: str, lint_code: int = EXIT_BAD_INPUT) -> Any:
     if result.policy_set is None:
         code = _lint_code(result.errors)
         raise InputError(f"policy folder {folder} does not load:\n  "
-                         + "\n  ".join(str(e) for e in result.errors),
+                         + "\n  ".join(str(as_given(folder, e)) for e in result.errors),
                          EXIT_BAD_INPUT if code == EXIT_BAD_INPUT else lint_code)
     return result.policy_set
+
+
+def as_given(folder: str, error: Any) -> Any:
+    """The error with its file named as the user gave the folder (`policies/10-x.yaml`), so
+    editors and CI annotations can open it."""
+    from dataclasses import replace
+
+    if error.index < 0 and error.file == str(Path(folder)):
+        return error  # the folder itself
+    return replace(error, file=os.path.join(folder, error.file))
 
 
 def malformed_pod(pod: dict) -> str | None:

@@ -145,7 +145,8 @@ def _unit_hint(text: str) -> str:
 
 
 def _pod_fragment(pod: Any) -> dict:
-    """The pod as the annotation carries it, held to the Pod model like the webhook does."""
+    """The pod as the annotation carries it, held to the Pod model like the webhook does,
+    and normalised as kube-apiserver reads a pod (`normalised_fragment`)."""
     from webhook.kube.pod_fields import fragment_errors
 
     fragment = _as_dict(pod)
@@ -153,7 +154,45 @@ def _pod_fragment(pod: Any) -> dict:
     if errors:
         path, reason = errors[0]
         raise ValueError(f"pod: {path}: {reason}")
-    return fragment
+    return normalised_fragment(fragment)
+
+
+CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+_RESOURCE_MAPS = ("requests", "limits")
+
+
+def normalised_fragment(fragment: dict) -> dict:
+    """What the webhook would otherwise refuse for its form alone, as kube-apiserver reads it:
+
+    - an empty container list is no change (`V1PodSpec` requires `containers`, so a fragment
+      that only sets tolerations carries `"containers": []`), and is dropped;
+    - a quantity is read with surrounding spaces trimmed (`"2Gi "` is 2Gi to kube-apiserver,
+      which trims before parsing), so it is written trimmed.
+    """
+    spec = fragment.get("spec")
+    if not isinstance(spec, dict):
+        return fragment
+    spec = {k: v for k, v in spec.items() if not (k in CONTAINER_LISTS and v == [])}
+    for key in CONTAINER_LISTS:
+        if isinstance(spec.get(key), list):
+            spec[key] = [_trimmed_resources(c) for c in spec[key]]
+    spec = _trimmed_resources(spec)
+    out = {**fragment, "spec": spec}
+    if not spec:
+        del out["spec"]
+    return out
+
+
+def _trimmed_resources(holder: Any) -> Any:
+    resources = holder.get("resources") if isinstance(holder, dict) else None
+    if not isinstance(resources, dict):
+        return holder
+    trimmed = dict(resources)
+    for key in _RESOURCE_MAPS:
+        if isinstance(resources.get(key), dict):
+            trimmed[key] = {name: value.strip() if isinstance(value, str) else value
+                            for name, value in resources[key].items()}
+    return {**holder, "resources": trimmed}
 
 
 def _as_dict(pod: Any) -> dict:

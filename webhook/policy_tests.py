@@ -42,16 +42,21 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 
+from webhook.decide import PodRequest, decide
 from webhook.kube.pod_fields import did_you_mean
 from webhook.mutation.field_paths import format_path, get_values, parse_path
-from webhook.mutation.mutate import MutationResult, mutate_pod
+from webhook.mutation.mutate import MutationResult
 from webhook.policy.compile import schema_errors
 from webhook.policy.model import PolicySet
 from webhook.policy.names import check_field_path
 from webhook.policy.schema import API_VERSION
-from webhook.validation.validate import ValidationResult, validate_pod
+from webhook.validation.validate import ValidationResult
 
 KIND = "PolicyTest"
+FIELD_PATH_HINT = ("a field path is fields joined by dots, a list item by its name in brackets "
+                   "(spec.containers[base]) or [*] for every item, and a map key holding dots or "
+                   "slashes in brackets (resources.limits[nvidia.com/gpu]); README, "
+                   "\"Policy tests\"")
 TEST_SUFFIXES = (".yaml", ".yml")
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 CASE_SCHEMA = {
@@ -144,7 +149,8 @@ def case_name(case: Any) -> str:
 
 
 def run_case(case: dict, policies: PolicySet) -> CaseResult:
-    """Run one case through mutate_pod, then validate_pod on the mutated pod."""
+    """Run one case through the decision core: the mutation, then the validation of the
+    mutated pod, as in the cluster."""
     case = _normalise(case)
     name = case_name(case)
     if not isinstance(case, dict):
@@ -162,18 +168,21 @@ def run_case(case: dict, policies: PolicySet) -> CaseResult:
     expect = spec["expect"]
     mismatches: list[str] = []
     try:
-        mutation = mutate_pod(pod, policies, namespace, username)
+        decision = decide(PodRequest(pod, namespace, username, today=today), policies)
     except Exception as exc:  # a crash is a finding, not the end of the test run
-        return CaseResult(name, "", False, (f"{name}: mutate_pod raised {exc!r}",))
-    mismatches += _check_mutation(name, expect.get("mutate"), mutation)
+        return CaseResult(name, "", False, (f"{name}: the webhook raised {exc!r}",))
+    if decision.caps:
+        return CaseResult(name, "", False, (f"{name}: the webhook refuses the pod before "
+                                            f"judging it: {decision.message}",))
+    assert decision.mutation is not None  # BOTH always mutates first
+    mismatches += _check_mutation(name, expect.get("mutate"), decision.mutation)
     if "validate" in expect:
-        if not mutation.allowed:
-            refused = "; ".join(r.message for r in mutation.refusals)
+        if decision.validation is None:
+            refused = "; ".join(r.message for r in decision.refusals)
             mismatches.append(f"{name}: expect.validate: not reached, the mutating hook "
                               f"refused the pod: {refused}")
         else:
-            result = validate_pod(mutation.pod, policies, namespace, username, today=today)
-            mismatches += _check_validation(name, expect["validate"], result)
+            mismatches += _check_validation(name, expect["validate"], decision.validation)
     return CaseResult(name, "", not mismatches, tuple(mismatches))
 
 
@@ -212,7 +221,8 @@ def _check_field(name: str, path: str, wanted: Any, pod: dict) -> list[str]:
     problem = check_field_path(path)
     if problem is not None:
         # A misspelt path would find nothing and pass an expectation of `null`.
-        return [f"{name}: {where}: {problem.reason}{did_you_mean(problem.suggestions)}"]
+        return [f"{name}: {where}: {problem.reason}{did_you_mean(problem.suggestions)} "
+                f"({FIELD_PATH_HINT})"]
     segments = parse_path(path)
     found = get_values(pod, segments)
     if wanted is None:

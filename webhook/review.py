@@ -1,4 +1,5 @@
-"""One admission review, start to finish, for either hook: pure, shared by server and CLI.
+"""One admission review, start to finish, for either hook: the AdmissionReview edge of the
+one decision core (webhook.decide). Pure.
 
 A review is answered with (HTTP status, JSON body, Decision). Bad input gets a 4xx with a
 precise reason, or an AdmissionReview denial when the body names a uid to answer.
@@ -9,15 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from webhook import admission, budget
+from webhook import admission, budget, decide
 from webhook.admission import AdmissionRequest, BadReview
-from webhook.airflow_pods import AirflowTask, identify
-from webhook.caps import CAP_RULE, CapExceeded, check_caps, describe
-from webhook.mutation.mutate import MutationResult, mutate_pod
+from webhook.airflow_pods import AirflowTask
 from webhook.mutation.overrides import APPLIED
 from webhook.policy.model import DEFAULT_ANNOTATION_PREFIX, PolicySet
-from webhook.validation.validate import ValidationResult, pod_label, validate_pod
-from webhook.validation.writes import judge_write
 
 MUTATE, VALIDATE = "mutate", "validate"
 # Single-call mode: the mutating call also validates the pod it produces (one round trip per
@@ -66,118 +63,56 @@ def answer(hook: str, body: Any, policies: PolicySet | None) -> tuple[int, dict,
     pod_name = _pod_name(request)
     if hook == REFUSE:
         return _refuse(request, pod_name)
-    if hook == VALIDATE and request.is_pod_write:
-        if policies is None:
-            return 503, error_body("no policy set is loaded yet"), Decision(
-                hook, "invalid", request.namespace, pod_name, reason="not ready")
-        # Both pods are judged: a write is bounded like a create (old and new alike).
-        exceeded = (check_caps(request.object, policies.settings.limits)
-                    or check_caps(request.old_object, policies.settings.limits))
-        if exceeded:
-            return _refuse_caps(hook, request, policies, pod_name, exceeded)
-        return _answer_write(request, policies, pod_name)
-    if not request.is_pod_create:
+    # Later writes go to the validating hooks only (the writer hooks); the mutating hook acts
+    # on a pod create alone.
+    if not (request.is_pod_create or (hook == VALIDATE and request.is_pod_write)):
         return 200, admission.allow(request), Decision(hook, "skip", request.namespace, pod_name)
     if policies is None:
         # Not ready: say so rather than pretend; the failurePolicy decides what happens.
         return 503, error_body("no policy set is loaded yet"), Decision(
             hook, "invalid", request.namespace, pod_name, reason="not ready")
-    exceeded = check_caps(request.object, policies.settings.limits)
-    if exceeded:
-        return _refuse_caps(hook, request, policies, pod_name, exceeded)
+    asked = decide.PodRequest(
+        pod=request.object, namespace=request.namespace, username=request.username,
+        operation=request.operation, old_pod=request.old_object,
+        subresource=request.sub_resource, dry_run=request.dry_run)
+    stages = {MUTATE: decide.MUTATE, VALIDATE: decide.VALIDATE}.get(hook, decide.BOTH)
+    decision = decide.decide(asked, policies, stages)
+    return _answer(hook, request, policies, pod_name, decision)
+
+
+def _answer(hook: str, request: AdmissionRequest, policies: PolicySet, pod_name: str,
+            decision: decide.Decision) -> tuple[int, dict, Decision]:
+    """The AdmissionReview response and the log record of one decision."""
+    checked = decision.validation
+    rules = decision.rules if decision.refusals or decision.caps else (
+        checked.rules_violated if checked else ())
+    extra: dict[str, Any] = {}
+    if checked and checked.exempted:
+        extra["exempted"] = list(checked.exempted)
+    if decision.write:
+        extra.update(operation=request.operation, subresource=request.sub_resource or "-")
+    if decision.caps:
+        extra["caps"] = sorted({e.cap for e in decision.caps})
+    logged = dict(hook=hook, namespace=request.namespace, pod=pod_name, task=decision.task,
+                  revision=policies.revision, policies=decision.applied, rules=rules,
+                  warnings=len(decision.warnings), extra=extra,
+                  reason="over a cap" if decision.caps else "")
+    audit = checked.audit_annotations if checked else None
+    if decision.verdict == decide.DENY:
+        body = admission.deny(request.api_version, request.uid, decision.code, decision.message,
+                              warnings=decision.warnings, audit=audit,
+                              reason="BadRequest" if decision.code == 400 else "Forbidden")
+        return 200, body, Decision(**logged, decision="deny")
     if hook == MUTATE:
-        return _answer_mutation(request, policies, pod_name)
-    if hook == MUTATE_AND_VALIDATE:
-        return _answer_mutation(request, policies, pod_name, validate=True)
-    return _answer_validation(request, policies, pod_name)
-
-
-def _answer_mutation(request: AdmissionRequest, policies: PolicySet, pod_name: str,
-                     validate: bool = False) -> tuple[int, dict, Decision]:
-    result: MutationResult = mutate_pod(request.object, policies, request.namespace,
-                                        request.username)
-    base = dict(hook=MUTATE_AND_VALIDATE if validate else MUTATE, namespace=request.namespace,
-                pod=pod_name, task=result.task, revision=policies.revision,
-                policies=result.applied, warnings=len(result.warnings))
-    if not validate and not result.covered:
-        return 200, admission.allow(request), Decision(**base, decision="skip")
-    # What policies and annotations (64 KiB each at most) added can only matter to the named
-    # caps: the pod itself was walked whole above.
-    grown = check_caps(result.pod, policies.settings.limits, walk=False) if result.pod else []
-    if grown and not result.refusals:
-        return _refuse_caps(base["hook"], request, policies, pod_name, grown,
-                            "what the overrides, profiles and policies made of it: ")
-    if result.refusals:
-        code = 400 if result.malformed else 403
-        lead = _lead(pod_name, result.task, len(result.refusals), "override")
-        message = lead + "; ".join(r.message for r in result.refusals)
-        rules = tuple(sorted({r.rule for r in result.refusals}))
-        body = admission.deny(request.api_version, request.uid, code, message,
-                              warnings=result.warnings,
-                              reason="BadRequest" if code == 400 else "Forbidden")
-        return 200, body, Decision(**base, decision="deny", rules=rules)
-    if validate:
-        return _validate_mutated(request, policies, result, base)
-    audit = {"policy-revision": policies.revision} if result.patch else None
-    body = admission.allow(request, patch=result.patch, warnings=result.warnings, audit=audit)
-    return 200, body, Decision(**base, decision="allow", patch_ops=len(result.patch))
-
-
-def _validate_mutated(request: AdmissionRequest, policies: PolicySet, result: MutationResult,
-                      base: dict) -> tuple[int, dict, Decision]:
-    """Judge the pod exactly as the validating call would see it after our patch."""
-    checked: ValidationResult = validate_pod(result.pod, policies, request.namespace,
-                                             request.username)
-    warnings = (*result.warnings, *checked.warnings)
-    base = {**base, "policies": (*result.applied, *checked.policies),
-            "rules": checked.rules_violated, "warnings": len(warnings),
-            "extra": {"exempted": list(checked.exempted)} if checked.exempted else {}}
-    if not checked.allowed:
-        body = admission.deny(request.api_version, request.uid, checked.code, checked.message,
-                              warnings=warnings, audit=checked.audit_annotations)
-        return 200, body, Decision(**base, decision="deny")
-    body = admission.allow(request, patch=result.patch, warnings=warnings,
-                           audit=checked.audit_annotations)
-    acted = result.patch or checked.policies or checked.rules_violated
-    return 200, body, Decision(**base, decision="allow" if acted else "skip",
-                               patch_ops=len(result.patch))
-
-
-def _answer_validation(request: AdmissionRequest, policies: PolicySet, pod_name: str
-                       ) -> tuple[int, dict, Decision]:
-    result: ValidationResult = validate_pod(request.object, policies, request.namespace,
-                                            request.username)
-    base = dict(hook=VALIDATE, namespace=request.namespace, pod=pod_name, task=result.task,
-                revision=policies.revision, policies=result.policies,
-                rules=result.rules_violated, warnings=len(result.warnings),
-                extra={"exempted": list(result.exempted)} if result.exempted else {})
-    if result.allowed:
-        body = admission.allow(request, warnings=result.warnings,
-                               audit=result.audit_annotations)
-        decision = "allow" if result.policies or result.rules_violated else "skip"
-        return 200, body, Decision(**base, decision=decision)
-    body = admission.deny(request.api_version, request.uid, result.code, result.message,
-                          warnings=result.warnings, audit=result.audit_annotations)
-    return 200, body, Decision(**base, decision="deny")
-
-
-def _answer_write(request: AdmissionRequest, policies: PolicySet, pod_name: str
-                  ) -> tuple[int, dict, Decision]:
-    """A later write to a pod (webhook.validation.writes), answered as a validation is."""
-    result = judge_write(request.old_object, request.object, policies, request.namespace,
-                         request.username, request.sub_resource)
-    base = dict(hook=VALIDATE, namespace=request.namespace, pod=pod_name, task=result.task,
-                revision=policies.revision, policies=result.policies,
-                rules=result.rules_violated, warnings=len(result.warnings),
-                extra={"operation": request.operation,
-                       "subresource": request.sub_resource or "-"})
-    if result.allowed:
-        body = admission.allow(request, warnings=result.warnings,
-                               audit=result.audit_annotations)
-        return 200, body, Decision(**base, decision="allow")
-    body = admission.deny(request.api_version, request.uid, result.code, result.message,
-                          warnings=result.warnings, audit=result.audit_annotations)
-    return 200, body, Decision(**base, decision="deny")
+        if decision.verdict == decide.SKIP:
+            return 200, admission.allow(request), Decision(**logged, decision="skip")
+        audit = {"policy-revision": policies.revision} if decision.patch else None
+    body = admission.allow(request, patch=decision.patch or None, warnings=decision.warnings,
+                           audit=audit)
+    acted = hook == MUTATE or decision.write or decision.patch or (
+        checked and (checked.policies or checked.rules_violated))
+    return 200, body, Decision(**logged, decision="allow" if acted else "skip",
+                               patch_ops=len(decision.patch))
 
 
 def _refuse(request: AdmissionRequest, pod_name: str) -> tuple[int, dict, Decision]:
@@ -192,20 +127,6 @@ def _refuse(request: AdmissionRequest, pod_name: str) -> tuple[int, dict, Decisi
     body = admission.deny(request.api_version, request.uid, 403, message)
     return 200, body, Decision(REFUSE, "deny", request.namespace, pod_name,
                                rules=(OWN_NAMESPACE_RULE,))
-
-
-def _refuse_caps(hook: str, request: AdmissionRequest, policies: PolicySet, pod_name: str,
-                 exceeded: list[CapExceeded], what: str = "") -> tuple[int, dict, Decision]:
-    """A pod past a cap is refused before anything else is done with it (HTTP 400 in the
-    review: the pod, not a policy, is at fault)."""
-    limit = policies.settings.limits.violations
-    pod = request.object if isinstance(request.object, dict) else {}
-    message = (f"{pod_label(pod, identify(pod, request.namespace))}: too large to review: "
-               f"{what}{describe(exceeded, limit)} ({CAP_RULE})")
-    body = admission.deny(request.api_version, request.uid, 400, message, reason="BadRequest")
-    return 200, body, Decision(hook, "deny", request.namespace, pod_name, rules=(CAP_RULE,),
-                               revision=policies.revision, reason="over a cap",
-                               extra={"caps": sorted({e.cap for e in exceeded})})
 
 
 def answer_within(hook: str, body: Any, policies: PolicySet | None, seconds: float,
@@ -268,19 +189,11 @@ def out_of_time(hook: str, body: Any, seconds: float) -> tuple[int, dict, Decisi
     return 200, admission.deny(version, uid, 503, message, reason="Timeout"), decision
 
 
-def _lead(pod_name: str, task: AirflowTask, count: int, what: str) -> str:
-    ids = f" (dag_id={task.dag_id}, task_id={task.task_id})" if task.dag_id else ""
-    return f"pod {pod_name or '<unnamed>'}{ids}: {count} {what} refusal(s): "
-
-
 def _pod_name(request: AdmissionRequest) -> str:
     """On CREATE with generateName the name is empty: show the prefix."""
     if request.name:
         return request.name
-    obj = request.object if isinstance(request.object, dict) else {}
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-    name = meta.get("name") or meta.get("generateName") or ""
-    return name if isinstance(name, str) else ""
+    return decide.pod_name(request.object if isinstance(request.object, dict) else {})
 
 
 def bad_review(hook: str, body: Any, message: str) -> tuple[int, dict, Decision]:

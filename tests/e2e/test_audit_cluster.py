@@ -136,8 +136,8 @@ def test_json_output_judges_every_pod(plane: EnvtestControlPlane,
     assert by_name["compliant"]["violations"] == []
     assert by_name["foreign"] == {
         "namespace": namespace, "name": "foreign", "pod_type": "other", "dag_id": None,
-        "task_id": None, "decision": "skip", "violations": [], "changes": [], "refusals": [],
-        "exempted": []}
+        "task_id": None, "decision": "skip", "would_deny": False, "violations": [],
+        "changes": [], "refusals": [], "exempted": []}
     assert {p["path"] for p in by_name["kpo"]["changes"]} >= {
         "/spec/containers/1/securityContext", "/spec/securityContext"}
     # The cluster's pods are judged exactly as the files their creators submitted.
@@ -163,8 +163,13 @@ def test_policyreports_are_accepted_unchanged_by_the_api_server(
     assert [r["metadata"]["namespace"] for r in reports] == [namespace]
     report = reports[0]
     failed = [r for r in report["results"] if r["result"] == "fail"]
-    assert [(r["policy"], r["rule"], r["resources"][0]["name"]) for r in failed] == [
-        ("baseline-enforce", "baseline: privileged", "privileged")]
+    # Every violation fails, as enforcing would deny it; its mode says what happens today.
+    assert [(r["policy"], r["rule"], r["resources"][0]["name"], r["properties"]["mode"])
+            for r in failed] == [
+        ("restricted-warn", "restricted: runAsNonRoot", "kpo", "warn"),
+        ("baseline-enforce", "baseline: privileged", "privileged", "enforce"),
+        ("restricted-warn", "restricted: allowPrivilegeEscalation", "privileged", "warn")]
+    failed = [r for r in failed if r["properties"]["mode"] == "enforce"]
     assert failed[0]["resources"][0]["uid"] == cluster["stored"]["privileged"]["metadata"]["uid"]
     assert {r["resources"][0]["name"] for r in report["results"]} == {
         "compliant", "privileged", "kpo"}  # the foreign pod has no result
@@ -195,7 +200,8 @@ def test_write_reports_creates_then_updates(plane: EnvtestControlPlane,
     second = audit(plane.kubeconfig_path, "-n", namespace, "-o", "json", "--write-reports")
     assert f"updated {namespace}/airflow-pod-webhook-audit" in second.stderr
     report = custom.get_namespaced_custom_object(*args, "airflow-pod-webhook-audit")
-    assert report["summary"]["fail"] == 1
+    # The privileged pod's enforce and warn rules, the KPO pod's warn rule: all would deny.
+    assert report["summary"]["fail"] == 3
     assert report["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "airflow-pod-webhook"}
 
 
@@ -203,7 +209,8 @@ def test_a_selector_narrows_the_list(plane: EnvtestControlPlane,
                                     cluster: dict[str, Any]) -> None:
     result = audit(plane.kubeconfig_path, "-n", cluster["namespace"], "-o", "json",
                    "-l", "kubernetes_pod_operator=True")
-    assert result.returncode == 0, result.stderr
+    # Allowed today, but its warn-mode restricted rules would deny it if enforced.
+    assert result.returncode == 1, result.stderr
     assert [p["name"] for p in json.loads(result.stdout)["pods"]] == ["kpo"]
 
 

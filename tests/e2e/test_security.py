@@ -100,10 +100,10 @@ CRASH_CONFIG, CRASH_WEBHOOK = "airflow-pod-webhook-e2e-crash", "crash.airflow-po
 # The real server, but its mutation raises: what a bug triggered by a pod would do.
 CRASHING_SERVE = (
     "import sys\n"
-    "import webhook.review as review\n"
+    "import webhook.decide as decide\n"
     "def crash(*args, **kwargs):\n"
     "    raise ZeroDivisionError('injected by the e2e test')\n"
-    "review.mutate_pod = crash\n"
+    "decide.mutate_pod = crash\n"
     "from webhook.cli import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )

@@ -1,7 +1,8 @@
 """`airflow-pod-webhook audit`: read pods page by page, judge each as it comes, print.
 
-Exit codes as every command: 0 nothing would be denied, 1 something would be denied, 2 bad
-input (raised as SourceError, printed as one line by the CLI).
+Exit codes as every command: 0 nothing would be denied, 1 something would be denied if every
+policy enforced (whatever mode each has now: the adoption path's `mode: audit` step still
+flags what enforcing would deny), 2 bad input (raised as SourceError, printed as one line).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import yaml
 
 from webhook.audit import report
 from webhook.audit.files import SourceError, pods_from_files
-from webhook.audit.judge import DENY, SKIP, audit_pod
+from webhook.audit.judge import SKIP, audit_pod
 from webhook.audit.progress import Progress
 from webhook.policy.model import PolicySet
 
@@ -103,7 +104,7 @@ def run(policies: PolicySet, options: AuditOptions, out: TextIO, err: TextIO,
 
         for line in cluster.write_reports(api, reports):
             print(line, file=err)
-    return 1 if summary.decisions[DENY] else 0
+    return 1 if summary.denied else 0
 
 
 def options_for_cluster(options: AuditOptions, api: Any = None) -> Any:

@@ -1,5 +1,6 @@
-"""One pod, judged as if it were being created now: the mutation, then the validation of the
-pod the mutation leaves, exactly as the webhook's single-call mode would answer. Pure."""
+"""One pod, judged as if it were being created now by the decision core (webhook.decide): the
+mutation, then the validation of the pod the mutation leaves, exactly as the hooks answer;
+beside it, what the pod would get if every policy enforced. Pure."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from typing import Any
 
 from webhook.airflow_pods import PodType
 from webhook.audit.strip import submitted_pod
+from webhook.caps import CAP_RULE
+from webhook.decide import ALLOW, DENY, SKIP, PodRequest, decide
 from webhook.mutation.field_paths import Item, Segment, leaf_paths
 from webhook.mutation.merge import MERGE_KEYS
-from webhook.mutation.mutate import mutate_pod
 from webhook.mutation.overrides import APPLIED
 from webhook.policy.model import PolicySet
-from webhook.validation.validate import MODES, policy_violations, waiver_for
+from webhook.validation.validate import MODES
 
-ALLOW, DENY, SKIP = "allow", "deny", "skip"
+__all__ = ["ALLOW", "DENY", "SKIP", "PodAudit", "audit_pod", "is_airflow"]
 POD_VALIDITY = "webhook: pod validity"  # changes made to keep the pod valid (pod_invariants)
 
 
@@ -55,6 +57,9 @@ class PodAudit:
     passed: tuple[str, ...] = ()  # ValidationPolicies that found nothing on this pod
     uid: str = ""
     warnings: tuple[str, ...] = field(default=())
+    # What the pod would get if every policy enforced: the adoption path's `mode: audit` and
+    # `mode: warn` steps still show what enforcing would deny.
+    would_deny: bool = False
 
     @property
     def rules(self) -> tuple[str, ...]:
@@ -64,7 +69,8 @@ class PodAudit:
 
 def audit_pod(pod: dict, policies: PolicySet, today: date | None = None,
               username: str | None = None) -> PodAudit:
-    """Judge one pod as returned by the API server (or as written in a file); `username`:
+    """Judge one pod as returned by the API server (or as written in a file): the decision
+    core's answer, kept per policy so a report says which policy found what; `username`:
     who wrote it, when known (the hooks judge every pod Airflow's accounts write)."""
     meta = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
     explain = policies.settings.annotation_prefix + APPLIED
@@ -74,48 +80,34 @@ def audit_pod(pod: dict, policies: PolicySet, today: date | None = None,
     base: dict[str, Any] = dict(namespace=namespace, name=name if isinstance(name, str) else "",
                                 uid=meta.get("uid") if isinstance(meta.get("uid"), str) else "")
     # Who created the pod is not recorded on it: identity checks run only when told.
-    mutation = mutate_pod(pod, policies, namespace, username)
-    task = mutation.task
+    decision = decide(PodRequest(pod, namespace, username, today=today), policies)
+    mutation = decision.mutation  # None only for a pod past a cap, refused before any work
+    task = mutation.task if mutation else decision.task
+    assert task is not None
     base.update(pod_type=task.pod_type.value, dag_id=task.dag_id, task_id=task.task_id)
-    if not mutation.covered:
+    if decision.verdict == SKIP:
         return PodAudit(**base, decision=SKIP)
     refusals = tuple({"annotation": r.annotation, "field": r.field, "rule": r.rule,
-                      "message": r.message} for r in mutation.refusals)
-    # Refused: no mutation happens, and the pod as it is shows what validation would say.
-    judged = mutation.pod
-    found, waived, passed = _validation(judged, policies, task, today or date.today())
-    changes = tuple(_changes(pod, judged, mutation.patch, mutation.applied, policies, explain))
-    denied = bool(refusals) or any(f.mode == "enforce" for f in found)
-    return PodAudit(**base, decision=DENY if denied else ALLOW, violations=tuple(found),
+                      "message": r.message} for r in decision.refusals)
+    if decision.caps:
+        refusals += ({"annotation": "", "field": decision.caps[0].path, "rule": CAP_RULE,
+                      "message": decision.message},)
+    found: list[Finding] = []
+    waived: list[Waiver] = []
+    passed: tuple[str, ...] = ()
+    checked = decision.validation
+    if checked is not None:
+        found = [Finding(v.rule, v.path, v.message, mode, checked.sources.get(v, ""))
+                 for v, mode in sorted((v, m) for m in MODES for v in checked.violations[m])]
+        waived = [Waiver(v.rule, v.path, v.message, exemption, checked.sources.get(v, ""))
+                  for v, exemption in checked.waived]
+        passed = checked.silent
+    changes = tuple(_changes(pod, decision.pod, decision.patch, mutation.applied, policies,
+                             explain)) if mutation else ()
+    return PodAudit(**base, decision=decision.verdict, violations=tuple(found),
                     changes=changes, refusals=refusals, exempted=tuple(waived),
-                    passed=passed, warnings=mutation.warnings)
-
-
-def _validation(pod: dict, policies: PolicySet, task: Any, today: date
-                ) -> tuple[list[Finding], list[Waiver], tuple[str, ...]]:
-    """validate_pod's decision, kept per policy: a report says which policy found what."""
-    applied = policies.validation_policies_for(task)
-    memo: dict = {}
-    by_violation: dict[Any, list[tuple[int, str]]] = {}
-    found_any: set[str] = set()
-    for policy in applied:
-        for reported in policy_violations(pod, policy, memo):
-            by_violation.setdefault(reported, []).append((MODES.index(policy.mode), policy.name))
-            found_any.add(policy.name)
-    exemptions = policies.exemptions_for(task, today)
-    findings: list[Finding] = []
-    waivers: list[Waiver] = []
-    for reported, reporters in sorted(by_violation.items()):
-        strength, policy_name = min(reporters)  # the strongest mode wins, then the name
-        exemption = waiver_for(reported, exemptions)
-        if exemption is not None:
-            waivers.append(Waiver(reported.rule, reported.path, reported.message,
-                                  exemption.name, policy_name))
-        else:
-            findings.append(Finding(reported.rule, reported.path, reported.message,
-                                    MODES[strength], policy_name))
-    passed = tuple(p.name for p in applied if p.name not in found_any)
-    return findings, waivers, passed
+                    passed=passed, warnings=decision.warnings,
+                    would_deny=decision.would_deny)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,15 +19,14 @@ SOURCE = "airflow-pod-webhook"
 REPORT_API_VERSION = "wgpolicyk8s.io/v1alpha2"
 REPORT_NAME = "airflow-pod-webhook-audit"
 NO_DAG = "<none>"
-# ValidationPolicy modes as PolicyReport results: only enforce is scored (it would deny);
-# warn and audit are "warn", which the PolicyReport API defines as a non-scored failure.
-RESULT_BY_MODE = {"enforce": "fail", "warn": "warn", "audit": "warn"}
+WOULD_DENY = "would deny"  # what a pod gets if every policy enforced
 
 
 @dataclass
 class Summary:
     pods: int = 0
     decisions: Counter = field(default_factory=Counter)
+    would_deny: int = 0  # pods denied if every policy enforced
     changed: int = 0  # pods the mutation would change
     by_rule: dict[str, Counter] = field(default_factory=dict)
     by_dag: dict[str, Counter] = field(default_factory=dict)
@@ -35,6 +34,7 @@ class Summary:
     def add(self, audit: PodAudit) -> None:
         self.pods += 1
         self.decisions[audit.decision] += 1
+        self.would_deny += audit.would_deny
         if audit.decision == SKIP:
             return
         self.changed += bool(audit.changes)
@@ -47,11 +47,13 @@ class Summary:
         dag = self.by_dag.setdefault(audit.dag_id or NO_DAG, Counter())
         dag["pods"] += 1
         dag[audit.decision] += 1
+        dag["would_deny"] += audit.would_deny
         dag["changed"] += bool(audit.changes)
 
     @property
     def denied(self) -> bool:
-        return self.decisions[DENY] > 0
+        """Some pod would be denied if every policy enforced: what the audit exists to find."""
+        return self.would_deny > 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -59,10 +61,12 @@ class Summary:
             "allow": self.decisions[ALLOW],
             "deny": self.decisions[DENY],
             "skip": self.decisions[SKIP],
+            "would_deny": self.would_deny,
             "changed": self.changed,
             "by_rule": {rule: dict(sorted(counts.items()))
                         for rule, counts in sorted(self.by_rule.items())},
-            "by_dag": {dag: {k: counts[k] for k in ("pods", ALLOW, DENY, "changed")}
+            "by_dag": {dag: {k: counts[k]
+                             for k in ("pods", ALLOW, DENY, "would_deny", "changed")}
                        for dag, counts in sorted(self.by_dag.items())},
         }
 
@@ -79,6 +83,7 @@ def pod_json(audit: PodAudit) -> dict[str, Any]:
         "dag_id": audit.dag_id,
         "task_id": audit.task_id,
         "decision": audit.decision,
+        "would_deny": audit.would_deny,
         "violations": [{"rule": v.rule, "path": v.path, "message": v.message, "mode": v.mode}
                        for v in audit.violations],
         "changes": [dict(c) for c in audit.changes],
@@ -91,8 +96,10 @@ def pod_json(audit: PodAudit) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # Table
 
+# DECISION is what the hooks answer now; IF ENFORCED what they would answer if every policy
+# enforced; RULES name each violated rule with the mode its policy has now.
 COLUMNS = (("NAMESPACE", 16), ("POD", 36), ("DAG_ID", 20), ("TASK_ID", 16), ("DECISION", 8),
-           ("CHANGES", 7), ("RULES", 0))
+           ("IF ENFORCED", 11), ("CHANGES", 7), ("RULES", 0))
 
 
 def table_header() -> str:
@@ -100,8 +107,18 @@ def table_header() -> str:
 
 
 def table_row(audit: PodAudit) -> str:
+    enforced = "-" if audit.decision == SKIP else WOULD_DENY if audit.would_deny else ALLOW
     return _row([audit.namespace, audit.name, audit.dag_id or "-", audit.task_id or "-",
-                 audit.decision, str(len(audit.changes)), ",".join(audit.rules) or "-"])
+                 audit.decision, enforced, str(len(audit.changes)),
+                 ",".join(rule_modes(audit)) or "-"])
+
+
+def rule_modes(audit: PodAudit) -> list[str]:
+    """Each rule once, with the mode it is reported in now (`refused` for an override)."""
+    modes: dict[str, str] = {r["rule"]: "refused" for r in audit.refusals}
+    for finding in audit.violations:
+        modes.setdefault(finding.rule, finding.mode)  # violations come strongest mode first
+    return [f"{rule} ({mode})" for rule, mode in sorted(modes.items())]
 
 
 def _row(cells: list[str]) -> str:
@@ -114,7 +131,8 @@ def table_summary(summary: Summary) -> str:
     data = summary.as_dict()
     lines = ["", f"{data['pods']} pods: {data['allow']} allow, {data['deny']} deny, "
                  f"{data['skip']} skip (not Airflow's, no policy selects them); "
-                 f"{data['changed']} would be changed"]
+                 f"{data['changed']} would be changed; {data['would_deny']} would be denied "
+                 "if every policy enforced"]
     if data["by_rule"]:
         lines += ["", "BY RULE" + " " * 41 + "ENFORCE  WARN  AUDIT  REFUSED  EXEMPTED"]
         for rule, counts in data["by_rule"].items():
@@ -123,10 +141,11 @@ def table_summary(summary: Summary) -> str:
                                                         ("audit", 7), ("refused", 9),
                                                         ("exempted", 10))))
     if data["by_dag"]:
-        lines += ["", f"{'BY DAG':<40}{'PODS':>6}{'ALLOW':>7}{'DENY':>6}{'CHANGED':>9}"]
+        lines += ["", f"{'BY DAG':<40}{'PODS':>6}{'ALLOW':>7}{'DENY':>6}{'WOULD DENY':>12}"
+                      f"{'CHANGED':>9}"]
         for dag, counts in data["by_dag"].items():
             lines.append(f"{dag:<40}{counts['pods']:>6}{counts[ALLOW]:>7}{counts[DENY]:>6}"
-                         f"{counts['changed']:>9}")
+                         f"{counts['would_deny']:>12}{counts['changed']:>9}")
     return "\n".join(lines)
 
 
@@ -149,6 +168,7 @@ def report_results(audit: PodAudit, now: float) -> list[dict[str, Any]]:
     if audit.uid:
         resource["uid"] = audit.uid
     props = {"pod_type": audit.pod_type, "decision": audit.decision,
+             "ifEnforced": DENY if audit.would_deny else ALLOW,
              "changes": str(len(audit.changes))}
     for key in ("dag_id", "task_id"):
         if getattr(audit, key) is not None:
@@ -162,11 +182,13 @@ def report_results(audit: PodAudit, now: float) -> list[dict[str, Any]]:
                 "resources": [dict(resource)], "properties": {**props, **extra}}
 
     out = []
-    # One result per pod and rule: the paths of one rule are joined into one message.
+    # One result per pod and rule: the paths of one rule are joined into one message. Every
+    # unwaived violation fails, as it would if its policy enforced; `mode` says what its policy
+    # does with it now (enforce denies; warn and audit let the pod start).
     for (policy, rule, mode), found in _grouped(audit.violations, lambda v: (v.policy, v.rule,
                                                                              v.mode)):
-        out.append(result(policy, rule, RESULT_BY_MODE[mode], "; ".join(v.message for v in found),
-                          mode == "enforce", mode=mode, path=", ".join(v.path for v in found)))
+        out.append(result(policy, rule, "fail", "; ".join(v.message for v in found),
+                          True, mode=mode, path=", ".join(v.path for v in found)))
     for (rule,), found in _grouped(audit.refusals, lambda r: (r["rule"],)):
         out.append(result("overrides", rule, "fail", "; ".join(r["message"] for r in found),
                           True, annotation=", ".join(sorted({r["annotation"] for r in found}))))

@@ -29,6 +29,57 @@ _RESOURCE_HELP = ("cpu, memory, ephemeral-storage, hugepages-<size> or a domain/
                   "nvidia.com/gpu")
 
 
+_CONTAINER_ENUMS = {
+    "imagePullPolicy": ("Always", "IfNotPresent", "Never"),
+    # Always makes an init container a sidecar; OnFailure and Never come with container
+    # restart rules (Kubernetes 1.34).
+    "restartPolicy": ("Always", "OnFailure", "Never"),
+    "terminationMessagePolicy": ("File", "FallbackToLogsOnError"),
+}
+# The string fields of the Pod model that take one of a fixed set of values (k8s.io/api/core/v1
+# types.go, the `+enum` types): the client's models do not say, so a typo (`Allways`, `Exist`)
+# would pass every check here and fail only when kube-apiserver refuses the pod.
+ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
+    **{("V1Container", k): v for k, v in _CONTAINER_ENUMS.items()},
+    **{("V1EphemeralContainer", k): v for k, v in _CONTAINER_ENUMS.items()},
+    ("V1PodSpec", "restartPolicy"): ("Always", "OnFailure", "Never"),
+    ("V1PodSpec", "dnsPolicy"): ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"),
+    ("V1PodSpec", "preemptionPolicy"): ("PreemptLowerPriority", "Never"),
+    ("V1Toleration", "operator"): ("Exists", "Equal"),
+    ("V1Toleration", "effect"): ("NoSchedule", "PreferNoSchedule", "NoExecute"),
+    ("V1ContainerPort", "protocol"): ("TCP", "UDP", "SCTP"),
+    ("V1NodeSelectorRequirement", "operator"): ("In", "NotIn", "Exists", "DoesNotExist", "Gt",
+                                                "Lt"),
+    ("V1LabelSelectorRequirement", "operator"): ("In", "NotIn", "Exists", "DoesNotExist"),
+    ("V1SeccompProfile", "type"): ("RuntimeDefault", "Unconfined", "Localhost"),
+    ("V1AppArmorProfile", "type"): ("RuntimeDefault", "Unconfined", "Localhost"),
+    ("V1TopologySpreadConstraint", "whenUnsatisfiable"): ("DoNotSchedule", "ScheduleAnyway"),
+    ("V1TopologySpreadConstraint", "nodeAffinityPolicy"): ("Honor", "Ignore"),
+    ("V1TopologySpreadConstraint", "nodeTaintsPolicy"): ("Honor", "Ignore"),
+    ("V1PodSecurityContext", "fsGroupChangePolicy"): ("OnRootMismatch", "Always"),
+    ("V1PodSecurityContext", "supplementalGroupsPolicy"): ("Merge", "Strict"),
+    ("V1SecurityContext", "procMount"): ("Default", "Unmasked"),
+    ("V1PodOS", "name"): ("linux", "windows"),
+    ("V1ContainerResizePolicy", "restartPolicy"): ("NotRequired", "RestartContainer"),
+    ("V1HostPathVolumeSource", "type"): ("", "DirectoryOrCreate", "Directory", "FileOrCreate",
+                                         "File", "Socket", "CharDevice", "BlockDevice"),
+    ("V1VolumeMount", "mountPropagation"): ("None", "HostToContainer", "Bidirectional"),
+    ("V1HTTPGetAction", "scheme"): ("HTTP", "HTTPS"),
+    ("V1PersistentVolumeClaimSpec", "volumeMode"): ("Filesystem", "Block"),
+}
+
+
+def enum_error(type_ref: str, field: str, value: Any) -> str | None:
+    """Why a string field of a fixed set of values has a value outside it, if it does."""
+    allowed = ENUMS.get((type_ref, field))
+    if allowed is None or not isinstance(value, str) or value in allowed:
+        return None
+    close = difflib.get_close_matches(value, allowed, n=1, cutoff=0.5) or [
+        a for a in allowed if a.lower() == value.lower()]
+    return (f"must be one of {', '.join(repr(a) for a in allowed)}, got {value!r}"
+            + did_you_mean(close[:1]))
+
+
 @cache
 def pod_model() -> dict:
     """The generated Pod model: {"root": type, "types": {type: {field: type_ref}}}."""
@@ -163,6 +214,9 @@ def _check(value: Any, type_ref: Any, path: str, errors: list[FieldProblem],
             sub = f"{path}.{key}" if path else key
             if key in fields:
                 _check(item, fields[key], sub, errors, unknown)
+                bad_value = enum_error(type_ref, key, item)
+                if bad_value:
+                    errors.append(FieldProblem(sub, bad_value))
             elif unknown:
                 errors.append(FieldProblem(
                     sub, "is not a field of " + _kind_name(type_ref) + did_you_mean(

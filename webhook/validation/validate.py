@@ -72,6 +72,10 @@ class ValidationResult:
     creator_trusted: bool | None = None  # None: not checked, or no rule for the namespace
     # Why nothing was checked, when nothing was: "allowed" must never mean "never looked at".
     skipped: str = ""
+    # Who reports each violation (in its strongest mode): a ValidationPolicy's name,
+    # `Envelope/<name>`, or the identity check's rule; audit reports say which policy found what.
+    sources: Mapping[Violation, str] = field(default_factory=dict)
+    silent: tuple[str, ...] = ()  # policies applied that found nothing on this pod
 
 
 def validate_pod(
@@ -112,24 +116,29 @@ def _validate(pod: dict, policies: PolicySet, task: AirflowTask, username: str |
                                 skipped=NOT_AIRFLOW)
     applied = policies.validation_policies_for(task)
     found: dict[Violation, str] = {}
+    sources: dict[Violation, str] = {}
+    reporting: set[str] = set()
     memo: dict = {}  # one Pod Security check result per check, shared by the policies
     for policy in applied:
         for found_violation in policy_violations(pod, policy, memo):
-            _report(found, found_violation, policy.mode)
+            _report(found, found_violation, policy.mode, sources, policy.name)
+            reporting.add(policy.name)
     envelopes = policies.envelopes_for(task)
     templates = policies.templates_for(task) if envelopes else []
     for envelope in envelopes:
         for found_violation in check_envelope(pod, envelope, policies.settings.node_pool_label,
                                               templates, task.pod_type, task.namespace):
-            _report(found, found_violation, envelope.mode)
+            _report(found, found_violation, envelope.mode, sources, f"Envelope/{envelope.name}")
+            reporting.add(f"Envelope/{envelope.name}")
     for path, requirement, value in task.identity_problems:
-        _report(found, violation(path, requirement, value, POD_IDENTITY_RULE), "enforce")
+        _report(found, violation(path, requirement, value, POD_IDENTITY_RULE), "enforce",
+                sources, POD_IDENTITY_RULE)
     trusted = None
     if username is not None and task.pod_type is not PodType.OTHER and not task.unmarked:
         trusted = policies.settings.creator_trusted(task.namespace, username, task.pod_type)
     if trusted is False:
         mode = "enforce" if policies.settings.untrusted == "deny" else "warn"
-        _report(found, untrusted_creator(task, username or ""), mode)
+        _report(found, untrusted_creator(task, username or ""), mode, sources, IDENTITY_RULE)
     # Exemptions are matched on labels the creator wrote: only trusted creators get them.
     exemptions = [] if trusted is False else policies.exemptions_for(task, today)
     audit = {"policy-revision": policies.revision}
@@ -138,7 +147,8 @@ def _validate(pod: dict, policies: PolicySet, task: AirflowTask, username: str |
         audit["policies"] = ",".join(names)
     if trusted is False:
         audit["untrusted-creator"] = username or ""
-    result = _decide(pod, task, found, names, exemptions, trusted, extra_audit=audit)
+    result = replace(_decide(pod, task, found, names, exemptions, trusted, extra_audit=audit),
+                     sources=sources, silent=tuple(n for n in names if n not in reporting))
     if not names and trusted is None and not found:
         return replace(result, skipped=f"no ValidationPolicy or Envelope selects this "
                                        f"{task.pod_type.value} pod in namespace "
@@ -155,9 +165,12 @@ def policy_violations(pod: dict, policy: ValidationPolicy, memo: dict | None = N
     return found + evaluate_rules(pod, policy.rules)
 
 
-def _report(found: dict[Violation, str], reported: Violation, mode: str) -> None:
+def _report(found: dict[Violation, str], reported: Violation, mode: str,
+            sources: dict[Violation, str], source: str) -> None:
+    """Keep each violation once, in its strongest mode, with the first source reporting it so."""
     if reported not in found or _STRENGTH[mode] < _STRENGTH[found[reported]]:
         found[reported] = mode
+        sources[reported] = source
 
 
 def untrusted_creator(task: AirflowTask, username: str) -> Violation:

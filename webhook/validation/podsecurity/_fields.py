@@ -91,23 +91,9 @@ class ContainerRef:
 def containers(spec: Any) -> tuple[ContainerRef, ...]:
     """Every init, regular and ephemeral container that is readable as an object.
 
-    Every check asks for the same pod's containers: the last answer is kept, keyed by the
-    spec object's identity (the cache holds the spec, so its id cannot be reused meanwhile).
-    """
-    cached = _last_containers
-    if cached is not None and cached[0] is spec:
-        return cached[1]
-    found = tuple(_read_containers(spec))
-    _remember(spec, found)
-    return found
-
-
-_last_containers: tuple[Any, tuple[ContainerRef, ...]] | None = None
-
-
-def _remember(spec: Any, found: tuple[ContainerRef, ...]) -> None:
-    global _last_containers
-    _last_containers = (spec, found)  # one assignment: threads see the old or the new pair
+    Read afresh on every call: a cache keyed by the spec's identity answered a pod changed in
+    place since its last evaluation with the containers it used to have."""
+    return tuple(_read_containers(spec))
 
 
 def _read_containers(spec: Any) -> Iterator[ContainerRef]:

@@ -1,0 +1,93 @@
+"""The one decision core: what every edge (hooks, CLI, audit, policy test, the Airflow cluster
+policy) gets for a pod, told as the DAG author's stories."""
+
+from __future__ import annotations
+
+import copy
+
+import jsonpatch
+
+from tests.conftest import airflow_pod
+from webhook.decide import BOTH, MUTATE, VALIDATE, PodRequest, decide
+
+NS = "airflow"
+SCHEDULER = "system:serviceaccount:airflow:airflow-scheduler"
+P = "airflow-pod-webhook.io/"
+
+
+def test_a_compliant_executor_pod_is_mutated_then_allowed(bundled) -> None:
+    pod = airflow_pod("airflow3-executor")
+    decision = decide(PodRequest(pod, NS, SCHEDULER), bundled)
+    assert (decision.verdict, decision.refusals, decision.message) == ("allow", (), "")
+    assert decision.pod == jsonpatch.apply_patch(pod, decision.patch)
+    assert "PodTemplate/airflow-defaults" in decision.applied
+    assert decision.validation is not None and decision.validation.allowed
+    assert decision.pod["spec"]["securityContext"]["seccompProfile"] == {
+        "type": "RuntimeDefault"}
+
+
+def test_a_refused_override_ends_the_decision_before_validation(bundled) -> None:
+    pod = airflow_pod("airflow3-executor")
+    pod["metadata"]["annotations"][P + "memory"] = "128Gi"
+    decision = decide(PodRequest(pod, NS, SCHEDULER), bundled)
+    assert (decision.verdict, decision.code, decision.validation, decision.patch) == (
+        "deny", 403, None, [])
+    assert decision.message.startswith("pod ")
+    assert ": 2 override refusal(s): annotation airflow-pod-webhook.io/memory: " in (
+        decision.message)
+    assert decision.message.endswith("(envelope: resources)")
+    assert decision.rules == ("envelope: resources",)
+
+
+def test_the_validating_stage_alone_judges_the_pod_as_it_came(bundled) -> None:
+    pod = airflow_pod("airflow3-executor")
+    pod["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    decision = decide(PodRequest(pod, NS, SCHEDULER), bundled, VALIDATE)
+    assert decision.verdict == "deny" and decision.patch == [] and decision.mutation is None
+    assert "baseline: privileged" in decision.message
+
+
+def test_the_mutating_stage_alone_does_not_validate(bundled) -> None:
+    pod = airflow_pod("airflow3-executor")
+    pod["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    decision = decide(PodRequest(pod, NS, SCHEDULER), bundled, MUTATE)
+    assert (decision.verdict, decision.validation) == ("allow", None)
+    assert decision.patch
+
+
+def test_anything_but_a_pod_create_is_skipped_here(bundled) -> None:
+    pod = airflow_pod("airflow3-executor")
+    for request in (PodRequest(pod, NS, SCHEDULER, operation="UPDATE", old_pod=pod),
+                    PodRequest(pod, NS, SCHEDULER, subresource="ephemeralcontainers")):
+        assert decide(request, bundled).verdict == "skip"
+
+
+def test_a_foreign_pod_a_person_creates_is_skipped(bundled) -> None:
+    pod = {"metadata": {"name": "web", "labels": {"app": "web"}},
+           "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}
+    decision = decide(PodRequest(pod, NS, "alice@example.com"), bundled, BOTH)
+    assert (decision.verdict, decision.patch, decision.would_deny) == ("skip", [], False)
+
+
+def test_a_warn_mode_violation_is_allowed_but_would_be_denied_if_enforced(bundled) -> None:
+    pod = airflow_pod("airflow3-executor")
+    pod["spec"]["containers"][0]["image"] = "apache/airflow:latest"
+    decision = decide(PodRequest(pod, NS, SCHEDULER), bundled)
+    assert decision.verdict == "allow" and decision.would_deny
+    assert [v.rule for v in decision.violations["warn"]] == ["airflow: images"]
+    assert any("airflow: images" in w for w in decision.warnings)
+
+
+def test_a_pod_changed_in_place_after_a_verdict_gets_a_fresh_one(bundled) -> None:
+    # Pod Security used to keep the last spec's containers by object identity: a container
+    # added in place to a pod judged before was never looked at.
+    pod = copy.deepcopy(decide(PodRequest(airflow_pod("airflow3-executor"), NS, SCHEDULER),
+                               bundled).pod)  # as the validating hook sees it
+    first = decide(PodRequest(pod, NS, SCHEDULER), bundled, VALIDATE)
+    assert first.verdict == "allow"
+    sidecar = copy.deepcopy(pod["spec"]["containers"][0])
+    sidecar.update(name="sidecar", securityContext={"privileged": True})
+    pod["spec"]["containers"].append(sidecar)
+    second = decide(PodRequest(pod, NS, SCHEDULER), bundled, VALIDATE)
+    assert second.verdict == "deny"
+    assert "spec.containers[sidecar].securityContext.privileged" in second.message
