@@ -567,7 +567,8 @@ def airflow_chart_accounts(release: str, namespace: str, fullname_override: str 
     """The release's other accounts that run DAG code or reach the API (the dag-processor
     parses DAG files; Airflow 3's api-server serves the Execution API): Airflow's identities
     beside the creators, so every pod they write is judged."""
-    prefix = f"system:serviceaccount:{namespace}:{airflow_chart_fullname(release, fullname_override)}"
+    fullname = airflow_chart_fullname(release, fullname_override)
+    prefix = f"system:serviceaccount:{namespace}:{fullname}"
     return (f"{prefix}-dag-processor", f"{prefix}-api-server")
 
 
