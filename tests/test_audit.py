@@ -657,17 +657,17 @@ def test_a_long_file_run_on_a_terminal_draws_the_bar(policies, tmp_path: Path,
 # suites, through both hooks (mutate, apply the patch, validate) and through `audit`.
 
 
-def _walked_pods() -> list[tuple[str, dict, str]]:
+def _walked_pods() -> list[tuple[str, dict, str | None]]:
     """(id, pod, creator) for every pod the suites know an answer for."""
     from tests.e2e import security_scenarios as security
     from tests.e2e import test_envelope as envelope
-    from tests.e2e.scenarios import SCENARIOS, build_pod, scheduler_username
+    from tests.e2e.scenarios import SCENARIOS, build_pod, creator_of, scheduler_username
 
     ns = "airflow-e2e-audit"
     pods = [(f"fixture:{n}", {**airflow_pod(n), "metadata": {
         **airflow_pod(n)["metadata"], "namespace": ns}}, scheduler_username(ns))
         for n in FIXTURES]
-    pods += [(f"scenario:{s.name}", build_pod(s, ns), scheduler_username(ns))
+    pods += [(f"scenario:{s.name}", build_pod(s, ns), creator_of(s, ns))
              for s in SCENARIOS if not s.in_kube_system]
     for attack in security.ATTACKS:
         where = security.namespace_for(attack, ns)
@@ -696,7 +696,7 @@ def e2e_policy_set(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.mark.parametrize(("name", "pod", "creator"), WALKED, ids=[w[0] for w in WALKED])
-def test_audit_gives_the_hooks_verdict(name: str, pod: dict, creator: str,
+def test_audit_gives_the_hooks_verdict(name: str, pod: dict, creator: str | None,
                                        e2e_policy_set) -> None:
     from tests.e2e.test_offline import admit_offline
 

@@ -277,8 +277,10 @@ def test_manifests_renders_the_accounts_of_the_policy_folder(capsys, tmp_path: P
     folder = tmp_path / "policies"
     shutil.copytree(POLICIES, folder)
     settings = folder / "00-settings.yaml"
-    settings.write_text(settings.read_text().replace(
-        "    airflowAccounts: []\n", "    airflowAccounts: [system:serviceaccount:etl:runner]\n"))
+    text = settings.read_text()
+    assert "    airflowAccounts: []\n" in text
+    settings.write_text(text.replace("    airflowAccounts: []\n",
+                                     "    airflowAccounts: [system:serviceaccount:etl:runner]\n"))
     code, out, _ = run(["manifests", "--cert-dir", str(tmp_path / "certs"), "--policies",
                         str(folder)], capsys)
     assert code == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 
 import jsonpatch
+import pytest
 
 from tests.conftest import airflow_pod
 from webhook.decide import BOTH, MUTATE, VALIDATE, PodRequest, decide
@@ -55,9 +56,19 @@ def test_the_mutating_stage_alone_does_not_validate(bundled) -> None:
     assert decision.patch
 
 
-def test_anything_but_a_pod_create_is_skipped_here(bundled) -> None:
+def test_a_later_write_is_judged_and_nothing_else_but_a_create(bundled) -> None:
     pod = airflow_pod("airflow3-executor")
-    for request in (PodRequest(pod, NS, SCHEDULER, operation="UPDATE", old_pod=pod),
+    unchanged = PodRequest(pod, NS, SCHEDULER, operation="UPDATE", old_pod=pod)
+    assert (decide(unchanged, bundled).verdict, decide(unchanged, bundled).write) == (
+        "allow", True)
+    # The mutating hook never acts on a live pod: defaults are for a new one.
+    assert decide(unchanged, bundled, MUTATE).verdict == "skip"
+    tolerant = copy.deepcopy(pod)
+    tolerant["spec"]["tolerations"] = [{"operator": "Exists"}]
+    added = decide(PodRequest(tolerant, NS, SCHEDULER, operation="UPDATE", old_pod=pod),
+                   bundled)
+    assert (added.verdict, added.rules) == ("deny", ("envelope: placement",))
+    for request in (PodRequest(pod, NS, SCHEDULER, operation="DELETE"),
                     PodRequest(pod, NS, SCHEDULER, subresource="ephemeralcontainers")):
         assert decide(request, bundled).verdict == "skip"
 
@@ -91,3 +102,16 @@ def test_a_pod_changed_in_place_after_a_verdict_gets_a_fresh_one(bundled) -> Non
     second = decide(PodRequest(pod, NS, SCHEDULER), bundled, VALIDATE)
     assert second.verdict == "deny"
     assert "spec.containers[sidecar].securityContext.privileged" in second.message
+
+
+@pytest.mark.parametrize("stages", [MUTATE, VALIDATE, BOTH])
+def test_a_pod_past_a_cap_is_refused_before_any_work_in_every_stage(bundled, stages) -> None:
+    pod = airflow_pod("airflow3-kpo")
+    pod["spec"]["tolerations"] = [{"key": f"k{i}"} for i in range(501)]
+    decision = decide(PodRequest(pod, NS, SCHEDULER), bundled, stages)
+    assert (decision.verdict, decision.code, decision.rules, decision.would_deny) == (
+        "deny", 400, ("webhook: limits",), True)
+    assert decision.mutation is None and decision.validation is None
+    assert decision.message.endswith(
+        "too large to review: spec.tolerations: 501 items, more than the cap of 500 "
+        "(Settings limits.tolerations) (webhook: limits)")

@@ -175,8 +175,147 @@ def test_named_airflow_releases_become_the_trusted_creators(tmp_path: Path) -> N
     assert settings.node_pool_label == bundled.node_pool_label
 
 
+def configurations(objects: list[dict]) -> list[dict]:
+    """The rendered webhook configurations, without what only the chart's values decide
+    (metadata, caBundle; the tests above pin those)."""
+    out = []
+    for obj in objects:
+        if "webhooks" in obj:
+            obj = {k: v for k, v in obj.items() if k != "metadata"}
+            for hook in obj["webhooks"]:
+                hook["clientConfig"].pop("caBundle", None)
+            out.append(obj)
+    return out
+
+
+def registration(usernames: tuple[str, ...], single_call: bool) -> list[dict]:
+    return [{k: v for k, v in obj.items() if k != "metadata"} for obj in webhook_configurations(
+        None, single_call=single_call, airflow_usernames=usernames)]
+
+
+SETTINGS_ONLY = """\
+apiVersion: airflow-pod-webhook.io/v1alpha1
+kind: Settings
+metadata:
+  name: settings
+spec:
+  identity:
+    untrusted: deny
+"""
+TEAM_SETTINGS = """\
+# The team's Settings, after an empty first document, in a file that sorts after the others.
+---
+apiVersion: airflow-pod-webhook.io/v1alpha1
+kind: Settings
+metadata:
+  name: settings
+spec:
+  identity:
+    airflowReleases:
+      - {release: n, namespace: y}
+    trustedCreators:
+      - namespaces: [etl]
+        usernames: [system:serviceaccount:etl:launcher, "ci-*"]
+    airflowAccounts: ["system:serviceaccount:etl:launcher", "ops?bot"]
+"""
+# What an admin names: the bundled release, another release (whose accounts are
+# <release>-airflow-*), a release with "airflow" in its name (<release>-*), one whose Airflow
+# chart sets fullnameOverride, two releases, extra accounts (exact, globs, characters the CEL
+# string must escape, non-ASCII), Settings that name no account, and their own Settings file.
+CHART_ACCOUNTS = {
+    "bundled": {},
+    "release-prod": {"airflow": {"releases": [{"release": "prod", "namespace": "prod"}]}},
+    "release-with-airflow": {"airflow": {"releases": [
+        {"release": "data-airflow", "namespace": "data"}]}},
+    "fullname-override": {"airflow": {"releases": [
+        {"release": "prod", "namespace": "prod", "fullnameOverride": "af-"}]}},
+    "two-releases": {"airflow": {"releases": [
+        {"release": "prod", "namespace": "prod", "taskNamespaces": ["prod", "prod-tasks"]},
+        {"release": "airflow", "namespace": "airflow"}]}},
+    "extra-accounts": {"airflow": {
+        "releases": [{"release": "prod", "namespace": "prod"}],
+        "accounts": ["system:serviceaccount:ci:deployer", "system:serviceaccount:tasks:*",
+                     'odd"name\\x', "jürgen@example.com", "bot-?.v2",
+                     "system:serviceaccount:prod:prod-airflow-worker"]}},
+    "accounts-only": {"airflow": {"accounts": ["system:serviceaccount:ops:runner"]}},
+    "no-account": {"policies": {"bundled": False, "files": {"00-settings.yaml": SETTINGS_ONLY}}},
+    "policy-files": {"policies": {"files": {"00-settings.yaml": "# in 50-team.yaml\n",
+                                            "50-team.yaml": TEAM_SETTINGS}}},
+}
+
+
+@pytest.mark.parametrize("single_call", [False, True], ids=["pair", "single-call"])
+@pytest.mark.parametrize("values", CHART_ACCOUNTS.values(), ids=CHART_ACCOUNTS.keys())
+def test_the_hooks_name_exactly_the_accounts_the_chart_settings_name(
+        values: dict, single_call: bool, tmp_path: Path) -> None:
+    """The oracle is the Python side: the Settings the webhook loads from the chart's own
+    ConfigMap, and the registration `manifests --policies` renders for them."""
+    objects = render(merged_values(values, {"webhook": {"singleCall": single_call}}))
+    usernames = settings_of(objects, tmp_path).airflow_usernames
+    assert configurations(objects) == registration(usernames, single_call)
+
+
+def merged_values(*parts: dict) -> dict:
+    out: dict = dict(IMAGE_VALUES)
+    for part in parts:
+        out = merged(out, part)
+    return out
+
+
+def test_release_prod_registers_prod_accounts_not_the_bundled_ones(tmp_path: Path) -> None:
+    objects = render(merged_values(CHART_ACCOUNTS["release-prod"]))
+    assert settings_of(objects, tmp_path).airflow_usernames == tuple(
+        f"system:serviceaccount:prod:prod-airflow-{account}"
+        for account in ("scheduler", "worker", "triggerer", "dag-processor", "api-server"))
+    text = yaml.safe_dump_all(configurations(objects))
+    assert "system:serviceaccount:prod:prod-airflow-worker" in text
+    assert "system:serviceaccount:airflow:" not in text
+    assert [len(o["webhooks"]) for o in configurations(objects)] == [1, HOOK_COUNT - 1]
+
+
+def test_settings_naming_no_account_register_no_writer_hook(tmp_path: Path) -> None:
+    objects = render(merged_values(CHART_ACCOUNTS["no-account"]))
+    assert settings_of(objects, tmp_path).airflow_usernames == ()
+    assert [[h["name"] for h in o["webhooks"]] for o in configurations(objects)] == [
+        ["mutate.airflow-pod-webhook.io"], ["validate.airflow-pod-webhook.io"]]
+    single = render(merged_values(CHART_ACCOUNTS["no-account"],
+                                  {"webhook": {"singleCall": True}}))
+    assert [o["kind"] for o in configurations(single)] == ["MutatingWebhookConfiguration"]
+    warning = notes(merged_values(CHART_ACCOUNTS["no-account"]))
+    assert "WARNING: the Settings name none of Airflow's accounts" in warning
+    assert "WARNING" not in notes(IMAGE_VALUES)
+
+
+def test_with_an_existing_configmap_the_accounts_come_from_the_values(tmp_path: Path) -> None:
+    """The chart cannot read a ConfigMap it does not render: airflow.releases and
+    airflow.accounts name what its Settings name (here written out as the admin would)."""
+    values = {"policies": {"existingConfigMap": "from-git"}, "airflow": {
+        "releases": [{"release": "prod", "namespace": "prod"}],
+        "accounts": ["system:serviceaccount:ci:deployer"]}}
+    (tmp_path / "00-settings.yaml").write_text(SETTINGS_ONLY + """\
+    airflowReleases: [{release: prod, namespace: prod}]
+    airflowAccounts: [system:serviceaccount:ci:deployer]
+""")
+    loaded = load_policy_dir(tmp_path)
+    assert loaded.errors == ()
+    usernames = loaded.policy_set.settings.airflow_usernames
+    assert len(usernames) == 6
+    for single_call in (False, True):
+        objects = render(merged_values(values, {"webhook": {"singleCall": single_call}}))
+        assert by_kind(objects, "ConfigMap") == []
+        assert configurations(objects) == registration(usernames, single_call)
+
+
+def test_an_existing_configmap_without_accounts_refuses_to_render() -> None:
+    with pytest.raises(helm_python.HelmError, match=(
+            r"policies\.existingConfigMap is set, so the chart cannot read the Settings .*"
+            r"airflow\.releases and/or airflow\.accounts")):
+        render({**IMAGE_VALUES, "policies": {"existingConfigMap": "from-git"}})
+
+
 def test_an_existing_configmap_replaces_the_bundled_policies() -> None:
-    objects = render({**IMAGE_VALUES, "policies": {"existingConfigMap": "from-git"}})
+    objects = render({**IMAGE_VALUES, "policies": {"existingConfigMap": "from-git"},
+                      "airflow": {"releases": [{"release": "airflow", "namespace": "airflow"}]}})
     assert by_kind(objects, "ConfigMap") == []
     (deployment,) = by_kind(objects, "Deployment")
     assert deployment["spec"]["template"]["spec"]["volumes"][2] == {
@@ -198,6 +337,7 @@ def test_a_policy_change_rolls_the_pods() -> None:
     ({**IMAGE_VALUES, "certificates": {"mode": "selfsigned"}}, "mode"),
     ({**IMAGE_VALUES, "webhook": {"url": "http://insecure"}}, "url"),
     ({**IMAGE_VALUES, "replica": 3}, "replica"),
+    ({**IMAGE_VALUES, "airflow": {"accounts": ["has space"]}}, "accounts"),
 ])
 def test_values_outside_the_schema_are_refused_by_name(values: dict, problem: str) -> None:
     with pytest.raises(helm_python.HelmError, match=problem):

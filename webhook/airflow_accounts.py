@@ -43,14 +43,20 @@ def _split(patterns: Iterable[str]) -> tuple[list[str], list[str]]:
             [p for p in unique if is_glob_username(p)])
 
 
+def _literal(text: str) -> str:
+    # A CEL string literal; non-ASCII kept as is (CEL and YAML take UTF-8), so the Helm
+    # chart's template (apw.celString: backslash and quote escaped) writes the same text.
+    return json.dumps(text, ensure_ascii=False)
+
+
 def username_condition(patterns: Iterable[str]) -> str | None:
     """CEL true when the request's username is one of `patterns`; None when there are none."""
     exact, globs = _split(patterns)
     terms = []
     if exact:
-        names = ",".join(f"\n  {json.dumps(p)}" for p in exact)
+        names = ",".join(f"\n  {_literal(p)}" for p in exact)
         terms.append(f"{USERNAME} in [{names}\n]")
-    terms += [f"{USERNAME}.matches({json.dumps(username_regex(p))})" for p in globs]
+    terms += [f"{USERNAME}.matches({_literal(username_regex(p))})" for p in globs]
     return " ||\n".join(terms) if terms else None
 
 

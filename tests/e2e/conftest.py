@@ -13,6 +13,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -69,6 +70,28 @@ def own_namespace(e2e: E2EEnvironment, prefix: str = "airflow-e2e") -> Iterator[
         yield name
     finally:
         e2e.delete_namespace(name)
+
+
+def token_core(e2e: E2EEnvironment, namespace: str, account: str) -> Any:
+    """A CoreV1Api authenticated as the ServiceAccount itself, by a token TokenRequest
+    issued (what a task finds mounted in its pod), not by impersonation."""
+    from kubernetes import client, config
+
+    issued = e2e.core().create_namespaced_service_account_token(
+        account, namespace, {"spec": {"expirationSeconds": 3600}})
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=str(e2e.kubeconfig),
+                            client_configuration=configuration)
+    configuration.cert_file = configuration.key_file = None
+    configuration.api_key = {"authorization": issued.status.token}
+    configuration.api_key_prefix = {"authorization": "Bearer"}
+    return client.CoreV1Api(client.ApiClient(configuration))
+
+
+@pytest.fixture
+def token_client(e2e: E2EEnvironment) -> Callable[[str, str], Any]:
+    """token_core(namespace, account): a client holding that ServiceAccount's own token."""
+    return lambda namespace, account: token_core(e2e, namespace, account)
 
 
 @pytest.fixture(scope="package")

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import new_namespace
 from tests.e2e.harness import E2EEnvironment, api_message, deadline_loop, e2e_pod
+from tests.e2e.real_airflow import grant_pod_launcher
 from tests.e2e.scenarios import APPLIED, scheduler_username
 from tests.helm_chart import CHART_DIR, release_action
 from tests.server_process import RunningServer, free_port, running_server
@@ -34,6 +36,10 @@ helm_python = pytest.importorskip("helm_python", reason="pip install helm-python
 pytestmark = pytest.mark.e2e
 RELEASE = "apw"
 RELEASE_NAMESPACE = "airflow-pod-webhook"
+# mutate, validate and the four hooks for Airflow's accounts' writes; single-call mode: the
+# mutating hook replaces the first two.
+HOOKS = 6
+SINGLE_CALL_HOOKS = 5
 
 
 class ChartWebhook:
@@ -130,7 +136,7 @@ def test_install_upgrade_rollback_uninstall_keep_the_webhook_working(
     assert installed["status"] == "deployed"
     assert installed["revision"] == 1
     ca = chart.tls_secret()["ca.crt"]
-    assert ca_bundles(e2e) == [ca, ca]
+    assert ca_bundles(e2e) == [ca] * HOOKS
     chart.serve()
     e2e.wait_until_effective(namespace)
     pod = e2e.create_pod(e2e_pod("executor-template-and-profile", namespace, "after-install"),
@@ -143,7 +149,7 @@ def test_install_upgrade_rollback_uninstall_keep_the_webhook_working(
     upgraded = chart.action("upgrade", chart.values(singleCall=True))
     assert upgraded["revision"] == 2
     assert chart.tls_secret()["ca.crt"] == ca
-    assert ca_bundles(e2e) == [ca]
+    assert ca_bundles(e2e) == [ca] * SINGLE_CALL_HOOKS
     configuration = e2e.admission_api().read_mutating_webhook_configuration(DEFAULT_NAME)
     assert configuration.webhooks[0].client_config.url.endswith(SINGLE_CALL_PATH)
     chart.serve()
@@ -152,7 +158,7 @@ def test_install_upgrade_rollback_uninstall_keep_the_webhook_working(
     # Rollback to revision 1: the mutating + validating pair again, still the same CA.
     chart.config.rollback(RELEASE, version=1, timeout=120)
     assert chart.config.status(RELEASE)["revision"] == 3
-    assert ca_bundles(e2e) == [ca, ca]
+    assert ca_bundles(e2e) == [ca] * HOOKS
     e2e.wait_until_effective(namespace, denied_by=VALIDATING_WEBHOOK)
     from kubernetes.client.exceptions import ApiException
 
@@ -172,3 +178,46 @@ def test_install_upgrade_rollback_uninstall_keep_the_webhook_working(
             break
     else:
         raise AssertionError("pods still reach the webhook after uninstall")
+
+
+def test_another_release_s_worker_is_judged_on_unlabelled_pods(
+        e2e: E2EEnvironment, chart: ChartWebhook,
+        token_client: Callable[[str, str], Any]) -> None:
+    """Release `prod` (ServiceAccounts prod-airflow-*): the chart registers prod's accounts,
+    not the bundled release's, so a task holding its worker's token cannot slip a privileged
+    pod past the webhook by leaving Airflow's labels off."""
+    from kubernetes.client.exceptions import ApiException
+
+    namespace = chart.task_namespace
+    grant_pod_launcher(e2e.api_client(), namespace, release="prod-airflow")
+    values = chart.values()
+    values["airflow"] = {"releases": [{"release": "prod", "namespace": namespace}]}
+    assert chart.action("install", values)["status"] == "deployed"
+    try:
+        chart.serve()
+        e2e.wait_until_effective(namespace)
+        worker = token_client(namespace, "prod-airflow-worker")
+        pod = e2e_pod("privileged-pod", namespace, "unlabelled-privileged")
+        pod["metadata"].pop("labels", None)
+        last = "nothing tried"
+        for _ in deadline_loop(60, 0.5):  # RBAC reaches the authorizer through informers
+            try:
+                e2e.create_pod_with(worker, pod)
+            except ApiException as exc:
+                last = api_message(exc)
+                if exc.status == 403 and "webhook" in last:
+                    break
+                continue
+            e2e.delete_pod(namespace, "unlabelled-privileged")
+            raise AssertionError("prod's worker created an unlabelled privileged pod")
+        else:
+            raise AssertionError(f"never refused by the webhook (last: {last})")
+        assert f'admission webhook "{VALIDATING_WEBHOOK}" denied the request' in last
+        # The same pod from an account that is not Airflow's is not the webhook's to judge.
+        created = e2e.create_pod(e2e_pod("privileged-pod", namespace, "admin-pod") | {
+            "metadata": {"name": "admin-pod", "namespace": namespace}}, None)
+        assert APPLIED not in (created["metadata"].get("annotations") or {})
+        e2e.delete_pod(namespace, "admin-pod")
+    finally:
+        chart.stop()
+        chart.config.uninstall(RELEASE)

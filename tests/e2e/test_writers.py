@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import airflow_pod
+from tests.e2e.conftest import own_namespace, token_core
 from tests.e2e.harness import RETRY_TIMEOUT, E2EEnvironment, api_message, deadline_loop
 from tests.e2e.scenarios import E2E_GATE, SCHEDULER
 from webhook.cluster.registration import (
@@ -63,22 +64,6 @@ def grant(e2e: E2EEnvironment, namespace: str, name: str, rules: list[dict],
                      for account in (SCHEDULER, WORKER)]}, _preload_content=False)
 
 
-def token_core(e2e: E2EEnvironment, namespace: str, account: str) -> Any:
-    """A CoreV1Api authenticated as the ServiceAccount itself, by a token TokenRequest
-    issued (what a task finds mounted in its pod), not by impersonation."""
-    from kubernetes import client, config
-
-    issued = e2e.core().create_namespaced_service_account_token(
-        account, namespace, {"spec": {"expirationSeconds": 3600}})
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=str(e2e.kubeconfig),
-                            client_configuration=configuration)
-    configuration.cert_file = configuration.key_file = None
-    configuration.api_key = {"authorization": issued.status.token}
-    configuration.api_key_prefix = {"authorization": "Bearer"}
-    return client.CoreV1Api(client.ApiClient(configuration))
-
-
 class Accounts:
     """The worker's and the scheduler's clients in one writer-test namespace."""
 
@@ -101,8 +86,6 @@ class Accounts:
 
 @pytest.fixture(scope="module")
 def accounts(e2e: E2EEnvironment) -> Iterator[Accounts]:
-    from tests.e2e.conftest import own_namespace
-
     with own_namespace(e2e, "airflow-e2e-writes") as namespace:
         grant(e2e, namespace, "pod-launcher-role", POD_LAUNCHER, namespace)
         grant(e2e, namespace, "broader-pod-rights", BROADER, namespace)
