@@ -2,7 +2,7 @@
 
 Run once (needs the Airflow venvs of tools/airflow_venv.py; the tests read only the JSON):
 
-    AIRFLOW_VENV_DIR=/work/cache/airflow-venvs python tools/gen_airflow_built_pods.py
+    python tools/gen_airflow_built_pods.py   # AIRFLOW_VENV_DIR: reuse pre-built venvs
 
 - chart-*.json: executor pods as the KubernetesExecutor builds them
   (PodGenerator.construct_pod) from each official chart 1.18 pod_template_file in
