@@ -123,19 +123,20 @@ def _validate(pod: dict, policies: PolicySet, task: AirflowTask, username: str |
         for found_violation in policy_violations(pod, policy, memo):
             _report(found, found_violation, policy.mode, sources, policy.name)
             reporting.add(policy.name)
+    trusted = None
+    if username is not None and task.pod_type is not PodType.OTHER and not task.unmarked:
+        trusted = policies.settings.creator_trusted(task.namespace, username, task.pod_type)
     envelopes = policies.envelopes_for(task)
     templates = policies.templates_for(task) if envelopes else []
     for envelope in envelopes:
         for found_violation in check_envelope(pod, envelope, policies.settings.node_pool_label,
-                                              templates, task.pod_type, task.namespace):
+                                              templates, envelope_type(task, trusted),
+                                              task.namespace):
             _report(found, found_violation, envelope.mode, sources, f"Envelope/{envelope.name}")
             reporting.add(f"Envelope/{envelope.name}")
     for path, requirement, value in task.identity_problems:
         _report(found, violation(path, requirement, value, POD_IDENTITY_RULE), "enforce",
                 sources, POD_IDENTITY_RULE)
-    trusted = None
-    if username is not None and task.pod_type is not PodType.OTHER and not task.unmarked:
-        trusted = policies.settings.creator_trusted(task.namespace, username, task.pod_type)
     if trusted is False:
         mode = "enforce" if policies.settings.untrusted == "deny" else "warn"
         _report(found, untrusted_creator(task, username or ""), mode, sources, IDENTITY_RULE)
@@ -154,6 +155,16 @@ def _validate(pod: dict, policies: PolicySet, task: AirflowTask, username: str |
                                        f"{task.pod_type.value} pod in namespace "
                                        f"{task.namespace or '<none>'}")
     return result
+
+
+def envelope_type(task: AirflowTask, trusted: bool | None) -> PodType:
+    """The pod type the Envelope's type-scoped allowances (`templateUses` Secrets,
+    `templateLabels`) are read for: the claimed type only from a creator trusted for it. A
+    worker's token (in every task's hands) that labels a pod as an executor pod gets a KPO
+    pod's allowances, so never the metadata connection, the Fernet key or the JWT secret the
+    chart's worker template gives executor pods."""
+    return PodType.KPO if trusted is False and task.pod_type is PodType.EXECUTOR else (
+        task.pod_type)
 
 
 def policy_violations(pod: dict, policy: ValidationPolicy, memo: dict | None = None
