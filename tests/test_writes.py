@@ -173,6 +173,19 @@ def test_task_instance_id_is_written_once_by_an_adopting_scheduler(
     assert "metadata.annotations.task_instance_id must" in result.message
 
 
+def test_the_mirror_pod_annotation_is_not_a_writers_to_add(bundled: PolicySet,
+                                                           kpo: dict) -> None:
+    new = changed(kpo, lambda p: p["metadata"]["annotations"].update(
+        {"kubernetes.io/config.mirror": "x"}))
+    result = judge_write(kpo, new, bundled, NS, WORKER)
+    assert not result.allowed
+    assert result.rules_violated == ("airflow: ownedMetadata",)
+    assert ("metadata.annotations.kubernetes.io/config.mirror must not be added or removed: "
+            "only the kubelet writes it, on the mirror of a static pod; the hooks skip such "
+            "pods and the kubelet stops managing a pod that carries it, got \"x\" "
+            "(airflow: ownedMetadata)") in result.message
+
+
 def test_the_webhooks_own_annotations_do_not_change(bundled: PolicySet, kpo: dict) -> None:
     new = changed(kpo, lambda p: p["metadata"]["annotations"].update(
         {"airflow-pod-webhook.io/applied": "nothing"}))

@@ -21,6 +21,8 @@ What a write is held to, and why:
   save Airflow's bookkeeping: `already_checked` (the KubernetesPodOperator), the executor's
   `airflow_executor_done` and `airflow_pod_revoked`, and `airflow-worker` rewritten on an
   executor pod by an account trusted to create executor pods (adoption by a new scheduler).
+  Nor is the kubelet's mirror-pod annotation added or removed: the create hooks skip a pod
+  that carries it, and the kubelet treats it as a static pod's mirror.
 - **A pod that breaks enforced rules is not Airflow's to change beyond its metadata.** The
   worker's Role lets every task patch every pod of its namespace, the scheduler's and the
   API server's too (created by their ReplicaSets with the component accounts and Airflow's
@@ -48,6 +50,7 @@ from webhook.airflow_pods import (
     PodType,
     identify,
 )
+from webhook.cluster.registration import MIRROR_POD_ANNOTATION
 from webhook.policy.model import PolicySet
 from webhook.validation.validate import (
     ALLOW_CODE,
@@ -137,7 +140,8 @@ def owned_metadata_changes(old: dict, new: dict, policies: PolicySet, namespace:
             if before.get(key) == after.get(key):
                 continue
             ours = field_name == "annotations" and key.startswith(prefix)
-            if key not in owned and not ours:
+            mirror = field_name == "annotations" and key == MIRROR_POD_ANNOTATION
+            if key not in owned and not ours and not mirror:
                 continue
             if field_name == "labels" and key in BOOKKEEPING_LABELS:
                 continue
@@ -147,10 +151,16 @@ def owned_metadata_changes(old: dict, new: dict, policies: PolicySet, namespace:
             if (field_name == "annotations" and key == ADOPTION_ANNOTATION and adopter
                     and key not in before and isinstance(after.get(key), str)):
                 continue
-            found.append(violation(
-                f"metadata.{field_name}.{key}", _owned_requirement(key, ours, before.get(key)),
-                after.get(key), OWNED_METADATA_RULE))
+            requirement = (MIRROR_REQUIREMENT if mirror
+                           else _owned_requirement(key, ours, before.get(key)))
+            found.append(violation(f"metadata.{field_name}.{key}", requirement,
+                                   after.get(key), OWNED_METADATA_RULE))
     return found
+
+
+MIRROR_REQUIREMENT = ("must not be added or removed: only the kubelet writes it, on the "
+                      "mirror of a static pod; the hooks skip such pods and the kubelet stops "
+                      "managing a pod that carries it")
 
 
 def _owned_requirement(key: str, ours: bool, was: Any) -> str:
