@@ -25,6 +25,22 @@ def test_a_second_container_without_resources_is_refused():
         f"spec.initContainers[prep].resources.limits.memory {WHY}"]
 
 
+def test_a_memory_limit_of_zero_is_no_limit():
+    # The kubelet hands a limit of 0 to the runtime, which then sets none: unbounded.
+    pod = airflow_pod("airflow3-kpo")
+    pod["spec"]["containers"][0]["resources"] = {"limits": {"memory": "0Gi"}}
+    pod["spec"]["initContainers"] = [{"name": "prep", "image": "x",
+                                      "resources": {"limits": {"memory": 0}}}]
+    zero = ("must be more than 0: the container runtime reads a memory limit of 0 as no "
+            "limit (Envelope/airflow limits), got {} (envelope: limits)")
+    assert bundled_envelope_messages(pod, "kpo", RULE) == [
+        f"spec.containers[base].resources.limits.memory {zero.format(chr(34) + '0Gi' + chr(34))}",
+        f"spec.initContainers[prep].resources.limits.memory {zero.format('0')}"]
+    pod["spec"]["initContainers"][0]["resources"]["limits"]["memory"] = "1n"
+    pod["spec"]["containers"][0]["resources"]["limits"]["memory"] = "1Mi"
+    assert bundled_envelope_messages(pod, "kpo", RULE) == []
+
+
 def test_the_bundled_templates_give_airflows_own_containers_a_limit(bundled):
     for fixture in ("airflow3-kpo-xcom", "airflow2-executor"):
         pod = airflow_pod(fixture)

@@ -244,7 +244,8 @@ def outside(pod: dict) -> list[tuple[str, str]]:
         profile = (c.get("securityContext") or {}).get("seccompProfile")
         if profile not in (None, {"type": "RuntimeDefault"}):
             found.append(("envelope: lockedFields", f"{c['name']} seccompProfile"))
-        if ((c.get("resources") or {}).get("limits") or {}).get("memory") is None:
+        memory = ((c.get("resources") or {}).get("limits") or {}).get("memory")
+        if memory is None or parse_quantity(memory) == 0:  # a limit of 0 is no limit
             found.append(("envelope: limits", f"{c['name']} memory"))
     return found
 

@@ -43,6 +43,23 @@ def test_a_kpo_pod_reaches_no_airflow_secret_by_any_route():
     ]
 
 
+def test_helms_release_record_and_airflows_account_tokens_are_airflows_own():
+    # Helm keeps every chart value (passwords and keys given as values too) in the release's
+    # Secret; a legacy token Secret of the scheduler's account is the scheduler.
+    pod = airflow_pod("airflow3-kpo")
+    pod["spec"]["volumes"] += [
+        {"name": "helm", "secret": {"secretName": "sh.helm.release.v1.airflow.v3"}},
+        {"name": "token", "secret": {"secretName": "airflow-scheduler-token-x7k2p"}},
+        {"name": "other", "secret": {"secretName": "sh.helm.release.v1.team-a.v1"}}]
+    assert bundled_envelope_messages(pod, "kpo", RULE) == [
+        "spec.volumes[helm].secret.secretName must not name one of Airflow's own Secrets "
+        "(sh.helm.release.v1.airflow.v*) (Envelope/airflow secrets), got "
+        '"sh.helm.release.v1.airflow.v3" (envelope: secrets)',
+        "spec.volumes[token].secret.secretName must not name one of Airflow's own Secrets "
+        "(airflow-*-token-*) (Envelope/airflow secrets), got "
+        '"airflow-scheduler-token-x7k2p" (envelope: secrets)']
+
+
 def test_an_executor_pod_keeps_the_chart_templates_references_there_only():
     pod = airflow_pod("airflow3-executor")
     base = pod["spec"]["containers"][0]

@@ -65,6 +65,21 @@ def test_an_ephemeral_clone_of_the_dags_claim_in_any_class_at_64ti_is_refused():
     assert bundled_envelope_messages(small, "kpo", RULE) == []
 
 
+def test_an_ephemeral_claim_bound_to_an_existing_volume_is_refused():
+    # volumeName (or a selector) binds a pre-made PersistentVolume, with the data another
+    # claim wrote there, instead of a fresh one from the storage class.
+    pod = kpo_with({"name": "old", "ephemeral": {"volumeClaimTemplate": {"spec": {
+        "volumeName": "pv-team-b", "selector": {"matchLabels": {"team": "b"}},
+        "resources": {"requests": {"storage": "1Gi"}}}}}})
+    where = "spec.volumes[old].ephemeral.volumeClaimTemplate.spec"
+    assert bundled_envelope_messages(pod, "kpo", RULE) == [
+        f"{where}.selector must not be set: it binds an existing volume, with the data "
+        f'another claim left on it {NOTE}.ephemeral), got {{"matchLabels":{{"team":"b"}}}} '
+        "(envelope: volumes)",
+        f"{where}.volumeName must not be set: it binds an existing volume, with the data "
+        f'another claim left on it {NOTE}.ephemeral), got "pv-team-b" (envelope: volumes)']
+
+
 def test_csi_drivers_and_volume_types_are_allowlists():
     pod = kpo_with({"name": "c", "csi": {"driver": "evil.example.com"}},
                    {"name": "s", "csi": {"driver": "secrets-store.csi.k8s.io"}},

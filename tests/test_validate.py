@@ -300,6 +300,26 @@ def test_an_untrusted_creator_gets_no_exemptions():
     assert not result.allowed and result.exempted == ()
 
 
+def test_a_forged_executor_pod_gets_no_template_secrets_or_labels(bundled):
+    # A task holding the worker's token labels its own pod as an executor pod to get what the
+    # chart's worker template gives executor pods: the metadata connection and the worker's
+    # Service labels. The worker is trusted for KPO pods only: a KPO pod's allowances apply.
+    pod = mutate_pod(load("airflow3-executor.json"), bundled, NS, SCHEDULER).pod
+    pod["metadata"]["labels"].update(tier="airflow", component="worker", release="airflow")
+    pod["spec"]["containers"][0].setdefault("env", []).append({
+        "name": "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        "valueFrom": {"secretKeyRef": {"name": "airflow-metadata", "key": "connection"}}})
+    assert validate_pod(pod, bundled, NS, SCHEDULER).allowed
+    result = validate_pod(pod, bundled, NS, "system:serviceaccount:airflow:airflow-worker")
+    assert not result.allowed
+    assert result.rules_violated == ("envelope: labels", "envelope: secrets",
+                                     "identity: trustedCreators")
+    assert ("spec.containers[base].env[AIRFLOW__DATABASE__SQL_ALCHEMY_CONN].valueFrom."
+            "secretKeyRef.name must not name one of Airflow's own Secrets (airflow-metadata) "
+            "(Envelope/airflow secrets), got \"airflow-metadata\" (envelope: secrets)"
+            ) in result.message
+
+
 # ---- foreign pods and the CLI's --level
 
 

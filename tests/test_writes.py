@@ -173,6 +173,19 @@ def test_task_instance_id_is_written_once_by_an_adopting_scheduler(
     assert "metadata.annotations.task_instance_id must" in result.message
 
 
+def test_the_mirror_pod_annotation_is_not_a_writers_to_add(bundled: PolicySet,
+                                                           kpo: dict) -> None:
+    new = changed(kpo, lambda p: p["metadata"]["annotations"].update(
+        {"kubernetes.io/config.mirror": "x"}))
+    result = judge_write(kpo, new, bundled, NS, WORKER)
+    assert not result.allowed
+    assert result.rules_violated == ("airflow: ownedMetadata",)
+    assert ("metadata.annotations.kubernetes.io/config.mirror must not be added or removed: "
+            "only the kubelet writes it, on the mirror of a static pod; the hooks skip such "
+            "pods and the kubelet stops managing a pod that carries it, got \"x\" "
+            "(airflow: ownedMetadata)") in result.message
+
+
 def test_the_webhooks_own_annotations_do_not_change(bundled: PolicySet, kpo: dict) -> None:
     new = changed(kpo, lambda p: p["metadata"]["annotations"].update(
         {"airflow-pod-webhook.io/applied": "nothing"}))
@@ -251,8 +264,63 @@ def test_airflow_never_binds_pods(bundled: PolicySet) -> None:
 def test_an_unmarked_pod_is_judged_as_the_least_trusted_airflow_pod(bundled: PolicySet
                                                                     ) -> None:
     old = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x", "namespace": NS},
-           "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}
+           "spec": {"securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{"name": "c", "image": "busybox:1.36",
+                                    "resources": {"limits": {"memory": "1Gi"}}}]}}
     new = changed(old, lambda p: p["spec"].update(tolerations=[{"operator": "Exists"}]))
     result = judge_write(old, new, bundled, NS, DAG_PROCESSOR)
     assert result.task.unmarked and not result.allowed
     assert result.rules_violated == ("envelope: placement",)
+
+
+# --- pods Airflow's accounts could never have created: only their metadata may change -------
+
+# The chart's scheduler pod, as its ReplicaSet creates it in Airflow's namespace: the
+# scheduler's account, Airflow's own Secrets, the labels its Services select. The worker's
+# Role lets every task patch it.
+SCHEDULER_POD = {
+    "apiVersion": "v1", "kind": "Pod",
+    "metadata": {"name": "airflow-scheduler-7d9f-abcde", "namespace": NS,
+                 "labels": {"tier": "airflow", "component": "scheduler", "release": "airflow"}},
+    "spec": {"serviceAccountName": "airflow-scheduler",
+             "containers": [{"name": "scheduler", "image": "apache/airflow:3.0.2",
+                             "env": [{"name": "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+                                      "valueFrom": {"secretKeyRef": {
+                                          "name": "airflow-metadata", "key": "connection"}}}]}]},
+}
+STANDING = ("spec must not change on a pod that already breaks enforced rules (envelope: "
+            "labels, envelope: limits, envelope: lockedFields, envelope: secrets, envelope: "
+            "serviceAccountNames): Airflow's accounts may change only its labels, annotations "
+            "and finalizers, got [\"{}\"] (airflow: standingViolations)")
+
+
+def test_a_task_cannot_swap_the_schedulers_image(bundled: PolicySet) -> None:
+    # The new image runs as the scheduler, with its token and the metadata connection: no
+    # new violation, but the pod was never the worker's to change.
+    new = changed(SCHEDULER_POD, lambda p: p["spec"]["containers"][0].update(
+        image="ghcr.io/acme/export:0.9.1"))
+    result = judge_write(SCHEDULER_POD, new, bundled, NS, WORKER)
+    assert not result.allowed
+    assert result.rules_violated == ("airflow: standingViolations",)
+    assert result.message == ("pod airflow-scheduler-7d9f-abcde update violates 1 rule(s): "
+                              + STANDING.format("containers"))
+
+
+def test_a_task_cannot_debug_into_the_scheduler(bundled: PolicySet) -> None:
+    # An ephemeral container in the scheduler's process namespace reads its environment.
+    new = changed(SCHEDULER_POD, lambda p: p["spec"].update(ephemeralContainers=[{
+        "name": "debug", "image": "busybox:1.36", "targetContainerName": "scheduler",
+        "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]},
+                            "seccompProfile": {"type": "RuntimeDefault"}}}]))
+    result = judge_write(SCHEDULER_POD, new, bundled, NS, WORKER, "ephemeralcontainers")
+    assert not result.allowed
+    assert STANDING.format("ephemeralContainers") in result.message
+
+
+def test_the_metadata_of_such_a_pod_is_still_judged_as_any_write(bundled: PolicySet) -> None:
+    # Labels, annotations and finalizers: what Airflow itself writes to live pods.
+    new = changed(SCHEDULER_POD, lambda p: p["metadata"].update(
+        finalizers=["example.com/keep"], annotations={"note": "seen"}))
+    result = judge_write(SCHEDULER_POD, new, bundled, NS, WORKER)
+    assert result.allowed, result.message

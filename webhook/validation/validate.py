@@ -123,19 +123,25 @@ def _validate(pod: dict, policies: PolicySet, task: AirflowTask, username: str |
         for found_violation in policy_violations(pod, policy, memo):
             _report(found, found_violation, policy.mode, sources, policy.name)
             reporting.add(policy.name)
+    trusted = None
+    if username is not None and task.pod_type is not PodType.OTHER and not task.unmarked:
+        trusted = policies.settings.creator_trusted(task.namespace, username, task.pod_type)
+    # One of Airflow's accounts trusted here, but not for the type it claims (the worker
+    # labelling its pod as an executor pod): judged with the allowances of what it may create.
+    demoted = (trusted is False and policies.settings.is_airflow_identity(username)
+               and policies.settings.creator_trusted(task.namespace, username or "") is True)
     envelopes = policies.envelopes_for(task)
     templates = policies.templates_for(task) if envelopes else []
     for envelope in envelopes:
         for found_violation in check_envelope(pod, envelope, policies.settings.node_pool_label,
-                                              templates, task.pod_type, task.namespace):
+                                              templates,
+                                              envelope_type(task, demoted),
+                                              task.namespace):
             _report(found, found_violation, envelope.mode, sources, f"Envelope/{envelope.name}")
             reporting.add(f"Envelope/{envelope.name}")
     for path, requirement, value in task.identity_problems:
         _report(found, violation(path, requirement, value, POD_IDENTITY_RULE), "enforce",
                 sources, POD_IDENTITY_RULE)
-    trusted = None
-    if username is not None and task.pod_type is not PodType.OTHER and not task.unmarked:
-        trusted = policies.settings.creator_trusted(task.namespace, username, task.pod_type)
     if trusted is False:
         mode = "enforce" if policies.settings.untrusted == "deny" else "warn"
         _report(found, untrusted_creator(task, username or ""), mode, sources, IDENTITY_RULE)
@@ -154,6 +160,18 @@ def _validate(pod: dict, policies: PolicySet, task: AirflowTask, username: str |
                                        f"{task.pod_type.value} pod in namespace "
                                        f"{task.namespace or '<none>'}")
     return result
+
+
+def envelope_type(task: AirflowTask, demoted: bool) -> PodType:
+    """The pod type the Envelope's type-scoped allowances (`templateUses` Secrets,
+    `templateLabels`) are read for. One of Airflow's accounts that the namespace's
+    trustedCreators trust, but not for executor pods (the worker, whose token is in every
+    task's hands), and that labels a pod as an executor pod gets a KPO pod's allowances: never
+    the metadata connection, the Fernet key or the JWT secret the chart's worker template
+    gives executor pods. An account trusted for nothing here (the scheduler of a namespace the
+    Settings do not list, a release they do not name yet) keeps the claimed type and is only
+    flagged (identity.untrusted): Airflow's Secrets live in the namespaces the Settings list."""
+    return PodType.KPO if demoted and task.pod_type is PodType.EXECUTOR else task.pod_type
 
 
 def policy_violations(pod: dict, policy: ValidationPolicy, memo: dict | None = None

@@ -21,6 +21,17 @@ What a write is held to, and why:
   save Airflow's bookkeeping: `already_checked` (the KubernetesPodOperator), the executor's
   `airflow_executor_done` and `airflow_pod_revoked`, and `airflow-worker` rewritten on an
   executor pod by an account trusted to create executor pods (adoption by a new scheduler).
+  Nor is the kubelet's mirror-pod annotation added or removed: the create hooks skip a pod
+  that carries it, and the kubelet treats it as a static pod's mirror.
+- **A pod that breaks enforced rules is not Airflow's to change beyond its metadata.** The
+  worker's Role lets every task patch every pod of its namespace, the scheduler's and the
+  API server's too (created by their ReplicaSets with the component accounts and Airflow's
+  own Secrets). Such a pod carries enforced violations no Airflow account could create it
+  with; a write that leaves them standing adds none, so "only new violations count" would
+  admit swapping the scheduler container's image for the task's own, or an ephemeral
+  container in its process namespace. A write to the spec of a pod with standing enforced
+  violations is refused (`airflow: standingViolations`); its labels, annotations and
+  finalizers (all of Airflow's own writes) are still judged as above.
 - **Airflow never binds pods.** A binding by Airflow's account is refused: placing pods is the
   kube-scheduler's (whose own bindings the hooks never see).
 """
@@ -39,6 +50,7 @@ from webhook.airflow_pods import (
     PodType,
     identify,
 )
+from webhook.cluster.registration import MIRROR_POD_ANNOTATION
 from webhook.policy.model import PolicySet
 from webhook.validation.validate import (
     ALLOW_CODE,
@@ -54,7 +66,8 @@ from webhook.validation.violations import Violation, violation
 
 OWNED_METADATA_RULE = "airflow: ownedMetadata"
 BINDING_RULE = "airflow: binding"
-WRITE_RULES = (OWNED_METADATA_RULE, BINDING_RULE)
+STANDING_RULE = "airflow: standingViolations"
+WRITE_RULES = (OWNED_METADATA_RULE, BINDING_RULE, STANDING_RULE)
 # Airflow's bookkeeping on live pods (airflow.md §1.4): these may be added, changed, removed.
 BOOKKEEPING_LABELS = frozenset({"already_checked", "airflow_executor_done",
                                 "airflow_pod_revoked"})
@@ -87,10 +100,28 @@ def judge_write(old: Any, new: Any, policies: PolicySet, namespace: str = "",
     had = {v for m in MODES for v in before.violations[m]} | {v for v, _ in before.waived}
     ungated = _gates(old) and len(_gates(new)) < len(_gates(old))
     denied = [v for v in after.violations["enforce"] if ungated or v not in had]
+    denied += standing_spec_change(old, new, before.violations["enforce"])
     warned = [v for v in after.violations["warn"] if v not in had]
     denied += owned_metadata_changes(old, new, policies, namespace, username)
     return _result(new, task, denied, warned, policies, username,
                    policy_names=after.policies, exempted=after.exempted)
+
+
+def standing_spec_change(old: dict, new: dict, standing: tuple[Violation, ...]
+                         ) -> list[Violation]:
+    """A violation when a write changes the spec of a pod that already breaks enforced rules:
+    such a pod (the scheduler's, the API server's, one admitted before a policy tightened) is
+    not one an Airflow account could create as it is, so only its metadata may change."""
+    if not standing:
+        return []
+    changed = sorted(key for key in set(_map(old, "spec")) | set(_map(new, "spec"))
+                     if _map(old, "spec").get(key) != _map(new, "spec").get(key))
+    if not changed:
+        return []
+    rules = ", ".join(sorted({v.rule for v in standing}))
+    return [violation("spec", f"must not change on a pod that already breaks enforced rules "
+                      f"({rules}): Airflow's accounts may change only its labels, annotations "
+                      "and finalizers", changed, STANDING_RULE)]
 
 
 def owned_metadata_changes(old: dict, new: dict, policies: PolicySet, namespace: str,
@@ -109,7 +140,8 @@ def owned_metadata_changes(old: dict, new: dict, policies: PolicySet, namespace:
             if before.get(key) == after.get(key):
                 continue
             ours = field_name == "annotations" and key.startswith(prefix)
-            if key not in owned and not ours:
+            mirror = field_name == "annotations" and key == MIRROR_POD_ANNOTATION
+            if key not in owned and not ours and not mirror:
                 continue
             if field_name == "labels" and key in BOOKKEEPING_LABELS:
                 continue
@@ -119,10 +151,16 @@ def owned_metadata_changes(old: dict, new: dict, policies: PolicySet, namespace:
             if (field_name == "annotations" and key == ADOPTION_ANNOTATION and adopter
                     and key not in before and isinstance(after.get(key), str)):
                 continue
-            found.append(violation(
-                f"metadata.{field_name}.{key}", _owned_requirement(key, ours, before.get(key)),
-                after.get(key), OWNED_METADATA_RULE))
+            requirement = (MIRROR_REQUIREMENT if mirror
+                           else _owned_requirement(key, ours, before.get(key)))
+            found.append(violation(f"metadata.{field_name}.{key}", requirement,
+                                   after.get(key), OWNED_METADATA_RULE))
     return found
+
+
+MIRROR_REQUIREMENT = ("must not be added or removed: only the kubelet writes it, on the "
+                      "mirror of a static pod; the hooks skip such pods and the kubelet stops "
+                      "managing a pod that carries it")
 
 
 def _owned_requirement(key: str, ours: bool, was: Any) -> str:

@@ -2,7 +2,8 @@
 
 The resources section bounds only the limits a container writes: a second container with no
 resources would use the whole node. Every container (init containers and sidecars too) must
-set a limit for each resource `required` lists, or it is refused, naming the container.
+set a limit for each resource `required` lists, or it is refused, naming the container. A
+limit of 0 counts as none: the kubelet passes it on, and the runtime sets no limit for it.
 
 Refuse, not fill in: the mutating hook's PodTemplate already gives a limit to the containers
 it knows (the task's `base` container when it states no resources, Airflow's KPO XCom
@@ -13,6 +14,7 @@ refusal names the container and the field, so the DAG author sets a limit delibe
 
 from __future__ import annotations
 
+from webhook.kube.quantity import parse_quantity
 from webhook.policy.model import Envelope
 from webhook.validation.envelope_sections.context import EnvelopeContext
 from webhook.validation.pod_reading import containers, map_at, path_key
@@ -36,4 +38,20 @@ def check_limits(pod: dict, envelope: Envelope, ctx: EnvelopeContext) -> list[Vi
                     f"{container.path}.resources.limits{path_key(name)}",
                     f"must be set: a container without a {name} limit is unbounded "
                     f"(Envelope/{envelope.name} limits)", None, LIMITS))
+            elif _zero(limits[name]):
+                found.append(violation(
+                    f"{container.path}.resources.limits{path_key(name)}",
+                    f"must be more than 0: the container runtime reads a {name} limit of 0 "
+                    f"as no limit (Envelope/{envelope.name} limits)", limits[name], LIMITS))
     return found
+
+
+def _zero(value: object) -> bool:
+    """A limit of 0 (however written: "0", "0Gi", 0): unbounded at runtime. A value that is no
+    quantity is the resources section's to report."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return False
+    try:
+        return parse_quantity(value) == 0
+    except (ValueError, TypeError, ArithmeticError):
+        return False

@@ -12,7 +12,8 @@
   (the claim source's readOnly, or every mount of it readOnly).
 - ephemeral (generic ephemeral volumes): only the listed storage classes (unset: the cluster's
   default class), at most `maxStorage` each, never cloned from another claim or a snapshot
-  (dataSource, dataSourceRef): that would copy another team's data.
+  (dataSource, dataSourceRef) nor bound to an existing volume (volumeName, selector): that
+  would copy or reuse another team's data.
 - csi (inline CSI volumes): only the listed drivers.
 """
 
@@ -183,6 +184,12 @@ def check_ephemeral(pod: dict, envelope: Envelope, ctx: EnvelopeContext) -> list
                 found.append(violation(f"{where}.{field}", "must not be set: a clone copies "
                                        "another claim's data " + _note(envelope, "ephemeral"),
                                        spec[field], VOLUMES))
+        for field in ("volumeName", "selector"):
+            if spec.get(field) is not None:
+                found.append(violation(f"{where}.{field}", "must not be set: it binds an "
+                                       "existing volume, with the data another claim left on "
+                                       "it " + _note(envelope, "ephemeral"), spec[field],
+                                       VOLUMES))
         storage_class = spec.get("storageClassName")
         if storage_class is not None and not (isinstance(storage_class, str) and any(
                 fnmatchcase(storage_class, p) for p in rules.storage_classes)):
