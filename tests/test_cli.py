@@ -164,6 +164,7 @@ def test_manifests_single_call_registers_one_fail_closed_hook(capsys, tmp_path: 
     assert [h["name"] for h in writers["webhooks"]] == [
         "validate-writes.airflow-pod-webhook.io",
         "validate-finished-writes.airflow-pod-webhook.io",
+        "validate-exec.airflow-pod-webhook.io",
         "validate-system-writes.airflow-pod-webhook.io",
         "refuse-own-namespace.airflow-pod-webhook.io"]
 

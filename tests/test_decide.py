@@ -8,7 +8,7 @@ import copy
 import jsonpatch
 import pytest
 
-from tests.conftest import airflow_pod
+from tests.conftest import admitted_pod, airflow_pod
 from webhook.decide import BOTH, MUTATE, VALIDATE, PodRequest, decide
 
 NS = "airflow"
@@ -63,9 +63,10 @@ def test_a_later_write_is_judged_and_nothing_else_but_a_create(bundled) -> None:
         "allow", True)
     # The mutating hook never acts on a live pod: defaults are for a new one.
     assert decide(unchanged, bundled, MUTATE).verdict == "skip"
-    tolerant = copy.deepcopy(pod)
+    admitted = admitted_pod("airflow3-executor")  # a pod as the hooks left it: nothing standing
+    tolerant = copy.deepcopy(admitted)
     tolerant["spec"]["tolerations"] = [{"operator": "Exists"}]
-    added = decide(PodRequest(tolerant, NS, SCHEDULER, operation="UPDATE", old_pod=pod),
+    added = decide(PodRequest(tolerant, NS, SCHEDULER, operation="UPDATE", old_pod=admitted),
                    bundled)
     assert (added.verdict, added.rules) == ("deny", ("envelope: placement",))
     for request in (PodRequest(pod, NS, SCHEDULER, operation="DELETE"),

@@ -87,8 +87,8 @@ def test_the_image_tag_defaults_to_the_chart_version_and_a_digest_pins_it() -> N
 
 
 # Every hook the registration renders: mutate, validate and the four for Airflow's accounts'
-# writes (webhook_configurations, issue 19).
-HOOK_COUNT = 6
+# writes and commands (webhook_configurations, issue 19).
+HOOK_COUNT = 7
 
 
 def test_generated_certificates_are_one_ca_for_secret_and_both_configurations() -> None:

@@ -69,6 +69,7 @@ def test_configuration_shape() -> None:
     assert [w["name"] for w in validating] == [
         "validate.airflow-pod-webhook.io", "validate-writes.airflow-pod-webhook.io",
         "validate-finished-writes.airflow-pod-webhook.io",
+        "validate-exec.airflow-pod-webhook.io",
         "validate-system-writes.airflow-pod-webhook.io",
         "refuse-own-namespace.airflow-pod-webhook.io"]
     for obj in configs.values():
@@ -392,7 +393,7 @@ def test_rendered_deploy_matches_function(kubectl: str, kustomization: str) -> N
 def test_render_manifests_fills_ca_bundle(kubectl: str, ca1: bytes) -> None:
     rendered = render_manifests(DEPLOY, ca_bundle_pem=ca1, kubectl=kubectl, image=IMAGE)
     hooks = [h for o in rendered if "webhooks" in o for h in o["webhooks"]]
-    assert len(hooks) == 6
+    assert len(hooks) == 7
     assert all(base64.b64decode(h["clientConfig"]["caBundle"]) == ca1 for h in hooks)
     assert {o["kind"] for o in rendered} >= {"Namespace", "Deployment", "Service"}
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import admitted_pod, policy_set
 from webhook.policy.model import PolicySet
-from webhook.validation.writes import judge_write
+from webhook.validation.writes import judge_connect, judge_write
 
 NS = "airflow"
 SCHEDULER = "system:serviceaccount:airflow:airflow-scheduler"
@@ -324,3 +324,33 @@ def test_the_metadata_of_such_a_pod_is_still_judged_as_any_write(bundled: Policy
         finalizers=["example.com/keep"], annotations={"note": "seen"}))
     result = judge_write(SCHEDULER_POD, new, bundled, NS, WORKER)
     assert result.allowed, result.message
+
+
+# --- commands run in a container (pods/exec, pods/attach) ------------------------------------
+
+
+def test_kpo_reading_its_xcom_sidecar_passes(bundled: PolicySet) -> None:
+    options = {"kind": "PodExecOptions", "container": "airflow-xcom-sidecar",
+               "command": ["cat", "/airflow/xcom/return.json"], "stdout": True}
+    result = judge_connect(options, "kpo-1", bundled, NS, WORKER, "exec")
+    assert (result.allowed, result.rules_violated) == (True, ())
+
+
+@pytest.mark.parametrize(("subresource", "container", "shown"), [
+    ("exec", "scheduler", '"scheduler"'),  # the scheduler pod's environment and token
+    ("exec", None, "<unset>"),  # kubectl exec without -c: the pod's default container
+    ("attach", "airflow-xcom-sidecar", '"airflow-xcom-sidecar"'),  # Airflow never attaches
+])
+def test_any_other_command_in_a_pod_is_refused(bundled: PolicySet, subresource: str,
+                                               container: str | None, shown: str) -> None:
+    options = {"kind": "PodExecOptions", "command": ["env"]}
+    if container is not None:
+        options["container"] = container
+    result = judge_connect(options, "airflow-scheduler-0", bundled, NS, WORKER, subresource)
+    assert result.rules_violated == ("airflow: exec",)
+    assert result.message == (
+        f"pod airflow-scheduler-0 {subresource} violates 1 rule(s): {subresource}.container "
+        "must be airflow-xcom-sidecar: Airflow's accounts run commands only in a "
+        "KubernetesPodOperator's XCom sidecar, never in another container (a task holding "
+        "the worker's token could read the scheduler's environment and token), got "
+        f"{shown} (airflow: exec)")

@@ -121,6 +121,14 @@ class AdmissionRequest:
         return self.operation == "CREATE" and self.sub_resource == "binding"
 
     @property
+    def is_pod_connect(self) -> bool:
+        """A command run in a pod's container (CONNECT pods/exec or pods/attach): the object is
+        the PodExecOptions / PodAttachOptions, naming the container."""
+        return (self.operation == "CONNECT" and self.resource.get("group", "") == ""
+                and self.resource.get("resource") == "pods"
+                and self.sub_resource in ("exec", "attach") and isinstance(self.object, dict))
+
+    @property
     def is_pod_create(self) -> bool:
         """A Pod CREATE: what the mutating hook acts on (later writes are only judged)."""
         return (

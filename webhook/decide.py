@@ -29,9 +29,15 @@ from webhook.validation.validate import (
     validate_pod,
 )
 from webhook.validation.violations import Violation
-from webhook.validation.writes import BINDING, SUBRESOURCES, judge_write
+from webhook.validation.writes import (
+    BINDING,
+    CONNECTS,
+    SUBRESOURCES,
+    judge_connect,
+    judge_write,
+)
 
-CREATE, UPDATE = "CREATE", "UPDATE"
+CREATE, UPDATE, CONNECT = "CREATE", "UPDATE", "CONNECT"
 MUTATE, VALIDATE, BOTH = "mutate", "validate", "both"
 ALLOW, DENY, SKIP = "allow", "deny", "skip"
 BAD_REQUEST = 400
@@ -54,6 +60,7 @@ class PodRequest:
     subresource: str = ""
     dry_run: bool = False
     today: date | None = None
+    name: str = ""  # the pod's name where `pod` is not the pod (a CONNECT's exec options)
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,8 @@ def is_write(request: PodRequest) -> bool:
     """A later write to a pod: what the writer hooks send (never the mutating hook)."""
     if request.operation == UPDATE:
         return request.subresource in SUBRESOURCES
+    if request.operation == CONNECT:
+        return request.subresource in CONNECTS
     return request.operation == CREATE and request.subresource == BINDING
 
 
@@ -108,6 +117,12 @@ def decide(request: PodRequest, policies: PolicySet, stages: str = BOTH) -> Deci
     if is_write(request):
         if stages == MUTATE:
             return Decision(None, SKIP, request.pod, write=True)
+        if request.operation == CONNECT:
+            judged = judge_connect(request.pod, request.name, policies, request.namespace,
+                                   request.username, request.subresource)
+            return Decision(judged.task, ALLOW if judged.allowed else DENY, request.pod,
+                            violations=judged.violations, message=judged.message,
+                            code=judged.code, validation=judged, write=True)
         # Both pods are judged: a write is bounded like a create (old and new alike).
         exceeded = check_caps(request.pod, limits) or check_caps(request.old_pod, limits)
         if exceeded:

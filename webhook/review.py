@@ -65,7 +65,8 @@ def answer(hook: str, body: Any, policies: PolicySet | None) -> tuple[int, dict,
         return _refuse(request, pod_name)
     # Later writes go to the validating hooks only (the writer hooks); the mutating hook acts
     # on a pod create alone.
-    if not (request.is_pod_create or (hook == VALIDATE and request.is_pod_write)):
+    if not (request.is_pod_create
+            or (hook == VALIDATE and (request.is_pod_write or request.is_pod_connect))):
         return 200, admission.allow(request), Decision(hook, "skip", request.namespace, pod_name)
     if policies is None:
         # Not ready: say so rather than pretend; the failurePolicy decides what happens.
@@ -74,7 +75,7 @@ def answer(hook: str, body: Any, policies: PolicySet | None) -> tuple[int, dict,
     asked = decide.PodRequest(
         pod=request.object, namespace=request.namespace, username=request.username,
         operation=request.operation, old_pod=request.old_object,
-        subresource=request.sub_resource, dry_run=request.dry_run)
+        subresource=request.sub_resource, dry_run=request.dry_run, name=request.name)
     stages = {MUTATE: decide.MUTATE, VALIDATE: decide.VALIDATE}.get(hook, decide.BOTH)
     decision = decide.decide(asked, policies, stages)
     return _answer(hook, request, policies, pod_name, decision)

@@ -145,7 +145,10 @@ class LocalWebhook:
         """The policy revisions some live worker serves (the livemax gauge at 1)."""
         from prometheus_client.parser import text_string_to_metric_families
 
-        status, body = self.server.get("/metrics")
+        try:
+            status, body = self.server.get("/metrics")
+        except OSError:  # a slow answer on a loaded machine (TimeoutError): polled again
+            return set()
         if status != 200:  # a transient error: the caller polls again
             return set()
         return {sample.labels["revision"]

@@ -106,14 +106,14 @@ def test_a_review_without_the_client_certificate_is_refused(
     webhook = authenticated.env.webhook
     assert webhook is not None
     server = webhook.server
-    decided = len(server.decision_lines())
     status, body, _ = post(server.connect(), "/mutate", pod_review(
         airflow_pod("airflow3-executor"), uid="forged-review", namespace=namespace))
     assert (status, body) == (401, {"error": "a client certificate signed by the webhook's "
                                              "client CA is required"})
     assert server.metric("airflow_pod_webhook_unauthenticated_requests_total",
                          hook="mutate") >= 1
-    assert len(server.decision_lines()) == decided
+    # Never a decision (a count of lines would race the kube-apiserver's own calls still
+    # being logged): the forged request's uid is nowhere in the log.
     assert "forged-review" not in server.log()
     assert any('"event":"unauthenticated"' in line for line in server.log().splitlines())
 

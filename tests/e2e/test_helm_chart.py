@@ -36,10 +36,10 @@ helm_python = pytest.importorskip("helm_python", reason="pip install helm-python
 pytestmark = pytest.mark.e2e
 RELEASE = "apw"
 RELEASE_NAMESPACE = "airflow-pod-webhook"
-# mutate, validate and the four hooks for Airflow's accounts' writes; single-call mode: the
+# mutate, validate and five hooks for what Airflow's accounts write or run; single-call: the
 # mutating hook replaces the first two.
-HOOKS = 6
-SINGLE_CALL_HOOKS = 5
+HOOKS = 7
+SINGLE_CALL_HOOKS = 6
 
 
 class ChartWebhook:

@@ -22,6 +22,7 @@ from tests.e2e.conftest import own_namespace, token_core
 from tests.e2e.harness import RETRY_TIMEOUT, E2EEnvironment, api_message, deadline_loop
 from tests.e2e.scenarios import E2E_GATE, SCHEDULER
 from webhook.cluster.registration import (
+    CONNECT_WEBHOOK,
     OWN_NAMESPACE_WEBHOOK,
     SYSTEM_WRITES_WEBHOOK,
     VALIDATING_WEBHOOK,
@@ -237,6 +238,30 @@ def test_a_binding_by_an_airflow_account_is_denied(accounts: Accounts) -> None:
          "target": {"apiVersion": "v1", "kind": "Node", "name": "control-plane-0"}},
         _preload_content=False))
     assert writes_denial("airflow: binding")(message), message
+
+
+def test_a_command_in_a_container_other_than_the_xcom_sidecar_is_refused(
+        accounts: Accounts) -> None:
+    # The chart's Role gives the worker pods/exec on every pod of its namespace: a task could
+    # read the scheduler's environment (database connection, Fernet key) and token.
+    from kubernetes.client.exceptions import ApiException
+
+    name = accounts.executor_pod()["metadata"]["name"]
+    message = denied(lambda: accounts.worker.connect_post_namespaced_pod_exec(
+        name, accounts.namespace, command=["env"], container="base", stdout=True))
+    assert message.startswith(
+        f'admission webhook "{CONNECT_WEBHOOK}" denied the request: pod {name} '), message
+    assert message.endswith(
+        "exec.container must be airflow-xcom-sidecar: Airflow's accounts run commands only "
+        "in a KubernetesPodOperator's XCom sidecar, never in another container (a task "
+        "holding the worker's token could read the scheduler's environment and token), got "
+        '"base" (airflow: exec)'), message
+    # KPO reading its XCom sidecar passes the webhook (then fails: envtest runs no kubelet).
+    with pytest.raises(ApiException) as passed:
+        accounts.worker.connect_post_namespaced_pod_exec(
+            name, accounts.namespace, command=["cat"], container="airflow-xcom-sidecar",
+            stdout=True)
+    assert "denied the request" not in api_message(passed.value)
 
 
 # --- Airflow's own writes pass --------------------------------------------------------------

@@ -159,6 +159,12 @@ WRITE_RULES: tuple[dict[str, Any], ...] = (
     {"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
      "resources": ["pods/binding"], "scope": "Namespaced"},
 )
+# Running a command in a container: the chart's pod-launcher Role gives the worker pods/exec on
+# every pod of its namespace (KPO reads its XCom sidecar that way), scheduler's included.
+CONNECT_RULES: tuple[dict[str, Any], ...] = (
+    {"operations": ["CONNECT"], "apiGroups": [""], "apiVersions": ["v1"],
+     "resources": ["pods/exec", "pods/attach"], "scope": "Namespaced"},
+)
 CREATE_RULES: tuple[dict[str, Any], ...] = (
     {"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"],
      "scope": "Namespaced"},
@@ -167,6 +173,7 @@ WRITES_WEBHOOK = "validate-writes.airflow-pod-webhook.io"
 FINISHED_WRITES_WEBHOOK = "validate-finished-writes.airflow-pod-webhook.io"
 SYSTEM_WRITES_WEBHOOK = "validate-system-writes.airflow-pod-webhook.io"
 OWN_NAMESPACE_WEBHOOK = "refuse-own-namespace.airflow-pod-webhook.io"
+CONNECT_WEBHOOK = "validate-exec.airflow-pod-webhook.io"
 SYSTEM_NAMESPACE = "kube-system"
 
 
@@ -304,6 +311,10 @@ def _writer_hooks(webhook: Any, airflow_usernames: Sequence[str], namespace: str
         webhook(FINISHED_WRITES_WEBHOOK, VALIDATE_PATH, WRITE_RULES, "NotIn", ours,
                 [("airflow-writer", writer), ("finished-pod", FINISHED_POD)], "Ignore"),
     ]
+    # Its own hook, in every namespace (ours too: the judge admits only the XCom sidecar): a
+    # CONNECT's object is PodExecOptions, which the pod conditions above cannot read.
+    hooks.append(webhook(CONNECT_WEBHOOK, VALIDATE_PATH, CONNECT_RULES, "Exists", [],
+                         [("airflow-writer", writer)], "Fail"))
     if namespace != SYSTEM_NAMESPACE:
         hooks.append(webhook(SYSTEM_WRITES_WEBHOOK, VALIDATE_PATH, CREATE_RULES, "In",
                              [SYSTEM_NAMESPACE], [("airflow-writer", writer),

@@ -67,7 +67,13 @@ from webhook.validation.violations import Violation, violation
 OWNED_METADATA_RULE = "airflow: ownedMetadata"
 BINDING_RULE = "airflow: binding"
 STANDING_RULE = "airflow: standingViolations"
-WRITE_RULES = (OWNED_METADATA_RULE, BINDING_RULE, STANDING_RULE)
+CONNECT_RULE = "airflow: exec"
+WRITE_RULES = (OWNED_METADATA_RULE, BINDING_RULE, STANDING_RULE, CONNECT_RULE)
+# The one container Airflow runs commands in: the KubernetesPodOperator reads (and stops) its
+# XCom sidecar with pods/exec. Every other exec or attach by Airflow's accounts is a task
+# reaching into a pod it did not start, the scheduler's included.
+XCOM_SIDECAR = "airflow-xcom-sidecar"
+CONNECTS = ("exec", "attach")
 # Airflow's bookkeeping on live pods (airflow.md §1.4): these may be added, changed, removed.
 BOOKKEEPING_LABELS = frozenset({"already_checked", "airflow_executor_done",
                                 "airflow_pod_revoked"})
@@ -77,6 +83,23 @@ ADOPTION_LABEL = "airflow-worker"  # the executor's job id, rewritten when a sch
 ADOPTION_ANNOTATION = "task_instance_id"
 BINDING = "binding"
 SUBRESOURCES = ("", "ephemeralcontainers", "resize")
+
+
+def judge_connect(options: Any, pod_name: str, policies: PolicySet, namespace: str = "",
+                  username: str | None = None, subresource: str = "exec") -> ValidationResult:
+    """Judge a command run in a pod (CONNECT pods/exec or pods/attach): `options` is the
+    PodExecOptions / PodAttachOptions kube-apiserver sends, naming the container."""
+    container = _map(options).get("container")
+    pod = {"metadata": {"name": pod_name}}
+    task = identify({}, namespace, airflow_writer=policies.settings.is_airflow_identity(username))
+    if subresource == "exec" and container == XCOM_SIDECAR:
+        return _result(pod, task, [], [], policies, username, what=subresource)
+    return _result(pod, task, [violation(
+        f"{subresource}.container", f"must be {XCOM_SIDECAR}: Airflow's accounts run commands "
+        "only in a KubernetesPodOperator's XCom sidecar, never in another container (a task "
+        "holding the worker's token could read the scheduler's environment and token)",
+        container if isinstance(container, str) else None, CONNECT_RULE)], [], policies,
+        username, what=subresource)
 
 
 def judge_write(old: Any, new: Any, policies: PolicySet, namespace: str = "",
@@ -173,7 +196,7 @@ def _owned_requirement(key: str, ours: bool, was: Any) -> str:
 
 def _result(pod: dict, task: AirflowTask, denied: list[Violation], warned: list[Violation],
             policies: PolicySet, username: str | None, *, policy_names: tuple[str, ...] = (),
-            exempted: tuple[str, ...] = ()) -> ValidationResult:
+            exempted: tuple[str, ...] = (), what: str = "update") -> ValidationResult:
     denied = sorted(set(denied))
     warned = sorted(set(warned) - set(denied))
     rules = tuple(sorted({v.rule for v in (*denied, *warned)}))
@@ -183,7 +206,7 @@ def _result(pod: dict, task: AirflowTask, denied: list[Violation], warned: list[
         audit["rules-violated"] = ", ".join(rules)
     if username:
         audit["writer"] = username
-    message = (denial_message(pod, task, denied).replace(" violates ", " update violates ", 1)
+    message = (denial_message(pod, task, denied).replace(" violates ", f" {what} violates ", 1)
                if denied else "")
     return ValidationResult(
         task=task, allowed=not denied, code=DENY_CODE if denied else ALLOW_CODE,
