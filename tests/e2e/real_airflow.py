@@ -203,6 +203,7 @@ class RealAirflow:
         prelude first appends each pod write the kubernetes client sends there."""
         environment = self.environment(kubeconfig, namespace)
         environment["SNIPPET_ARGS"] = json.dumps(args or {})
+        environment["PYTHONPATH"] = str(SNIPPETS)  # their shared helpers (kpo_task.py), no more
         if request_log is not None:
             environment["AIRFLOW_REQUEST_LOG"] = str(request_log)
             snippet = (SNIPPETS / "recorder.py").read_text() + "\n\n" + snippet
