@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webhook.mutation.field_paths import (
+from webhook.pod.field_paths import (
     Item,
     covers,
     format_path,

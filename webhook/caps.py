@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from webhook import budget
+from webhook.pod.lists import CONTAINER_LISTS
 from webhook.policy.model import Limits
 
-CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 # Per container: list field -> (Settings limits key, Limits attribute)
 _PER_CONTAINER = (("env", "env", "env"), ("envFrom", "envFrom", "env_from"),
                   ("volumeMounts", "volumeMounts", "volume_mounts"), ("ports", "ports", "ports"))

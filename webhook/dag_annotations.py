@@ -35,6 +35,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from webhook.kube.quantity_format import is_negative, is_quantity
+from webhook.pod.lists import CONTAINER_LISTS
 from webhook.policy.model import DEFAULT_ANNOTATION_PREFIX
 
 _QUANTITIES = {"cpu": "cpu", "cpu_limit": "cpu-limit", "memory": "memory",
@@ -157,7 +158,6 @@ def _pod_fragment(pod: Any) -> dict:
     return normalised_fragment(fragment)
 
 
-CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 _RESOURCE_MAPS = ("requests", "limits")
 
 

@@ -44,8 +44,8 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from webhook.decide import PodRequest, decide
 from webhook.kube.pod_fields import did_you_mean
-from webhook.mutation.field_paths import format_path, get_values, parse_path
 from webhook.mutation.mutate import MutationResult
+from webhook.pod.field_paths import format_path, get_values, parse_path
 from webhook.policy.compile import schema_errors
 from webhook.policy.model import PolicySet
 from webhook.policy.names import check_field_path

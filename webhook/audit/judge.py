@@ -12,9 +12,9 @@ from webhook.airflow_pods import PodType
 from webhook.audit.strip import submitted_pod
 from webhook.caps import CAP_RULE
 from webhook.decide import ALLOW, DENY, SKIP, PodRequest, decide
-from webhook.mutation.field_paths import Item, Segment, leaf_paths
-from webhook.mutation.merge import MERGE_KEYS
 from webhook.mutation.overrides import APPLIED
+from webhook.pod.field_paths import Item, Segment, leaf_paths
+from webhook.pod.lists import MERGE_KEYS
 from webhook.policy.model import PolicySet
 from webhook.validation.validate import MODES
 

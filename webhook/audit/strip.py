@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from webhook.pod.lists import CONTAINER_LISTS
+
 SYSTEM_METADATA = ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp",
                    "deletionGracePeriodSeconds", "generation", "selfLink", "managedFields")
 TOKEN_VOLUME = re.compile(r"^kube-api-access-[a-z0-9]{5}$")
@@ -38,7 +40,6 @@ CONTAINER_DEFAULTS = {"terminationMessagePath": "/dev/termination-log",
 PROBE_DEFAULTS = {"timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1,
                   "failureThreshold": 3}
 DEFAULT_MODE = 420  # 0644, defaulted on secret, configMap, downwardAPI and projected volumes
-CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
 # Map-typed fields (Go maps, omitempty): an empty one is never stored. Pointer structs such as
 # `affinity: {}` or `emptyDir: {}` are stored as written and are kept.

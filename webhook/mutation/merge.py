@@ -26,29 +26,8 @@ from __future__ import annotations
 from typing import Any
 
 from webhook import budget
+from webhook.pod.lists import CONTAINER_LISTS, MERGE_KEYS, SET_LISTS
 
-# Field name -> the item fields that identify an item of that list.
-MERGE_KEYS: dict[str, tuple[str, ...]] = {
-    "containers": ("name",),
-    "initContainers": ("name",),
-    "ephemeralContainers": ("name",),
-    "env": ("name",),
-    "volumeMounts": ("mountPath",),
-    "volumeDevices": ("devicePath",),
-    "ports": ("containerPort", "protocol"),
-    "resizePolicy": ("resourceName",),
-    "volumes": ("name",),
-    "imagePullSecrets": ("name",),
-    "hostAliases": ("ip",),
-    "resourceClaims": ("name",),
-    "claims": ("name",),
-    "schedulingGates": ("name",),
-    "readinessGates": ("conditionType",),
-    "topologySpreadConstraints": ("topologyKey", "whenUnsatisfiable"),
-}
-# Lists whose items have no name: an item is identified by its whole value.
-SET_LISTS = frozenset({"tolerations", "envFrom"})
-CONTAINER_LISTS = frozenset({"containers", "initContainers", "ephemeralContainers"})
 ALL_CONTAINERS = "*"
 
 _DEFAULT_KEY_VALUES = {"protocol": "TCP"}  # kube-apiserver defaults ports[].protocol

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 from webhook.airflow_pods import AIRFLOW_ANNOTATIONS, AIRFLOW_LABELS, AirflowTask, identify
 from webhook.cluster.registration import selected_by_hooks
-from webhook.mutation.field_paths import get_values, with_value
 from webhook.mutation.merge import merge_pod
 from webhook.mutation.overrides import APPLIED, Refusal, check_allowed, check_result, read_overrides
 from webhook.mutation.patch import diff_patch
@@ -21,6 +20,8 @@ from webhook.mutation.pod_invariants import (
     keep_pod_valid,
     let_plugins_recompute,
 )
+from webhook.pod.field_paths import get_values, with_value
+from webhook.pod.lists import CONTAINER_LISTS
 from webhook.policy.model import PodTemplate, PolicySet
 
 KEEP_IDENTITY_RULE = "airflow: keepIdentity"
@@ -160,7 +161,7 @@ def malformed_shape(pod: dict) -> str | None:
             return f"metadata.{field_name} is not a map"
     if not isinstance(spec, dict):
         return "spec is not a map"
-    for list_name in ("initContainers", "containers", "ephemeralContainers"):
+    for list_name in CONTAINER_LISTS:
         items = spec.get(list_name, [])
         if not isinstance(items, list) or not all(isinstance(c, dict) for c in items):
             return f"spec.{list_name} is not a list of containers"
@@ -182,7 +183,7 @@ def _container_names(pod: dict) -> tuple:
     return tuple(
         tuple(c.get("name") for c in spec.get(k) or () if isinstance(c, dict))
         if isinstance(spec.get(k), list) else ()
-        for k in ("initContainers", "containers", "ephemeralContainers"))
+        for k in CONTAINER_LISTS)
 
 
 def _apply_locks(pod: dict, templates: list[PodTemplate]) -> dict:

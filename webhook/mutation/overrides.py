@@ -34,7 +34,7 @@ from webhook.airflow_pods import AIRFLOW_ANNOTATIONS, AIRFLOW_LABELS, AirflowTas
 from webhook.cluster.registration import MIRROR_POD_ANNOTATION
 from webhook.kube.pod_fields import fragment_errors
 from webhook.kube.quantity import parse_quantity
-from webhook.mutation.field_paths import Item, Segment, covers, format_path, leaf_paths
+from webhook.pod.field_paths import Item, Segment, covers, format_path, leaf_paths
 from webhook.policy.model import Envelope, OverridePolicy, PodTemplate, PolicySet
 from webhook.validation.envelope import check_fragment, check_whole_pod
 

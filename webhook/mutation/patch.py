@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from webhook.pod.json_values import json_equal
+
 
 def escape_pointer_token(token: str) -> str:
     """RFC 6901: `~` becomes `~0` (first), `/` becomes `~1`."""
@@ -62,19 +64,3 @@ def _diff(old: Any, new: Any, path: str, ops: list[dict]) -> None:
         ops.append({"op": "replace", "path": path, "value": new})
 
 
-def json_equal(a: Any, b: Any) -> bool:
-    """Equality of JSON values that tells booleans from numbers."""
-    if a is b:
-        return True
-    if type(a) is not type(b):
-        # 1 and 1.0 are the same JSON number; True and 1 are not the same JSON value.
-        numeric = (int, float)
-        return (
-            isinstance(a, numeric) and isinstance(b, numeric)
-            and not isinstance(a, bool) and not isinstance(b, bool) and a == b
-        )
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(json_equal(v, b[k]) for k, v in a.items())
-    if isinstance(a, list):
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
-    return a == b

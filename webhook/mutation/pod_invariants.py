@@ -13,8 +13,7 @@ from typing import Any
 
 from webhook.kube.quantity import parse_quantity
 from webhook.kube.windows import LINUX_ONLY_CONTAINER, LINUX_ONLY_POD, is_windows
-
-_CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+from webhook.pod.lists import CONTAINER_LISTS
 
 # (the container as mutated, the same container as it came in or {}) -> a fixed copy, or None
 ContainerFix = Callable[[dict, dict], "dict | None"]
@@ -62,7 +61,7 @@ def _without_token_volume(spec: dict) -> dict:
     if not names:
         return spec
     out = {**spec, "volumes": [v for v in volumes if not _is_token_volume(v)]}
-    for list_name in _CONTAINER_LISTS:
+    for list_name in CONTAINER_LISTS:
         if isinstance(spec.get(list_name), list):
             out[list_name] = [_without_mounts(c, names) for c in spec[list_name]]
     return out
@@ -116,7 +115,7 @@ def _fix_containers(original: dict, mutated: dict, fixes: list[ContainerFix]) ->
     if not isinstance(spec, dict):
         return mutated
     fixed_spec = None
-    for list_name in _CONTAINER_LISTS:
+    for list_name in CONTAINER_LISTS:
         containers = spec.get(list_name)
         if not isinstance(containers, list):
             continue

@@ -27,7 +27,7 @@ from webhook.airflow_pods import (
 )
 from webhook.kube.pod_fields import did_you_mean, fragment_problems
 from webhook.kube.quantity import parse_quantity
-from webhook.mutation.field_paths import Item, format_path, get_values, parse_path
+from webhook.pod.field_paths import Item, format_path, get_values, parse_path
 from webhook.policy.locate import locate, scalar_text
 from webhook.policy.model import (
     AIRFLOW_POD_TYPES,

@@ -15,7 +15,7 @@ from typing import Any
 
 from webhook.airflow_accounts import username_matcher
 from webhook.airflow_pods import AirflowTask, PodType
-from webhook.mutation.field_paths import Segment
+from webhook.pod.field_paths import Segment
 
 DEFAULT_ANNOTATION_PREFIX = "airflow-pod-webhook.io/"
 AIRFLOW_POD_TYPES = frozenset({PodType.EXECUTOR, PodType.KPO})

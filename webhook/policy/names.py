@@ -33,7 +33,7 @@ from webhook.kube.pod_fields import (
     quantity_map_path,
     resource_name_error,
 )
-from webhook.mutation.field_paths import Item, format_path, parse_path
+from webhook.pod.field_paths import Item, format_path, parse_path
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from webhook import budget
 from webhook.kube.quantity import parse_quantity
-from webhook.validation.pod_reading import (
+from webhook.pod.reading import (
     containers,
     list_at,
     map_at,

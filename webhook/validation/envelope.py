@@ -50,8 +50,17 @@ from webhook import budget
 from webhook.airflow_pods import PodType
 from webhook.kube.quantity import parse_quantity, shown_total
 from webhook.kube.windows import LINUX_ONLY_CONTAINER, LINUX_ONLY_POD, is_windows
-from webhook.mutation.field_paths import Item, Segment, format_path, get_values
-from webhook.mutation.patch import json_equal
+from webhook.pod.field_paths import Item, Segment, format_path, get_values
+from webhook.pod.json_values import json_equal
+from webhook.pod.lists import CONTAINER_LISTS
+from webhook.pod.reading import (
+    Container,
+    containers,
+    list_at,
+    map_at,
+    path_key,
+    str_at,
+)
 from webhook.policy.model import RESOURCE_FIELDS, Envelope, NameAllowlist, PodTemplate
 from webhook.validation.airflow_rules import DEFAULT_TOLERATION_KEYS
 from webhook.validation.envelope_sections.affinity import (
@@ -71,15 +80,6 @@ from webhook.validation.envelope_sections.volumes import (
     check_empty_dirs,
     check_ephemeral,
     check_volume_types,
-)
-from webhook.validation.pod_reading import (
-    CONTAINER_FIELDS,
-    Container,
-    containers,
-    list_at,
-    map_at,
-    path_key,
-    str_at,
 )
 from webhook.validation.violations import Violation, violation
 
@@ -621,7 +621,7 @@ def _linux_only(path: tuple[Segment, ...]) -> tuple[tuple[str, ...], tuple[Segme
     below that securityContext; ((), ()) when the path is not in a securityContext."""
     if path[:2] == ("spec", "securityContext"):
         return LINUX_ONLY_POD, path[2:]
-    if (len(path) >= 4 and path[0] == "spec" and path[1] in CONTAINER_FIELDS
+    if (len(path) >= 4 and path[0] == "spec" and path[1] in CONTAINER_LISTS
             and isinstance(path[2], Item) and path[3] == "securityContext"):
         return LINUX_ONLY_CONTAINER, path[4:]
     return (), ()

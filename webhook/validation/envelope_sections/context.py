@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from webhook.airflow_pods import PodType
-from webhook.mutation.field_paths import Segment
+from webhook.pod.field_paths import Segment
 from webhook.policy.model import Envelope
 from webhook.validation.violations import Violation
 

@@ -25,9 +25,9 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from webhook.kube.quantity import parse_quantity, shown_total
+from webhook.pod.reading import containers, list_at, map_at, spec_of, str_at
 from webhook.policy.model import Bound, Envelope
 from webhook.validation.envelope_sections.context import EnvelopeContext
-from webhook.validation.pod_reading import containers, list_at, map_at, spec_of, str_at
 from webhook.validation.violations import Violation, violation
 
 VOLUMES = "envelope: volumes"

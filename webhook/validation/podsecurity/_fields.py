@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from webhook.pod.lists import CONTAINER_LISTS
+
 # Go visits these in this order (policy/visitor.go); ephemeral containers count too.
-CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
 
 
 def struct(parent: Any, key: str) -> dict[str, Any] | None:
@@ -97,7 +98,7 @@ def containers(spec: Any) -> tuple[ContainerRef, ...]:
 
 
 def _read_containers(spec: Any) -> Iterator[ContainerRef]:
-    for field in CONTAINER_FIELDS:
+    for field in CONTAINER_LISTS:
         for index, entry in enumerate(items(spec, field)):
             if not isinstance(entry, dict):
                 continue  # a container that is not an object cannot be read: skip it

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.mutation.merge import MERGE_KEYS
+from webhook.pod.lists import MERGE_KEYS
 
 _TOKEN = re.compile(r"\.?([A-Za-z0-9_/.-]+?)(?=\.|\[|$)|\[([^\]]+)\]")
 

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
-
+from webhook.pod.lists import CONTAINER_LISTS
 
 
 def map_at(parent: Any, key: str) -> dict:
@@ -45,7 +44,7 @@ class Container:
 def containers(pod: Any) -> Iterator[Container]:
     """Every container of every kind, named as the DAG author wrote it (index if unnamed)."""
     spec = spec_of(pod)
-    for kind in CONTAINER_FIELDS:
+    for kind in CONTAINER_LISTS:
         for index, entry in enumerate(list_at(spec, kind)):
             if not isinstance(entry, dict):
                 continue  # not an object: Kubernetes cannot decode it, nothing to judge
