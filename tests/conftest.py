@@ -90,7 +90,7 @@ def bundled() -> PolicySet:
 def bundled_envelope_messages(pod: dict, pod_type: str, rule: str) -> list[str]:
     """The bundled Envelope's violations of one rule on a pod of this type, as messages."""
     from webhook.airflow_pods import PodType
-    from webhook.validation.envelope import check_pod
+    from webhook.envelope import check_pod
 
     envelope = _bundled_policies().envelopes[0]
     return [v.message for v in check_pod(pod, envelope, "node-pool", (), PodType(pod_type),

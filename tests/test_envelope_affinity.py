@@ -7,8 +7,8 @@ import json
 
 from tests.conftest import airflow_pod, bundled_envelope_messages, policy_set
 from webhook.airflow_pods import PodType
+from webhook.envelope.registry import check_fragment, check_pod
 from webhook.mutation.mutate import mutate_pod
-from webhook.validation.envelope import check_fragment, check_pod
 
 RULE = "envelope: affinity"
 REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tests.conftest import airflow_pod, bundled_envelope_messages, policy_set
 from webhook.airflow_pods import PodType
-from webhook.validation.envelope import check_fragment, check_pod
+from webhook.envelope.registry import check_fragment, check_pod
 
 RULE = "envelope: labels"
 WHY = "must not be set: Services and NetworkPolicies select Airflow's components by it"

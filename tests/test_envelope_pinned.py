@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 
 from tests.test_envelope import ENVELOPE
+from webhook.envelope import registry as env
 from webhook.kube.quantity import shown_total
-from webhook.validation import envelope as env
 
 
 @pytest.mark.parametrize(("name", "total", "shown"), [

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from tests.conftest import airflow_pod, bundled_envelope_messages, policy_set
 from webhook.airflow_pods import PodType
-from webhook.validation.envelope import check_fragment, check_pod
-from webhook.validation.envelope_sections.secrets import secret_references
+from webhook.envelope.registry import check_fragment, check_pod
+from webhook.envelope.secrets import secret_references
 
 RULE = "envelope: secrets"
 OWN = "must not name one of Airflow's own Secrets ({name}) (Envelope/airflow secrets), got " \

@@ -124,7 +124,7 @@ def test_out_of_time_stops_the_work_at_its_next_check(monkeypatch: pytest.Monkey
         calls.append(budget.remaining())
         original()
 
-    for module in ("webhook.mutation.merge", "webhook.validation.envelope",
+    for module in ("webhook.mutation.merge", "webhook.envelope.registry",
                    "webhook.validation.validate", "webhook.validation.airflow_rules",
                    "webhook.validation.podsecurity.registry", "webhook.mutation.overrides"):
         monkeypatch.setattr(f"{module}.budget.check", counting_check)

@@ -137,7 +137,7 @@ class TolerationRule:
 @dataclass(frozen=True)
 class OverridePolicy:
     """Which fields DAG authors' annotations may set. How far they may go is the Envelope's
-    (one list of bounds for the annotation and the final pod, see webhook.validation.envelope)."""
+    (one list of bounds for the annotation and the final pod, see webhook.envelope)."""
 
     name: str
     match: Match

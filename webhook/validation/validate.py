@@ -8,7 +8,7 @@ Pure: pod and policy set in, ValidationResult out; nothing here raises on a malf
   once, in its strongest mode (enforce > warn > audit).
 - Exemptions waive matching violations (see `exemption_covers`); every waiver is still
   reported, as a warning and in the `exempted` audit annotation.
-- Every Envelope matching the pod is judged on it (webhook.validation.envelope), in the
+- Every Envelope matching the pod is judged on it (webhook.envelope), in the
   Envelope's mode, whatever shaped the pod; it is reported as `Envelope/<name>` among the
   policies applied.
 - Labels are not identity: a pod labelled as Airflow's by a creator the Settings do not trust
@@ -30,10 +30,10 @@ from fnmatch import fnmatchcase
 from webhook import budget
 from webhook.admission import fit_warnings
 from webhook.airflow_pods import POD_IDENTITY_RULE, AirflowTask, PodType, identify
+from webhook.envelope import check_pod as check_envelope
 from webhook.policy.model import Exemption, PolicySet, ValidationPolicy
 from webhook.policy.names import normalise_rule
 from webhook.validation.airflow_rules import evaluate_rules
-from webhook.validation.envelope import check_pod as check_envelope
 from webhook.validation.podsecurity import LEVELS, evaluate_pod, parse_version
 from webhook.validation.violations import Violation, violation
 

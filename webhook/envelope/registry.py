@@ -48,6 +48,24 @@ from typing import Any
 
 from webhook import budget
 from webhook.airflow_pods import PodType
+from webhook.envelope.affinity import (
+    AFFINITY,
+    check_pod_affinity,
+    check_topology_spread,
+)
+from webhook.envelope.context import Check, EnvelopeContext, Lock
+from webhook.envelope.labels import LABELS, check_labels
+from webhook.envelope.limits import LIMITS, check_limits
+from webhook.envelope.secrets import SECRETS, check_secrets
+from webhook.envelope.volumes import (
+    VOLUMES,
+    check_claims,
+    check_csi_drivers,
+    check_empty_dir_totals,
+    check_empty_dirs,
+    check_ephemeral,
+    check_volume_types,
+)
 from webhook.kube.quantity import parse_quantity, shown_total
 from webhook.kube.windows import LINUX_ONLY_CONTAINER, LINUX_ONLY_POD, is_windows
 from webhook.pod.field_paths import Item, Segment, format_path, get_values
@@ -63,24 +81,6 @@ from webhook.pod.reading import (
 )
 from webhook.policy.model import RESOURCE_FIELDS, Envelope, NameAllowlist, PodTemplate
 from webhook.validation.airflow_rules import DEFAULT_TOLERATION_KEYS
-from webhook.validation.envelope_sections.affinity import (
-    AFFINITY,
-    check_pod_affinity,
-    check_topology_spread,
-)
-from webhook.validation.envelope_sections.context import Check, EnvelopeContext, Lock
-from webhook.validation.envelope_sections.labels import LABELS, check_labels
-from webhook.validation.envelope_sections.limits import LIMITS, check_limits
-from webhook.validation.envelope_sections.secrets import SECRETS, check_secrets
-from webhook.validation.envelope_sections.volumes import (
-    VOLUMES,
-    check_claims,
-    check_csi_drivers,
-    check_empty_dir_totals,
-    check_empty_dirs,
-    check_ephemeral,
-    check_volume_types,
-)
 from webhook.validation.violations import Violation, violation
 
 RESOURCES = "envelope: resources"

@@ -14,10 +14,10 @@ refusal names the container and the field, so the DAG author sets a limit delibe
 
 from __future__ import annotations
 
+from webhook.envelope.context import EnvelopeContext
 from webhook.kube.quantity import parse_quantity
 from webhook.pod.reading import containers, map_at, path_key
 from webhook.policy.model import Envelope
-from webhook.validation.envelope_sections.context import EnvelopeContext
 from webhook.validation.violations import Violation, violation
 
 LIMITS = "envelope: limits"

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from fnmatch import fnmatchcase
 
+from webhook.envelope.context import EnvelopeContext
 from webhook.pod.reading import list_at, map_at, spec_of, str_at
 from webhook.policy.model import Envelope
-from webhook.validation.envelope_sections.context import EnvelopeContext
 from webhook.validation.violations import Violation, violation
 
 AFFINITY = "envelope: affinity"

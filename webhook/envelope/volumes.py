@@ -24,10 +24,10 @@ from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Any
 
+from webhook.envelope.context import EnvelopeContext
 from webhook.kube.quantity import parse_quantity, shown_total
 from webhook.pod.reading import containers, list_at, map_at, spec_of, str_at
 from webhook.policy.model import Bound, Envelope
-from webhook.validation.envelope_sections.context import EnvelopeContext
 from webhook.validation.violations import Violation, violation
 
 VOLUMES = "envelope: volumes"

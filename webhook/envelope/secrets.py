@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
+from webhook.envelope.context import EnvelopeContext
 from webhook.pod.reading import containers, list_at, map_at, spec_of, str_at
 from webhook.policy.model import Envelope, SecretRules, SecretUse
-from webhook.validation.envelope_sections.context import EnvelopeContext
 from webhook.validation.violations import Violation, violation
 
 SECRETS = "envelope: secrets"

@@ -15,9 +15,9 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import Any
 
+from webhook.envelope.context import EnvelopeContext
 from webhook.pod.reading import map_at, path_key
 from webhook.policy.model import Envelope, LabelRule, LabelRules, matches_any
-from webhook.validation.envelope_sections.context import EnvelopeContext
 from webhook.validation.violations import Violation, violation
 
 LABELS = "envelope: labels"
