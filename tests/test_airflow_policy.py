@@ -13,7 +13,7 @@ from tests.conftest import airflow_pod
 from webhook import airflow_policy
 from webhook.airflow_policy import TaskPod, judge, violation_text
 from webhook.decide import Decision, PodRequest, decide
-from webhook.validation.violations import Violation, violation
+from webhook.violations import Violation, violation
 
 PRIVILEGED = ("spec.containers[base].securityContext.privileged must be unset or false, got "
               "true (baseline: privileged)")

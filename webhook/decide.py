@@ -28,7 +28,6 @@ from webhook.validation.validate import (
     pod_label,
     validate_pod,
 )
-from webhook.validation.violations import Violation
 from webhook.validation.writes import (
     BINDING,
     CONNECTS,
@@ -36,6 +35,7 @@ from webhook.validation.writes import (
     judge_connect,
     judge_write,
 )
+from webhook.violations import Violation
 
 CREATE, UPDATE, CONNECT = "CREATE", "UPDATE", "CONNECT"
 MUTATE, VALIDATE, BOTH = "mutate", "validate", "both"

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import internal_errors
 from webhook.validation.podsecurity import CHECKS, LEVELS, evaluate_pod
-from webhook.validation.violations import Violation
+from webhook.violations import Violation
 
 from .fixtures import minimal_valid_pod
 

@@ -17,7 +17,7 @@ from fnmatch import fnmatchcase
 from webhook.envelope.context import EnvelopeContext
 from webhook.pod.reading import list_at, map_at, spec_of, str_at
 from webhook.policy.model import Envelope
-from webhook.validation.violations import Violation, violation
+from webhook.violations import Violation, violation
 
 AFFINITY = "envelope: affinity"
 _REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"

@@ -9,7 +9,7 @@ from typing import Any
 from webhook.airflow_pods import PodType
 from webhook.pod.field_paths import Segment
 from webhook.policy.model import Envelope
-from webhook.validation.violations import Violation
+from webhook.violations import Violation
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 from webhook.envelope.context import EnvelopeContext
 from webhook.pod.reading import map_at, path_key
 from webhook.policy.model import Envelope, LabelRule, LabelRules, matches_any
-from webhook.validation.violations import Violation, violation
+from webhook.violations import Violation, violation
 
 LABELS = "envelope: labels"
 

@@ -18,7 +18,7 @@ from webhook.envelope.context import EnvelopeContext
 from webhook.kube.quantity import parse_quantity
 from webhook.pod.reading import containers, map_at, path_key
 from webhook.policy.model import Envelope
-from webhook.validation.violations import Violation, violation
+from webhook.violations import Violation, violation
 
 LIMITS = "envelope: limits"
 

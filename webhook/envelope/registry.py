@@ -81,7 +81,7 @@ from webhook.pod.reading import (
 )
 from webhook.policy.model import RESOURCE_FIELDS, Envelope, NameAllowlist, PodTemplate
 from webhook.validation.airflow_rules import DEFAULT_TOLERATION_KEYS
-from webhook.validation.violations import Violation, violation
+from webhook.violations import Violation, violation
 
 RESOURCES = "envelope: resources"
 PLACEMENT = "envelope: placement"

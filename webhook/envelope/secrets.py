@@ -18,7 +18,7 @@ from fnmatch import fnmatchcase
 from webhook.envelope.context import EnvelopeContext
 from webhook.pod.reading import containers, list_at, map_at, spec_of, str_at
 from webhook.policy.model import Envelope, SecretRules, SecretUse
-from webhook.validation.violations import Violation, violation
+from webhook.violations import Violation, violation
 
 SECRETS = "envelope: secrets"
 

@@ -28,7 +28,7 @@ from webhook.envelope.context import EnvelopeContext
 from webhook.kube.quantity import parse_quantity, shown_total
 from webhook.pod.reading import containers, list_at, map_at, spec_of, str_at
 from webhook.policy.model import Bound, Envelope
-from webhook.validation.violations import Violation, violation
+from webhook.violations import Violation, violation
 
 VOLUMES = "envelope: volumes"
 _RULE = "volumes"

@@ -29,7 +29,7 @@ from webhook.pod.reading import (
     spec_of,
     str_at,
 )
-from webhook.validation.violations import Violation, violation
+from webhook.violations import Violation, violation
 
 RuleFn = Callable[[dict, Mapping], list[Violation]]
 

@@ -35,7 +35,7 @@ from webhook.policy.model import Exemption, PolicySet, ValidationPolicy
 from webhook.policy.names import normalise_rule
 from webhook.validation.airflow_rules import evaluate_rules
 from webhook.validation.podsecurity import LEVELS, evaluate_pod, parse_version
-from webhook.validation.violations import Violation, violation
+from webhook.violations import Violation, violation
 
 MODES = ("enforce", "warn", "audit")  # strongest first
 _STRENGTH = {mode: rank for rank, mode in enumerate(MODES)}

@@ -62,7 +62,7 @@ from webhook.validation.validate import (
     sorted_messages,
     validate_pod,
 )
-from webhook.validation.violations import Violation, violation
+from webhook.violations import Violation, violation
 
 OWNED_METADATA_RULE = "airflow: ownedMetadata"
 BINDING_RULE = "airflow: binding"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from webhook.validation.violations import Violation, violation
+from webhook.violations import Violation, violation
 
 from ._fields import (
     containers,

@@ -9,7 +9,7 @@ from functools import cache
 from typing import Any
 
 from webhook import budget
-from webhook.validation.violations import Violation, violation
+from webhook.violations import Violation, violation
 
 from . import checks as c
 
