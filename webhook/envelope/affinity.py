@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from fnmatch import fnmatchcase
 
 from webhook.envelope.context import EnvelopeContext
+from webhook.envelope.rule_names import AFFINITY
 from webhook.pod.reading import list_at, map_at, spec_of, str_at
 from webhook.policy.model import Envelope
 from webhook.violations import Violation, violation
 
-AFFINITY = "envelope: affinity"
 _REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
 _PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
 

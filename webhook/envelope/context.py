@@ -1,14 +1,16 @@
-"""What every envelope check receives besides the pod and the Envelope."""
+"""What every envelope check receives besides the pod and the Envelope, and the locked fields:
+the one place a PodTemplate's locks are read, by the mutating hook that writes them and by
+the lockedFields check that holds the final pod to them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from webhook.airflow_pods import PodType
-from webhook.pod.field_paths import Segment
-from webhook.policy.model import Envelope
+from webhook.pod.field_paths import Segment, get_values
+from webhook.policy.model import Envelope, PodTemplate
 from webhook.violations import Violation
 
 
@@ -19,6 +21,16 @@ class Lock:
     template: str
     path: tuple[Segment, ...]
     value: Any
+
+
+def locks_for(templates: Iterable[PodTemplate]) -> tuple[Lock, ...]:
+    """The locked fields of the templates matching a pod, with the values they hold."""
+    out = []
+    for template in templates:
+        for path in template.locked:
+            found = get_values(template.template, path, wildcard=False)
+            out.append(Lock(template.name, path, found[0][1] if found else None))
+    return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,10 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from webhook.envelope.context import EnvelopeContext
+from webhook.envelope.rule_names import LABELS
 from webhook.pod.reading import map_at, path_key
 from webhook.policy.model import Envelope, LabelRule, LabelRules, matches_any
 from webhook.violations import Violation, violation
-
-LABELS = "envelope: labels"
 
 
 def _forbids(rule: LabelRule, key: str, value: Any) -> bool:

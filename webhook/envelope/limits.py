@@ -15,12 +15,11 @@ refusal names the container and the field, so the DAG author sets a limit delibe
 from __future__ import annotations
 
 from webhook.envelope.context import EnvelopeContext
+from webhook.envelope.rule_names import LIMITS
 from webhook.kube.quantity import parse_quantity
 from webhook.pod.reading import containers, map_at, path_key
 from webhook.policy.model import Envelope
 from webhook.violations import Violation, violation
-
-LIMITS = "envelope: limits"
 
 
 def check_limits(pod: dict, envelope: Envelope, ctx: EnvelopeContext) -> list[Violation]:

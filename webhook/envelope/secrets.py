@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from webhook.envelope.context import EnvelopeContext
+from webhook.envelope.rule_names import SECRETS
 from webhook.pod.reading import containers, list_at, map_at, spec_of, str_at
 from webhook.policy.model import Envelope, SecretRules, SecretUse
 from webhook.violations import Violation, violation
-
-SECRETS = "envelope: secrets"
 
 
 @dataclass(frozen=True)

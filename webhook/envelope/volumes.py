@@ -25,12 +25,12 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from webhook.envelope.context import EnvelopeContext
+from webhook.envelope.rule_names import VOLUMES
 from webhook.kube.quantity import parse_quantity, shown_total
 from webhook.pod.reading import containers, list_at, map_at, spec_of, str_at
 from webhook.policy.model import Bound, Envelope
 from webhook.violations import Violation, violation
 
-VOLUMES = "envelope: volumes"
 _RULE = "volumes"
 
 

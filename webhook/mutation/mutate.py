@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from webhook.airflow_pods import AIRFLOW_ANNOTATIONS, AIRFLOW_LABELS, AirflowTask, identify
 from webhook.cluster.registration import selected_by_hooks
+from webhook.envelope import locks_for
 from webhook.mutation.merge import merge_pod
 from webhook.mutation.overrides import APPLIED, Refusal, check_allowed, check_result, read_overrides
 from webhook.mutation.patch import diff_patch
@@ -20,7 +21,7 @@ from webhook.mutation.pod_invariants import (
     keep_pod_valid,
     let_plugins_recompute,
 )
-from webhook.pod.field_paths import get_values, with_value
+from webhook.pod.field_paths import with_value
 from webhook.pod.lists import CONTAINER_LISTS
 from webhook.policy.model import PodTemplate, PolicySet
 
@@ -187,12 +188,9 @@ def _container_names(pod: dict) -> tuple:
 
 
 def _apply_locks(pod: dict, templates: list[PodTemplate]) -> dict:
-    for template in templates:
-        for path in template.locked:
-            found = get_values(template.template, path, wildcard=False)
-            value = copy.deepcopy(found[0][1]) if found else None  # unset in the template
-            # Copy only what the lock touches: shared subtrees keep the patch diff cheap.
-            pod = with_value(pod, path, value)
+    for lock in locks_for(templates):  # the same locks the envelope holds the final pod to
+        # Copy only what the lock touches: shared subtrees keep the patch diff cheap.
+        pod = with_value(pod, lock.path, copy.deepcopy(lock.value))
     return pod
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from webhook import budget
 from webhook.kube.quantity import parse_quantity
+from webhook.kube.tolerations import DEFAULT_TOLERATION_KEYS
 from webhook.pod.reading import (
     containers,
     list_at,
@@ -34,9 +35,6 @@ from webhook.violations import Violation, violation
 RuleFn = Callable[[dict, Mapping], list[Violation]]
 
 DOCKER_HUB = "docker.io"
-# Added to every pod by the DefaultTolerationSeconds admission plugin before validating
-# webhooks run: refusing them would refuse every pod in the cluster.
-DEFAULT_TOLERATION_KEYS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,16 @@
+"""The rule names the envelope's checks report under, one a section: what Exemptions name,
+and what `envelope: <section>` means in a violation. Kept together, verbatim."""
+
+RESOURCES = "envelope: resources"
+PLACEMENT = "envelope: placement"
+PRIORITY_CLASSES = "envelope: priorityClassNames"
+SERVICE_ACCOUNTS = "envelope: serviceAccountNames"
+SCHEDULERS = "envelope: schedulerNames"
+RUNTIME_CLASSES = "envelope: runtimeClassNames"
+LOCKED_FIELDS = "envelope: lockedFields"
+SCHEDULING_GATES = "envelope: schedulingGates"
+SECRETS = "envelope: secrets"
+VOLUMES = "envelope: volumes"
+LABELS = "envelope: labels"
+AFFINITY = "envelope: affinity"
+LIMITS = "envelope: limits"
