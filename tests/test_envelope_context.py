@@ -31,3 +31,19 @@ def test_locks_carry_the_template_s_value_and_none_where_it_leaves_the_field_uns
         ("a", {"type": "RuntimeDefault"}), ("a", None), ("b", False)]
     assert locks_for(templates)[0] == Lock("a", templates[0].locked[0], {"type": "RuntimeDefault"})
     assert locks_for([]) == ()
+
+
+def test_a_lock_on_every_container_reads_the_template_s_entry_for_every_container():
+    templates = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: PodTemplate
+        metadata: {name: star}
+        spec:
+          template:
+            spec:
+              containers:
+                - {name: base, securityContext: {privileged: true}}
+                - {name: "*", securityContext: {privileged: false}}
+          lockedFields: ["spec.containers[*].securityContext.privileged"]
+    """).templates
+    assert [lock.value for lock in locks_for(templates)] == [False]

@@ -56,3 +56,11 @@ def test_ephemeral_containers_hold_no_resources_and_are_not_asked_for_limits():
     pod["spec"]["containers"][0]["resources"] = {"limits": {"memory": "1Gi"}}
     pod["spec"]["ephemeralContainers"] = [{"name": "debug", "image": "busybox:1.36"}]
     assert bundled_envelope_messages(pod, "kpo", RULE) == []
+
+
+def test_a_limit_that_is_no_quantity_is_left_to_the_resources_section():
+    pod = airflow_pod("airflow3-kpo")
+    pod["spec"]["containers"][0]["resources"] = {"limits": {"memory": "lots"}}
+    pod["spec"]["initContainers"] = [{"name": "prep", "image": "x",
+                                      "resources": {"limits": {"memory": True}}}]
+    assert bundled_envelope_messages(pod, "kpo", RULE) == []

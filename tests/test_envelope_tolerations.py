@@ -10,8 +10,10 @@ from tests.conftest import (
     assert_envelope_case,
     envelope_section_checks,
     judged,
+    policy_set,
     with_spec,
 )
+from webhook.envelope import check_pod
 from webhook.envelope.tolerations import toleration_allowed
 
 # Each check: (check id, a pod that passes it, a pod that fails it, the exact message).
@@ -53,3 +55,42 @@ def test_a_toleration_without_operator_is_equal_as_kubernetes_defaults_it() -> N
     assert not toleration_allowed({**allowed, "value": "prod"}, ENVELOPE)
     assert not toleration_allowed("junk", ENVELOPE)
     assert not toleration_allowed(["dedicated"], ENVELOPE)
+
+
+TWO_ENVELOPES = """
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: Envelope
+    metadata: {name: listed}
+    spec:
+      placement:
+        tolerations: [{key: dedicated, values: [airflow, batch], effects: [NoSchedule, NoExecute]}]
+    ---
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: Envelope
+    metadata: {name: unlisted}
+    spec: {placement: {}}
+"""
+
+
+def test_the_refusal_lists_every_allowed_value_and_effect_or_none():
+    listed, unlisted = policy_set(TWO_ENVELOPES).envelopes
+    pod = {"spec": {"tolerations": [{"key": "dedicated", "operator": "Exists"}]}}
+    assert [v.message for v in check_pod(pod, listed, "pool")] == [
+        'spec.tolerations[0] must be an allowed toleration (dedicated=airflow|batch:'
+        'NoSchedule|NoExecute), got {"key":"dedicated","operator":"Exists"} '
+        '(envelope: placement)']
+    assert [v.message for v in check_pod(pod, unlisted, "pool")] == [
+        'spec.tolerations[0] must be an allowed toleration (none), got '
+        '{"key":"dedicated","operator":"Exists"} (envelope: placement)']
+
+
+def test_an_envelope_without_placement_allows_no_toleration_and_does_not_crash():
+    no_placement = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: Envelope
+        metadata: {name: names-only}
+        spec: {priorityClassNames: {allowed: ["*"]}}
+    """).envelopes[0]
+    assert not toleration_allowed({"key": "dedicated", "effect": "NoSchedule"}, no_placement)
+    assert not toleration_allowed({"key": "node.kubernetes.io/not-ready", "operator": "Exists",
+                                   "effect": "NoExecute"}, no_placement)
