@@ -145,3 +145,70 @@ def _whole_context_lock():
         spec: {}
     """)
     return policies.envelopes[0], policies.templates
+
+
+UNSET_AND_SORTED = """
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: PodTemplate
+    metadata: {name: t}
+    spec:
+      template:
+        spec:
+          containers:
+            - name: base
+              securityContext:
+                seLinuxOptions: {user: u, role: r, level: s0}
+      lockedFields:
+        - spec.hostNetwork
+        - spec.securityContext.runAsUser
+        - spec.containers[base].securityContext.seLinuxOptions
+    ---
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: Envelope
+    metadata: {name: locks}
+    spec: {}
+"""
+
+
+def test_a_lock_on_an_unset_field_asks_for_it_unset_and_values_show_with_sorted_keys():
+    policies = policy_set(UNSET_AND_SORTED)
+    envelope, templates = policies.envelopes[0], policies.templates
+    pod = {"spec": {"hostNetwork": True, "containers": [{"name": "base"}]}}
+    assert [v.message for v in check_pod(pod, envelope, POOL, templates)] == [
+        'spec.containers[base].securityContext.seLinuxOptions must be {"level": "s0", '
+        '"role": "r", "user": "u"} (locked by PodTemplate/t '
+        'spec.containers[base].securityContext.seLinuxOptions), got <unset> '
+        '(envelope: lockedFields)',
+        'spec.hostNetwork must be unset (locked by PodTemplate/t spec.hostNetwork), got true '
+        '(envelope: lockedFields)']
+
+
+def test_a_pod_level_lock_to_unset_does_not_judge_what_a_container_sets():
+    policies = policy_set(UNSET_AND_SORTED)
+    envelope, templates = policies.envelopes[0], policies.templates
+    pod = {"spec": {"containers": [{"name": "base", "securityContext": {
+        "runAsUser": 0, "seLinuxOptions": {"user": "u", "role": "r", "level": "s0"}}}]}}
+    assert check_pod(pod, envelope, POOL, templates) == []
+
+
+def test_a_pod_without_spec_is_held_to_its_locks():
+    policies = policy_set(UNSET_AND_SORTED)
+    envelope, templates = policies.envelopes[0], policies.templates
+    assert check_pod({"metadata": {}}, envelope, POOL, templates) == []
+    locked = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: PodTemplate
+        metadata: {name: net}
+        spec:
+          template: {spec: {hostNetwork: false}}
+          lockedFields: [spec.hostNetwork]
+        ---
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: Envelope
+        metadata: {name: locks}
+        spec: {}
+    """)
+    assert [v.message for v in check_pod({"metadata": {}}, locked.envelopes[0], POOL,
+                                         locked.templates)] == [
+        'spec.hostNetwork must be false (locked by PodTemplate/net spec.hostNetwork), got '
+        '<unset> (envelope: lockedFields)']
