@@ -103,3 +103,37 @@ def test_the_whole_pod_checks_are_those_no_fragment_can_be_judged_by():
         'spec.nodeSelector[example.com/pool] must pin the pod to an allowed node pool (batch, '
         'gpu), by nodeSelector or required node affinity (Envelope/test requireNodePool), got '
         '<unset> (envelope: placement)']
+
+
+def test_the_whole_pod_checks_hold_the_templates_locks():
+    pod = good_pod()
+    del pod["spec"]["securityContext"]
+    assert [v.message for v in env.check_whole_pod(pod, ENVELOPE, POOL, TEMPLATES)] == [
+        'spec.securityContext.seccompProfile must be {"type": "RuntimeDefault"} (locked by '
+        'PodTemplate/seccomp spec.securityContext.seccompProfile), got <unset> '
+        '(envelope: lockedFields)']
+
+
+AFFINITY_ONLY = """
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: Envelope
+    metadata: {name: aff}
+    spec: {affinity: {topologyKeys: ["*"]}}
+"""
+
+
+def test_without_a_request_namespace_the_pod_s_own_namespace_counts():
+    envelope = policy_set(AFFINITY_ONLY).envelopes[0]
+    pod = {"metadata": {"namespace": "team-a"}, "spec": {"affinity": {"podAffinity": {
+        REQUIRED: [{"labelSelector": {}, "namespaces": ["team-a"], "topologyKey": "x"}]}}}}
+    assert check_pod(pod, envelope, POOL) == []
+    assert check_fragment(pod, envelope, POOL) == []
+    del pod["metadata"]["namespace"]
+    assert check_fragment(pod, envelope, POOL, namespace="team-a") == []
+    assert len(check_fragment(pod, envelope, POOL, namespace="team-b")) == 1
+
+
+def test_a_pod_that_is_no_map_is_judged_as_an_empty_one():
+    for pod in (None, "pod", ["spec"]):
+        assert check_pod(pod, ENVELOPE, POOL, TEMPLATES) == check_pod(  # type: ignore[arg-type]
+            {}, ENVELOPE, POOL, TEMPLATES)
