@@ -20,11 +20,12 @@ try:  # the server extra: 2-3x the stdlib's speed on the review parsed on every 
 except ImportError:  # the base install (offline commands in an Airflow image)
     orjson = None  # type: ignore[assignment]
 
+from webhook.kube.pod_fields import QUALIFIED_NAME
+
 SUPPORTED_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 MAX_WARNINGS_RUNES = 4096
 MAX_WARNING_RUNES = 256
 MAX_MESSAGE_CHARS = 4096
-_AUDIT_KEY = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # kube-apiserver drops warnings with these
 
 
@@ -271,7 +272,7 @@ def fit_warnings(warnings: Iterable[str]) -> list[str]:
 def audit_annotations(audit: Mapping[str, str]) -> dict[str, str]:
     """Keys kube-apiserver would drop (a `/`, not a qualified name) are never sent."""
     return {k: str(v) for k, v in audit.items()
-            if isinstance(k, str) and len(k) <= 63 and _AUDIT_KEY.match(k)}
+            if isinstance(k, str) and len(k) <= 63 and QUALIFIED_NAME.match(k)}
 
 
 def _str(value: Any) -> str:

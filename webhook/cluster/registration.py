@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from webhook.airflow_accounts import username_condition, username_matcher
+from webhook.airflow_accounts import username_condition
+from webhook.hook_selection import DEFAULT_POD_LABELS, MIRROR_POD_ANNOTATION, selected_by_hooks
+from webhook.kube.pod_fields import DNS_SUBDOMAIN, QUALIFIED_NAME
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -72,21 +74,6 @@ REFUSE_PATH = "/refuse"
 TIMEOUT_SECONDS = 5
 LABELS = {"app.kubernetes.io/name": "airflow-pod-webhook", "app.kubernetes.io/component": "webhook"}
 
-# Which pods are Airflow's: (label key, required value or None for "key exists"); any one suffices.
-# KubernetesExecutor workers carry kubernetes_executor=True and airflow-worker=<job id>;
-# KubernetesPodOperator pods carry kubernetes_pod_operator=True.
-DEFAULT_POD_LABELS: tuple[tuple[str, str | None], ...] = (
-    ("kubernetes_executor", "True"),
-    ("airflow-worker", None),
-    ("kubernetes_pod_operator", "True"),
-)
-
-_LABEL_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
-)
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
-
 
 def pod_match_expression(labels: Sequence[tuple[str, str | None]] = DEFAULT_POD_LABELS) -> str:
     """CEL for matchConditions: true when the pod has any of `labels` (value None = key exists).
@@ -99,9 +86,11 @@ def pod_match_expression(labels: Sequence[tuple[str, str | None]] = DEFAULT_POD_
     terms = []
     for key, value in labels:
         # Label syntax excludes quotes and backslashes, so plain quoted CEL literals are safe.
-        if not _LABEL_KEY.match(key) or len(key.rsplit("/", 1)[-1]) > 63:
+        prefix, slash, name = key.rpartition("/")
+        if (slash and not DNS_SUBDOMAIN.match(prefix)) or not QUALIFIED_NAME.match(name) \
+                or len(name) > 63:
             raise ValueError(f"invalid label key {key!r}")
-        if value is not None and (not _LABEL_VALUE.match(value) or len(value) > 63):
+        if value and (not QUALIFIED_NAME.match(value) or len(value) > 63):
             raise ValueError(f"invalid label value {value!r} for {key!r}")
         has = f'"{key}" in object.metadata.labels'
         equals = f'object.metadata.labels["{key}"] == "{value}"'
@@ -109,30 +98,11 @@ def pod_match_expression(labels: Sequence[tuple[str, str | None]] = DEFAULT_POD_
     return "has(object.metadata.labels) && (\n  " + " ||\n  ".join(terms) + "\n)"
 
 
-MIRROR_POD_ANNOTATION = "kubernetes.io/config.mirror"
 # Kubelet-created mirror pods of static pods must never be changed or blocked by us.
 NOT_MIRROR_POD = (
     "!has(object.metadata.annotations) || "
     f'!("{MIRROR_POD_ANNOTATION}" in object.metadata.annotations)'
 )
-
-
-def selected_by_hooks(pod: Any, labels: Sequence[tuple[str, str | None]] = DEFAULT_POD_LABELS,
-                      username: str | None = None,
-                      airflow_usernames: Sequence[str] = ()) -> bool:
-    """What the create hooks' matchConditions (pod_match_expression or the writer condition,
-    and NOT_MIRROR_POD) say of a pod, in Python: the mutation must never turn a selected pod
-    into an unselected one, and the offline commands judge what the hooks would be sent."""
-    meta = pod.get("metadata") if isinstance(pod, dict) else None
-    meta = meta if isinstance(meta, dict) else {}
-    pod_labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
-    annotations = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
-    if MIRROR_POD_ANNOTATION in annotations:
-        return False
-    if username_matcher(airflow_usernames)(username):
-        return True
-    return any(key in pod_labels and (value is None or pod_labels[key] == value)
-               for key, value in labels)
 
 
 # Airflow's accounts as the bundled Settings name them (policies/00-settings.yaml: release

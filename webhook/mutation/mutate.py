@@ -11,7 +11,7 @@ import copy
 from dataclasses import dataclass, field
 
 from webhook.airflow_pods import AIRFLOW_ANNOTATIONS, AIRFLOW_LABELS, AirflowTask, identify
-from webhook.cluster.registration import selected_by_hooks
+from webhook.hook_selection import selected_by_hooks
 from webhook.mutation.merge import merge_pod
 from webhook.mutation.overrides import APPLIED, Refusal, check_allowed, check_result, read_overrides
 from webhook.mutation.patch import diff_patch

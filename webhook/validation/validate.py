@@ -30,6 +30,7 @@ from fnmatch import fnmatchcase
 from webhook import budget
 from webhook.admission import fit_warnings
 from webhook.airflow_pods import POD_IDENTITY_RULE, AirflowTask, PodType, identify
+from webhook.hook_selection import NOT_AIRFLOW
 from webhook.policy.model import Exemption, PolicySet, ValidationPolicy
 from webhook.policy.names import normalise_rule
 from webhook.validation.airflow_rules import evaluate_rules
@@ -47,8 +48,6 @@ MESSAGE_ITEM_LIMIT = 1024  # one absurd value must not crowd every other violati
 IDENTITY_RULE = "identity: trustedCreators"
 # Never waived: an exemption is matched on the very identity these rules doubt.
 UNWAIVABLE = frozenset({IDENTITY_RULE, POD_IDENTITY_RULE})
-NOT_AIRFLOW = ("not an Airflow pod (no kubernetes_executor=True with airflow-worker, nor "
-               "kubernetes_pod_operator=True label) and no policy's labelSelector selects it")
 # Airflow's executor requeues a failed create whose message holds these (airflow.md §3): a
 # policy denial must fail the task, not loop it, whatever text a pod smuggles in.
 _REQUEUE_WORDS = re.compile(r"exceeded quota|object has been modified|too old resource version",

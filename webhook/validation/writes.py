@@ -50,7 +50,7 @@ from webhook.airflow_pods import (
     PodType,
     identify,
 )
-from webhook.cluster.registration import MIRROR_POD_ANNOTATION
+from webhook.hook_selection import MIRROR_POD_ANNOTATION
 from webhook.policy.model import PolicySet
 from webhook.validation.validate import (
     ALLOW_CODE,
