@@ -23,8 +23,9 @@ from webhook.mutation.pod_invariants import (
 from webhook.pod.field_paths import get_values, with_value
 from webhook.pod.lists import CONTAINER_LISTS
 from webhook.policy.model import PodTemplate, PolicySet
+from webhook.rules import known
 
-KEEP_IDENTITY_RULE = "airflow: keepIdentity"
+KEEP_IDENTITY_RULE = known("airflow: keepIdentity")
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ from webhook.pod.reading import (
     str_at,
 )
 from webhook.policy.model import RESOURCE_FIELDS, Envelope, NameAllowlist, PodTemplate
+from webhook.rules import known
 from webhook.validation.airflow_rules import DEFAULT_TOLERATION_KEYS
 from webhook.validation.envelope_sections.affinity import (
     AFFINITY,
@@ -83,14 +84,14 @@ from webhook.validation.envelope_sections.volumes import (
 )
 from webhook.validation.violations import Violation, violation
 
-RESOURCES = "envelope: resources"
-PLACEMENT = "envelope: placement"
-PRIORITY_CLASSES = "envelope: priorityClassNames"
-SERVICE_ACCOUNTS = "envelope: serviceAccountNames"
-SCHEDULERS = "envelope: schedulerNames"
-RUNTIME_CLASSES = "envelope: runtimeClassNames"
-LOCKED_FIELDS = "envelope: lockedFields"
-SCHEDULING_GATES = "envelope: schedulingGates"
+RESOURCES = known("envelope: resources")
+PLACEMENT = known("envelope: placement")
+PRIORITY_CLASSES = known("envelope: priorityClassNames")
+SERVICE_ACCOUNTS = known("envelope: serviceAccountNames")
+SCHEDULERS = known("envelope: schedulerNames")
+RUNTIME_CLASSES = known("envelope: runtimeClassNames")
+LOCKED_FIELDS = known("envelope: lockedFields")
+SCHEDULING_GATES = known("envelope: schedulingGates")
 DEFAULT_SCHEDULER = "default-scheduler"  # what the API server defaults an unset name to
 # Pod-level securityContext fields a container's securityContext overrides.
 CONTAINER_OVERRIDABLE = ("seccompProfile", "appArmorProfile", "runAsUser", "runAsGroup",

@@ -33,6 +33,7 @@ from webhook.airflow_pods import POD_IDENTITY_RULE, AirflowTask, PodType, identi
 from webhook.hook_selection import NOT_AIRFLOW
 from webhook.policy.model import Exemption, PolicySet, ValidationPolicy
 from webhook.policy.names import normalise_rule
+from webhook.rules import known, never_waived, require_checked_in
 from webhook.validation.airflow_rules import evaluate_rules
 from webhook.validation.envelope import check_pod as check_envelope
 from webhook.validation.podsecurity import LEVELS, evaluate_pod, parse_version
@@ -45,9 +46,11 @@ ALLOW_CODE = 200
 MESSAGE_LIMIT = 4096
 AUDIT_VALUE_LIMIT = 4096
 MESSAGE_ITEM_LIMIT = 1024  # one absurd value must not crowd every other violation out
-IDENTITY_RULE = "identity: trustedCreators"
-# Never waived: an exemption is matched on the very identity these rules doubt.
-UNWAIVABLE = frozenset({IDENTITY_RULE, POD_IDENTITY_RULE})
+IDENTITY_RULE = known("identity: trustedCreators")
+INTERNAL_RULE = known("webhook: internal")
+require_checked_in(__name__, (POD_IDENTITY_RULE, IDENTITY_RULE, INTERNAL_RULE))
+# Never waived, whatever an Exemption names (`*` included): see webhook/rules.py for why.
+UNWAIVABLE = never_waived()
 # Airflow's executor requeues a failed create whose message holds these (airflow.md §3): a
 # policy denial must fail the task, not loop it, whatever text a pod smuggles in.
 _REQUEUE_WORDS = re.compile(r"exceeded quota|object has been modified|too old resource version",
@@ -104,7 +107,7 @@ def validate_pod(
         return _validate(pod, policies, task, username, today or date.today())
     except Exception as exc:  # fail closed: an unjudged pod must not pass silently
         unreadable = violation("spec", "must be readable by the validating webhook",
-                               type(exc).__name__, "webhook: internal")
+                               type(exc).__name__, INTERNAL_RULE)
         return _decide(pod, task, {unreadable: "enforce"}, (), [], None)
 
 

@@ -52,6 +52,7 @@ from webhook.airflow_pods import (
 )
 from webhook.hook_selection import MIRROR_POD_ANNOTATION
 from webhook.policy.model import PolicySet
+from webhook.rules import known, require_checked_in
 from webhook.validation.validate import (
     ALLOW_CODE,
     DENY_CODE,
@@ -64,11 +65,12 @@ from webhook.validation.validate import (
 )
 from webhook.validation.violations import Violation, violation
 
-OWNED_METADATA_RULE = "airflow: ownedMetadata"
-BINDING_RULE = "airflow: binding"
-STANDING_RULE = "airflow: standingViolations"
-CONNECT_RULE = "airflow: exec"
+OWNED_METADATA_RULE = known("airflow: ownedMetadata")
+BINDING_RULE = known("airflow: binding")
+STANDING_RULE = known("airflow: standingViolations")
+CONNECT_RULE = known("airflow: exec")
 WRITE_RULES = (OWNED_METADATA_RULE, BINDING_RULE, STANDING_RULE, CONNECT_RULE)
+require_checked_in(__name__, WRITE_RULES)
 # The one container Airflow runs commands in: the KubernetesPodOperator reads (and stops) its
 # XCom sidecar with pods/exec. Every other exec or attach by Airflow's accounts is a task
 # reaching into a pod it did not start, the scheduler's included.
