@@ -28,9 +28,15 @@ from datetime import date
 from fnmatch import fnmatchcase
 
 from webhook import budget
-from webhook.admission import fit_warnings
 from webhook.airflow_pods import POD_IDENTITY_RULE, AirflowTask, PodType, identify
 from webhook.hook_selection import NOT_AIRFLOW
+from webhook.kube.messages import (
+    AUDIT_VALUE_LIMIT,
+    MAX_MESSAGE_CHARS,
+    clean,
+    fit_warnings,
+    join_within,
+)
 from webhook.policy.model import Exemption, PolicySet, ValidationPolicy
 from webhook.policy.names import normalise_rule
 from webhook.rules import known, never_waived, require_checked_in
@@ -43,8 +49,6 @@ MODES = ("enforce", "warn", "audit")  # strongest first
 _STRENGTH = {mode: rank for rank, mode in enumerate(MODES)}
 DENY_CODE = 403  # Airflow fails the task at once on 403, and never requeues it (airflow.md §3)
 ALLOW_CODE = 200
-MESSAGE_LIMIT = 4096
-AUDIT_VALUE_LIMIT = 4096
 MESSAGE_ITEM_LIMIT = 1024  # one absurd value must not crowd every other violation out
 IDENTITY_RULE = known("identity: trustedCreators")
 INTERNAL_RULE = known("webhook: internal")
@@ -55,7 +59,6 @@ UNWAIVABLE = never_waived()
 # policy denial must fail the task, not loop it, whatever text a pod smuggles in.
 _REQUEUE_WORDS = re.compile(r"exceeded quota|object has been modified|too old resource version",
                             re.IGNORECASE)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -289,12 +292,6 @@ def _decide(pod: dict, task: AirflowTask, found: Mapping[Violation, str],
     )
 
 
-def clean(text: str) -> str:
-    """One line of valid UTF-8: kube-apiserver drops a warning with control characters."""
-    text = _CONTROL.sub(" ", text)
-    return text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates become "?"
-
-
 def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -321,17 +318,4 @@ def denial_message(pod: dict, task: AirflowTask, denied: list[Violation]) -> str
     lead = clean(f"{pod_label(pod, task)} violates {rules} rule(s): ")
     items = [_shorten(m, MESSAGE_ITEM_LIMIT) for m in sorted_messages(denied)]
     return _REQUEUE_WORDS.sub(lambda m: m.group(0).replace(" ", "-", 1),
-                              join_within(lead, items, MESSAGE_LIMIT))
-
-
-def join_within(lead: str, items: list[str], limit: int, sep: str = "; ") -> str:
-    """lead + items joined by sep, ending with `… and N more` when the rest would not fit."""
-    text = lead
-    for i, item in enumerate(items):
-        joined = text + (sep if i else "") + item
-        rest = len(items) - i - 1
-        reserve = len(f"{sep}… and {rest} more") if rest else 0
-        if len(joined) + reserve > limit:
-            return text + (sep if i else "") + f"… and {len(items) - i} more"
-        text = joined
-    return text
+                              join_within(lead, items, MAX_MESSAGE_CHARS))

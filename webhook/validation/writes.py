@@ -42,7 +42,6 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from webhook.admission import fit_warnings
 from webhook.airflow_pods import (
     AIRFLOW_ANNOTATIONS,
     AIRFLOW_LABELS,
@@ -51,6 +50,7 @@ from webhook.airflow_pods import (
     identify,
 )
 from webhook.hook_selection import MIRROR_POD_ANNOTATION
+from webhook.kube.messages import fit_warnings
 from webhook.policy.model import PolicySet
 from webhook.rules import known, require_checked_in
 from webhook.validation.validate import (
