@@ -32,7 +32,7 @@ KPO_MARKER = "kubernetes_pod_operator"
 EXECUTOR_MARKERS = ("kubernetes_executor", "airflow-worker")
 # Airflow's markers as labels, (key, the value it must hold or None when the key alone
 # marks): the one definition of "carries an Airflow marker", read by `identify` and rendered
-# into the hooks' selection (webhook.hook_selection, cluster/registration.py).
+# into the hooks' selection (webhook.hook_selection, cluster/configurations.py).
 MARKER_LABELS: tuple[tuple[str, str | None], ...] = (
     ("kubernetes_executor", "True"),
     ("airflow-worker", None),

@@ -1,5 +1,5 @@
 """Which pods the create hooks select, in Python: the identity layer's side of the hooks'
-matchConditions, which cluster/registration.py renders from these same definitions.
+matchConditions, which cluster/configurations.py renders from these same definitions.
 
 A pod is sent to the create hooks when it carries one of Airflow's marker labels
 (`airflow_pods.MARKER_LABELS`, or the labels an admin chose instead) or one of Airflow's
