@@ -34,6 +34,7 @@ from webhook.kube.messages import (
     AUDIT_VALUE_LIMIT,
     MAX_MESSAGE_CHARS,
     clean,
+    clip_message,
     fit_warnings,
     join_within,
 )
@@ -292,10 +293,6 @@ def _decide(pod: dict, task: AirflowTask, found: Mapping[Violation, str],
     )
 
 
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def sorted_messages(violations: Iterable[Violation]) -> list[str]:
     """Every message once, sorted: the same pod always gets the same text."""
     return sorted({clean(v.message) for v in violations})
@@ -306,16 +303,16 @@ def pod_label(pod: dict, task: AirflowTask) -> str:
     name = meta.get("name") if isinstance(meta.get("name"), str) else ""
     if not name and isinstance(meta.get("generateName"), str):
         name = meta["generateName"]
-    text = f"pod {_shorten(name, 253)}" if name else "pod"
+    text = f"pod {clip_message(name, 253)}" if name else "pod"
     if task.dag_id is not None or task.task_id is not None:
-        text += (f" (dag_id={_shorten(task.dag_id or '', 253)}, "
-                 f"task_id={_shorten(task.task_id or '', 253)})")
+        text += (f" (dag_id={clip_message(task.dag_id or '', 253)}, "
+                 f"task_id={clip_message(task.task_id or '', 253)})")
     return text
 
 
 def denial_message(pod: dict, task: AirflowTask, denied: list[Violation]) -> str:
     rules = len({v.rule for v in denied})
     lead = clean(f"{pod_label(pod, task)} violates {rules} rule(s): ")
-    items = [_shorten(m, MESSAGE_ITEM_LIMIT) for m in sorted_messages(denied)]
+    items = [clip_message(m, MESSAGE_ITEM_LIMIT) for m in sorted_messages(denied)]
     return _REQUEUE_WORDS.sub(lambda m: m.group(0).replace(" ", "-", 1),
                               join_within(lead, items, MAX_MESSAGE_CHARS))
