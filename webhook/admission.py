@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,12 +19,10 @@ try:  # the server extra: 2-3x the stdlib's speed on the review parsed on every 
 except ImportError:  # the base install (offline commands in an Airflow image)
     orjson = None  # type: ignore[assignment]
 
+from webhook.kube.messages import clip_message, fit_warnings
+from webhook.kube.pod_fields import QUALIFIED_NAME
+
 SUPPORTED_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
-MAX_WARNINGS_RUNES = 4096
-MAX_WARNING_RUNES = 256
-MAX_MESSAGE_CHARS = 4096
-_AUDIT_KEY = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # kube-apiserver drops warnings with these
 
 
 # What the server accepts, shared with the offline CLI so both accept the same input.
@@ -239,39 +236,10 @@ def encode_patch(patch: list[dict]) -> str:
                             .encode()).decode()
 
 
-def clip_message(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    return message if len(message) <= limit else message[: limit - 1] + "…"
-
-
-def fit_warnings(warnings: Iterable[str]) -> list[str]:
-    """Within kube-apiserver's budget: one line each, ≤256 runes, ≤4096 in all, no repeats.
-
-    Past the budget the apiserver truncates or drops warnings silently; we say how many more.
-    """
-    unique: list[str] = []
-    for text in warnings:
-        line = _CONTROL.sub(" ", str(text)).strip()
-        if len(line) > MAX_WARNING_RUNES:
-            line = line[: MAX_WARNING_RUNES - 1] + "…"
-        if line and line not in unique:
-            unique.append(line)
-    out: list[str] = []
-    used = 0
-    for i, line in enumerate(unique):
-        rest = len(unique) - i - 1
-        tail = 20 if rest else 0  # room for the "… and N more" line
-        if used + len(line) + tail > MAX_WARNINGS_RUNES:
-            out.append(f"… and {len(unique) - i} more")
-            break
-        out.append(line)
-        used += len(line)
-    return out
-
-
 def audit_annotations(audit: Mapping[str, str]) -> dict[str, str]:
     """Keys kube-apiserver would drop (a `/`, not a qualified name) are never sent."""
     return {k: str(v) for k, v in audit.items()
-            if isinstance(k, str) and len(k) <= 63 and _AUDIT_KEY.match(k)}
+            if isinstance(k, str) and len(k) <= 63 and QUALIFIED_NAME.match(k)}
 
 
 def _str(value: Any) -> str:

@@ -30,6 +30,14 @@ class PodType(str, Enum):
 
 KPO_MARKER = "kubernetes_pod_operator"
 EXECUTOR_MARKERS = ("kubernetes_executor", "airflow-worker")
+# Airflow's markers as labels, (key, the value it must hold or None when the key alone
+# marks): the one definition of "carries an Airflow marker", read by `identify` and rendered
+# into the hooks' selection (webhook.hook_selection, cluster/configurations.py).
+MARKER_LABELS: tuple[tuple[str, str | None], ...] = (
+    ("kubernetes_executor", "True"),
+    ("airflow-worker", None),
+    (KPO_MARKER, "True"),
+)
 POD_IDENTITY_RULE = "airflow: podIdentity"
 # Airflow writes these as a label (sanitised) and an annotation (exact) from the same value.
 _PAIRED_IDS = ("dag_id", "task_id", "run_id", "try_number", "map_index")
@@ -107,6 +115,12 @@ def is_glob(pattern: str) -> bool:
     return any(c in pattern for c in "*?[")
 
 
+def has_label(labels: Any, key: str, value: str | None) -> bool:
+    """Whether `labels` hold `key` (with `value`, unless it is None): one marker's test."""
+    return isinstance(labels, dict) and key in labels and (value is None
+                                                           or labels[key] == value)
+
+
 def _str_map(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
         return {}
@@ -120,10 +134,10 @@ def identify(pod: dict, namespace: str = "", *, airflow_writer: bool = False) ->
     labels = _str_map(meta.get("labels"))
     annotations = _str_map(meta.get("annotations"))
     ns = namespace or (meta.get("namespace") if isinstance(meta.get("namespace"), str) else "")
-    executor_markers = [k for k in EXECUTOR_MARKERS
-                        if (labels.get(k) == "True" if k == "kubernetes_executor"
-                            else k in labels)]
-    if labels.get(KPO_MARKER) == "True" or (executor_markers and len(executor_markers) < 2):
+    executor_markers = [k for k, v in MARKER_LABELS
+                        if k in EXECUTOR_MARKERS and has_label(labels, k, v)]
+    if has_label(labels, KPO_MARKER, "True") or (executor_markers
+                                                 and len(executor_markers) < 2):
         return AirflowTask(
             pod_type=PodType.KPO,
             namespace=ns,

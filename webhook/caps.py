@@ -14,6 +14,7 @@ from typing import Any
 from webhook import budget
 from webhook.pod.lists import CONTAINER_LISTS
 from webhook.policy.model import Limits
+from webhook.rules import known
 
 # Per container: list field -> (Settings limits key, Limits attribute)
 _PER_CONTAINER = (("env", "env", "env"), ("envFrom", "envFrom", "env_from"),
@@ -22,7 +23,7 @@ _PER_CONTAINER = (("env", "env", "env"), ("envFrom", "envFrom", "env_from"),
 _OWN_CAP = frozenset({*CONTAINER_LISTS, "env", "envFrom", "volumeMounts", "ports", "volumes",
                       "tolerations", "labels", "annotations"})
 _CHECK_EVERY = 4096  # values walked between two looks at the time budget
-CAP_RULE = "webhook: limits"
+CAP_RULE = known("webhook: limits")
 
 
 @dataclass(frozen=True, order=True)

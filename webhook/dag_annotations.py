@@ -34,6 +34,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from webhook.kube.pod_fields import QUALIFIED_NAME
 from webhook.kube.quantity_format import is_negative, is_quantity
 from webhook.pod.lists import CONTAINER_LISTS
 from webhook.policy.model import DEFAULT_ANNOTATION_PREFIX
@@ -42,7 +43,6 @@ _QUANTITIES = {"cpu": "cpu", "cpu_limit": "cpu-limit", "memory": "memory",
                "memory_limit": "memory-limit", "ephemeral_storage": "ephemeral-storage",
                "gpu": "gpu"}
 KEYWORDS = (*_QUANTITIES, "node_pool", "prefix")
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/$")
 # Units people write that Kubernetes spells differently: 8GB is 8G (10^9) or 8Gi (2^30).
 _UNIT_HINTS = {"KB": ("k", "Ki"), "MB": ("M", "Mi"), "GB": ("G", "Gi"), "TB": ("T", "Ti"),
@@ -91,7 +91,7 @@ def override_annotations(
         if value is not None:
             out[prefix + _QUANTITIES[argument]] = _quantity(argument, value)
     if node_pool is not None:
-        if not isinstance(node_pool, str) or not node_pool or not _LABEL_VALUE.match(node_pool) \
+        if not isinstance(node_pool, str) or not node_pool or not QUALIFIED_NAME.match(node_pool) \
                 or len(node_pool) > 63:
             raise ValueError(f"node_pool: {node_pool!r} is not a node pool name (a label value: "
                              "at most 63 characters, alphanumeric, '-', '_' or '.')")

@@ -15,6 +15,7 @@ from webhook.admission import AdmissionRequest, BadReview
 from webhook.airflow_pods import AirflowTask
 from webhook.mutation.overrides import APPLIED
 from webhook.policy.model import DEFAULT_ANNOTATION_PREFIX, PolicySet
+from webhook.rules import known
 
 MUTATE, VALIDATE = "mutate", "validate"
 # Single-call mode: the mutating call also validates the pod it produces (one round trip per
@@ -22,12 +23,12 @@ MUTATE, VALIDATE = "mutate", "validate"
 MUTATE_AND_VALIDATE = "mutate-validate"
 # The webhook's own namespace: whatever one of Airflow's accounts writes there is refused.
 REFUSE = "refuse"
-OWN_NAMESPACE_RULE = "airflow: webhookNamespace"
+OWN_NAMESPACE_RULE = known("airflow: webhookNamespace")
 # A dry run (`kubectl create --dry-run=server`) is answered exactly like the real create: the
 # hooks declare sideEffects None, so kube-apiserver sends it to preview what admission does, and
 # deploy/README.md's install check depends on seeing our patch and our denials there.
-INTERNAL_RULE = "webhook: internal"
-TIME_RULE = "webhook: time budget"
+INTERNAL_RULE = known("webhook: internal")
+TIME_RULE = known("webhook: time budget")
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,11 @@ from webhook.mutation.overrides import APPLIED
 from webhook.pod.field_paths import Item, Segment, leaf_paths
 from webhook.pod.lists import MERGE_KEYS
 from webhook.policy.model import PolicySet
+from webhook.rules import known
 from webhook.validation.validate import MODES
 
 __all__ = ["ALLOW", "DENY", "SKIP", "PodAudit", "audit_pod", "is_airflow"]
-POD_VALIDITY = "webhook: pod validity"  # changes made to keep the pod valid (pod_invariants)
+POD_VALIDITY = known("webhook: pod validity")  # changes made to keep the pod valid (pod_invariants)
 
 
 @dataclass(frozen=True)

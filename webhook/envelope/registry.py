@@ -74,6 +74,7 @@ from webhook.envelope.volumes import (
     check_volume_types,
 )
 from webhook.policy.model import Envelope, PodTemplate
+from webhook.rules import require_checked_in
 from webhook.violations import Violation, violation
 
 # The one registry table: check id -> (rule it reports under, where it runs).
@@ -106,6 +107,7 @@ ENVELOPE_CHECKS: Mapping[str, tuple[str, Check]] = {
     "topologySpread": (AFFINITY, Check(check_topology_spread)),
     "limits": (LIMITS, Check(check_limits, on_fragment=False)),
 }
+require_checked_in(__name__, (rule for rule, _ in ENVELOPE_CHECKS.values()))
 
 
 def _run(pod: Any, envelope: Envelope, ctx: EnvelopeContext, whole_pod_only: bool = False

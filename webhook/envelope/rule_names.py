@@ -1,16 +1,19 @@
 """The rule names the envelope's checks report under, one a section: what Exemptions name,
-and what `envelope: <section>` means in a violation. Kept together, verbatim."""
+and what `envelope: <section>` means in a violation. Kept together, each a row of
+webhook/rules.py (`known` fails at import otherwise)."""
 
-RESOURCES = "envelope: resources"
-PLACEMENT = "envelope: placement"
-PRIORITY_CLASSES = "envelope: priorityClassNames"
-SERVICE_ACCOUNTS = "envelope: serviceAccountNames"
-SCHEDULERS = "envelope: schedulerNames"
-RUNTIME_CLASSES = "envelope: runtimeClassNames"
-LOCKED_FIELDS = "envelope: lockedFields"
-SCHEDULING_GATES = "envelope: schedulingGates"
-SECRETS = "envelope: secrets"
-VOLUMES = "envelope: volumes"
-LABELS = "envelope: labels"
-AFFINITY = "envelope: affinity"
-LIMITS = "envelope: limits"
+from webhook.rules import known
+
+RESOURCES = known("envelope: resources")
+PLACEMENT = known("envelope: placement")
+PRIORITY_CLASSES = known("envelope: priorityClassNames")
+SERVICE_ACCOUNTS = known("envelope: serviceAccountNames")
+SCHEDULERS = known("envelope: schedulerNames")
+RUNTIME_CLASSES = known("envelope: runtimeClassNames")
+LOCKED_FIELDS = known("envelope: lockedFields")
+SCHEDULING_GATES = known("envelope: schedulingGates")
+SECRETS = known("envelope: secrets")
+VOLUMES = known("envelope: volumes")
+LABELS = known("envelope: labels")
+AFFINITY = known("envelope: affinity")
+LIMITS = known("envelope: limits")

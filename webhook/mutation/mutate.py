@@ -11,8 +11,8 @@ import copy
 from dataclasses import dataclass, field
 
 from webhook.airflow_pods import AIRFLOW_ANNOTATIONS, AIRFLOW_LABELS, AirflowTask, identify
-from webhook.cluster.registration import selected_by_hooks
 from webhook.envelope import locks_for
+from webhook.hook_selection import selected_by_hooks
 from webhook.mutation.merge import merge_pod
 from webhook.mutation.overrides import APPLIED, Refusal, check_allowed, check_result, read_overrides
 from webhook.mutation.patch import diff_patch
@@ -24,8 +24,9 @@ from webhook.mutation.pod_invariants import (
 from webhook.pod.field_paths import with_value
 from webhook.pod.lists import CONTAINER_LISTS
 from webhook.policy.model import PodTemplate, PolicySet
+from webhook.rules import known
 
-KEEP_IDENTITY_RULE = "airflow: keepIdentity"
+KEEP_IDENTITY_RULE = known("airflow: keepIdentity")
 
 
 @dataclass(frozen=True)

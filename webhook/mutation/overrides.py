@@ -31,8 +31,8 @@ import yaml
 
 from webhook import budget
 from webhook.airflow_pods import AIRFLOW_ANNOTATIONS, AIRFLOW_LABELS, AirflowTask, PodType
-from webhook.cluster.registration import MIRROR_POD_ANNOTATION
 from webhook.envelope import check_fragment, check_whole_pod
+from webhook.hook_selection import MIRROR_POD_ANNOTATION
 from webhook.kube.pod_fields import fragment_errors
 from webhook.kube.quantity import parse_quantity
 from webhook.pod.field_paths import Item, Segment, covers, format_path, leaf_paths

@@ -12,8 +12,8 @@ policy fields hold which kind of name:
 - label keys and values, namespaces, absolute paths.
 
 A checker returns None or a `NameProblem` (reason and the closest valid names). A new policy
-field gets its checks by adding a row to `NAME_FIELDS`; a new rule family by
-`register_rule_family`.
+field gets its checks by adding a row to `NAME_FIELDS`; a new rule or rule family by a row
+in webhook/rules.py.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from webhook.kube.pod_fields import (
     resource_name_error,
 )
 from webhook.pod.field_paths import Item, format_path, parse_path
+from webhook.rules import FAMILIES, RULES, Family, checks_of
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -135,44 +136,17 @@ class RuleFamily:
     waivable: bool = True
 
 
-def _pod_security_checks(level: str) -> Callable[[], Iterable[str]]:
-    def checks() -> Iterable[str]:
-        from webhook.validation.podsecurity import CHECKS
-
-        return [c.id for c in CHECKS if c.level == level]
-    return checks
+def _checks(family: Family) -> Callable[[], Iterable[str]]:
+    # What an Exemption may name: a waivable family's waivable checks (the rest are never
+    # waived, see `check_rule_name`), every check of a family that is never waived.
+    return lambda: checks_of(family.name, waivable_only=family.waivable)
 
 
-def _airflow_checks() -> Iterable[str]:
-    from webhook.validation.airflow_rules import AIRFLOW_RULES
-
-    return AIRFLOW_RULES
-
-
-def _envelope_checks() -> Iterable[str]:
-    from webhook.envelope import rule_names as envelope
-
-    # Every `envelope: <section>` rule the module reports under, so a new section is known
-    # as soon as it has its rule-name constant.
-    return [value.split(": ", 1)[1] for value in vars(envelope).values()
-            if isinstance(value, str) and value.startswith("envelope: ")]
-
-
+# The families policies name, read from the one rule table (webhook/rules.py).
 RULE_FAMILIES: dict[str, RuleFamily] = {
-    "baseline": RuleFamily("Pod Security baseline", _pod_security_checks("baseline")),
-    "restricted": RuleFamily("Pod Security restricted", _pod_security_checks("restricted")),
-    "airflow": RuleFamily("Airflow rules", _airflow_checks),
-    "envelope": RuleFamily("Envelope", _envelope_checks),
-    # The creator identity check is never waived: an exemption is matched on the very
-    # labels an untrusted creator wrote.
-    "identity": RuleFamily("creator identity", lambda: ("trustedCreators",), waivable=False),
+    family.name: RuleFamily(family.title, _checks(family), waivable=family.waivable)
+    for family in FAMILIES.values() if family.in_policies
 }
-
-
-def _never_waived() -> frozenset[str]:
-    from webhook.validation.validate import UNWAIVABLE
-
-    return UNWAIVABLE
 
 
 def register_rule_family(source: str, family: RuleFamily) -> None:
@@ -202,9 +176,9 @@ def check_rule_name(entry: Any) -> NameProblem | None:
     source, colon, check = entry.partition(": ")
     if source in RULE_FAMILIES and not RULE_FAMILIES[source].waivable:
         return NameProblem(f"{RULE_FAMILIES[source].title} is never waived by an Exemption")
-    if entry in _never_waived():
-        return NameProblem("is never waived by an Exemption: it is matched on the very identity "
-                           "this rule doubts")
+    if entry in RULES and not RULES[entry].waivable:
+        return NameProblem(f"is never waived by an Exemption: "
+                           f"{RULES[entry].never_waived_because}")
     if not colon:
         if source in waivable:
             return None

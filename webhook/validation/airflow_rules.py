@@ -30,6 +30,7 @@ from webhook.pod.reading import (
     spec_of,
     str_at,
 )
+from webhook.rules import require_checked_in
 from webhook.violations import Violation, violation
 
 RuleFn = Callable[[dict, Mapping], list[Violation]]
@@ -282,6 +283,9 @@ AIRFLOW_RULES: Mapping[str, RuleFn] = {
 def rule_name(rule_id: str) -> str:
     """The `Violation.rule` a rule reports under, e.g. `airflow: images`."""
     return f"airflow: {rule_id}"
+
+
+require_checked_in(__name__, map(rule_name, AIRFLOW_RULES))
 
 
 def evaluate_rules(pod: dict, rules: Mapping[str, Mapping]) -> list[Violation]:

@@ -28,11 +28,20 @@ from datetime import date
 from fnmatch import fnmatchcase
 
 from webhook import budget
-from webhook.admission import fit_warnings
 from webhook.airflow_pods import POD_IDENTITY_RULE, AirflowTask, PodType, identify
 from webhook.envelope import check_pod as check_envelope
+from webhook.hook_selection import NOT_AIRFLOW
+from webhook.kube.messages import (
+    AUDIT_VALUE_LIMIT,
+    MAX_MESSAGE_CHARS,
+    clean,
+    clip_message,
+    fit_warnings,
+    join_within,
+)
 from webhook.policy.model import Exemption, PolicySet, ValidationPolicy
 from webhook.policy.names import normalise_rule
+from webhook.rules import known, never_waived, require_checked_in
 from webhook.validation.airflow_rules import evaluate_rules
 from webhook.validation.podsecurity import LEVELS, evaluate_pod, parse_version
 from webhook.violations import Violation, violation
@@ -41,19 +50,16 @@ MODES = ("enforce", "warn", "audit")  # strongest first
 _STRENGTH = {mode: rank for rank, mode in enumerate(MODES)}
 DENY_CODE = 403  # Airflow fails the task at once on 403, and never requeues it (airflow.md §3)
 ALLOW_CODE = 200
-MESSAGE_LIMIT = 4096
-AUDIT_VALUE_LIMIT = 4096
 MESSAGE_ITEM_LIMIT = 1024  # one absurd value must not crowd every other violation out
-IDENTITY_RULE = "identity: trustedCreators"
-# Never waived: an exemption is matched on the very identity these rules doubt.
-UNWAIVABLE = frozenset({IDENTITY_RULE, POD_IDENTITY_RULE})
-NOT_AIRFLOW = ("not an Airflow pod (no kubernetes_executor=True with airflow-worker, nor "
-               "kubernetes_pod_operator=True label) and no policy's labelSelector selects it")
+IDENTITY_RULE = known("identity: trustedCreators")
+INTERNAL_RULE = known("webhook: internal")
+require_checked_in(__name__, (POD_IDENTITY_RULE, IDENTITY_RULE, INTERNAL_RULE))
+# Never waived, whatever an Exemption names (`*` included): see webhook/rules.py for why.
+UNWAIVABLE = never_waived()
 # Airflow's executor requeues a failed create whose message holds these (airflow.md §3): a
 # policy denial must fail the task, not loop it, whatever text a pod smuggles in.
 _REQUEUE_WORDS = re.compile(r"exceeded quota|object has been modified|too old resource version",
                             re.IGNORECASE)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ def validate_pod(
         return _validate(pod, policies, task, username, today or date.today())
     except Exception as exc:  # fail closed: an unjudged pod must not pass silently
         unreadable = violation("spec", "must be readable by the validating webhook",
-                               type(exc).__name__, "webhook: internal")
+                               type(exc).__name__, INTERNAL_RULE)
         return _decide(pod, task, {unreadable: "enforce"}, (), [], None)
 
 
@@ -287,16 +293,6 @@ def _decide(pod: dict, task: AirflowTask, found: Mapping[Violation, str],
     )
 
 
-def clean(text: str) -> str:
-    """One line of valid UTF-8: kube-apiserver drops a warning with control characters."""
-    text = _CONTROL.sub(" ", text)
-    return text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates become "?"
-
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def sorted_messages(violations: Iterable[Violation]) -> list[str]:
     """Every message once, sorted: the same pod always gets the same text."""
     return sorted({clean(v.message) for v in violations})
@@ -307,29 +303,16 @@ def pod_label(pod: dict, task: AirflowTask) -> str:
     name = meta.get("name") if isinstance(meta.get("name"), str) else ""
     if not name and isinstance(meta.get("generateName"), str):
         name = meta["generateName"]
-    text = f"pod {_shorten(name, 253)}" if name else "pod"
+    text = f"pod {clip_message(name, 253)}" if name else "pod"
     if task.dag_id is not None or task.task_id is not None:
-        text += (f" (dag_id={_shorten(task.dag_id or '', 253)}, "
-                 f"task_id={_shorten(task.task_id or '', 253)})")
+        text += (f" (dag_id={clip_message(task.dag_id or '', 253)}, "
+                 f"task_id={clip_message(task.task_id or '', 253)})")
     return text
 
 
 def denial_message(pod: dict, task: AirflowTask, denied: list[Violation]) -> str:
     rules = len({v.rule for v in denied})
     lead = clean(f"{pod_label(pod, task)} violates {rules} rule(s): ")
-    items = [_shorten(m, MESSAGE_ITEM_LIMIT) for m in sorted_messages(denied)]
+    items = [clip_message(m, MESSAGE_ITEM_LIMIT) for m in sorted_messages(denied)]
     return _REQUEUE_WORDS.sub(lambda m: m.group(0).replace(" ", "-", 1),
-                              join_within(lead, items, MESSAGE_LIMIT))
-
-
-def join_within(lead: str, items: list[str], limit: int, sep: str = "; ") -> str:
-    """lead + items joined by sep, ending with `… and N more` when the rest would not fit."""
-    text = lead
-    for i, item in enumerate(items):
-        joined = text + (sep if i else "") + item
-        rest = len(items) - i - 1
-        reserve = len(f"{sep}… and {rest} more") if rest else 0
-        if len(joined) + reserve > limit:
-            return text + (sep if i else "") + f"… and {len(items) - i} more"
-        text = joined
-    return text
+                              join_within(lead, items, MAX_MESSAGE_CHARS))

@@ -42,7 +42,6 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from webhook.admission import fit_warnings
 from webhook.airflow_pods import (
     AIRFLOW_ANNOTATIONS,
     AIRFLOW_LABELS,
@@ -50,8 +49,10 @@ from webhook.airflow_pods import (
     PodType,
     identify,
 )
-from webhook.cluster.registration import MIRROR_POD_ANNOTATION
+from webhook.hook_selection import MIRROR_POD_ANNOTATION
+from webhook.kube.messages import fit_warnings
 from webhook.policy.model import PolicySet
+from webhook.rules import known, require_checked_in
 from webhook.validation.validate import (
     ALLOW_CODE,
     DENY_CODE,
@@ -64,11 +65,12 @@ from webhook.validation.validate import (
 )
 from webhook.violations import Violation, violation
 
-OWNED_METADATA_RULE = "airflow: ownedMetadata"
-BINDING_RULE = "airflow: binding"
-STANDING_RULE = "airflow: standingViolations"
-CONNECT_RULE = "airflow: exec"
+OWNED_METADATA_RULE = known("airflow: ownedMetadata")
+BINDING_RULE = known("airflow: binding")
+STANDING_RULE = known("airflow: standingViolations")
+CONNECT_RULE = known("airflow: exec")
 WRITE_RULES = (OWNED_METADATA_RULE, BINDING_RULE, STANDING_RULE, CONNECT_RULE)
+require_checked_in(__name__, WRITE_RULES)
 # The one container Airflow runs commands in: the KubernetesPodOperator reads (and stops) its
 # XCom sidecar with pods/exec. Every other exec or attach by Airflow's accounts is a task
 # reaching into a pod it did not start, the scheduler's included.

@@ -9,6 +9,7 @@ from functools import cache
 from typing import Any
 
 from webhook import budget
+from webhook.rules import require_checked_in
 from webhook.violations import Violation, violation
 
 from . import checks as c
@@ -105,6 +106,8 @@ CHECKS: list[Check] = [
         VersionedCheck(_v(35), c.proc_mount_restricted_v1_35, overrides=("procMount",)),
     ]),
 ]
+
+require_checked_in(__name__, (f"{check.level}: {check.id}" for check in CHECKS))
 
 # Upstream's maxVersion: the newest MinimumVersion registered; "latest" and newer clamp to it.
 MAX_VERSION: Version = max(v.min_version for check in CHECKS for v in check.versions)
