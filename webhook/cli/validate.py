@@ -42,7 +42,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_validate(args: argparse.Namespace) -> int:
     from webhook.admission import NESTED_TOO_DEEPLY
     from webhook.decide import BOTH, UPDATE, VALIDATE, PodRequest, decide
-    from webhook.validation.validate import validate_pod
 
     policies = load_policies(args.policies)
     if args.subresource and not args.old:
@@ -71,23 +70,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
         try:
             if args.level is not None:
                 # One Pod Security level on any pod, as the cluster's own PSA would judge it.
-                result = validate_pod(pod, policies, request.namespace, request.username,
-                                      level=args.level, level_version=args.level_version)
-                warnings = result.warnings
+                decision = decide(request, policies, VALIDATE, level=args.level,
+                                  level_version=args.level_version)
             else:
                 decision = decide(request, policies, stages)
-                if decision.caps:
-                    print(f"{file}: denied\n  {decision.message}")
-                    worst = max(worst, EXIT_DENIED)
-                    continue
-                if decision.refusals:
-                    print(f"{file}: denied (mutating hook)")
-                    for refusal in decision.refusals:
-                        print(f"  {refusal.message}")
-                    worst = max(worst, EXIT_DENIED)
-                    continue
-                assert decision.validation is not None
-                result, pod, warnings = decision.validation, decision.pod, decision.warnings
+            if decision.caps:
+                print(f"{file}: denied\n  {decision.message}")
+                worst = max(worst, EXIT_DENIED)
+                continue
+            if decision.refusals:
+                print(f"{file}: denied (mutating hook)")
+                for refusal in decision.refusals:
+                    print(f"  {refusal.message}")
+                worst = max(worst, EXIT_DENIED)
+                continue
+            assert decision.validation is not None
+            result, pod, warnings = decision.validation, decision.pod, decision.warnings
         except ValueError as exc:
             raise InputError(str(exc)) from exc
         except RecursionError:
