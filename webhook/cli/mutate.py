@@ -14,6 +14,7 @@ import sys
 
 import yaml
 
+from webhook.admission import NESTED_TOO_DEEPLY
 from webhook.cli.common import DEFAULT_POLICIES, EXIT_DENIED, EXIT_OK, InputError
 from webhook.cli.inputs import load_policies, malformed_pod, read_pod
 
@@ -29,7 +30,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_mutate(args: argparse.Namespace) -> int:
-    from webhook.admission import NESTED_TOO_DEEPLY
     from webhook.decide import MUTATE, SKIP, PodRequest, decide
 
     policies = load_policies(args.policies)
@@ -40,7 +40,7 @@ def cmd_mutate(args: argparse.Namespace) -> int:
     except RecursionError as exc:
         raise InputError(f"{args.file}: {NESTED_TOO_DEEPLY}") from exc
     if decision.verdict == SKIP:
-        from webhook.validation.validate import NOT_AIRFLOW
+        from webhook.validation.validate import NOT_AIRFLOW  # the core: see the docstring
 
         print(f"skipped: {NOT_AIRFLOW}", file=sys.stderr)
     elif problem := malformed_pod(pod):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from webhook.admission import NESTED_TOO_DEEPLY
 from webhook.cli.common import DEFAULT_POLICIES, EXIT_BAD_INPUT, EXIT_DENIED, EXIT_OK, InputError
 from webhook.cli.inputs import load_policies, malformed_pod, read_pod
 
@@ -40,7 +41,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from webhook.admission import NESTED_TOO_DEEPLY
     from webhook.decide import BOTH, UPDATE, VALIDATE, PodRequest, decide
 
     policies = load_policies(args.policies)
