@@ -6,17 +6,22 @@ import copy
 import functools
 import json
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
+from flask.testing import FlaskClient
 
+from webhook.cli import main
 from webhook.envelope import check_pod, locks_for
 from webhook.envelope.context import EnvelopeContext
 from webhook.envelope.registry import ENVELOPE_CHECKS
 from webhook.policy.compile import PolicyDocument, compile_policies
 from webhook.policy.load import load_policy_dir
 from webhook.policy.model import PolicySet
+from webhook.policy.store import PolicyStore
+from webhook.serving.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"
@@ -207,3 +212,34 @@ def assert_envelope_case(check_id: str, passing: dict, failing: dict,
     assert [v.message for v in check.run(failing, ENVELOPE, ctx)] == expected
     assert judged(passing) == []
     assert set(expected) <= set(judged(failing))
+
+
+# --- the CLI next to the server (tests/test_cli_*.py) -------------------------------------------
+
+# One of the bundled Settings' Airflow accounts, and a pod it might write without Airflow's labels.
+WORKER = "system:serviceaccount:airflow:airflow-worker"
+UNLABELLED = {"apiVersion": "v1", "kind": "Pod",
+              "metadata": {"name": "no-labels", "namespace": "airflow"},
+              "spec": {"hostPID": True,
+                       "containers": [{"name": "c", "image": "busybox:1.36",
+                                       "securityContext": {"privileged": True}}]}}
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[[list[str]], tuple[int, str, str]]:
+    """`airflow-pod-webhook ARGV` run in this process: (exit code, stdout, stderr)."""
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        code = main(argv)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def webhook_client() -> FlaskClient:
+    """The server's app over the bundled policies: what the offline commands must agree with."""
+    store = PolicyStore(POLICIES)
+    store.reload_if_changed()
+    return create_app(store).test_client()

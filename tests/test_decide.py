@@ -116,3 +116,28 @@ def test_a_pod_past_a_cap_is_refused_before_any_work_in_every_stage(bundled, sta
     assert decision.message.endswith(
         "too large to review: spec.tolerations: 501 items, more than the cap of 500 "
         "(Settings limits.tolerations) (webhook: limits)")
+
+
+def test_a_pod_security_level_alone_sets_the_policies_aside(bundled) -> None:
+    # `validate --level`: the answer of the cluster's own pod-security admission at one level,
+    # on any pod, labels or not; no mutation, no Envelope, no policy.
+    kpo = airflow_pod("airflow3-kpo")
+    restricted = decide(PodRequest(kpo, NS), bundled, VALIDATE, level="restricted")
+    assert (restricted.verdict, restricted.code, restricted.rules) == ("deny", 403, (
+        "restricted: allowPrivilegeEscalation", "restricted: capabilities_restricted",
+        "restricted: runAsNonRoot", "restricted: seccompProfile_restricted"))
+    assert restricted.mutation is None and restricted.pod is kpo
+    baseline = decide(PodRequest(kpo, NS), bundled, VALIDATE, level="baseline")
+    assert (baseline.verdict, baseline.message) == ("allow", "")
+    assert baseline.validation is not None
+    assert baseline.validation.audit_annotations["level"] == "baseline:latest"
+    # The policies would judge the same pod otherwise (the locks a raw pod lacks).
+    assert "(envelope: lockedFields)" in decide(PodRequest(kpo, NS), bundled, VALIDATE).message
+    foreign = copy.deepcopy(kpo)
+    foreign["metadata"]["labels"] = {"app": "web"}
+    foreign["spec"]["hostPID"] = True
+    assert decide(PodRequest(foreign, NS), bundled, VALIDATE).verdict == "skip"
+    judged = decide(PodRequest(foreign, NS), bundled, VALIDATE, level="baseline")
+    assert (judged.verdict, judged.rules) == ("deny", ("baseline: hostNamespaces",))
+    with pytest.raises(ValueError, match="invalid policy version 'v2'"):
+        decide(PodRequest(kpo, NS), bundled, VALIDATE, level="baseline", level_version="v2")

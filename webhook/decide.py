@@ -109,10 +109,18 @@ def is_write(request: PodRequest) -> bool:
     return request.operation == CREATE and request.subresource == BINDING
 
 
-def decide(request: PodRequest, policies: PolicySet, stages: str = BOTH) -> Decision:
-    """Judge one request with one policy set, running the stages asked for."""
+def decide(request: PodRequest, policies: PolicySet, stages: str = BOTH, *,
+           level: str | None = None, level_version: str = "latest") -> Decision:
+    """Judge one request with one policy set, running the stages asked for.
+
+    With `level`, the policies are set aside: the pod is judged by that Pod Security level
+    alone (at `level_version`, e.g. v1.30), whatever its labels, as the cluster's own
+    pod-security admission would (`validate --level`). ValueError for an unknown level or
+    version."""
     if not isinstance(request.pod, dict):
         return Decision(None, SKIP, {})
+    if level is not None:
+        return pod_security_only(request, policies, level, level_version)
     limits = policies.settings.limits
     if is_write(request):
         if stages == MUTATE:
@@ -168,6 +176,17 @@ def decide(request: PodRequest, policies: PolicySet, stages: str = BOTH) -> Deci
     return Decision(checked.task, verdict, pod, patch=mutation.patch if mutation else [],
                     applied=applied, violations=checked.violations, warnings=warnings,
                     message=checked.message, code=checked.code, mutation=mutation,
+                    validation=checked)
+
+
+def pod_security_only(request: PodRequest, policies: PolicySet, level: str,
+                      level_version: str) -> Decision:
+    """One Pod Security level on the pod as it came: no mutation, no caps, no policy."""
+    checked = validate_pod(request.pod, policies, request.namespace, request.username,
+                           level=level, level_version=level_version, today=request.today)
+    return Decision(checked.task, ALLOW if checked.allowed else DENY, request.pod,
+                    applied=checked.policies, violations=checked.violations,
+                    warnings=checked.warnings, message=checked.message, code=checked.code,
                     validation=checked)
 
 

@@ -1,5 +1,6 @@
-"""The CLI as a CI gate: one exit-code contract for every command, kept through a closed pipe,
-the server's own input limits, and nothing reported "allowed" that was never checked.
+"""The CLI as a CI gate (webhook.cli.entry): one exit-code contract for every command, kept
+through a closed pipe, and nothing reported "allowed" that was never checked. (The server's own
+input limits, which every command reading a pod keeps, are tests/test_cli_inputs.py's.)
 
 | code | meaning |
 |---|---|
@@ -19,13 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.admission_reviews import pod_review
 from tests.conftest import AIRFLOW_PODS, POLICIES, ROOT, airflow_pod
-from webhook.admission import MAX_BODY_BYTES, NESTED_TOO_DEEPLY
 from webhook.cli import main
-from webhook.mutation.mutate import mutate_pod
-from webhook.policy.store import PolicyStore
-from webhook.serving.app import create_app
 
 EXECUTOR = AIRFLOW_PODS / "airflow3-executor.json"
 KPO = AIRFLOW_PODS / "airflow3-kpo.json"
@@ -187,6 +183,12 @@ def test_exit_code_contract(row: str, tmp_path: Path, capsys, monkeypatch) -> No
     capsys.readouterr()
 
 
+def test_python_dash_m_webhook_is_the_same_cli() -> None:
+    result = subprocess.run([sys.executable, "-m", "webhook", "--help"], capture_output=True,
+                            text=True, check=True)
+    assert "airflow-pod-webhook" in result.stdout and "serve" in result.stdout
+
+
 def test_the_readme_documents_the_contract() -> None:
     readme = (ROOT / "README.md").read_text()
     for line in ("| 0 | success / allowed / all tests passed |",
@@ -254,93 +256,6 @@ def test_output_still_flushes_in_full_to_a_reader_that_stays(tmp_path: Path) -> 
 
 
 # ---------------------------------------------------------------------------------------------
-# The CLI accepts what the server accepts, and says so with the server's words.
-
-
-@pytest.fixture(scope="module")
-def server():
-    store = PolicyStore(POLICIES)
-    store.reload_if_changed()
-    return create_app(store).test_client()
-
-
-def cli_error(argv: list[str], capsys) -> tuple[int, str]:
-    code = main(argv)
-    return code, capsys.readouterr().err
-
-
-def test_a_body_over_3_mib_is_refused_by_both_with_the_same_message(tmp_path: Path, server,
-                                                                     capsys) -> None:
-    pod = airflow_pod("airflow3-executor")
-    pod["metadata"]["annotations"]["padding"] = "x" * MAX_BODY_BYTES
-    body = json.dumps(pod_review(pod)).encode()
-    (tmp_path / "big.json").write_bytes(body)
-    http = server.post("/validate", data=body, content_type="application/json")
-    assert http.status_code == 413
-    message = http.get_json()["error"]
-    assert message == f"request body is larger than {MAX_BODY_BYTES} bytes"
-    for command in ("validate", "mutate"):
-        code, err = cli_error([command, str(tmp_path / "big.json")], capsys)
-        assert code == 2 and message in err
-
-
-def test_a_body_just_under_3_mib_is_judged_by_both(tmp_path: Path, server, capsys,
-                                                   bundled) -> None:
-    # the mutated pod, as the validating hook receives it
-    pod = mutate_pod(airflow_pod("airflow3-executor"), bundled, "data-airflow").pod
-    # Padded in one env value: annotations past 256 KiB are refused by the caps (Settings
-    # limits.annotationsBytes, kube-apiserver's own cap), one long string is not.
-    env = pod["spec"]["containers"][0].setdefault("env", [])
-    env.append({"name": "PADDING", "value": ""})
-    size = len(json.dumps(pod_review(pod)).encode())
-    env[-1]["value"] = "x" * (MAX_BODY_BYTES - size - 40)
-    body = json.dumps(pod_review(pod)).encode()
-    assert MAX_BODY_BYTES - 100 < len(body) <= MAX_BODY_BYTES
-    (tmp_path / "near.json").write_bytes(body)
-    assert server.post("/validate", data=body, content_type="application/json").get_json()[
-        "response"]["allowed"] is True
-    assert main(["validate", str(tmp_path / "near.json")]) == 0
-    capsys.readouterr()
-
-
-def test_json_nested_past_the_servers_limit_is_refused_with_its_message(
-        tmp_path: Path, server, capsys) -> None:
-    body = b'{"kind": "Pod", "spec": ' + b"[" * 1100 + b"]" * 1100 + b"}"
-    (tmp_path / "deep.json").write_bytes(body)
-    http = server.post("/validate", data=body, content_type="application/json")
-    assert http.status_code == 400
-    message = http.get_json()["error"]
-    assert message.startswith("body is not valid JSON: depth limit exceeded")
-    code, err = cli_error(["validate", str(tmp_path / "deep.json")], capsys)
-    assert code == 2 and message in err
-
-
-def test_yaml_nested_too_deeply_for_python_is_refused_with_the_servers_message(
-        tmp_path: Path, capsys) -> None:
-    deep = "spec: " + "[" * 5000 + "]" * 5000 + "\n"
-    code, err = cli_error(["validate", text(tmp_path, "deep.yaml", deep)], capsys)
-    assert code == 2 and NESTED_TOO_DEEPLY in err
-
-
-def test_yaml_aliases_are_refused_like_the_servers_annotations(tmp_path: Path, capsys) -> None:
-    bomb = "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n"
-    code, err = cli_error(["validate", text(tmp_path, "bomb.yaml", bomb)], capsys)
-    assert code == 2 and "YAML aliases are not allowed" in err
-
-
-def test_an_override_annotation_over_64_kib_is_refused_by_both_alike(tmp_path: Path, server,
-                                                                     capsys) -> None:
-    pod = airflow_pod("airflow3-executor")
-    pod["metadata"]["annotations"][P + "pod-override"] = json.dumps(
-        {"metadata": {"labels": {"x": "y" * (70 * 1024)}}})
-    http = server.post("/mutate", json=pod_review(pod)).get_json()["response"]
-    assert http["allowed"] is False
-    code, err = cli_error(["mutate", pod_file(tmp_path, "big-override.json", pod)], capsys)
-    refusal = f"annotation {P}pod-override: is larger than 65536 bytes (annotations)"
-    assert code == 1 and f"refused: {refusal}" in err and refusal in http["status"]["message"]
-
-
-# ---------------------------------------------------------------------------------------------
 # Nothing reported "allowed" that was never checked
 
 
@@ -378,16 +293,6 @@ def test_a_malformed_airflow_pod_is_an_error_not_allowed(tmp_path: Path, capsys)
     assert "allowed" not in captured.out
     assert captured.err == (f"{path}: error: malformed pod: spec.containers[base].resources: "
                             "must be an object, got list\n")
-
-
-def test_standard_input_is_read_within_the_same_limits(tmp_path: Path) -> None:
-    ok = subprocess.run([*CLI, "validate", "--after-mutation", "-"], cwd=ROOT,
-                        input=EXECUTOR.read_bytes(), capture_output=True, timeout=120)
-    assert ok.returncode == 0 and ok.stdout.startswith(b"-: allowed\n")
-    big = subprocess.run([*CLI, "validate", "-"], cwd=ROOT,
-                         input=b" " * (MAX_BODY_BYTES + 1), capture_output=True, timeout=120)
-    assert big.returncode == 2
-    assert f"request body is larger than {MAX_BODY_BYTES} bytes".encode() in big.stderr
 
 
 def test_mutate_says_skipped_for_a_pod_no_policy_selects_and_leaves_it_as_it_was(
