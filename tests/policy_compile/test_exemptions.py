@@ -23,3 +23,12 @@ def test_an_exemption_compiles_with_its_rules_reason_and_expiry(compiled) -> Non
                   Source("p.yaml", 1)),
         Exemption("b", Match(namespaces=("a",)), ("*",), "all", date(2030, 1, 31),
                   Source("p.yaml", 0)))
+
+
+def test_an_exemption_is_a_grant(compile_yaml) -> None:
+    _, errors = compile_yaml(exemption("{match: {podTypes: [kpo], taskIds: [t]}, reason: r}",
+                                       "e"))
+    assert errors == [
+        "p.yaml:4:8: document 1 (Exemption/e): spec.match.dagIds: a KPO pod's DAG and task "
+        "ids are its author's choice and never select this, so it would never apply; scope "
+        "it by namespaces with dagIds ['*'] (docs/threat-model.md)"]

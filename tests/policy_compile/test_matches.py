@@ -100,3 +100,10 @@ def test_a_kpo_only_grant_cannot_be_scoped_by_dag_or_task(compile_yaml, ids: str
 ])
 def test_grants_scoped_in_ways_the_author_cannot_forge_compile(compiled, match: str) -> None:
     assert len(compiled(granting("OverridePolicy", match)).override_policies) == 1
+
+
+def test_a_grant_is_checked_as_a_match_first(compile_yaml) -> None:
+    _, errors = compile_yaml(granting("Exemption", "{dagIds: ['*'], podTypes: [other]}"))
+    assert errors == [
+        "p.yaml:5:3: document 1 (Exemption/g): spec.match.labelSelector: podTypes 'other' "
+        "needs a labelSelector: foreign pods are never matched by namespace alone"]

@@ -48,3 +48,11 @@ def test_an_unknown_profile_names_the_ones_there_are(compile_yaml) -> None:
         "p.yaml:4:26: document 1 (OverridePolicy/o): spec.allowedProfiles[0]: bad value "
         "'small': no Profile named 'small' (profiles: none)"]
 
+
+
+def test_an_override_policy_is_a_grant(compile_yaml) -> None:
+    _, errors = compile_yaml(override("{match: {podTypes: [kpo], dagIds: [etl]}}"))
+    assert errors == [
+        "p.yaml:4:41: document 1 (OverridePolicy/o): spec.match.dagIds: a KPO pod's DAG and "
+        "task ids are its author's choice and never select this, so it would never apply; "
+        "scope it by namespaces with dagIds ['*'] (docs/threat-model.md)"]

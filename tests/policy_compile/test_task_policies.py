@@ -42,3 +42,11 @@ def test_a_task_policy_is_a_grant(compile_yaml) -> None:
         "p.yaml:5:19: document 1 (TaskPolicy/t): spec.match.dagIds: a KPO pod's DAG and task "
         "ids are its author's choice and never select this, so it would never apply; scope "
         "it by namespaces with dagIds ['*'] (docs/threat-model.md)"]
+
+
+def test_a_task_policy_template_is_checked_as_a_fragment(compile_yaml) -> None:
+    _, errors = compile_yaml(task_policy("t", "[etl]").replace(
+        "{apiVersion: v1, spec:", "{metadata: {name: x}, spec:"))
+    assert errors == [
+        "p.yaml:6:25: document 1 (TaskPolicy/t): spec.template.metadata.name: bad value "
+        "'name': is set by Airflow and kube-apiserver; a policy may not change it"]

@@ -60,3 +60,20 @@ def test_a_metadata_lock_is_reported_once_by_the_name_checks(compile_yaml) -> No
         "'metadata.labels.team': only spec fields can be locked; Airflow owns the metadata",
         "p.yaml:6:40: document 1 (PodTemplate/t): spec.lockedFields[1]: bad value "
         "'spec.containers[x].image': the template has no spec.containers[x] to lock"]
+
+
+def test_a_metadata_item_lock_is_left_to_the_name_checks(compile_yaml) -> None:
+    _, errors = compile_yaml(template("t", BASE + "  lockedFields: ['metadata.labels[x]']\n"))
+    assert errors == [
+        "p.yaml:6:18: document 1 (PodTemplate/t): spec.lockedFields[0]: bad value "
+        "'metadata.labels[x]': only spec fields can be locked; Airflow owns the metadata"]
+
+
+def test_a_template_checks_its_match_and_its_fragment(compile_yaml) -> None:
+    _, errors = compile_yaml(template("t", "  match: {podTypes: [other]}\n"
+                                           "  template: {metadata: {labels: {dag_id: x}}}\n"))
+    assert errors == [
+        "p.yaml:5:3: document 1 (PodTemplate/t): spec.match.labelSelector: podTypes 'other' "
+        "needs a labelSelector: foreign pods are never matched by namespace alone",
+        "p.yaml:6:34: document 1 (PodTemplate/t): spec.template.metadata.labels.dag_id: bad "
+        "value 'dag_id': Airflow owns this key (it selects and adopts pods by it)"]

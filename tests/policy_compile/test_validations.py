@@ -45,3 +45,10 @@ def test_resource_maxima_must_be_quantities(compile_yaml) -> None:
         "bad value 'lots': is not a Kubernetes quantity (e.g. 500m, 2, 4Gi)",
         "p.yaml:8:27: document 1 (ValidationPolicy/v): spec.rules.resources.maxLimits.memory: "
         "bad value 'much': is not a Kubernetes quantity (e.g. 500m, 2, 4Gi)"]
+
+
+def test_the_match_is_checked(compile_yaml) -> None:
+    _, errors = compile_yaml(validation("  match: {podTypes: [other]}\n"))
+    assert errors == [
+        "p.yaml:5:3: document 1 (ValidationPolicy/v): spec.match.labelSelector: podTypes "
+        "'other' needs a labelSelector: foreign pods are never matched by namespace alone"]
