@@ -49,13 +49,19 @@ def test_a_long_bad_value_is_cut_at_120_characters(compile_yaml) -> None:
     _, errors = compile_yaml(API + f"kind: Envelope\nmetadata: {{name: e}}\nspec:\n"
                              f"  resources: {{perPod: {{limits: {{cpu: {'x' * 118}}}}}}}\n")
     assert f"bad value '{'x' * 118}': is not" in errors[0]
+    _, errors = compile_yaml(API + f"kind: Envelope\nmetadata: {{name: e}}\nspec:\n"
+                             f"  resources: {{perPod: {{limits: {{cpu: {'x' * 119}}}}}}}\n")
+    assert f"bad value '{'x' * 118}…: is not" in errors[0]
 
 
 def test_a_quantity_of_the_wrong_type_is_an_error_not_a_crash() -> None:
     errors: list[PolicyError] = []
     doc = PolicyDocument("code", 0, {"kind": "Envelope", "metadata": {"name": "e"}})
     assert Context(errors).quantity(doc, "spec.x", [1]) is None
+    assert Context(errors).quantity(doc, "spec.b", True) is None
     assert Context(errors).quantity(doc, "spec.z", "2") == 2
     assert [str(e) for e in errors] == [
         "code: document 1 (Envelope/e): spec.x: bad value '[1]': is not a Kubernetes quantity "
+        "(e.g. 500m, 2, 4Gi)",
+        "code: document 1 (Envelope/e): spec.b: bad value 'True': is not a Kubernetes quantity "
         "(e.g. 500m, 2, 4Gi)"]
