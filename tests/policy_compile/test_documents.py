@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker
 
-from webhook.policy.compile import schema_errors
+from webhook.policy.compile import PolicyDocument, compile_policies, schema_errors
 
 API = "apiVersion: airflow-pod-webhook.io/v1alpha1\n"
 
@@ -104,3 +104,40 @@ def test_schema_errors_as_plain_text_for_other_callers() -> None:
     assert schema_errors(validator, {"mode": 1, "v": 2}, "") == [
         ("mode", "is not one of ['warn', 'deny']"), ("v", "'x' was expected")]
     assert schema_errors(validator, [], "") == [("<document>", "[] is not of type 'object'")]
+    checked = Draft202012Validator({"type": "string", "format": "ipv4"},
+                                   format_checker=FormatChecker())
+    assert schema_errors(checked, "x", "spec.ip") == [("spec.ip", "must be a ipv4")]
+    assert schema_errors(Draft202012Validator({"enum": ["a", "b"]}), "c", "") == [
+        ("<document>", "must be one of a, b")]
+    assert schema_errors(Draft202012Validator({"const": "a"}), "c", "") == [
+        ("<document>", "must be a")]
+    assert schema_errors(Draft202012Validator({"additionalProperties": False}), {"k": 1},
+                         "") == [("k", "is not a field here (fields: )")]
+
+
+def test_a_bad_name_at_a_map_key_is_shown_at_the_key(compile_yaml) -> None:
+    _, errors = compile_yaml(API + "kind: ValidationPolicy\nmetadata: {name: v}\nspec: {rules: "
+                             "{resources: {maxRequests: {'bad name!': '1', cpu: 2}}}}\n")
+    assert errors == [
+        "p.yaml:4:42: document 1 (ValidationPolicy/v): spec.rules.resources.maxRequests.bad "
+        "name!: bad value 'bad name!': is not a Kubernetes resource name (cpu, memory, "
+        "ephemeral-storage, hugepages-<size> or a domain/name like nvidia.com/gpu)"]
+
+
+def test_a_bad_name_suggests_the_closest_one(compile_yaml) -> None:
+    _, errors = compile_yaml(API + "kind: Exemption\nmetadata: {name: e}\nspec: {match: "
+                             "{namespaces: [a]}, reason: r, rules: ['envelope: label']}\n")
+    assert errors == [
+        "p.yaml:4:53: document 1 (Exemption/e): spec.rules[0]: bad value 'envelope: label': "
+        "no Envelope check 'label'; did you mean 'envelope: labels'?"]
+
+
+def test_a_document_built_in_code_still_quotes_the_bad_kind_and_api_version() -> None:
+    body = {"apiVersion": "v1", "kind": "Profil", "metadata": {"name": "p"}, "spec": {}}
+    _, errors = compile_policies([PolicyDocument("code", 0, body)], "r")
+    assert [str(e) for e in errors] == [
+        "code: document 1 (Profil/p): apiVersion: bad value 'v1': must be "
+        "airflow-pod-webhook.io/v1alpha1",
+        "code: document 1 (Profil/p): kind: bad value 'Profil': must be one of PodTemplate, "
+        "Profile, TaskPolicy, OverridePolicy, Envelope, ValidationPolicy, Exemption, Settings; "
+        "did you mean 'Profile'?"]
