@@ -170,3 +170,12 @@ def test_zero_is_a_bound(compiled) -> None:
     assert env.resources is not None
     assert dict(env.resources.per_pod["limits"]) == {"cpu": Bound(Decimal(0), "0")}
     assert env.volumes is not None and env.volumes.empty_dir_max == Bound(Decimal(0), "0")
+
+
+def test_labels_without_template_labels_and_a_checked_match(compile_yaml, compiled) -> None:
+    env = compiled(envelope("  labels: {forbidden: [{key: team}]}\n")).envelopes[0]
+    assert env.labels == LabelRules((LabelRule("team", ()),), ())
+    _, errors = compile_yaml(envelope("  match: {podTypes: [other]}\n"))
+    assert errors == [
+        "p.yaml:5:3: document 1 (Envelope/e): spec.match.labelSelector: podTypes 'other' needs "
+        "a labelSelector: foreign pods are never matched by namespace alone"]
