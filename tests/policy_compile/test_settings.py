@@ -74,3 +74,6 @@ def test_the_chart_fullname_is_cut_as_the_chart_cuts_it() -> None:
     assert airflow_chart_fullname("a" * 62 + "-airflow") == "a" * 62
     assert airflow_chart_fullname("r", "b" * 62 + "-x") == "b" * 62
     assert airflow_chart_fullname("r", "c" * 70) == "c" * 63
+    # Only dashes are cut: a name that ends in any other character keeps it.
+    assert airflow_chart_fullname("airflowX") == "airflowX"
+    assert airflow_chart_fullname("r", "customX") == "customX"
