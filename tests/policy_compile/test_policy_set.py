@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from webhook.policy.compile import PolicyDocument, compile_policies, revision_of
 
 API = "apiVersion: airflow-pod-webhook.io/v1alpha1\n"
@@ -62,3 +64,86 @@ def test_the_revision_is_a_hash_of_names_and_contents_in_any_order() -> None:
     assert revision_of([("a.yaml", b"one"), ("c.yaml", b"two")]) != revision
     assert revision_of([("ab", b"c")]) != revision_of([("a", b"bc")])
     assert revision_of([]) == "e3b0c44298fc"
+    # The same on every replica and every release: sha256 over each name, a NUL, and the
+    # sha256 of its content, in name order.
+    expected = hashlib.sha256()
+    for name, data in files:
+        expected.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    assert revision == expected.hexdigest()[:12]
+
+
+def every_kind(name: str) -> list[str]:
+    """One document of each kind, all named `name` (a name is unique per kind only)."""
+    return [
+        f"kind: PodTemplate\nmetadata: {{name: {name}}}\nspec: {{template: {{}}, priority: 1}}\n",
+        f"kind: Profile\nmetadata: {{name: {name}}}\nspec: {{template: {{}}}}\n",
+        f"kind: TaskPolicy\nmetadata: {{name: {name}}}\n"
+        f"spec: {{match: {{dagIds: ['{name}*', etl]}}, template: {{}}}}\n",
+        f"kind: TaskPolicy\nmetadata: {{name: {name}-exact}}\n"
+        f"spec: {{match: {{dagIds: [etl]}}, template: {{}}}}\n",
+        f"kind: OverridePolicy\nmetadata: {{name: {name}}}\nspec: {{allowedProfiles: [{name}]}}\n",
+        f"kind: ValidationPolicy\nmetadata: {{name: {name}}}\nspec: {{}}\n",
+        f"kind: Envelope\nmetadata: {{name: {name}}}\nspec: {{}}\n",
+        f"kind: Exemption\nmetadata: {{name: {name}}}\nspec: {{match: {{}}, reason: r}}\n",
+    ]
+
+
+def test_every_kind_is_compiled_into_the_set_in_name_order(compiled) -> None:
+    texts = [*every_kind("zz"), *every_kind("aa"),
+             "kind: Settings\nmetadata: {name: s}\nspec: {nodePoolLabel: pool}\n"]
+    policy = compiled("---\n".join(API + t for t in texts))
+    assert policy.document_count == 17
+    assert policy.revision == policy.revision.lower() and len(policy.revision) == 12
+    assert policy.settings.node_pool_label == "pool"
+    assert [t.name for t in policy.templates] == ["aa", "zz"]
+    assert list(policy.profiles) == ["zz", "aa"]
+    assert policy.profiles["aa"].source.index == 9
+    assert [p.name for p in policy.task_policies_glob] == ["aa", "zz"]
+    assert {k: [p.name for p in v] for k, v in policy.task_policies_exact.items()} == {
+        "etl": ["aa-exact", "zz-exact"]}
+    assert [p.name for p in policy.override_policies] == ["aa", "zz"]
+    assert [p.name for p in policy.validation_policies] == ["aa", "zz"]
+    assert [p.name for p in policy.envelopes] == ["aa", "zz"]
+    assert [p.name for p in policy.exemptions] == ["aa", "zz"]
+
+
+def test_an_error_in_any_kind_means_no_set(compile_yaml) -> None:
+    for i, text in enumerate(every_kind("a")):
+        broken = text.replace("template: {}", "template: {metadata: null}").replace(
+            "spec: {}", "spec: {match: {podTypes: [other]}}").replace(
+            "match: {}", "match: {podTypes: [other]}").replace(
+            "allowedProfiles: [a]", "allowedProfiles: [b]")
+        result, errors = compile_yaml(API + broken)
+        assert result is None and len(errors) == 1, (i, errors)
+
+
+def test_two_settings_documents_are_one_too_many(compile_yaml) -> None:
+    _, errors = compile_yaml(SETTINGS + "---\n" + SETTINGS.replace("name: s", "name: t"))
+    assert errors == [
+        "p.yaml:7:7: document 2 (Settings/t): kind: bad value 'Settings': only one Settings "
+        "document is allowed"]
+
+
+def test_a_set_with_errors_is_not_returned() -> None:
+    body = {"apiVersion": "airflow-pod-webhook.io/v1alpha1", "kind": "OverridePolicy",
+            "metadata": {"name": "o"}, "spec": {"allowedProfiles": ["nope"]}}
+    result, errors = compile_policies([PolicyDocument("code", 0, body)], "r")
+    assert result is None and len(errors) == 1
+
+
+def test_errors_of_one_document_are_in_line_order(compile_yaml) -> None:
+    _, errors = compile_yaml(API + "kind: Envelope\nmetadata: {name: e}\nspec:\n"
+                             "  resources: {perPod: {limits: {cpu: lots}}}\n"
+                             "  placement: {requireNodePool: true}\n")
+    assert [e.split(": ")[2] for e in errors] == ["spec.resources.perPod.limits[cpu]",
+                                                   "spec.placement.nodePools"]
+
+
+def test_documents_after_a_broken_or_duplicate_one_are_still_compiled(compile_yaml) -> None:
+    broken_override = API + "kind: OverridePolicy\nmetadata: {name: o}\nspec: " \
+                            "{allowedProfiles: [nope]}\n"
+    for first in (API + "kind: Nope\nmetadata: {name: n}\nspec: {}\n",
+                  PROFILE + "---\n" + PROFILE):
+        _, errors = compile_yaml(first + "---\n" + broken_override)
+        assert len(errors) == 2, errors
+        assert "no Profile named 'nope'" in errors[1]
