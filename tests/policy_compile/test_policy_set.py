@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 
 from webhook.policy.compile import PolicyDocument, compile_policies, revision_of
+from webhook.policy.load import parse_documents
+from webhook.policy.model import Settings
 
 API = "apiVersion: airflow-pod-webhook.io/v1alpha1\n"
 PROFILE = API + "kind: Profile\nmetadata: {name: p}\nspec: {template: {}}\n"
@@ -21,6 +23,7 @@ def test_a_set_counts_every_document_and_keeps_its_revision() -> None:
     assert result is not None
     assert (result.revision, result.document_count, sorted(result.profiles)) == (
         "rev-1", 2, ["p", "q"])
+    assert result.settings == Settings()
 
 
 def test_a_name_used_twice_in_one_kind_is_an_error(compile_yaml) -> None:
@@ -98,6 +101,7 @@ def test_every_kind_is_compiled_into_the_set_in_name_order(compiled) -> None:
     assert [t.name for t in policy.templates] == ["aa", "zz"]
     assert list(policy.profiles) == ["zz", "aa"]
     assert policy.profiles["aa"].source.index == 9
+    assert policy.profiles["aa"].name == "aa"
     assert [p.name for p in policy.task_policies_glob] == ["aa", "zz"]
     assert {k: [p.name for p in v] for k, v in policy.task_policies_exact.items()} == {
         "etl": ["aa-exact", "zz-exact"]}
@@ -131,12 +135,16 @@ def test_a_set_with_errors_is_not_returned() -> None:
     assert result is None and len(errors) == 1
 
 
-def test_errors_of_one_document_are_in_line_order(compile_yaml) -> None:
-    _, errors = compile_yaml(API + "kind: Envelope\nmetadata: {name: e}\nspec:\n"
-                             "  resources: {perPod: {limits: {cpu: lots}}}\n"
-                             "  placement: {requireNodePool: true}\n")
-    assert [e.split(": ")[2] for e in errors] == ["spec.resources.perPod.limits[cpu]",
-                                                   "spec.placement.nodePools"]
+def test_errors_of_one_document_are_in_line_order() -> None:
+    text = (API + "kind: Envelope\nmetadata: {name: e}\nspec:\n"
+            "  resources: {perPod: {limits: {cpu: lots}}}\n"
+            "  placement: {requireNodePool: true}\n"
+            "  volumes: {types: [], emptyDir: {maxSizeLimit: much}}\n")
+    documents, _ = parse_documents([("p.yaml", text.encode())])
+    _, errors = compile_policies(documents, "r")
+    assert [(e.line, e.path) for e in errors] == [
+        (5, "spec.resources.perPod.limits[cpu]"), (6, "spec.placement.nodePools"),
+        (7, "spec.volumes.emptyDir.maxSizeLimit")]
 
 
 def test_documents_after_a_broken_or_duplicate_one_are_still_compiled(compile_yaml) -> None:
