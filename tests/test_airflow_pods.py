@@ -139,6 +139,36 @@ def test_one_executor_marker_alone_is_judged_as_kpo_and_denied(bundled, drop, ke
     assert f"metadata.labels.{kept} must come with" in result.message
 
 
+@pytest.mark.parametrize("labels, problems", [
+    ({"airflow-worker": "3"}, (
+        "metadata.labels", "must not hold the executor's label(s) airflow-worker on a "
+        "KubernetesPodOperator pod (kubernetes_pod_operator=True); remove them from the "
+        "operator's labels= (the executor would adopt or watch this pod as its own)",
+        "airflow-worker")),
+    ({"kubernetes_executor": "True", "airflow-worker": "3"}, (
+        "metadata.labels", "must not hold the executor's label(s) kubernetes_executor and "
+        "airflow-worker on a KubernetesPodOperator pod (kubernetes_pod_operator=True); remove "
+        "them from the operator's labels= (the executor would adopt or watch this pod as its "
+        "own)", "kubernetes_executor, airflow-worker")),
+])
+def test_what_a_kpo_pod_with_executor_markers_is_told(labels, problems) -> None:
+    assert identify(labelled("airflow3-kpo", **labels), "ns").identity_problems == (problems,)
+
+
+@pytest.mark.parametrize("drop, problems", [
+    ("kubernetes_executor", (
+        "metadata.labels.airflow-worker", "must come with kubernetes_executor=True, as on every "
+        "KubernetesExecutor pod; remove airflow-worker from the pod's labels", "3")),
+    ("airflow-worker", (
+        "metadata.labels.kubernetes_executor", "must come with airflow-worker, as on every "
+        "KubernetesExecutor pod; remove kubernetes_executor from the pod's labels", "True")),
+])
+def test_what_a_pod_with_one_executor_marker_is_told(drop, problems) -> None:
+    pod = airflow_pod("airflow3-executor")
+    del pod["metadata"]["labels"][drop]
+    assert identify(pod, "ns").identity_problems == (problems,)
+
+
 def test_an_executor_marker_with_another_value_is_still_an_airflow_pod() -> None:
     pod = airflow_pod("airflow3-executor")
     pod["metadata"]["labels"]["kubernetes_executor"] = "yes"  # still selected: airflow-worker
@@ -206,14 +236,23 @@ def test_a_mapped_executor_task_is_known_by_its_map_index() -> None:
     assert (task.map_index, task.identity_problems) == ("7", ())
 
 
+def test_ids_airflow_wrote_only_as_annotations_are_still_known() -> None:
+    pod = airflow_pod("airflow3-executor")
+    del pod["metadata"]["labels"]["try_number"]
+    pod["metadata"]["annotations"].update(try_number="12", map_index="4")
+    task = identify(pod, "data-airflow")
+    assert (task.try_number, task.map_index, task.identity_problems) == ("12", "4", ())
+
+
 def test_an_executor_pod_without_id_annotations_is_known_by_its_labels_only() -> None:
     pod = airflow_pod("airflow3-executor")
     pod["metadata"]["annotations"] = {}
+    pod["metadata"]["labels"]["map_index"] = "3"
     task = identify(pod, "data-airflow")
     assert (task.pod_type, task.dag_id, task.task_id, task.exact_ids) == (
         PodType.EXECUTOR, "example_dag", "extract", False)
     assert (task.run_id, task.try_number, task.map_index) == (
-        "scheduled__2026-11-20T0630000000-21459779b", "2", None)
+        "scheduled__2026-11-20T0630000000-21459779b", "2", "3")
     assert task.identity_problems == () and task.ids_trusted
 
 
@@ -228,14 +267,15 @@ def test_a_kpo_pod_is_known_by_the_labels_its_author_wrote() -> None:
 
 
 def test_a_pod_an_airflow_account_wrote_without_markers_is_an_unmarked_kpo_pod() -> None:
-    pod = {"metadata": {"name": "p", "labels": {"dag_id": "etl", "team": "ml"}}, "spec": {}}
+    labels = {"dag_id": "etl", "task_id": "load", "team": "ml"}
+    pod = {"metadata": {"name": "p", "labels": labels}, "spec": {}}
     assert identify(pod, "data-airflow", airflow_writer=True) == AirflowTask(
         pod_type=PodType.KPO, namespace="data-airflow", dag_id=None, task_id=None,
-        exact_ids=False, labels={"dag_id": "etl", "team": "ml"}, unmarked=True)
+        exact_ids=False, labels=labels, unmarked=True)
     # ...and written by anyone else, it is not Airflow's at all
     assert identify(pod, "data-airflow") == AirflowTask(
-        pod_type=PodType.OTHER, namespace="data-airflow", dag_id="etl", task_id=None,
-        exact_ids=False, labels={"dag_id": "etl", "team": "ml"})
+        pod_type=PodType.OTHER, namespace="data-airflow", dag_id="etl", task_id="load",
+        exact_ids=False, labels=labels)
 
 
 @pytest.mark.parametrize("metadata, namespace", [
@@ -271,6 +311,7 @@ AIRFLOW_SAFE_LABELS = [
     ("team.ml_pipeline-v2", "team.ml_pipeline-v2"),
     ("d" * 64, "d" * 53 + "-e987c862f"),
     ("load data", "loaddata-987aff04a"),
+    ("XGBoost export", "XGBoostexport-6c0cc661d"),
 ]
 
 
@@ -348,6 +389,7 @@ def _denied_by_restricted(pod: dict, policies: PolicySet) -> bool:
     # A DAG id with spaces reaches a KPO pod's label sanitised: the exact id still selects it.
     ('{dagIds: ["nightly export"]}', {"dag_id": "nightlyexport-57d1ee814"}, True),
     ('{dagIds: ["nightly export"]}', {}, False),
+    ('{dagIds: ["XGBoost export"]}', {"dag_id": "XGBoostexport-6c0cc661d"}, True),
     ('{taskIds: ["load data"]}', {"task_id": "loaddata-987aff04a"}, True),
     # A glob is compared with the label as it is, never sanitised.
     ('{dagIds: ["nightly*"]}', {"dag_id": "nightlyexport-57d1ee814"}, True),
@@ -375,11 +417,11 @@ def test_an_executor_pods_exact_ids_are_never_compared_sanitised() -> None:
     # The scheduler's exact id "nightly export" is the only one this DAG's executor pods carry:
     # a policy naming the sanitised form names another DAG.
     pod = airflow_pod("airflow3-executor")
-    pod["metadata"]["annotations"]["dag_id"] = "nightlyexport-57d1ee814"
-    pod["metadata"]["labels"]["dag_id"] = "nightlyexport-57d1ee814"
+    for key, value in (("dag_id", "nightlyexport-57d1ee814"), ("task_id", "loaddata-987aff04a")):
+        pod["metadata"]["annotations"][key] = pod["metadata"]["labels"][key] = value
     task = identify(pod, "ns")
     assert not task.matches_dag("nightly export") and task.matches_dag("nightlyexport-*")
-    assert not identify(airflow_pod("airflow3-executor"), "ns").matches_task("extract ")
+    assert not task.matches_task("load data") and task.matches_task("loaddata-*")
 
 
 @pytest.mark.parametrize("key, value, match", [

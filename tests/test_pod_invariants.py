@@ -190,6 +190,12 @@ def test_every_container_list_is_kept_valid_whatever_the_pod_lacks() -> None:
     assert "initContainers" not in fixed["spec"]
 
 
+def test_a_container_the_mutation_added_is_kept_valid_too() -> None:
+    added = _c("init", securityContext={"privileged": True, "allowPrivilegeEscalation": False})
+    fixed = keep_pod_valid(_pod(_c()), _pod(_c(), initContainers=[added]))
+    assert fixed["spec"]["initContainers"] == [_c("init", securityContext={"privileged": True})]
+
+
 def test_a_valid_pod_comes_back_as_the_same_object() -> None:
     pod = _pod(_c(**NO_ESCALATION))
     assert keep_pod_valid(pod, pod) is pod
@@ -289,6 +295,9 @@ def test_a_windows_pod_loses_only_the_linux_settings_a_default_added() -> None:
 def test_a_windows_pod_without_security_contexts_is_left_as_it_is() -> None:
     pod = _pod(_c(), os={"name": "windows"})
     assert keep_pod_valid(pod, pod) == _pod(_c(), os={"name": "windows"})
+    # nothing Linux-only to take back: the containers are not copied either
+    pod = _pod(_c(securityContext={"runAsNonRoot": True}), os={"name": "windows"})
+    assert keep_pod_valid(pod, pod)["spec"]["containers"] is pod["spec"]["containers"]
 
 
 # --- the token the ServiceAccount plugin mounted (let_plugins_recompute) -------------------------
