@@ -127,6 +127,25 @@ def test_turning_automount_off_takes_back_the_token_the_plugin_mounted() -> None
                                                        "mountPath": "/airflow/xcom"}]
 
 
+def test_a_kpo_pod_asking_for_its_token_loses_it_under_a_lock_that_turns_it_off() -> None:
+    policies = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: PodTemplate
+        metadata: {name: no-token}
+        spec:
+          template: {spec: {automountServiceAccountToken: false}}
+          lockedFields: [spec.automountServiceAccountToken]
+    """)
+    pod = _with_token_volume(airflow_pod("airflow3-kpo-xcom"))
+    # KubernetesPodOperator(automount_service_account_token=True)
+    pod["spec"]["automountServiceAccountToken"] = True
+    result = mutate_pod(pod, policies, "data-airflow")
+    assert result.allowed
+    assert [v["name"] for v in result.pod["spec"]["volumes"]] == ["xcom"]
+    assert {"op": "replace", "path": "/spec/automountServiceAccountToken", "value": False
+            } in result.patch
+
+
 def test_the_token_volume_stays_when_automount_is_untouched(bundled) -> None:
     pod = _with_token_volume(airflow_pod("airflow3-executor"))
     pod["metadata"]["annotations"][P + "memory"] = "1Gi"
