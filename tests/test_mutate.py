@@ -402,8 +402,11 @@ def test_the_result_is_checked_whatever_produced_it(bundled, monkeypatch) -> Non
         default, allowed_fields=(*default.allowed_fields, ("metadata", "labels"))),))
     pod = airflow_pod("airflow3-executor")
     pod["metadata"]["annotations"][P + "pod-override"] = json.dumps({"metadata": {"labels": None}})
+    before = json.loads(json.dumps(pod))
     result = mutate_pod(pod, labels_allowed, "data-airflow", SCHEDULER)
     assert not result.allowed and result.patch == []
+    assert (result.pod, result.task.dag_id) == (before, "example_dag")
+    assert {(r.annotation, r.rule) for r in result.refusals} == {("", KEEP_IDENTITY_RULE)}
     messages = [r.message for r in result.refusals]
     assert ("metadata.labels.airflow-worker: Airflow's own key would be removed by the "
             f"mutation ({KEEP_IDENTITY_RULE})") in messages
@@ -411,17 +414,66 @@ def test_the_result_is_checked_whatever_produced_it(bundled, monkeypatch) -> Non
             f"matchConditions ({KEEP_IDENTITY_RULE})") in messages
 
 
-def test_a_mutation_that_changes_an_airflow_value_is_refused(bundled, monkeypatch) -> None:
+@pytest.mark.parametrize("field", ["labels", "annotations"])
+def test_a_mutation_that_changes_an_airflow_value_is_refused(bundled, monkeypatch, field
+                                                             ) -> None:
     def relabel(original: dict, result: dict) -> dict:
-        meta = {**result["metadata"], "labels": {**result["metadata"]["labels"],
-                                                 "dag_id": "nfs_export"}}
+        meta = {**result["metadata"], field: {**result["metadata"][field],
+                                              "dag_id": "nfs_export"}}
         return {**result, "metadata": meta}
 
     monkeypatch.setattr(mutate_module, "_keep_airflow_metadata", relabel)
     result = mutate_pod(airflow_pod("airflow3-executor"), bundled, "data-airflow", SCHEDULER)
     assert [r.message for r in result.refusals] == [
-        f"metadata.labels.dag_id: Airflow's own key would be changed by the mutation "
+        f"metadata.{field}.dag_id: Airflow's own key would be changed by the mutation "
         f"({KEEP_IDENTITY_RULE})"]
+
+
+def test_with_the_override_guard_broken_airflows_keys_still_leave_as_they_came(
+        monkeypatch) -> None:
+    from webhook.mutation import overrides
+
+    monkeypatch.setattr(overrides, "_owned", lambda path, task: None)
+    policies = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: OverridePolicy
+        metadata: {name: metadata}
+        spec:
+          allowedFields: [metadata.labels, metadata.annotations]
+    """)
+    pod = airflow_pod("airflow3-executor")
+    labels, annotations = dict(pod["metadata"]["labels"]), dict(pod["metadata"]["annotations"])
+    fragment = {"metadata": {"labels": {"dag_id": "nfs_export", "team": "ml"},
+                             "annotations": {"task_id": "export", "note": "x"}}}
+    annotate(pod, {P + "pod-override": json.dumps(fragment)})
+    result = mutated(pod, policies)
+    assert result.allowed
+    assert result.pod["metadata"]["labels"] == {**labels, "team": "ml"}
+    assert result.pod["metadata"]["annotations"] == {
+        **annotations, P + "pod-override": json.dumps(fragment), "note": "x",
+        P + "applied": "revision=test; annotations:pod-override"}
+
+
+def test_a_template_never_gives_a_pod_airflows_keys_even_unchecked() -> None:
+    # compile refuses such a template; built by hand, the mutation still drops the keys
+    policies = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: PodTemplate
+        metadata: {name: t}
+        spec: {template: {spec: {activeDeadlineSeconds: 60}}}
+    """)
+    [template] = policies.templates
+    template = dataclasses.replace(template, template={
+        "metadata": {"labels": {"kubernetes_executor": "True", "team": "ml"},
+                     "annotations": {"dag_id": "nfs_export", "note": "x"}},
+        "spec": {"activeDeadlineSeconds": 60}})
+    policies = dataclasses.replace(policies, templates=(template,))
+    pod = airflow_pod("airflow3-kpo")  # no annotations at all
+    labels = dict(pod["metadata"]["labels"])
+    result = mutated(pod, policies)
+    assert result.pod["metadata"]["labels"] == {**labels, "team": "ml"}
+    assert result.pod["metadata"]["annotations"] == {
+        "note": "x", P + "applied": "revision=test; PodTemplate/t"}
 
 
 # --- what the hook reports, whichever way the pod goes --------------------------------------------
