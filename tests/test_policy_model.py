@@ -326,9 +326,9 @@ def test_a_kpo_pod_naming_a_dag_gets_its_restrictions_but_not_its_grants() -> No
     assert SET.exemptions_for(task, TODAY) == []
 
 
-def test_a_pod_without_a_dag_id_gets_only_the_policies_for_every_dag() -> None:
-    task = replace(kpo(), dag_id=None)
-    assert [p.name for p in SET.task_policies_for(task)] == ["a-every", "b-every"]
+def test_a_pod_of_an_unlisted_dag_or_none_gets_only_the_policies_for_every_dag() -> None:
+    for task in (replace(kpo(), dag_id=None), executor(dag_id="nightly")):
+        assert [p.name for p in SET.task_policies_for(task)] == ["a-every", "b-every"]
     assert PolicySet("r").override_policy_for(task) is None
 
 
