@@ -13,6 +13,7 @@ from webhook.airflow_pods import PodType
 from webhook.dag_annotations import override_annotations
 from webhook.mutation import mutate as mutate_module
 from webhook.mutation.mutate import KEEP_IDENTITY_RULE, malformed_shape, mutate_pod
+from webhook.policy.model import Settings
 
 P = "airflow-pod-webhook.io/"
 SCHEDULER = "system:serviceaccount:airflow:airflow-scheduler"
@@ -474,6 +475,16 @@ def test_a_template_never_gives_a_pod_airflows_keys_even_unchecked() -> None:
     assert result.pod["metadata"]["labels"] == {**labels, "team": "ml"}
     assert result.pod["metadata"]["annotations"] == {
         "note": "x", P + "applied": "revision=test; PodTemplate/t"}
+    # a pod one of Airflow's accounts wrote with no labels or annotations at all
+    template = dataclasses.replace(template, template={
+        "metadata": {"annotations": {"dag_id": "nfs_export", "note": "x"}}})
+    policies = dataclasses.replace(policies, templates=(template,),
+                                   settings=Settings(airflow_accounts=(WORKER,)))
+    bare = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "base", "image": "x"}]}}
+    result = mutated(bare, policies, username=WORKER)
+    assert result.task.unmarked
+    assert result.pod["metadata"] == {"name": "p", "annotations": {
+        "note": "x", P + "applied": "revision=test; PodTemplate/t"}}
 
 
 # --- what the hook reports, whichever way the pod goes --------------------------------------------
