@@ -1,5 +1,9 @@
-"""Issue 15, the attacker's side: classification, what identifies a pod, the mutation's
-invariants, malformed input, and the built-in plugins around the webhook.
+"""webhook/airflow_pods.py: which pods are Airflow's and which task they run, told as the
+admission decision it leads to (issue 15's attacker's side, and issue 24's survivors: a
+63-character dag_id, DAG ids with spaces on KPO labels, ids read from the annotations).
+
+Still here for now, with homes elsewhere: the offline run of every attack, malformed
+override input and quantities, and the last-resort crash answers.
 
 Each attack of tests/e2e/security_scenarios.py is also run here against the offline core
 (the same two calls kube-apiserver makes), so a failure there points at the cluster side.
