@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import jsonpatch
 import pytest
 
 from tests.conftest import airflow_pod, policy_set
+from webhook.airflow_pods import PodType
 from webhook.dag_annotations import override_annotations
-from webhook.mutation.mutate import mutate_pod
+from webhook.mutation import mutate as mutate_module
+from webhook.mutation.mutate import KEEP_IDENTITY_RULE, malformed_shape, mutate_pod
+from webhook.policy.model import Settings
 
 P = "airflow-pod-webhook.io/"
 SCHEDULER = "system:serviceaccount:airflow:airflow-scheduler"
@@ -366,3 +370,376 @@ def test_a_thousand_task_policies_are_looked_up_not_scanned(monkeypatch) -> None
     found = policies.task_policies_for(identify(executor, "data-airflow"))
     assert [p.name for p in found] == ["dag-742"]
     assert len(calls) == 1  # one candidate from the index, not a thousand matches
+
+
+# --- the mutation keeps what selects and identifies the pod --------------------------------------
+
+
+@pytest.mark.parametrize("fragment, field", [
+    ({"metadata": None}, "metadata"),
+    ({"metadata": {"labels": None}}, "metadata.labels"),
+    ({"metadata": {"annotations": None}}, "metadata.annotations"),
+])
+def test_overrides_may_not_drop_labels_or_annotations(bundled, fragment, field) -> None:
+    pod = airflow_pod("airflow3-executor")
+    pod["metadata"]["annotations"][P + "pod-override"] = json.dumps(fragment)
+    result = mutate_pod(pod, bundled, "data-airflow", SCHEDULER)
+    assert [r.message for r in result.refusals] == [
+        f"annotation {P}pod-override: {field}: may not be removed or replaced: it holds "
+        "Airflow's labels and annotations; set single keys instead (Airflow-owned field)"]
+    assert result.patch == []
+
+
+def test_the_result_is_checked_whatever_produced_it(bundled, monkeypatch) -> None:
+    """The invariant is judged on the mutated pod, not inferred from the request: with the
+    guards before it broken, a mutation that drops the labels is refused, not admitted."""
+    from webhook.mutation import overrides
+
+    monkeypatch.setattr(overrides, "_owned", lambda path, task: None)
+    monkeypatch.setattr(mutate_module, "_keep_airflow_metadata", lambda original, result: result)
+    # an OverridePolicy that lets annotations set labels (the bundled one no longer does)
+    [default] = bundled.override_policies
+    labels_allowed = dataclasses.replace(bundled, override_policies=(dataclasses.replace(
+        default, allowed_fields=(*default.allowed_fields, ("metadata", "labels"))),))
+    pod = airflow_pod("airflow3-executor")
+    pod["metadata"]["annotations"][P + "pod-override"] = json.dumps({"metadata": {"labels": None}})
+    before = json.loads(json.dumps(pod))
+    result = mutate_pod(pod, labels_allowed, "data-airflow", SCHEDULER)
+    assert not result.allowed and result.patch == []
+    assert (result.pod, result.task.dag_id) == (before, "example_dag")
+    assert {(r.annotation, r.rule) for r in result.refusals} == {("", KEEP_IDENTITY_RULE)}
+    messages = [r.message for r in result.refusals]
+    assert ("metadata.labels.airflow-worker: Airflow's own key would be removed by the "
+            f"mutation ({KEEP_IDENTITY_RULE})") in messages
+    assert ("metadata: the mutated pod would no longer be selected by the webhooks' "
+            f"matchConditions ({KEEP_IDENTITY_RULE})") in messages
+
+
+@pytest.mark.parametrize("field", ["labels", "annotations"])
+def test_a_mutation_that_changes_an_airflow_value_is_refused(bundled, monkeypatch, field
+                                                             ) -> None:
+    def relabel(original: dict, result: dict) -> dict:
+        meta = {**result["metadata"], field: {**result["metadata"][field],
+                                              "dag_id": "nfs_export"}}
+        return {**result, "metadata": meta}
+
+    monkeypatch.setattr(mutate_module, "_keep_airflow_metadata", relabel)
+    result = mutate_pod(airflow_pod("airflow3-executor"), bundled, "data-airflow", SCHEDULER)
+    assert [r.message for r in result.refusals] == [
+        f"metadata.{field}.dag_id: Airflow's own key would be changed by the mutation "
+        f"({KEEP_IDENTITY_RULE})"]
+
+
+def test_with_the_override_guard_broken_airflows_keys_still_leave_as_they_came(
+        monkeypatch) -> None:
+    from webhook.mutation import overrides
+
+    monkeypatch.setattr(overrides, "_owned", lambda path, task: None)
+    policies = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: OverridePolicy
+        metadata: {name: metadata}
+        spec:
+          allowedFields: [metadata.labels, metadata.annotations]
+    """)
+    pod = airflow_pod("airflow3-executor")
+    labels, annotations = dict(pod["metadata"]["labels"]), dict(pod["metadata"]["annotations"])
+    fragment = {"metadata": {"labels": {"dag_id": "nfs_export", "team": "ml"},
+                             "annotations": {"task_id": "export", "note": "x"}}}
+    annotate(pod, {P + "pod-override": json.dumps(fragment)})
+    result = mutated(pod, policies)
+    assert result.allowed
+    assert result.pod["metadata"]["labels"] == {**labels, "team": "ml"}
+    assert result.pod["metadata"]["annotations"] == {
+        **annotations, P + "pod-override": json.dumps(fragment), "note": "x",
+        P + "applied": "revision=test; annotations:pod-override"}
+
+
+def test_a_template_never_gives_a_pod_airflows_keys_even_unchecked() -> None:
+    # compile refuses such a template; built by hand, the mutation still drops the keys
+    policies = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: PodTemplate
+        metadata: {name: t}
+        spec: {template: {spec: {activeDeadlineSeconds: 60}}}
+    """)
+    [template] = policies.templates
+    template = dataclasses.replace(template, template={
+        "metadata": {"labels": {"kubernetes_executor": "True", "team": "ml"},
+                     "annotations": {"dag_id": "nfs_export", "note": "x"}},
+        "spec": {"activeDeadlineSeconds": 60}})
+    policies = dataclasses.replace(policies, templates=(template,))
+    pod = airflow_pod("airflow3-kpo")  # no annotations at all
+    labels = dict(pod["metadata"]["labels"])
+    result = mutated(pod, policies)
+    assert result.pod["metadata"]["labels"] == {**labels, "team": "ml"}
+    assert result.pod["metadata"]["annotations"] == {
+        "note": "x", P + "applied": "revision=test; PodTemplate/t"}
+    # a pod one of Airflow's accounts wrote with no labels or annotations at all
+    template = dataclasses.replace(template, template={
+        "metadata": {"annotations": {"dag_id": "nfs_export", "note": "x"}}})
+    policies = dataclasses.replace(policies, templates=(template,),
+                                   settings=Settings(airflow_accounts=(WORKER,)))
+    bare = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "base", "image": "x"}]}}
+    result = mutated(bare, policies, username=WORKER)
+    assert result.task.unmarked
+    assert result.pod["metadata"] == {"name": "p", "annotations": {
+        "note": "x", P + "applied": "revision=test; PodTemplate/t"}}
+
+
+# --- what the hook reports, whichever way the pod goes --------------------------------------------
+
+WORKER = "system:serviceaccount:airflow:airflow-worker"
+RESOURCES_OPEN = """
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: OverridePolicy
+    metadata: {name: resources}
+    spec:
+      allowedFields: ["spec.containers[*].resources", "spec.nodeSelector"]
+      allowedProfiles: ["*"]
+    ---
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: Envelope
+    metadata: {name: small}
+    spec:
+      resources:
+        perContainer: {requests: {cpu: "4", memory: 8Gi}, limits: {cpu: "4", memory: 8Gi}}
+        perPod: {requests: {cpu: "2", memory: 8Gi}, limits: {cpu: "4", memory: 8Gi}}
+"""
+EVERY_CPU = json.dumps({"spec": {"containers": [
+    {"name": "*", "resources": {"requests": {"cpu": "1500m"}}}]}})
+
+
+def test_an_annotation_that_breaks_a_pod_total_is_refused_by_name() -> None:
+    # 1500m for each of the two containers: fine for each, 3 CPUs for the pod
+    pod = annotate(airflow_pod("airflow3-kpo-xcom"), {P + "pod-override": EVERY_CPU})
+    before = json.loads(json.dumps(pod))
+    result = mutate_pod(pod, policy_set(RESOURCES_OPEN), "data-airflow")
+    assert [(r.annotation, r.field, r.rule) for r in result.refusals] == [
+        (P + "pod-override", "spec.resources.requests.cpu", "envelope: resources")]
+    assert result.refusals[0].reason.endswith('got "3"')
+    assert (result.pod, result.patch, result.task.dag_id) == (before, [], "ml_pipeline")
+
+
+def test_an_annotation_is_refused_only_for_what_it_broke() -> None:
+    # The pod is over the per-pod bound before any annotation: asking for memory is no cause
+    # to refuse it (the validating hook judges the total, as for any pod).
+    pod = airflow_pod("airflow3-kpo-xcom")
+    for c in pod["spec"]["containers"]:
+        c["resources"] = {"requests": {"cpu": "1500m"}}
+    pod = annotate(pod, {P + "memory": "2Gi"})
+    result = mutate_pod(pod, policy_set(RESOURCES_OPEN), "data-airflow")
+    assert result.allowed
+    assert container(result.pod)["resources"]["requests"] == {"cpu": "1500m", "memory": "2Gi"}
+
+
+def test_a_node_pool_annotation_names_the_settings_pool_label() -> None:
+    policies = policy_set(RESOURCES_OPEN + """
+    ---
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: Settings
+    metadata: {name: settings}
+    spec: {nodePoolLabel: example.com/pool}
+    ---
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: Envelope
+    metadata: {name: pools}
+    spec:
+      placement: {nodePools: [batch, gpu]}
+    """)
+    pod = annotate(airflow_pod("airflow3-kpo"), {P + "node-pool": "gpu"})
+    result = mutated(pod, policies)
+    assert result.allowed and result.pod["spec"]["nodeSelector"] == {"example.com/pool": "gpu"}
+    refused = mutate_pod(annotate(airflow_pod("airflow3-kpo"), {P + "node-pool": "system"}),
+                         policies, "data-airflow")
+    assert [(r.field, r.rule) for r in refused.refusals] == [
+        ("spec.nodeSelector[example.com/pool]", "envelope: placement")]
+
+
+def test_the_applied_annotation_lists_everything_in_order() -> None:
+    policies = policy_set(RESOURCES_OPEN + """
+    ---
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: PodTemplate
+    metadata: {name: defaults}
+    spec:
+      template: {spec: {activeDeadlineSeconds: 7200}}
+    ---
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: Profile
+    metadata: {name: urgent}
+    spec:
+      description: x
+      template: {spec: {priorityClassName: urgent}}
+    """, revision="abc123")
+    pod = annotate(airflow_pod("airflow3-executor"), {
+        P + "profiles": "urgent", P + "cpu": "1", P + "memory": "2Gi"})
+    result = mutated(pod, policies)
+    assert result.applied == ("PodTemplate/defaults", "Profile/urgent", "annotations:cpu,memory")
+    assert result.pod["metadata"]["annotations"][P + "applied"] == (
+        "revision=abc123; PodTemplate/defaults; Profile/urgent; annotations:cpu,memory")
+    assert (result.task.dag_id, result.warnings, result.covered) == ("example_dag", (), True)
+
+
+def test_a_foreign_pod_is_reported_as_not_covered(bundled) -> None:
+    pod = {"metadata": {"name": "web", "namespace": "default", "labels": {"app": "nginx"}},
+           "spec": {"containers": [{"name": "nginx", "image": "nginx:1.27"}]}}
+    result = mutate_pod(pod, bundled, "default")
+    assert (result.covered, result.pod, result.patch, result.task.pod_type) == (
+        False, pod, [], PodType.OTHER)
+
+
+def test_a_pod_an_airflow_account_wrote_without_markers_gets_the_defaults(bundled) -> None:
+    pod = {"metadata": {"name": "p", "labels": {"app": "x"}},
+           "spec": {"containers": [{"name": "base", "image": "python:3.12"}]}}
+    result = mutated(pod, bundled, username=WORKER)
+    assert result.covered and result.task.unmarked
+    assert result.pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert mutate_pod(pod, bundled, "data-airflow").covered is False  # anyone else's
+
+
+def test_a_worker_creating_an_executor_pod_gets_no_profiles(bundled) -> None:
+    # The worker is trusted with the KPO pods it launches, not with the scheduler's pods.
+    pod = annotate(airflow_pod("airflow3-executor"), {P + "profiles": "highmem"})
+    result = mutated(pod, bundled, username=WORKER)
+    assert "Profile/highmem" not in result.applied
+    assert result.warnings == (
+        f"{WORKER} is not a trusted creator of Airflow pods in namespace data-airflow: "
+        "profiles, task policies and override annotations were not applied",)
+    kpo = annotate(airflow_pod("airflow3-kpo"), {P + "profiles": "highmem"})
+    assert "Profile/highmem" in mutated(kpo, bundled, username=WORKER).applied
+
+
+@pytest.mark.parametrize("call", ["request", "pod"])
+def test_policies_scoped_to_a_namespace_read_the_requests_namespace(call) -> None:
+    policies = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: PodTemplate
+        metadata: {name: data}
+        spec:
+          match: {namespaces: [data-airflow]}
+          template: {spec: {activeDeadlineSeconds: 60}}
+    """)
+    pod = airflow_pod("airflow3-kpo")
+    if call == "request":  # kube-apiserver names the namespace; the pod body need not
+        del pod["metadata"]["namespace"]
+        result = mutate_pod(pod, policies, "data-airflow")
+    else:  # without one, the pod's own
+        result = mutate_pod(pod, policies)
+    assert (result.task.namespace, result.pod["spec"]["activeDeadlineSeconds"]) == (
+        "data-airflow", 60)
+
+
+def test_a_malformed_annotation_is_refused_with_the_pod_unchanged(bundled) -> None:
+    pod = annotate(airflow_pod("airflow3-executor"), {P + "cpu": "lots", P + "memory": "-1"})
+    before = json.loads(json.dumps(pod))
+    result = mutate_pod(pod, bundled, "data-airflow", SCHEDULER)
+    assert (result.pod, result.patch, result.task.task_id) == (before, [], "extract")
+    assert [r.annotation for r in result.refusals] == [P + "cpu", P + "memory"]
+    assert result.malformed
+
+
+def test_a_malformed_pod_is_reported_unmutated(bundled) -> None:
+    pod = airflow_pod("airflow3-executor")
+    pod["spec"]["initContainers"] = {"git-sync": {}}
+    result = mutate_pod(pod, bundled, "data-airflow", SCHEDULER)
+    assert (result.pod, result.patch, result.task.dag_id) == (pod, [], "example_dag")
+    assert result.warnings == ("pod not mutated: spec.initContainers is not a list of "
+                               "containers",)
+
+
+@pytest.mark.parametrize("pod, problem", [
+    ("a pod", "the object is not a map"),
+    ({"metadata": "x"}, "metadata is not a map"),
+    ({"metadata": {"labels": "x"}}, "metadata.labels is not a map"),
+    ({"metadata": {"annotations": ["x"]}}, "metadata.annotations is not a map"),
+    ({"spec": []}, "spec is not a map"),
+    ({"spec": {"initContainers": None}}, "spec.initContainers is not a list of containers"),
+    ({"spec": {"containers": ["base"]}}, "spec.containers is not a list of containers"),
+    ({"spec": {"ephemeralContainers": {}}},
+     "spec.ephemeralContainers is not a list of containers"),
+    ({}, None),
+    ({"metadata": {}, "spec": {"containers": [{}], "initContainers": []}}, None),
+])
+def test_what_is_not_shaped_like_a_pod_is_named(pod, problem) -> None:
+    assert malformed_shape(pod) == problem
+
+
+# --- defaults for every container, locks --------------------------------------------------------
+
+
+EVERY_CONTAINER = """
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: PodTemplate
+    metadata: {name: every-container}
+    spec:
+      template:
+        spec:
+          containers: [{name: "*", securityContext: {allowPrivilegeEscalation: false}}]
+          initContainers: [{name: "*", securityContext: {allowPrivilegeEscalation: false}}]
+    ---
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: OverridePolicy
+    metadata: {name: sidecars}
+    spec:
+      allowedFields: [spec.containers, spec.initContainers]
+"""
+
+
+@pytest.mark.parametrize("kind", ["containers", "initContainers"])
+def test_a_container_an_annotation_adds_gets_the_defaults_for_every_container(kind) -> None:
+    pod = airflow_pod("airflow3-kpo")
+    pod["spec"]["initContainers"] = [{"name": "fetch", "image": "busybox"}]
+    pod = annotate(pod, {P + "pod-override": json.dumps(
+        {"spec": {kind: [{"name": "tracer", "image": "otel/collector:1"}]}})})
+    result = mutated(pod, policy_set(EVERY_CONTAINER))
+    assert [c["name"] for c in result.pod["spec"][kind]][-1] == "tracer"
+    for c in (*result.pod["spec"]["containers"], *result.pod["spec"]["initContainers"]):
+        assert c["securityContext"] == {"allowPrivilegeEscalation": False}, c["name"]
+
+
+def test_a_locked_field_the_template_leaves_unset_is_removed() -> None:
+    policies = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: PodTemplate
+        metadata: {name: no-host-network}
+        spec:
+          template: {spec: {}}
+          lockedFields: [spec.hostNetwork]
+    """)
+    pod = airflow_pod("airflow3-kpo")
+    pod["spec"]["hostNetwork"] = True
+    assert "hostNetwork" not in mutated(pod, policies).pod["spec"]
+
+
+def test_a_lock_on_every_container_takes_the_templates_star_entry() -> None:
+    policies = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: PodTemplate
+        metadata: {name: locked}
+        spec:
+          template:
+            spec:
+              containers:
+                - {name: base, securityContext: {readOnlyRootFilesystem: false}}
+                - {name: "*", securityContext: {readOnlyRootFilesystem: true}}
+          lockedFields: ["spec.containers[*].securityContext.readOnlyRootFilesystem"]
+    """)
+    result = mutated(airflow_pod("airflow3-kpo-xcom"), policies)
+    assert [c["securityContext"]["readOnlyRootFilesystem"]
+            for c in result.pod["spec"]["containers"]] == [True, True]
+
+
+def test_editing_a_mutated_pod_never_changes_the_policy() -> None:
+    policies = policy_set("""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: PodTemplate
+        metadata: {name: seccomp}
+        spec:
+          template: {spec: {securityContext: {seccompProfile: {type: RuntimeDefault}}}}
+          lockedFields: [spec.securityContext]
+    """)
+    first = mutate_pod(airflow_pod("airflow3-kpo"), policies).pod
+    first["spec"]["securityContext"]["seccompProfile"]["type"] = "Unconfined"
+    second = mutate_pod(airflow_pod("airflow3-kpo"), policies).pod
+    assert second["spec"]["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}

@@ -1,7 +1,7 @@
 """Issue 15's attacks, as a DAG author would mount them, each with the answer the cluster owes.
 
 One list drives the run through a real kube-apiserver (tests/e2e/test_security.py) and the
-same expectations against the offline core (tests/test_pod_identity.py). A DAG author
+same expectations against the offline core (tests/test_airflow_pods.py). A DAG author
 controls pod_override (executor pods), the KubernetesPodOperator's arguments and labels (KPO
 pods), the pod's annotations, and any task's worker ServiceAccount token; not the scheduler.
 """

@@ -1,5 +1,9 @@
-"""Issue 15, the attacker's side: classification, what identifies a pod, the mutation's
-invariants, malformed input, and the built-in plugins around the webhook.
+"""webhook/airflow_pods.py: which pods are Airflow's and which task they run, told as the
+admission decision it leads to (issue 15's attacker's side, and issue 24's survivors: a
+63-character dag_id, DAG ids with spaces on KPO labels, ids read from the annotations).
+
+Still here for now, with homes elsewhere: the offline run of every attack, malformed
+override input and quantities, and the last-resort crash answers.
 
 Each attack of tests/e2e/security_scenarios.py is also run here against the offline core
 (the same two calls kube-apiserver makes), so a failure there points at the cluster side.
@@ -8,7 +12,6 @@ Each attack of tests/e2e/security_scenarios.py is also run here against the offl
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 
 import pytest
@@ -21,7 +24,6 @@ from tests.e2e.security_scenarios import (
     ATTACKS,
     BY_NAME,
     DENIED,
-    PRIORITY_CLASS,
     Attack,
     attack_pod,
     check_admitted,
@@ -30,12 +32,17 @@ from tests.e2e.security_scenarios import (
     username,
 )
 from tests.e2e.test_offline import admit_offline
-from webhook.airflow_pods import POD_IDENTITY_RULE, PodType, identify
+from webhook.airflow_pods import (
+    POD_IDENTITY_RULE,
+    AirflowTask,
+    PodType,
+    identify,
+    make_safe_label_value,
+)
 from webhook.cluster.registration import selected_by_hooks
 from webhook.kube.pod_fields import fragment_errors
 from webhook.kube.quantity import parse_quantity
-from webhook.mutation import mutate as mutate_module
-from webhook.mutation.mutate import KEEP_IDENTITY_RULE, mutate_pod
+from webhook.mutation.mutate import mutate_pod
 from webhook.mutation.overrides import parse_fragment_text
 from webhook.policy.load import load_policy_dir
 from webhook.policy.model import PolicySet
@@ -134,6 +141,36 @@ def test_one_executor_marker_alone_is_judged_as_kpo_and_denied(bundled, drop, ke
     assert f"metadata.labels.{kept} must come with" in result.message
 
 
+@pytest.mark.parametrize("labels, problems", [
+    ({"airflow-worker": "3"}, (
+        "metadata.labels", "must not hold the executor's label(s) airflow-worker on a "
+        "KubernetesPodOperator pod (kubernetes_pod_operator=True); remove them from the "
+        "operator's labels= (the executor would adopt or watch this pod as its own)",
+        "airflow-worker")),
+    ({"kubernetes_executor": "True", "airflow-worker": "3"}, (
+        "metadata.labels", "must not hold the executor's label(s) kubernetes_executor and "
+        "airflow-worker on a KubernetesPodOperator pod (kubernetes_pod_operator=True); remove "
+        "them from the operator's labels= (the executor would adopt or watch this pod as its "
+        "own)", "kubernetes_executor, airflow-worker")),
+])
+def test_what_a_kpo_pod_with_executor_markers_is_told(labels, problems) -> None:
+    assert identify(labelled("airflow3-kpo", **labels), "ns").identity_problems == (problems,)
+
+
+@pytest.mark.parametrize("drop, problems", [
+    ("kubernetes_executor", (
+        "metadata.labels.airflow-worker", "must come with kubernetes_executor=True, as on every "
+        "KubernetesExecutor pod; remove airflow-worker from the pod's labels", "3")),
+    ("airflow-worker", (
+        "metadata.labels.kubernetes_executor", "must come with airflow-worker, as on every "
+        "KubernetesExecutor pod; remove kubernetes_executor from the pod's labels", "True")),
+])
+def test_what_a_pod_with_one_executor_marker_is_told(drop, problems) -> None:
+    pod = airflow_pod("airflow3-executor")
+    del pod["metadata"]["labels"][drop]
+    assert identify(pod, "ns").identity_problems == (problems,)
+
+
 def test_an_executor_marker_with_another_value_is_still_an_airflow_pod() -> None:
     pod = airflow_pod("airflow3-executor")
     pod["metadata"]["labels"]["kubernetes_executor"] = "yes"  # still selected: airflow-worker
@@ -182,6 +219,231 @@ def test_a_kpo_pod_privileged_with_the_executor_label_is_judged_not_foreign(bund
     assert set(result.rules_violated) >= {POD_IDENTITY_RULE, "baseline: privileged",
                                           "baseline: hostNamespaces",
                                           "baseline: hostPathVolumes"}
+
+
+def test_the_webhook_knows_a_stock_executor_pod_by_the_schedulers_exact_ids() -> None:
+    pod = airflow_pod("airflow3-executor")
+    assert identify(pod, "data-airflow") == AirflowTask(
+        pod_type=PodType.EXECUTOR, namespace="data-airflow", dag_id="example_dag",
+        task_id="extract", exact_ids=True,
+        # the annotation, not the sanitised label "scheduled__2026-11-20T0630000000-21459779b"
+        run_id="scheduled__2026-11-20T06:30:00+00:00", try_number="2", map_index=None,
+        labels=pod["metadata"]["labels"])
+
+
+def test_a_mapped_executor_task_is_known_by_its_map_index() -> None:
+    pod = airflow_pod("airflow3-executor")
+    pod["metadata"]["labels"]["map_index"] = pod["metadata"]["annotations"]["map_index"] = "7"
+    task = identify(pod, "data-airflow")
+    assert (task.map_index, task.identity_problems) == ("7", ())
+
+
+def test_ids_airflow_wrote_only_as_annotations_are_still_known() -> None:
+    pod = airflow_pod("airflow3-executor")
+    del pod["metadata"]["labels"]["try_number"]
+    pod["metadata"]["annotations"].update(try_number="12", map_index="4")
+    task = identify(pod, "data-airflow")
+    assert (task.try_number, task.map_index, task.identity_problems) == ("12", "4", ())
+
+
+def test_an_executor_pod_without_id_annotations_is_known_by_its_labels_only() -> None:
+    pod = airflow_pod("airflow3-executor")
+    pod["metadata"]["annotations"] = {}
+    pod["metadata"]["labels"]["map_index"] = "3"
+    task = identify(pod, "data-airflow")
+    assert (task.pod_type, task.dag_id, task.task_id, task.exact_ids) == (
+        PodType.EXECUTOR, "example_dag", "extract", False)
+    assert (task.run_id, task.try_number, task.map_index) == (
+        "scheduled__2026-11-20T0630000000-21459779b", "2", "3")
+    assert task.identity_problems == () and task.ids_trusted
+
+
+def test_a_kpo_pod_is_known_by_the_labels_its_author_wrote() -> None:
+    pod = airflow_pod("airflow3-kpo")
+    pod["metadata"]["labels"]["map_index"] = "3"
+    assert identify(pod, "data-airflow") == AirflowTask(
+        pod_type=PodType.KPO, namespace="data-airflow", dag_id="ml_pipeline",
+        task_id="export_csv", exact_ids=False,
+        run_id="manual__2026-11-21T0915000000-130797cfc", try_number="1", map_index="3",
+        labels=pod["metadata"]["labels"])
+
+
+def test_a_pod_an_airflow_account_wrote_without_markers_is_an_unmarked_kpo_pod() -> None:
+    labels = {"dag_id": "etl", "task_id": "load", "team": "ml"}
+    pod = {"metadata": {"name": "p", "labels": labels}, "spec": {}}
+    assert identify(pod, "data-airflow", airflow_writer=True) == AirflowTask(
+        pod_type=PodType.KPO, namespace="data-airflow", dag_id=None, task_id=None,
+        exact_ids=False, labels=labels, unmarked=True)
+    # ...and written by anyone else, it is not Airflow's at all
+    assert identify(pod, "data-airflow") == AirflowTask(
+        pod_type=PodType.OTHER, namespace="data-airflow", dag_id="etl", task_id="load",
+        exact_ids=False, labels=labels)
+
+
+@pytest.mark.parametrize("metadata, namespace", [
+    ({"namespace": "from-metadata", "labels": {"kubernetes_pod_operator": "True"}},
+     "from-metadata"),
+    ({"namespace": 7, "labels": {"kubernetes_pod_operator": "True"}}, ""),
+    ({"labels": {"kubernetes_pod_operator": "True", "dag_id": 3, "task_id": None}}, ""),
+])
+def test_a_pod_without_a_request_namespace_reads_its_own(metadata, namespace) -> None:
+    task = identify({"metadata": metadata})
+    assert (task.pod_type, task.namespace, task.dag_id, task.task_id) == (
+        PodType.KPO, namespace, None, None)
+    assert task.labels == {"kubernetes_pod_operator": "True"}
+
+
+@pytest.mark.parametrize("pod", [{}, {"metadata": None}, {"metadata": "x"},
+                                 {"metadata": {"labels": ["kubernetes_pod_operator"],
+                                               "annotations": "dag_id"}}])
+def test_malformed_metadata_is_a_foreign_pod_not_a_crash(pod) -> None:
+    assert identify(pod, "ns") == AirflowTask(PodType.OTHER, "ns", None, None, False, labels={})
+
+
+# Values computed with Airflow's own pod_generator.make_safe_label_value
+# (apache-airflow-providers-cncf-kubernetes 10.25.0): what Airflow writes into the labels.
+AIRFLOW_SAFE_LABELS = [
+    ("a" * 63, "a" * 63),
+    ("a" * 64, "a" * 53 + "-014842d48"),
+    ("nightly export", "nightlyexport-57d1ee814"),
+    ("export_csv", "export_csv"),
+    ("-leading.and.trailing-", "leading.and.trailing-ef370fec6"),
+    ("x" * 62 + "_", "x" * 53 + "-d20d4f499"),
+    ("Überweisung", "berweisung-8e44fe031"),
+    ("team.ml_pipeline-v2", "team.ml_pipeline-v2"),
+    ("d" * 64, "d" * 53 + "-e987c862f"),
+    ("load data", "loaddata-987aff04a"),
+    ("XGBoost export", "XGBoostexport-6c0cc661d"),
+]
+
+
+@pytest.mark.parametrize("value, label", AIRFLOW_SAFE_LABELS)
+def test_labels_are_sanitised_exactly_as_airflow_does(value, label) -> None:
+    assert make_safe_label_value(value) == label
+
+
+@pytest.mark.parametrize("dag_id", ["d" * 63, "d" * 64, "nightly export"])
+def test_a_stock_executor_pod_with_any_dag_id_airflow_allows_is_admitted(bundled, dag_id
+                                                                          ) -> None:
+    pod = airflow_pod("airflow3-executor")
+    pod["metadata"]["annotations"]["dag_id"] = dag_id
+    pod["metadata"]["labels"]["dag_id"] = dict(AIRFLOW_SAFE_LABELS).get(dag_id, dag_id)
+    task = identify(pod, "data-airflow")
+    assert (task.dag_id, task.identity_problems, task.ids_trusted) == (dag_id, (), True)
+    mutated = mutate_pod(pod, bundled, "data-airflow", SCHEDULER)
+    assert mutated.allowed
+    assert validate_pod(mutated.pod, bundled, "data-airflow", SCHEDULER).allowed
+
+
+@pytest.mark.parametrize("key", ["dag_id", "task_id", "run_id", "try_number", "map_index"])
+def test_every_rewritten_id_label_on_an_executor_pod_is_denied(bundled, key) -> None:
+    pod = airflow_pod("airflow3-executor")
+    pod["metadata"]["annotations"][key] = "7"
+    pod["metadata"]["labels"][key] = "8"  # a pod_override that rewrote the label
+    result = validate_pod(pod, bundled, "data-airflow", SCHEDULER)
+    assert not result.allowed and POD_IDENTITY_RULE in result.rules_violated
+    assert (f"metadata.labels.{key} must be the annotation {key}='7' as Airflow sanitises it; "
+            "do not set either in pod_override, got \"8\" (airflow: podIdentity)"
+            ) in result.message
+
+
+def test_ids_airflow_writes_only_one_way_are_no_identity_problem() -> None:
+    pod = airflow_pod("airflow3-executor")
+    pod["metadata"]["annotations"]["map_index"] = "7"  # no label: nothing to disagree with
+    pod["metadata"]["labels"]["parent_dag_id"] = "x"
+    assert identify(pod, "ns").identity_problems == ()
+
+
+# --- which policies a pod's ids select ----------------------------------------------------------
+
+
+def _restricted(match: str) -> PolicySet:
+    return policy_set(f"""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: ValidationPolicy
+        metadata: {{name: strict}}
+        spec:
+          match: {match}
+          mode: enforce
+          podSecurity: {{level: restricted, version: latest}}
+    """)
+
+
+def _kpo(**labels: str | None) -> dict:
+    """The stock KPO pod (ml_pipeline.export_csv, not restricted-compliant) with its labels
+    set, or removed where None."""
+    pod = airflow_pod("airflow3-kpo")
+    for key, value in labels.items():
+        if value is None:
+            del pod["metadata"]["labels"][key]
+        else:
+            pod["metadata"]["labels"][key] = value
+    return pod
+
+
+def _denied_by_restricted(pod: dict, policies: PolicySet) -> bool:
+    result = validate_pod(pod, policies, "data-airflow")
+    assert result.allowed or all(r.startswith("restricted: ") for r in result.rules_violated)
+    return not result.allowed
+
+
+@pytest.mark.parametrize("match, labels, denied", [
+    # A DAG id with spaces reaches a KPO pod's label sanitised: the exact id still selects it.
+    ('{dagIds: ["nightly export"]}', {"dag_id": "nightlyexport-57d1ee814"}, True),
+    ('{dagIds: ["nightly export"]}', {}, False),
+    ('{dagIds: ["XGBoost export"]}', {"dag_id": "XGBoostexport-6c0cc661d"}, True),
+    ('{taskIds: ["load data"]}', {"task_id": "loaddata-987aff04a"}, True),
+    # A glob is compared with the label as it is, never sanitised.
+    ('{dagIds: ["nightly*"]}', {"dag_id": "nightlyexport-57d1ee814"}, True),
+    ('{dagIds: ["nightly ex*"]}', {"dag_id": "nightlyexport-57d1ee814"}, False),
+    ('{dagIds: ["[n]ightly export"]}', {"dag_id": "nightlyexport-57d1ee814"}, False),
+    ('{dagIds: ["nightly?export"]}', {"dag_id": "nightlyexport-57d1ee814"}, False),
+    # A restriction for every DAG or task covers a KPO pod whose id label was dropped ...
+    ('{dagIds: ["*"]}', {"dag_id": None}, True),
+    ('{taskIds: ["*"]}', {"task_id": None}, True),
+    # ... and one for a named DAG or task does not.
+    ('{dagIds: [ml_pipeline]}', {"dag_id": None}, False),
+    ('{taskIds: [export_csv]}', {"task_id": None}, False),
+    # The author's task id and labels scope restrictions (never grants) on a KPO pod.
+    ('{taskIds: [export_csv]}', {}, True),
+    ('{taskIds: [export_*]}', {}, True),
+    ('{taskIds: [load]}', {}, False),
+    ('{labelSelector: {matchLabels: {team: ml}}}', {"team": "ml"}, True),
+    ('{labelSelector: {matchLabels: {team: ml}}}', {"team": "web"}, False),
+])
+def test_a_restriction_applies_to_the_kpo_pods_its_ids_name(match, labels, denied) -> None:
+    assert _denied_by_restricted(_kpo(**labels), _restricted(match)) is denied
+
+
+def test_an_executor_pods_exact_ids_are_never_compared_sanitised() -> None:
+    # The scheduler's exact id "nightly export" is the only one this DAG's executor pods carry:
+    # a policy naming the sanitised form names another DAG.
+    pod = airflow_pod("airflow3-executor")
+    for key, value in (("dag_id", "nightlyexport-57d1ee814"), ("task_id", "loaddata-987aff04a")):
+        pod["metadata"]["annotations"][key] = pod["metadata"]["labels"][key] = value
+    task = identify(pod, "ns")
+    assert not task.matches_dag("nightly export") and task.matches_dag("nightlyexport-*")
+    assert not task.matches_task("load data") and task.matches_task("loaddata-*")
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("dag_id", "nightly export", '{dagIds: ["nightly export"]}'),
+    ("task_id", "load data", '{dagIds: [example_dag], taskIds: ["load data"]}'),
+])
+def test_a_task_policy_for_an_id_with_spaces_reaches_its_executor_pods(key, value, match
+                                                                           ) -> None:
+    policies = policy_set(f"""
+        apiVersion: airflow-pod-webhook.io/v1alpha1
+        kind: TaskPolicy
+        metadata: {{name: nightly}}
+        spec:
+          match: {match}
+          template: {{spec: {{activeDeadlineSeconds: 3600}}}}
+    """)
+    pod = airflow_pod("airflow3-executor")
+    pod["metadata"]["annotations"][key] = value
+    pod["metadata"]["labels"][key] = make_safe_label_value(value)
+    assert mutate_pod(pod, policies, "data-airflow").pod["spec"]["activeDeadlineSeconds"] == 3600
 
 
 # --- who may claim which identity ---------------------------------------------------------------
@@ -273,22 +535,7 @@ def test_a_grant_scoped_by_what_the_author_writes_is_a_load_error(kind, extra) -
     assert errors_for({"podTypes": ["executor"], "dagIds": ["ml_pipeline"]}) == []
 
 
-# --- the mutation keeps what selects and identifies the pod --------------------------------------
-
-
-@pytest.mark.parametrize("fragment, field", [
-    ({"metadata": None}, "metadata"),
-    ({"metadata": {"labels": None}}, "metadata.labels"),
-    ({"metadata": {"annotations": None}}, "metadata.annotations"),
-])
-def test_overrides_may_not_drop_labels_or_annotations(bundled, fragment, field) -> None:
-    pod = airflow_pod("airflow3-executor")
-    pod["metadata"]["annotations"][P + "pod-override"] = json.dumps(fragment)
-    result = mutate_pod(pod, bundled, "data-airflow", SCHEDULER)
-    assert [r.message for r in result.refusals] == [
-        f"annotation {P}pod-override: {field}: may not be removed or replaced: it holds "
-        "Airflow's labels and annotations; set single keys instead (Airflow-owned field)"]
-    assert result.patch == []
+# --- a policy may not drop what identifies the pod --------------------------------------------
 
 
 @pytest.mark.parametrize("kind", ["PodTemplate", "Profile", "TaskPolicy"])
@@ -306,41 +553,6 @@ def test_a_policy_may_not_drop_labels_or_annotations(kind) -> None:
         assert policies is None
         assert [(e.path, e.reason.split(":")[0]) for e in errors] == [
             (f"spec.template.{field}", "may not be null")]
-
-
-def test_the_result_is_checked_whatever_produced_it(bundled, monkeypatch) -> None:
-    """The invariant is judged on the mutated pod, not inferred from the request: with the
-    guards before it broken, a mutation that drops the labels is refused, not admitted."""
-    from webhook.mutation import overrides
-
-    monkeypatch.setattr(overrides, "_owned", lambda path, task: None)
-    monkeypatch.setattr(mutate_module, "_keep_airflow_metadata", lambda original, result: result)
-    # an OverridePolicy that lets annotations set labels (the bundled one no longer does)
-    [default] = bundled.override_policies
-    labels_allowed = dataclasses.replace(bundled, override_policies=(dataclasses.replace(
-        default, allowed_fields=(*default.allowed_fields, ("metadata", "labels"))),))
-    pod = airflow_pod("airflow3-executor")
-    pod["metadata"]["annotations"][P + "pod-override"] = json.dumps({"metadata": {"labels": None}})
-    result = mutate_pod(pod, labels_allowed, "data-airflow", SCHEDULER)
-    assert not result.allowed and result.patch == []
-    messages = [r.message for r in result.refusals]
-    assert ("metadata.labels.airflow-worker: Airflow's own key would be removed by the "
-            f"mutation ({KEEP_IDENTITY_RULE})") in messages
-    assert ("metadata: the mutated pod would no longer be selected by the webhooks' "
-            f"matchConditions ({KEEP_IDENTITY_RULE})") in messages
-
-
-def test_a_mutation_that_changes_an_airflow_value_is_refused(bundled, monkeypatch) -> None:
-    def relabel(original: dict, result: dict) -> dict:
-        meta = {**result["metadata"], "labels": {**result["metadata"]["labels"],
-                                                 "dag_id": "nfs_export"}}
-        return {**result, "metadata": meta}
-
-    monkeypatch.setattr(mutate_module, "_keep_airflow_metadata", relabel)
-    result = mutate_pod(airflow_pod("airflow3-executor"), bundled, "data-airflow", SCHEDULER)
-    assert [r.message for r in result.refusals] == [
-        f"metadata.labels.dag_id: Airflow's own key would be changed by the mutation "
-        f"({KEEP_IDENTITY_RULE})"]
 
 
 # --- malformed input is refused, never a crash ---------------------------------------------------
@@ -479,115 +691,3 @@ def test_a_patch_never_holds_nan() -> None:
     assert json.loads(base64.b64decode(encode_patch([{"op": "add", "path": "/a",
                                                       "value": 1.5}]))) == [
         {"op": "add", "path": "/a", "value": 1.5}]
-
-
-# --- the built-in plugins around the webhook -----------------------------------------------------
-
-
-def _as_apiserver_admits(pod: dict) -> dict:
-    """What the Priority plugin wrote before any webhook ran (no class: priority 0)."""
-    pod["spec"]["priority"] = 0
-    pod["spec"]["preemptionPolicy"] = "PreemptLowerPriority"
-    return pod
-
-
-def test_a_priority_class_from_an_annotation_lets_the_plugin_recompute(bundled) -> None:
-    pod = _as_apiserver_admits(airflow_pod("airflow3-executor"))
-    pod["metadata"]["annotations"][P + "pod-override"] = json.dumps(
-        {"spec": {"priorityClassName": PRIORITY_CLASS}})
-    result = mutate_pod(pod, bundled, "data-airflow", SCHEDULER)
-    assert result.allowed
-    assert {"op": "remove", "path": "/spec/priority"} in result.patch
-    assert {"op": "remove", "path": "/spec/preemptionPolicy"} in result.patch
-    assert result.pod["spec"]["priorityClassName"] == PRIORITY_CLASS
-
-
-def test_a_priority_class_from_a_profile_lets_the_plugin_recompute() -> None:
-    policies = policy_set("""
-        apiVersion: airflow-pod-webhook.io/v1alpha1
-        kind: Profile
-        metadata: {name: urgent}
-        spec:
-          description: test
-          template: {spec: {priorityClassName: airflow-urgent}}
-    """)
-    pod = _as_apiserver_admits(airflow_pod("airflow3-kpo"))
-    pod["metadata"]["annotations"] = {P + "profiles": "urgent"}
-    spec = mutate_pod(pod, policies, "data-airflow").pod["spec"]
-    assert spec["priorityClassName"] == "airflow-urgent"
-    assert "priority" not in spec and "preemptionPolicy" not in spec
-
-
-def test_an_unchanged_priority_class_keeps_what_the_plugin_computed(bundled) -> None:
-    pod = _as_apiserver_admits(airflow_pod("airflow3-executor"))
-    pod["spec"]["priorityClassName"] = "airflow-batch"
-    pod["spec"]["priority"] = 1000
-    pod["metadata"]["annotations"][P + "memory"] = "1Gi"
-    result = mutate_pod(pod, bundled, "data-airflow", SCHEDULER)
-    assert result.pod["spec"]["priority"] == 1000
-    assert not [op for op in result.patch if "priority" in op["path"].lower()]
-
-
-def test_a_changed_runtime_class_drops_the_overhead_its_plugin_set() -> None:
-    policies = policy_set("""
-        apiVersion: airflow-pod-webhook.io/v1alpha1
-        kind: PodTemplate
-        metadata: {name: sandboxed}
-        spec:
-          template: {spec: {runtimeClassName: gvisor}}
-          lockedFields: [spec.runtimeClassName]
-    """)
-    pod = airflow_pod("airflow3-executor")
-    pod["spec"]["runtimeClassName"] = "runc"
-    pod["spec"]["overhead"] = {"cpu": "10m"}
-    spec = mutate_pod(pod, policies, "data-airflow").pod["spec"]
-    assert spec["runtimeClassName"] == "gvisor" and "overhead" not in spec
-
-
-def test_default_tolerations_from_the_apiserver_survive_a_profile(bundled) -> None:
-    pod = airflow_pod("airflow3-executor")
-    defaults = [{"key": f"node.kubernetes.io/{k}", "operator": "Exists", "effect": "NoExecute",
-                 "tolerationSeconds": 300} for k in ("not-ready", "unreachable")]
-    pod["spec"]["tolerations"] = list(defaults)
-    pod["metadata"]["annotations"][P + "profiles"] = "spot"
-    tolerations = mutate_pod(pod, bundled, "data-airflow", SCHEDULER).pod["spec"]["tolerations"]
-    assert tolerations[:2] == defaults and tolerations[2]["key"] == "spot"
-
-
-def _with_token_volume(pod: dict) -> dict:
-    """What the ServiceAccount plugin adds before any webhook runs."""
-    pod["spec"].setdefault("volumes", []).append({"name": "kube-api-access-x7k2q", "projected": {
-        "sources": [{"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
-                    {"configMap": {"name": "kube-root-ca.crt"}}]}})
-    for c in pod["spec"]["containers"]:
-        c.setdefault("volumeMounts", []).append({
-            "name": "kube-api-access-x7k2q", "readOnly": True,
-            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"})
-    return pod
-
-
-def test_turning_automount_off_takes_back_the_token_the_plugin_mounted() -> None:
-    policies = policy_set("""
-        apiVersion: airflow-pod-webhook.io/v1alpha1
-        kind: PodTemplate
-        metadata: {name: no-token}
-        spec:
-          template: {spec: {automountServiceAccountToken: false}}
-          lockedFields: [spec.automountServiceAccountToken]
-    """)
-    pod = _with_token_volume(airflow_pod("airflow3-kpo-xcom"))
-    spec = mutate_pod(pod, policies, "data-airflow").pod["spec"]
-    assert spec["automountServiceAccountToken"] is False
-    assert not [v for v in spec["volumes"] if v["name"].startswith("kube-api-access-")]
-    assert [v["name"] for v in spec["volumes"]] == ["xcom"]
-    for c in spec["containers"]:
-        assert not [m for m in c.get("volumeMounts", []) if m["name"].startswith("kube-api")]
-    assert spec["containers"][0]["volumeMounts"] == [{"name": "xcom",
-                                                       "mountPath": "/airflow/xcom"}]
-
-
-def test_the_token_volume_stays_when_automount_is_untouched(bundled) -> None:
-    pod = _with_token_volume(airflow_pod("airflow3-executor"))
-    pod["metadata"]["annotations"][P + "memory"] = "1Gi"
-    spec = mutate_pod(pod, bundled, "data-airflow", SCHEDULER).pod["spec"]
-    assert "kube-api-access-x7k2q" in [v["name"] for v in spec["volumes"]]
