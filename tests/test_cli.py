@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.admission_reviews import pod_review
-from tests.conftest import AIRFLOW_PODS, POLICIES, admitted_pod, airflow_pod
+from tests.support.admission_reviews import pod_review
+from tests.support.paths import AIRFLOW_PODS, POLICIES
+from tests.support.pods import admitted_pod, airflow_pod
 from webhook.cli import main
 from webhook.policy.store import PolicyStore
 from webhook.serving.app import create_app

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.admission_reviews import pod_review
-from tests.conftest import AIRFLOW_PODS, POLICIES, ROOT, airflow_pod
+from tests.support.admission_reviews import pod_review
+from tests.support.paths import AIRFLOW_PODS, POLICIES, ROOT
+from tests.support.pods import airflow_pod
 from webhook.admission import MAX_BODY_BYTES, NESTED_TOO_DEEPLY
 from webhook.cli import main
 from webhook.mutation.mutate import mutate_pod

@@ -8,7 +8,8 @@ from decimal import Decimal
 import pytest
 import yaml
 
-from tests.conftest import airflow_pod, policy_set
+from tests.support.pods import airflow_pod
+from tests.support.policies import policy_set
 from webhook.policy.compile import PolicyDocument, compile_policies
 from webhook.policy.schema import SPEC_SCHEMAS
 from webhook.validation.envelope import (

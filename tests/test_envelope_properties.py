@@ -17,7 +17,8 @@ import jsonpatch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import DEFAULT_TOLERATIONS, POLICIES, airflow_pod
+from tests.support.paths import POLICIES
+from tests.support.pods import DEFAULT_TOLERATIONS, airflow_pod
 from webhook.kube.quantity import parse_quantity
 from webhook.mutation.merge import merge_pod
 from webhook.mutation.mutate import mutate_pod

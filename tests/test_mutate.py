@@ -7,7 +7,8 @@ import json
 import jsonpatch
 import pytest
 
-from tests.conftest import airflow_pod, policy_set
+from tests.support.pods import airflow_pod
+from tests.support.policies import policy_set
 from webhook.dag_annotations import override_annotations
 from webhook.mutation.mutate import mutate_pod
 

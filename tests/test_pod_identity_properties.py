@@ -14,14 +14,14 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.admission_reviews import pod_review
-from tests.conftest import airflow_pod, policy_set
+from tests.support.admission_reviews import pod_review
+from tests.support.paths import POLICIES
+from tests.support.pods import airflow_pod
+from tests.support.policies import policy_set
 from webhook.airflow_pods import AIRFLOW_ANNOTATIONS, AIRFLOW_LABELS
 from webhook.cluster.registration import selected_by_hooks
 from webhook.policy.load import load_policy_dir
 from webhook.review import MUTATE, answer
-
-from .conftest import POLICIES
 
 P = "airflow-pod-webhook.io/"
 PODS = ["airflow2-executor", "airflow2-executor-pod-override", "airflow3-executor",

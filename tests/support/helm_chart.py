@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO / "deploy" / "helm" / "airflow-pod-webhook"
 IMAGE = "registry.io/team/airflow-pod-webhook"
 IMAGE_VALUES = {"image": {"repository": IMAGE}}

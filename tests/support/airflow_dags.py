@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "tests" / "fixtures" / "airflow-dags"
 POLICIES = ROOT / "policies"
 VERSIONS = ("2.10.5", "3.3.2")
