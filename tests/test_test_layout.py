@@ -8,7 +8,8 @@ home, and moving a test never breaks another test module.
   below: a user's story across many modules, or something outside webhook/.
 - No module under tests/ (nor bench/ or tools/, which borrow the tests' helpers) imports a
   conftest or a test module: shared helpers live in tests/support/ (tests/e2e/ keeps its own
-  non-test helpers beside its tests), shared fixtures in a conftest.py.
+  non-test helpers beside its tests), shared fixtures in a conftest.py, which holds fixtures,
+  pytest hooks and their private state only.
 - The bundled policies are loaded once a session: the `bundled` fixture (or
   `tests.support.policies.bundled_policies()` outside a fixture), never again per module.
 """
@@ -197,3 +198,21 @@ def test_the_bundled_policies_are_loaded_once_a_session() -> None:
     loading = sorted(str(p.relative_to(ROOT)) for p in python_files()
                      if p.is_relative_to(TESTS) and BUNDLED_LOAD.search(p.read_text()))
     assert [p for p in loading if p not in PENDING_BUNDLED_LOADS] == ["tests/support/policies.py"]
+
+
+def fixture_or_hook(node: ast.stmt) -> bool:
+    """A conftest's own definitions: fixtures, pytest hooks, and private state for them."""
+    if isinstance(node, ast.FunctionDef):
+        return node.name.startswith("pytest_") or any(
+            "fixture" in ast.unparse(d) for d in node.decorator_list)
+    if isinstance(node, ast.Assign | ast.AnnAssign):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return all(isinstance(t, ast.Name) and t.id.startswith("_") for t in targets)
+    return not isinstance(node, ast.ClassDef | ast.AsyncFunctionDef)
+
+
+def test_conftests_hold_fixtures_only() -> None:
+    shared = sorted(f"{path.relative_to(ROOT)}:{node.lineno}"
+                    for path in TESTS.rglob("conftest.py")
+                    for node in ast.parse(path.read_text()).body if not fixture_or_hook(node))
+    assert shared == [], "a helper that is not a fixture goes to tests/support/"
