@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.airflow_dags import VERSIONS, parse
+from tests.support.paths import ROOT
 from tests.support.pods import airflow_pod
 from webhook import airflow_policy
 from webhook.airflow_policy import TaskPod, judge, violation_text
@@ -137,7 +138,7 @@ def test_a_missing_policy_folder_checks_nothing(monkeypatch, tmp_path: Path, cap
 
 
 def test_the_default_folder_is_where_deploy_mounts_the_policies() -> None:
-    deployment = Path(__file__).resolve().parent.parent / "deploy" / "base" / "deployment.yaml"
+    deployment = ROOT / "deploy" / "base" / "deployment.yaml"
     assert f"mountPath: {airflow_policy.DEFAULT_POLICIES}" in deployment.read_text()
 
 

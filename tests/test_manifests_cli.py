@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.paths import ROOT as REPO
 from webhook.cli import main
 from webhook.cluster.registration import find_kubectl
 
-REPO = Path(__file__).resolve().parent.parent
 DEPLOY = str(REPO / "deploy")
 IMAGE = "registry.internal.example/platform/airflow-pod-webhook:0.1.0"
 RBAC_KINDS = {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}

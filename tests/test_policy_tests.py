@@ -7,11 +7,11 @@ import json
 from datetime import date
 from pathlib import Path
 
+from tests.support.paths import POLICIES
 from webhook.policy.compile import PolicyDocument, compile_policies
 from webhook.policy.schema import API_VERSION
 from webhook.policy_tests import CaseResult, load_cases, run_case, run_policy_tests
 
-POLICIES = Path(__file__).resolve().parents[1] / "policies"
 PODS = POLICIES / "tests" / "pods"
 SCHEDULER = "system:serviceaccount:airflow:airflow-scheduler"
 

@@ -8,7 +8,6 @@ import datetime as dt
 import threading
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ import yaml
 from cryptography import x509
 
 from tests.support.fake_admission_api import FakeAdmissionApi, FakeApiServer, Response
+from tests.support.paths import ROOT as REPO
 from webhook.cluster import registration
 from webhook.cluster.certs import generate_ca
 from webhook.cluster.registration import (
@@ -32,7 +32,6 @@ from webhook.cluster.registration import (
     webhook_configurations,
 )
 
-REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
 IMAGE = "registry.io/team/airflow-pod-webhook:0.1.0"
 CERT_MANAGER_ANNOTATION = "cert-manager.io/inject-ca-from"

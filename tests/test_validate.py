@@ -6,7 +6,6 @@ import copy
 import json
 import re
 from datetime import date
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,7 +24,6 @@ from webhook.validation.validate import (
 )
 
 FIXTURES = AIRFLOW_PODS  # copies of ../shared/fixtures/airflow-pods
-POLICIES = Path(__file__).resolve().parents[1] / "policies"
 SCHEDULER = "system:serviceaccount:airflow:airflow-scheduler"
 NS = "data-airflow"
 AUDIT_KEY = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
