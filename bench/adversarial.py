@@ -43,10 +43,10 @@ from pathlib import Path
 
 from bench.report import load_average, percentile
 from bench.servers import process_cpu_seconds
-from tests.conftest import airflow_pod
 from tests.e2e.envtest import admin_ssl_context
 from tests.e2e.harness import E2EEnvironment, LocalWebhook, e2e_pod
 from tests.e2e.scenarios import scheduler_username
+from tests.support.pods import airflow_pod
 from webhook.cluster.certs import ADMISSION_KUBECONFIG, write_apiserver_client
 from webhook.cluster.registration import MUTATING_WEBHOOK
 

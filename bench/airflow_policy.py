@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.airflow_dags import VERSIONS, airflow_env, venv_python
+from tests.support.airflow_dags import VERSIONS, airflow_env, venv_python
 
 DAG = '''
 import datetime

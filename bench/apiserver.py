@@ -240,7 +240,7 @@ RESOURCE_PATHS = {
 
 def our_answers(pod: dict, namespace: str, policies: Path) -> dict:
     """{"mutate": response, "validate": response}: our answers for `pod` in `namespace`."""
-    from tests.admission_reviews import pod_review
+    from tests.support.admission_reviews import pod_review
     from webhook import review
     from webhook.mutation.mutate import mutate_pod
     from webhook.policy.load import load_policy_dir

@@ -25,9 +25,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.conftest import AIRFLOW_PODS, POLICIES, airflow_pod
-from tests.server_process import cli_command
-from tests.stored_pods import as_stored, foreign
+from tests.support.paths import AIRFLOW_PODS, POLICIES
+from tests.support.pods import airflow_pod
+from tests.support.server_process import cli_command
+from tests.support.stored_pods import as_stored, foreign
 from webhook.audit.command import AuditOptions, run
 from webhook.audit.judge import audit_pod
 from webhook.policy.load import load_policy_dir

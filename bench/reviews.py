@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.admission_reviews import pod_review
+from tests.support.admission_reviews import pod_review
 from webhook.mutation.mutate import mutate_pod
 from webhook.policy.model import PolicySet
 

@@ -10,7 +10,7 @@
 
 Why copies: kustomize's load restrictor refuses files outside the kustomization root, and a
 symlink is resolved before that check, so deploy/base cannot read ../../policies directly.
-tests/test_manifests.py and tests/test_registration.py fail when these drift.
+tests/test_deploy_manifests.py and tests/test_registration.py fail when these drift.
 
 Usage: python deploy/sync.py [--check]
 """

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.admission_reviews import SCHEDULER
-from tests.admission_reviews import pod_review as review
-from tests.conftest import POLICIES, airflow_pod
-from tests.server_process import RunningServer, post, rss_bytes, running_server
+from tests.support.admission_reviews import SCHEDULER
+from tests.support.admission_reviews import pod_review as review
+from tests.support.paths import POLICIES
+from tests.support.pods import airflow_pod
+from tests.support.server_process import RunningServer, post, rss_bytes, running_server
 from webhook.mutation.mutate import mutate_pod
-from webhook.policy.load import load_policy_dir
+from webhook.policy.model import PolicySet
 
 OVERRIDE = "airflow-pod-webhook.io/pod-override"
 ROUNDS = 8
@@ -200,7 +201,7 @@ DECISION_FIELDS = {"time", "uid", "username", "operation", "dry_run", "hook", "d
 
 
 def test_decision_log_has_every_field_and_never_args_or_env_values(
-        server: RunningServer) -> None:
+        server: RunningServer, bundled: PolicySet) -> None:
     """Airflow 3 puts the task's API token in the worker's args: it must never be logged,
     whatever the review decides."""
     token = "eyJhbGciOiJFUzI1NiJ9.secret-task-token-4f1c"
@@ -216,7 +217,7 @@ def test_decision_log_has_every_field_and_never_args_or_env_values(
     conn = server.connect()
     decided = []
     # The validating hook sees the pod as the mutating hook left it (locked fields applied).
-    admitted = mutate_pod(pod, load_policy_dir(POLICIES).policy_set, "data-airflow").pod
+    admitted = mutate_pod(pod, bundled, "data-airflow").pod
     for uid, hook, sent, decision in [("leak-mutate", "/mutate", pod, "allow"),
                                       ("leak-validate", "/validate", admitted, "allow"),
                                       ("leak-deny", "/validate", denied, "deny")]:

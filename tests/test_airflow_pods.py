@@ -16,8 +16,7 @@ import json
 
 import pytest
 
-from tests.admission_reviews import pod_review
-from tests.conftest import airflow_pod, policy_set
+from tests.e2e.offline_core import admit_offline
 from tests.e2e.scenarios import denial_prefix, e2e_policies
 from tests.e2e.security_scenarios import (
     ADMITTED,
@@ -31,7 +30,9 @@ from tests.e2e.security_scenarios import (
     namespace_for,
     username,
 )
-from tests.e2e.test_offline import admit_offline
+from tests.support.admission_reviews import pod_review
+from tests.support.pods import airflow_pod
+from tests.support.policies import policy_set
 from webhook.airflow_pods import (
     POD_IDENTITY_RULE,
     AirflowTask,
@@ -39,7 +40,7 @@ from webhook.airflow_pods import (
     identify,
     make_safe_label_value,
 )
-from webhook.cluster.registration import selected_by_hooks
+from webhook.hook_selection import selected_by_hooks
 from webhook.kube.pod_fields import fragment_errors
 from webhook.kube.quantity import parse_quantity
 from webhook.mutation.mutate import mutate_pod

@@ -1,6 +1,7 @@
 """The Airflow cluster policy: a DAG whose task's pod the webhook would deny fails to import,
-with the webhook's own rule and message, in real Airflow 2.10.5 and 3.3.2 (tests/airflow_dags.py
-parses tests/fixtures/airflow-dags with each); and the pure part, told offline."""
+with the webhook's own rule and message, in real Airflow 2.10.5 and 3.3.2
+(tests/support/airflow_dags.py parses tests/fixtures/airflow-dags with each); and the pure part,
+told offline."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.airflow_dags import VERSIONS, parse
-from tests.conftest import airflow_pod
+from tests.support.airflow_dags import VERSIONS, parse
+from tests.support.paths import ROOT
+from tests.support.pods import airflow_pod
 from webhook import airflow_policy
 from webhook.airflow_policy import TaskPod, judge, violation_text
 from webhook.decide import Decision, PodRequest, decide
@@ -136,7 +138,7 @@ def test_a_missing_policy_folder_checks_nothing(monkeypatch, tmp_path: Path, cap
 
 
 def test_the_default_folder_is_where_deploy_mounts_the_policies() -> None:
-    deployment = Path(__file__).resolve().parent.parent / "deploy" / "base" / "deployment.yaml"
+    deployment = ROOT / "deploy" / "base" / "deployment.yaml"
     assert f"mountPath: {airflow_policy.DEFAULT_POLICIES}" in deployment.read_text()
 
 
@@ -147,7 +149,7 @@ def test_the_default_folder_is_where_deploy_mounts_the_policies() -> None:
 @pytest.mark.parametrize("version", VERSIONS)
 def test_pod_mutation_hook_fails_the_task_with_the_webhooks_reason(
         version: str, tmp_path: Path) -> None:
-    from tests.airflow_dags import BUILD_AT_RUN_TIME, HOOK_LINE, pod_template
+    from tests.support.airflow_dags import BUILD_AT_RUN_TIME, HOOK_LINE, pod_template
 
     template = pod_template(tmp_path)
     got = parse(version, tmp_path / "home", policy=HOOK_LINE, script=BUILD_AT_RUN_TIME,

@@ -13,7 +13,7 @@ import copy
 
 import pytest
 
-from tests.airflow_requests import (
+from tests.support.airflow_requests import (
     VERSIONS,
     admission_review,
     load_requests,

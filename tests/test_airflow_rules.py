@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import AIRFLOW_PODS
+from tests.support.paths import AIRFLOW_PODS
 from webhook.policy.schema import SPEC_SCHEMAS
 from webhook.validation.airflow_rules import (
     AIRFLOW_RULES,

@@ -15,9 +15,11 @@ import orjson
 import pytest
 import yaml
 
-from tests.admission_reviews import pod_review
-from tests.conftest import AIRFLOW_PODS, ROOT, airflow_pod, policy_set
-from tests.stored_pods import EXPLAIN, as_stored, foreign
+from tests.support.admission_reviews import pod_review
+from tests.support.paths import AIRFLOW_PODS, ROOT
+from tests.support.pods import airflow_pod
+from tests.support.policies import policy_set
+from tests.support.stored_pods import EXPLAIN, as_stored, foreign
 from webhook import cli
 from webhook.audit import report
 from webhook.audit.command import AuditOptions, run
@@ -659,8 +661,8 @@ def test_a_long_file_run_on_a_terminal_draws_the_bar(policies, tmp_path: Path,
 
 def _walked_pods() -> list[tuple[str, dict, str | None]]:
     """(id, pod, creator) for every pod the suites know an answer for."""
+    from tests.e2e import envelope_attacks as envelope
     from tests.e2e import security_scenarios as security
-    from tests.e2e import test_envelope as envelope
     from tests.e2e.scenarios import SCENARIOS, build_pod, creator_of, scheduler_username
 
     ns = "airflow-e2e-audit"
@@ -698,7 +700,7 @@ def e2e_policy_set(tmp_path_factory: pytest.TempPathFactory):
 @pytest.mark.parametrize(("name", "pod", "creator"), WALKED, ids=[w[0] for w in WALKED])
 def test_audit_gives_the_hooks_verdict(name: str, pod: dict, creator: str | None,
                                        e2e_policy_set) -> None:
-    from tests.e2e.test_offline import admit_offline
+    from tests.e2e.offline_core import admit_offline
 
     namespace = pod["metadata"]["namespace"]
     outcome, result = admit_offline(pod, namespace, creator, e2e_policy_set)
@@ -718,8 +720,8 @@ def test_audit_gives_the_hooks_verdict(name: str, pod: dict, creator: str | None
 
 
 def test_the_walk_covers_every_list() -> None:
+    from tests.e2e import envelope_attacks as envelope
     from tests.e2e import security_scenarios as security
-    from tests.e2e import test_envelope as envelope
 
     kinds = [w[0].split(":")[0] for w in WALKED]
     assert kinds.count("fixture") == len(FIXTURES) == 6

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 from webhook.cluster.registration import deploy_with_image
 from webhook.policy.model import PolicySet
 from webhook.validation.validate import validate_pod

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import POLICIES, ROOT
+from tests.support.paths import POLICIES, ROOT
 from webhook import review
 from webhook.policy.model import PolicySet
 

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from tests.admission_reviews import SCHEDULER
-from tests.conftest import AIRFLOW_PODS
+from tests.support.admission_reviews import SCHEDULER
+from tests.support.paths import AIRFLOW_PODS
 from webhook.airflow_pods import PodType, identify
 from webhook.kube.quantity import parse_quantity
 from webhook.mutation.mutate import mutate_pod

@@ -17,9 +17,9 @@ import pytest
 import yaml
 from cryptography import x509
 
-from tests.conftest import POLICIES
-from tests.server_process import running_server, wait_ready
-from tests.test_registration import FakeAdmissionApi, FakeApiServer
+from tests.support.fake_admission_api import FakeAdmissionApi, FakeApiServer
+from tests.support.paths import POLICIES
+from tests.support.server_process import running_server, wait_ready
 from webhook.cli import build_parser
 from webhook.cluster import ca_injection
 from webhook.cluster.ca_injection import (

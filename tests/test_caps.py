@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import airflow_pod
+from tests.support.pods import airflow_pod
 from webhook import budget
 from webhook.caps import CapExceeded, annotations_bytes, check_caps, describe
 from webhook.policy.model import Limits

@@ -23,13 +23,15 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from tests.admission_reviews import pod_review as review
-from tests.conftest import POLICIES, admitted_pod
-from tests.server_process import (
+from tests.support.admission_reviews import pod_review as review
+from tests.support.paths import POLICIES
+from tests.support.pods import admitted_pod
+from tests.support.server_process import (
     SVC_NAME,
     PinnedHTTPSConnection,
     RunningServer,
     post,
+    replace_file,
     running_server,
 )
 from webhook.cluster.certs import generate_ca, generate_serving_cert, write_certs
@@ -46,15 +48,6 @@ def serial_of(pem_or_der: bytes) -> int:
     if pem_or_der.startswith(b"-----"):
         return x509.load_pem_x509_certificate(pem_or_der).serial_number
     return x509.load_der_x509_certificate(pem_or_der).serial_number
-
-
-def replace_file(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Atomic replace (temp file + rename), like webhook.cluster.certs.write_certs does."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as f:
-        os.fchmod(f.fileno(), mode)
-        f.write(data)
-    os.replace(tmp, path)
 
 
 @dataclass

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import POLICIES, UNLABELLED, WORKER
+from tests.support.paths import POLICIES
+from tests.support.pods import UNLABELLED, WORKER
 
 
 def test_audit_username_judges_unlabelled_pods_as_the_hooks_do(cli, tmp_path: Path) -> None:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import AIRFLOW_PODS, POLICIES, ROOT, airflow_pod
+from tests.support.paths import AIRFLOW_PODS, POLICIES, ROOT
+from tests.support.pods import airflow_pod
 from webhook.cli import main
 
 EXECUTOR = AIRFLOW_PODS / "airflow3-executor.json"

@@ -9,8 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.admission_reviews import pod_review
-from tests.conftest import AIRFLOW_PODS, ROOT, airflow_pod
+from tests.support.admission_reviews import pod_review
+from tests.support.paths import AIRFLOW_PODS, ROOT
+from tests.support.pods import airflow_pod
 from webhook.admission import MAX_BODY_BYTES, NESTED_TOO_DEEPLY
 from webhook.mutation.mutate import mutate_pod
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.admission_reviews import pod_review
-from tests.conftest import POLICIES, airflow_pod
+from tests.support.admission_reviews import pod_review
+from tests.support.paths import POLICIES
+from tests.support.pods import airflow_pod
 from webhook.cluster.registration import find_kubectl
 
 REPO = Path(__file__).resolve().parent.parent

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.admission_reviews import pod_review
-from tests.conftest import AIRFLOW_PODS, POLICIES, airflow_pod
+from tests.support.admission_reviews import pod_review
+from tests.support.paths import AIRFLOW_PODS, POLICIES
+from tests.support.pods import airflow_pod
 
 PODS = sorted(p.stem for p in AIRFLOW_PODS.glob("*.json"))
 P = "airflow-pod-webhook.io/"

@@ -7,15 +7,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tests.conftest import POLICIES
-from webhook.policy.load import load_policy_dir
+from tests.support.paths import POLICIES
 
 
-def test_lint_of_a_clean_folder_says_how_many_documents_and_which_revision(cli) -> None:
-    loaded = load_policy_dir(POLICIES)
-    assert loaded.policy_set is not None
+def test_lint_of_a_clean_folder_says_how_many_documents_and_which_revision(cli, bundled) -> None:
     assert cli(["policy", "lint", str(POLICIES)]) == (
-        0, f"ok: {loaded.policy_set.document_count} documents, revision {loaded.revision}\n", "")
+        0, f"ok: {bundled.document_count} documents, revision {bundled.revision}\n", "")
 
 
 def test_lint_names_the_file_as_given_with_line_column_and_field(cli, tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import POLICIES
+from tests.support.paths import POLICIES
 
 
 def test_a_missing_policy_folder_is_a_wrong_flag(cli, tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.admission_reviews import pod_review
-from tests.conftest import AIRFLOW_PODS, POLICIES, UNLABELLED, WORKER, admitted_pod, airflow_pod
+from tests.support.admission_reviews import pod_review
+from tests.support.paths import AIRFLOW_PODS, POLICIES
+from tests.support.pods import UNLABELLED, WORKER, admitted_pod, airflow_pod
 
 DENIED = Path(__file__).parent.parent / "policies" / "tests" / "pods"
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 from kubernetes.client import models as k8s
 
-from tests.conftest import airflow_pod
+from tests.support.pods import airflow_pod
 from webhook.dag_annotations import override_annotations
 from webhook.mutation.mutate import mutate_pod
 

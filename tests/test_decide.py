@@ -8,7 +8,7 @@ import copy
 import jsonpatch
 import pytest
 
-from tests.conftest import admitted_pod, airflow_pod
+from tests.support.pods import admitted_pod, airflow_pod
 from webhook.decide import BOTH, MUTATE, VALIDATE, PodRequest, decide
 
 NS = "airflow"

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import tomllib
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT as REPO
+
 POD = REPO / "tests" / "fixtures" / "airflow-pods" / "airflow2-executor.json"
 # Only [server] installs these. The kubernetes client is in [server] and [cluster], and Airflow
 # images with the cncf.kubernetes provider (KubernetesExecutor, KPO) already have it.

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 import yaml
 
-from tests.conftest import ENVELOPE, good_pod, judged
+from tests.support.envelope import ENVELOPE, good_pod, judged
 from webhook.policy.compile import PolicyDocument, compile_policies
 from webhook.policy.schema import SPEC_SCHEMAS
 

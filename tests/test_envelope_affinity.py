@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import airflow_pod, bundled_envelope_messages, policy_set
+from tests.support.pods import airflow_pod
+from tests.support.policies import bundled_envelope_messages, policy_set
 from webhook.airflow_pods import PodType
 from webhook.envelope.registry import check_fragment, check_pod
 from webhook.mutation.mutate import mutate_pod

@@ -16,7 +16,9 @@ from pathlib import Path
 import jsonpatch
 import pytest
 
-from tests.conftest import DEFAULT_TOLERATIONS, POLICIES, airflow_pod, policy_set
+from tests.support.paths import POLICIES
+from tests.support.pods import DEFAULT_TOLERATIONS, airflow_pod
+from tests.support.policies import policy_set
 from webhook.audit.judge import audit_pod
 from webhook.mutation.merge import merge_pod
 from webhook.mutation.mutate import MutationResult, mutate_pod

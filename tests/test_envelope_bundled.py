@@ -8,7 +8,8 @@ import json
 import jsonpatch
 import pytest
 
-from tests.conftest import AIRFLOW_PODS, CHART_TEMPLATES, airflow_pod
+from tests.support.paths import AIRFLOW_PODS, CHART_TEMPLATES
+from tests.support.pods import airflow_pod
 from webhook.mutation.mutate import mutate_pod
 from webhook.validation.validate import validate_pod
 
@@ -79,7 +80,7 @@ def test_the_bundled_profiles_are_all_tested():
 
 
 def bundled_profile_names() -> list[str]:
-    from tests.conftest import POLICIES
+    from tests.support.paths import POLICIES
 
     text = (POLICIES / "20-profiles.yaml").read_text()
     return [line.split(":", 1)[1].strip() for line in text.splitlines()

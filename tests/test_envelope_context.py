@@ -3,7 +3,7 @@ them, the envelope holds the final pod to them."""
 
 from __future__ import annotations
 
-from tests.conftest import policy_set
+from tests.support.policies import policy_set
 from webhook.envelope import Lock, locks_for
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import jsonpatch
 
-from tests.conftest import airflow_pod, bundled_envelope_messages
+from tests.support.pods import airflow_pod
+from tests.support.policies import bundled_envelope_messages
 from webhook.mutation.mutate import mutate_pod
 
 RULE = "envelope: limits"

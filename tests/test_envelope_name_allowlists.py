@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import (
+from tests.support.envelope import (
     POOL,
     assert_envelope_case,
     envelope_section_checks,
     good_pod,
-    policy_set,
     with_spec,
 )
+from tests.support.policies import policy_set
 from webhook.envelope import check_fragment, check_pod
 
 # Each check: (check id, a pod that passes it, a pod that fails it, the exact message).

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import (
+from tests.support.envelope import (
     ENVELOPE,
     POOL,
     REQUIRED,

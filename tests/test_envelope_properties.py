@@ -17,14 +17,14 @@ import jsonpatch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import DEFAULT_TOLERATIONS, POLICIES, airflow_pod
+from tests.support.pods import DEFAULT_TOLERATIONS, airflow_pod
+from tests.support.policies import bundled_policies
 from webhook.kube.quantity import parse_quantity
 from webhook.mutation.merge import merge_pod
 from webhook.mutation.mutate import mutate_pod
-from webhook.policy.load import load_policy_dir
 from webhook.validation.validate import validate_pod
 
-BUNDLED = load_policy_dir(POLICIES).policy_set
+BUNDLED = bundled_policies()
 NS = "data-airflow"
 SCHEDULER = "system:serviceaccount:airflow:airflow-scheduler"
 P = "airflow-pod-webhook.io/"

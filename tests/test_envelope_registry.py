@@ -6,14 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import (
-    ENVELOPE,
-    POOL,
-    REQUIRED,
-    TEMPLATES,
-    good_pod,
-    policy_set,
-)
+from tests.support.envelope import ENVELOPE, POOL, REQUIRED, TEMPLATES, good_pod
+from tests.support.policies import policy_set
 from webhook.envelope import check_fragment, check_pod
 from webhook.envelope import registry as env
 

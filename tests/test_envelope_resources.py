@@ -7,18 +7,18 @@ from decimal import Decimal
 
 import pytest
 
-from tests.conftest import (
+from tests.support.envelope import (
     ENVELOPE,
     POOL,
     assert_envelope_case,
     envelope_section_checks,
     good_pod,
     judged,
-    policy_set,
     two_containers,
     with_base,
     with_spec,
 )
+from tests.support.policies import policy_set
 from webhook.envelope import check_fragment, check_pod
 from webhook.envelope.resources import kube_quantity, pod_totals
 from webhook.kube.quantity import shown_total

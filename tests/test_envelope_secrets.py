@@ -3,7 +3,8 @@ executor pods keep exactly the references the chart's worker template makes."""
 
 from __future__ import annotations
 
-from tests.conftest import airflow_pod, bundled_envelope_messages, policy_set
+from tests.support.pods import airflow_pod
+from tests.support.policies import bundled_envelope_messages, policy_set
 from webhook.airflow_pods import PodType
 from webhook.envelope.registry import check_fragment, check_pod
 from webhook.envelope.secrets import secret_references

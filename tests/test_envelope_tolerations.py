@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import (
+from tests.support.envelope import (
     ENVELOPE,
     assert_envelope_case,
     envelope_section_checks,
     judged,
-    policy_set,
     with_spec,
 )
+from tests.support.policies import policy_set
 from webhook.envelope import check_pod
 from webhook.envelope.tolerations import toleration_allowed
 

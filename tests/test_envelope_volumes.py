@@ -3,7 +3,8 @@ CSI drivers the admin lists, read-only where the admin says, within the storage 
 
 from __future__ import annotations
 
-from tests.conftest import airflow_pod, bundled_envelope_messages, policy_set
+from tests.support.pods import airflow_pod
+from tests.support.policies import bundled_envelope_messages, policy_set
 from webhook.airflow_pods import PodType
 from webhook.envelope.registry import check_fragment, check_pod
 

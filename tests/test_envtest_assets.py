@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 TOOL = ROOT / "tools" / "with_envtest_assets.py"
 SCRIPT = "#!/bin/sh\necho {name} ran\n"

@@ -3,7 +3,7 @@ shared originals."""
 
 import pytest
 
-from tests.conftest import AIRFLOW_PODS, CHART_TEMPLATES, SHARED_CHART_TEMPLATES, SHARED_PODS
+from tests.support.paths import AIRFLOW_PODS, CHART_TEMPLATES, SHARED_CHART_TEMPLATES, SHARED_PODS
 
 
 @pytest.mark.skipif(not SHARED_PODS.is_dir(), reason="../shared is not beside this checkout")

@@ -25,9 +25,9 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from tests.admission_reviews import pod_review as review
-from tests.conftest import AIRFLOW_PODS, POLICIES
-from tests.server_process import RunningServer, running_server
+from tests.support.admission_reviews import pod_review as review
+from tests.support.paths import AIRFLOW_PODS, POLICIES
+from tests.support.server_process import RunningServer, running_server
 
 SEED = int(os.environ.get("FUZZ_SEED", "20260806"))
 COUNT = int(os.environ.get("FUZZ_COUNT", "10000"))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helm_chart import (
+from tests.support.helm_chart import (
     CHART_DIR,
     IMAGE,
     IMAGE_VALUES,
@@ -22,10 +22,11 @@ from tests.helm_chart import (
     notes,
     render,
 )
-from tests.server_process import cli_command
+from tests.support.server_process import cli_command
 from webhook.cluster.certs import write_certs
 from webhook.cluster.registration import render_manifests, webhook_configurations
 from webhook.policy.load import load_policy_dir
+from webhook.policy.model import PolicySet
 
 helm_python = pytest.importorskip("helm_python", reason="pip install helm-python-sdk ([test])")
 TAGGED = f"{IMAGE}:0.1.0"
@@ -153,12 +154,13 @@ def test_the_release_namespace_is_excluded_and_named_in_the_service_reference() 
             if o["kind"] not in cluster_scoped} == {"platform"}
 
 
-def test_bundled_settings_are_the_repository_settings(tmp_path: Path) -> None:
-    bundled = load_policy_dir("policies").policy_set
+def test_bundled_settings_are_the_repository_settings(tmp_path: Path,
+                                                       bundled: PolicySet) -> None:
     assert settings_of(render(IMAGE_VALUES), tmp_path) == bundled.settings
 
 
-def test_named_airflow_releases_become_the_trusted_creators(tmp_path: Path) -> None:
+def test_named_airflow_releases_become_the_trusted_creators(tmp_path: Path,
+                                                             bundled: PolicySet) -> None:
     values = {**IMAGE_VALUES, "airflow": {"releases": [
         {"release": "prod", "namespace": "prod"},
         {"release": "airflow", "namespace": "airflow",
@@ -169,10 +171,9 @@ def test_named_airflow_releases_become_the_trusted_creators(tmp_path: Path) -> N
     assert not settings.creator_trusted("other", "system:serviceaccount:prod:"
                                                  "prod-airflow-scheduler")
     # Release `airflow` named the way the bundled Settings name it: the same trust, once more.
-    bundled = load_policy_dir("policies").policy_set.settings
-    assert settings.trusted_creators[2:] == bundled.trusted_creators
-    assert settings.annotation_prefix == bundled.annotation_prefix
-    assert settings.node_pool_label == bundled.node_pool_label
+    assert settings.trusted_creators[2:] == bundled.settings.trusted_creators
+    assert settings.annotation_prefix == bundled.settings.annotation_prefix
+    assert settings.node_pool_label == bundled.settings.node_pool_label
 
 
 def configurations(objects: list[dict]) -> list[dict]:

@@ -241,7 +241,7 @@ def test_the_graph_reads_lazy_relative_and_type_checking_imports(tmp_path: Path)
     source.write_text(
         "from typing import TYPE_CHECKING\n"
         "from . import checks as c\n"
-        "from .. import violations\n"
+        "from .. import airflow_rules\n"
         "import webhook.pod.lists\n"
         "if TYPE_CHECKING:\n"
         "    from webhook.policy.model import PolicySet\n"
@@ -250,4 +250,4 @@ def test_the_graph_reads_lazy_relative_and_type_checking_imports(tmp_path: Path)
         "import json, yaml\n")
     assert sorted(_imports("webhook.validation.podsecurity.probe", source)) == [
         "webhook.pod.lists", "webhook.policy.model", "webhook.serving.metrics",
-        "webhook.validation.podsecurity.checks", "webhook.validation.violations"]
+        "webhook.validation.airflow_rules", "webhook.validation.podsecurity.checks"]

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.admission_reviews import pod_review as review
-from tests.conftest import POLICIES, admitted_pod, airflow_pod
-from tests.server_process import (
+from tests.support.admission_reviews import pod_review as review
+from tests.support.paths import POLICIES, ROOT
+from tests.support.pods import admitted_pod, airflow_pod
+from tests.support.server_process import (
     ConfigMapFolder,
     RunningServer,
     metric_value,
@@ -186,7 +187,7 @@ def test_per_request_metrics_overhead_is_measured() -> None:
     figures = {}
     for mode in ("single-process", "multiprocess"):
         out = subprocess.run([sys.executable, "-c", OVERHEAD, mode], capture_output=True,
-                             text=True, check=True, cwd=Path(__file__).parent.parent)
+                             text=True, check=True, cwd=ROOT)
         figures[mode] = float(out.stdout.strip())
     print("\nmetrics per admission (counter + histogram + patch histogram): "
           + ", ".join(f"{mode} {us:.2f} µs" for mode, us in figures.items()))
@@ -206,7 +207,7 @@ SCRAPE_WITH_EMPTY_FILE = textwrap.dedent("""
 
 def test_an_empty_file_of_a_killed_worker_does_not_break_the_scrape(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", SCRAPE_WITH_EMPTY_FILE, str(tmp_path)],
-                         capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+                         capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert metric_value(out.stdout, "airflow_pod_webhook_admission_requests_total",
                         hook="validate", decision="deny", outcome="answered") == 1

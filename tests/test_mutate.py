@@ -8,7 +8,8 @@ import json
 import jsonpatch
 import pytest
 
-from tests.conftest import airflow_pod, policy_set
+from tests.support.pods import airflow_pod
+from tests.support.policies import policy_set
 from webhook.airflow_pods import PodType
 from webhook.dag_annotations import override_annotations
 from webhook.mutation import mutate as mutate_module

@@ -8,7 +8,9 @@ import jsonpatch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import airflow_pod, canonical_json, policy_set
+from tests.support.oracles import canonical_json
+from tests.support.pods import airflow_pod
+from tests.support.policies import policy_set
 from webhook.airflow_pods import AIRFLOW_ANNOTATIONS, AIRFLOW_LABELS
 from webhook.mutation.mutate import mutate_pod
 

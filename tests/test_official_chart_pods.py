@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 from webhook.airflow_pods import PodType, identify
 from webhook.mutation.mutate import mutate_pod
 from webhook.policy.compile import airflow_chart_fullname
@@ -65,7 +65,7 @@ def executor_pods() -> dict[tuple[str, bool], dict]:
         jobs = [{"template": str(t), "namespace": scheduler(t)[0],
                  "override": OVERRIDE if with_override else None}
                 for t in mine for with_override in (False, True)]
-        out = subprocess.run([str(airflow_python(version)), str(ROOT / "tests" /
+        out = subprocess.run([str(airflow_python(version)), str(ROOT / "tests" / "support" /
                                                                 "build_executor_pod.py")],
                              input=json.dumps(jobs), capture_output=True, text=True,
                              check=True, timeout=300)

@@ -12,7 +12,8 @@ import json
 import jsonpatch
 import pytest
 
-from tests.conftest import airflow_pod, policy_set
+from tests.support.pods import airflow_pod
+from tests.support.policies import policy_set
 from webhook.mutation.mutate import mutate_pod
 from webhook.mutation.overrides import MAX_OVERRIDE_BYTES, base_container_name
 

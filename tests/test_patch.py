@@ -11,7 +11,7 @@ import jsonpatch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import canonical_json
+from tests.support.oracles import canonical_json
 from webhook.mutation.patch import diff_patch, escape_pointer_token
 
 

@@ -2,13 +2,12 @@
 
 import json
 import sys
-from pathlib import Path
 
+from tests.support.paths import ROOT
 from webhook.kube.pod_fields import fragment_errors
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-from gen_pod_fields import build  # noqa: E402
+from gen_pod_fields import build
 
 
 def test_table_matches_the_installed_kubernetes_client() -> None:

@@ -14,19 +14,17 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.admission_reviews import pod_review
-from tests.conftest import airflow_pod, policy_set
+from tests.support.admission_reviews import pod_review
+from tests.support.pods import airflow_pod
+from tests.support.policies import bundled_policies, policy_set
 from webhook.airflow_pods import AIRFLOW_ANNOTATIONS, AIRFLOW_LABELS
 from webhook.cluster.registration import selected_by_hooks
-from webhook.policy.load import load_policy_dir
 from webhook.review import MUTATE, answer
-
-from .conftest import POLICIES
 
 P = "airflow-pod-webhook.io/"
 PODS = ["airflow2-executor", "airflow2-executor-pod-override", "airflow3-executor",
         "airflow3-executor-pod-override", "airflow3-kpo", "airflow3-kpo-xcom"]
-BUNDLED = load_policy_dir(POLICIES).policy_set
+BUNDLED = bundled_policies()
 # Everything a pod_override can name is allowed: only the identity guards stand in the way.
 WIDE_OPEN = policy_set("""
     apiVersion: airflow-pod-webhook.io/v1alpha1

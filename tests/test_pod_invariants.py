@@ -9,8 +9,9 @@ import json
 
 import pytest
 
-from tests.conftest import airflow_pod, policy_set
 from tests.e2e.security_scenarios import PRIORITY_CLASS
+from tests.support.pods import airflow_pod
+from tests.support.policies import policy_set
 from webhook.mutation.mutate import mutate_pod
 from webhook.mutation.pod_invariants import (
     keep_limit_only_guarantees,

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.conftest import airflow_pod
+from tests.support.pods import airflow_pod
 from webhook.airflow_pods import AirflowTask, PodType, identify
 from webhook.policy.model import (
     AIRFLOW_POD_TYPES,

@@ -9,29 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import POLICIES
-from tests.server_process import ConfigMapFolder, GitSyncFolder, policy_files_of
+from tests.support.paths import POLICIES
+from tests.support.policy_folders import BAD_SCHEMA, BAD_YAML, SET_A, SET_B, VARIANT
+from tests.support.server_process import ConfigMapFolder, GitSyncFolder
 from webhook.policy import store as store_module
 from webhook.policy.load import LoadResult, load_policy_dir
 from webhook.policy.store import PolicyStore
-
-BUNDLED = policy_files_of(POLICIES)
-VARIANT = b"""\
-apiVersion: airflow-pod-webhook.io/v1alpha1
-kind: PodTemplate
-metadata:
-  name: variant-b
-spec:
-  template:
-    metadata:
-      labels:
-        policy-variant: b
-"""
-SET_A = BUNDLED
-SET_B = {**BUNDLED, "15-variant.yaml": VARIANT}
-BAD_YAML = {**BUNDLED, "15-variant.yaml": b"spec: [unclosed\n"}
-BAD_SCHEMA = {**BUNDLED, "15-variant.yaml": VARIANT.replace(b"kind: PodTemplate",
-                                                           b"kind: PodTemplat")}
 
 
 def revision(files: dict[str, bytes], tmp: Path) -> str:

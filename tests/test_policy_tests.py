@@ -7,23 +7,13 @@ import json
 from datetime import date
 from pathlib import Path
 
-import pytest
-
+from tests.support.paths import POLICIES
 from webhook.policy.compile import PolicyDocument, compile_policies
-from webhook.policy.load import load_policy_dir
 from webhook.policy.schema import API_VERSION
 from webhook.policy_tests import CaseResult, load_cases, run_case, run_policy_tests
 
-POLICIES = Path(__file__).resolve().parents[1] / "policies"
 PODS = POLICIES / "tests" / "pods"
 SCHEDULER = "system:serviceaccount:airflow:airflow-scheduler"
-
-
-@pytest.fixture(scope="module")
-def bundled():
-    result = load_policy_dir(POLICIES)
-    assert result.policy_set is not None, result.errors
-    return result.policy_set
 
 
 def pod(name: str) -> dict:

@@ -16,7 +16,7 @@ import pytest
 import tomllib
 import yaml
 
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 sys.path.insert(0, str(ROOT / "tools"))
 from airflow_venv import PROVIDERS, airflow_venv

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.admission_reviews import pod_review as review
-from tests.conftest import POLICIES, airflow_pod
-from tests.server_process import ConfigMapFolder, RunningServer, post, running_server
-from tests.test_policy_store import BAD_SCHEMA, BAD_YAML, SET_A, SET_B
+from tests.support.admission_reviews import pod_review as review
+from tests.support.paths import POLICIES
+from tests.support.pods import airflow_pod
+from tests.support.policy_folders import BAD_SCHEMA, BAD_YAML, SET_A, SET_B
+from tests.support.server_process import ConfigMapFolder, RunningServer, post, running_server
 from webhook.policy.load import load_policy_dir
 from webhook.review import MUTATE, answer
 

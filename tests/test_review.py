@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from tests.admission_reviews import pod_review
-from tests.conftest import airflow_pod
+from tests.support.admission_reviews import pod_review
+from tests.support.pods import airflow_pod
 from webhook import budget
 from webhook.policy.model import Limits, PolicySet
 from webhook.review import (

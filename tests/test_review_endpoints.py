@@ -14,10 +14,11 @@ import time
 
 import pytest
 
-from tests.admission_reviews import SCHEDULER
-from tests.admission_reviews import pod_review as review
-from tests.conftest import POLICIES, airflow_pod
-from tests.server_process import metric_value
+from tests.support.admission_reviews import SCHEDULER
+from tests.support.admission_reviews import pod_review as review
+from tests.support.paths import POLICIES
+from tests.support.pods import airflow_pod
+from tests.support.server_process import metric_value
 from webhook.mutation.mutate import mutate_pod
 from webhook.policy.store import PolicyStore
 from webhook.serving.app import create_app

@@ -11,9 +11,10 @@ from pathlib import Path
 import jsonpatch
 import pytest
 
-from tests.admission_reviews import pod_review as review
-from tests.conftest import POLICIES, admitted_pod, airflow_pod
-from tests.server_process import (
+from tests.support.admission_reviews import pod_review as review
+from tests.support.paths import POLICIES
+from tests.support.pods import admitted_pod, airflow_pod
+from tests.support.server_process import (
     SVC_NAME,
     PinnedHTTPSConnection,
     RunningServer,

@@ -15,9 +15,10 @@ import threading
 import time
 from pathlib import Path
 
-from tests.admission_reviews import pod_review as review
-from tests.conftest import POLICIES, airflow_pod
-from tests.server_process import post, running_server
+from tests.support.admission_reviews import pod_review as review
+from tests.support.paths import POLICIES
+from tests.support.pods import airflow_pod
+from tests.support.server_process import post, running_server
 
 STREAMS = 3
 

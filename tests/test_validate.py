@@ -6,16 +6,15 @@ import copy
 import json
 import re
 from datetime import date
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import AIRFLOW_PODS, internal_errors
+from tests.support.oracles import internal_errors
+from tests.support.paths import AIRFLOW_PODS
 from webhook.mutation.mutate import mutate_pod
 from webhook.policy.compile import PolicyDocument, compile_policies
-from webhook.policy.load import load_policy_dir
 from webhook.policy.schema import API_VERSION
 from webhook.validation.validate import (
     DENY_CODE,
@@ -25,7 +24,6 @@ from webhook.validation.validate import (
 )
 
 FIXTURES = AIRFLOW_PODS  # copies of ../shared/fixtures/airflow-pods
-POLICIES = Path(__file__).resolve().parents[1] / "policies"
 SCHEDULER = "system:serviceaccount:airflow:airflow-scheduler"
 NS = "data-airflow"
 AUDIT_KEY = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
@@ -44,13 +42,6 @@ def policy_set(*bodies: dict, revision: str = "r1"):
     policies, errors = compile_policies(documents, revision)
     assert not errors, [str(e) for e in errors]
     return policies
-
-
-@pytest.fixture(scope="module")
-def bundled():
-    result = load_policy_dir(POLICIES)
-    assert result.policy_set is not None, result.errors
-    return result.policy_set
 
 
 def enforce(level: str, **extra) -> dict:

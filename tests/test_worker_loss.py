@@ -23,9 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.admission_reviews import pod_review as review
-from tests.conftest import POLICIES, airflow_pod
-from tests.server_process import RunningServer, post, running_server
+from tests.support.admission_reviews import pod_review as review
+from tests.support.paths import POLICIES
+from tests.support.pods import airflow_pod
+from tests.support.server_process import RunningServer, post, running_server
 
 STREAMS = 4
 REQUESTS = "airflow_pod_webhook_admission_requests_total"

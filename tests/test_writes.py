@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import admitted_pod, policy_set
+from tests.support.pods import admitted_pod
+from tests.support.policies import policy_set
 from webhook.policy.model import PolicySet
 from webhook.validation.writes import judge_connect, judge_write
 

@@ -8,16 +8,15 @@ a controller-manager a deleted namespace never finishes terminating and its name
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from tests.e2e.harness import E2EEnvironment, LocalWebhook, choose_backend
+from tests.e2e.namespaces import new_namespace, own_namespace, token_core
 from tests.e2e.real_airflow import (
     VERSIONS,
     CapturedWrites,
@@ -51,41 +50,6 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EEnvironment]:
         yield env
     finally:
         env.stop()
-
-
-def new_namespace(e2e: E2EEnvironment, prefix: str = "airflow-e2e") -> str:
-    """A namespace no earlier test used, set up for the scheduler and with the webhooks
-    effective in it (RBAC reaches the authorizer through informers too)."""
-    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
-    e2e.create_namespace(name)
-    e2e.wait_until_effective(name)
-    return name
-
-
-@contextlib.contextmanager
-def own_namespace(e2e: E2EEnvironment, prefix: str = "airflow-e2e") -> Iterator[str]:
-    """`new_namespace`, deleted when the block ends."""
-    name = new_namespace(e2e, prefix)
-    try:
-        yield name
-    finally:
-        e2e.delete_namespace(name)
-
-
-def token_core(e2e: E2EEnvironment, namespace: str, account: str) -> Any:
-    """A CoreV1Api authenticated as the ServiceAccount itself, by a token TokenRequest
-    issued (what a task finds mounted in its pod), not by impersonation."""
-    from kubernetes import client, config
-
-    issued = e2e.core().create_namespaced_service_account_token(
-        account, namespace, {"spec": {"expirationSeconds": 3600}})
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=str(e2e.kubeconfig),
-                            client_configuration=configuration)
-    configuration.cert_file = configuration.key_file = None
-    configuration.api_key = {"authorization": issued.status.token}
-    configuration.api_key_prefix = {"authorization": "Bearer"}
-    return client.CoreV1Api(client.ApiClient(configuration))
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.server_process import free_port
+from tests.support.server_process import free_port
 from webhook.cluster.certs import generate_ca, generate_serving_cert
 
 APISERVER, ETCD = "kube-apiserver", "etcd"

@@ -22,7 +22,7 @@ from tests.e2e.scenarios import (
     e2e_policies,
     scheduler_username,
 )
-from tests.server_process import (
+from tests.support.server_process import (
     ConfigMapFolder,
     RunningServer,
     cli_command,

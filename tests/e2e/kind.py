@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from tests.e2e.scenarios import e2e_settings
-from tests.server_process import cli_command
+from tests.support.server_process import cli_command
 from webhook.cluster.registration import dump_yaml, find_kubectl
 
 CLUSTER = "airflow-pod-webhook-e2e"

@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import POLICIES, airflow_pod
+from tests.support.paths import POLICIES
+from tests.support.pods import airflow_pod
 from webhook.cluster.registration import MUTATING_WEBHOOK, VALIDATING_WEBHOOK
 
 APPLIED = "airflow-pod-webhook.io/applied"

@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.conftest import airflow_pod
 from tests.e2e.scenarios import DENIED, lookup
+from tests.support.pods import airflow_pod
 from webhook.cluster.registration import MUTATING_WEBHOOK, VALIDATING_WEBHOOK
 
 ADMITTED = "admitted"

@@ -9,9 +9,9 @@ import copy
 
 import pytest
 
-from tests.airflow_dags import VERSIONS, parse
 from tests.e2e.harness import E2EEnvironment, api_message
 from tests.e2e.scenarios import scheduler_username
+from tests.support.airflow_dags import VERSIONS, parse
 
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
 

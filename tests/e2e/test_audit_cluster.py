@@ -21,13 +21,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import POLICIES, ROOT, airflow_pod
 from tests.e2e.envtest import EnvtestControlPlane, missing_binaries
-from tests.server_process import cli_command
+from tests.support.paths import POLICIES, ROOT
+from tests.support.pods import airflow_pod
+from tests.support.server_process import cli_command
 from webhook.audit.judge import audit_pod
 from webhook.audit.strip import submitted_pod
 from webhook.cluster.registration import deploy_with_image
-from webhook.policy.load import load_policy_dir
+from webhook.policy.model import PolicySet
 
 pytestmark = pytest.mark.e2e
 CRD = ROOT / "tests" / "fixtures" / "crds" / "policyreports.wgpolicyk8s.io.yaml"
@@ -115,8 +116,8 @@ def test_a_stored_pod_strips_back_to_the_submitted_one(cluster: dict[str, Any]) 
         assert submitted_pod(stored, EXPLAIN) == submitted_pod(pod, EXPLAIN), name
 
 
-def test_json_output_judges_every_pod(plane: EnvtestControlPlane,
-                                     cluster: dict[str, Any]) -> None:
+def test_json_output_judges_every_pod(plane: EnvtestControlPlane, cluster: dict[str, Any],
+                                     bundled: PolicySet) -> None:
     namespace = cluster["namespace"]
     # Two pods per list request: the four pods come in two pages.
     result = audit(plane.kubeconfig_path, "-n", namespace, "-o", "json", "--chunk-size", "2")
@@ -141,9 +142,8 @@ def test_json_output_judges_every_pod(plane: EnvtestControlPlane,
     assert {p["path"] for p in by_name["kpo"]["changes"]} >= {
         "/spec/containers/1/securityContext", "/spec/securityContext"}
     # The cluster's pods are judged exactly as the files their creators submitted.
-    policies = load_policy_dir(POLICIES).policy_set
     for name, pod in cluster["submitted"].items():
-        offline = audit_pod(pod, policies)
+        offline = audit_pod(pod, bundled)
         assert by_name[name]["decision"] == offline.decision, name
         assert [c["path"] for c in by_name[name]["changes"]] == [
             c["path"] for c in offline.changes], name
@@ -247,7 +247,7 @@ def test_forbidden_and_unreachable_exit_2(plane: EnvtestControlPlane, cluster: d
     assert "Traceback" not in forbidden.stderr and len(forbidden.stderr.splitlines()) == 1
 
     config = yaml.safe_load(plane.kubeconfig_path.read_text())
-    from tests.server_process import free_port
+    from tests.support.server_process import free_port
 
     config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{free_port()}"
     closed = tmp_path / "closed"

@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.admission_reviews import pod_review
-from tests.conftest import airflow_pod
-from tests.e2e.conftest import own_namespace
 from tests.e2e.harness import E2EEnvironment, LocalWebhook, api_message, choose_backend, e2e_pod
+from tests.e2e.namespaces import own_namespace
 from tests.e2e.scenarios import APPLIED, scheduler_username
-from tests.server_process import post
+from tests.support.admission_reviews import pod_review
+from tests.support.pods import airflow_pod
+from tests.support.server_process import post
 from webhook.cluster.certs import write_apiserver_client
 from webhook.cluster.registration import MUTATING_WEBHOOK, VALIDATING_WEBHOOK
 

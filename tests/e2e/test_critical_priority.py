@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from tests.e2e.envtest import EnvtestControlPlane, missing_binaries
+from tests.support.paths import ROOT as REPO
 from webhook.cluster.registration import find_kubectl, render_manifests
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 ADMISSION_CONFIG = """\
 apiVersion: apiserver.config.k8s.io/v1
 kind: AdmissionConfiguration

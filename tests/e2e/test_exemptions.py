@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.conftest import POLICIES
 from tests.e2e.harness import E2EEnvironment, LocalWebhook, api_message
 from tests.e2e.scenarios import denial_prefix, scheduler_username
-from tests.server_process import policy_files_of
+from tests.support.paths import POLICIES
+from tests.support.server_process import policy_files_of
 from webhook.cluster.registration import VALIDATING_WEBHOOK
 
 pytestmark = pytest.mark.e2e

@@ -11,10 +11,10 @@ import json
 
 import pytest
 
-from tests.conftest import AIRFLOW_PODS
 from tests.e2e.harness import E2EEnvironment, api_message, e2e_pod
 from tests.e2e.pod_compare import comparable, differences, server_defaulted
 from tests.e2e.scenarios import APPLIED, MUTATED, Scenario, build_pod, scheduler_username
+from tests.support.paths import AIRFLOW_PODS
 from webhook.mutation.mutate import mutate_pod
 from webhook.policy.model import PolicySet
 

@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import new_namespace
 from tests.e2e.harness import E2EEnvironment, api_message, deadline_loop, e2e_pod
+from tests.e2e.namespaces import new_namespace
 from tests.e2e.real_airflow import grant_pod_launcher
 from tests.e2e.scenarios import APPLIED, scheduler_username
-from tests.helm_chart import CHART_DIR, release_action
-from tests.server_process import RunningServer, free_port, running_server
+from tests.support.helm_chart import CHART_DIR, release_action
+from tests.support.server_process import RunningServer, free_port, running_server
 from webhook.cluster.registration import (
     DEFAULT_NAME,
     MUTATING_WEBHOOK,

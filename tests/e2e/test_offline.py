@@ -4,8 +4,6 @@ stand-in binaries (a real etcd too, when one is installed). Not marked e2e: runs
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import shutil
 import stat
@@ -14,7 +12,6 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-import jsonpatch
 import pytest
 import yaml
 from cryptography import x509
@@ -22,8 +19,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.admission_reviews import pod_review
-from tests.conftest import POLICIES
 from tests.e2e import envtest, harness
 from tests.e2e.envtest import (
     CLIENT_CA,
@@ -40,6 +35,7 @@ from tests.e2e.envtest import (
     write_kubeconfig,
 )
 from tests.e2e.kind import trust_e2e_namespaces
+from tests.e2e.offline_core import admit_offline
 from tests.e2e.scenarios import (
     ADMIN,
     BY_NAME,
@@ -56,12 +52,12 @@ from tests.e2e.scenarios import (
     lookup,
     scheduler_username,
 )
+from tests.support.paths import POLICIES
 from webhook.cluster.registration import (
     MUTATING_WEBHOOK,
     VALIDATING_WEBHOOK,
     webhook_configurations,
 )
-from webhook.review import MUTATE, VALIDATE, answer
 
 NAMESPACE = "airflow-e2e-offline"
 
@@ -71,23 +67,6 @@ def flags(args: list[str]) -> dict[str, str]:
 
 
 # --- the scenario list against the offline core -------------------------------------------------
-
-
-def admit_offline(pod: dict, namespace: str, username: str,
-                  policies: Any) -> tuple[str, dict | str]:
-    """(outcome, pod or denial text) as kube-apiserver would produce them with our two hooks:
-    mutate, apply the patch, validate the result."""
-    for hook, name in ((MUTATE, MUTATING_WEBHOOK), (VALIDATE, VALIDATING_WEBHOOK)):
-        status, body, _ = answer(hook, pod_review(pod, uid="e2e-offline", namespace=namespace,
-                                                   username=username), policies)
-        assert status == 200
-        response = body["response"]
-        if not response["allowed"]:
-            return DENIED, (f"{response['status']['code']} "
-                            f"{denial_prefix(name)}{response['status']['message']}")
-        if response.get("patch"):
-            pod = jsonpatch.apply_patch(pod, json.loads(base64.b64decode(response["patch"])))
-    return MUTATED, pod
 
 
 @pytest.mark.parametrize("scenario", [s for s in SCENARIOS if not s.in_kube_system],

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.airflow_requests import load_requests
 from tests.e2e.harness import E2EEnvironment, deadline_loop
 from tests.e2e.real_airflow import (
     KPO_TASKS,
@@ -36,6 +35,7 @@ from tests.e2e.real_airflow import (
     service_account_username,
 )
 from tests.e2e.scenarios import APPLIED
+from tests.support.airflow_requests import load_requests
 
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
 

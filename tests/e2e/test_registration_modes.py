@@ -30,7 +30,7 @@ from tests.e2e.scenarios import (
     scheduler_username,
 )
 from tests.e2e.side_webhook import CONFIGURATION, SIDECAR, SideWebhook, injected, patch_for
-from tests.server_process import cli_command
+from tests.support.server_process import cli_command
 from webhook.cluster.registration import (
     DEFAULT_NAME,
     MUTATING_WEBHOOK,

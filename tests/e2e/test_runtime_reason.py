@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.airflow_dags import HOOK_LINE, ROOT
 from tests.e2e.harness import E2EEnvironment
 from tests.e2e.real_airflow import Identities, RealAirflow, snippet
 from tests.e2e.scenarios import e2e_policies
+from tests.support.airflow_dags import HOOK_LINE, ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
 PRIVILEGED = ("spec.containers[base].securityContext.privileged must be unset or false, got "

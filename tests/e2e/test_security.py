@@ -121,7 +121,7 @@ def crashing_webhook(e2e: E2EEnvironment, namespace: str, tmp_path_factory: pyte
     from kubernetes.client.exceptions import ApiException
 
     from tests.e2e.harness import REPO, RETRY_TIMEOUT, deadline_loop
-    from tests.server_process import RunningServer, free_port, wait_ready
+    from tests.support.server_process import RunningServer, free_port, wait_ready
     from webhook.cluster.certs import write_certs
     from webhook.cluster.registration import MUTATING_KIND, webhook_configurations
 

@@ -16,9 +16,8 @@ from cryptography import x509
 
 from tests.e2e.harness import E2EEnvironment, LocalWebhook, deadline_loop, e2e_pod
 from tests.e2e.streams import CreateStream
-from tests.server_process import policy_files_of
-from tests.test_cert_rotation import replace_file
-from tests.test_policy_store import VARIANT
+from tests.support.policy_folders import VARIANT
+from tests.support.server_process import policy_files_of, replace_file
 from webhook.cluster.certs import generate_ca, write_certs
 from webhook.cluster.registration import DEFAULT_NAME, merge_ca_bundles
 

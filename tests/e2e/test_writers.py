@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import airflow_pod
-from tests.e2e.conftest import own_namespace, token_core
 from tests.e2e.harness import RETRY_TIMEOUT, E2EEnvironment, api_message, deadline_loop
+from tests.e2e.namespaces import own_namespace, token_core
 from tests.e2e.scenarios import E2E_GATE, SCHEDULER
+from tests.support.pods import airflow_pod
 from webhook.cluster.registration import (
     CONNECT_WEBHOOK,
     OWN_NAMESPACE_WEBHOOK,
@@ -380,7 +380,7 @@ def test_the_writes_real_airflow_sent_pass_the_writer_hooks(
     """Each captured PATCH and DELETE, sent again with the same account's token, body and
     Content-Type, to the same pod in the same phase, through the hooks as `manifests --url`
     renders them."""
-    from tests.airflow_requests import load_requests
+    from tests.support.airflow_requests import load_requests
 
     ns = accounts.namespace
     clients = {SCHEDULER: accounts.scheduler, WORKER: accounts.worker}

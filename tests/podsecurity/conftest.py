@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
+_ROOT = Path(__file__).resolve().parents[2]
+if str(_ROOT) not in sys.path:
     # pyproject has no pytest pythonpath, and `webhook` may not be pip-installed yet.
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(_ROOT))

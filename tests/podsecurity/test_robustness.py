@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import internal_errors
+from tests.support.oracles import internal_errors
 from webhook.validation.podsecurity import CHECKS, LEVELS, evaluate_pod
 from webhook.violations import Violation
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "airflow-requests"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "airflow-requests"
 VERSIONS = ("2.10.5", "3.3.2")
 OPERATIONS = {"PATCH": "UPDATE", "PUT": "UPDATE", "DELETE": "DELETE", "POST": "CREATE"}
 OPTIONS = {"UPDATE": "PatchOptions", "DELETE": "DeleteOptions", "CREATE": "CreateOptions"}

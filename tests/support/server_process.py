@@ -12,6 +12,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -279,3 +280,12 @@ class GitSyncFolder:
 def policy_files_of(folder: Path) -> dict[str, bytes]:
     """The top-level policy files of a folder, as a ConfigMap's data would hold them."""
     return {p.name: p.read_bytes() for p in sorted(folder.glob("*.yaml"))}
+
+
+def replace_file(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Atomic replace (temp file + rename), like webhook.cluster.certs.write_certs does."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), mode)
+        f.write(data)
+    os.replace(tmp, path)

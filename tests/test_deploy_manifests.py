@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.paths import ROOT as REPO
 from webhook.cluster.certs import service_dns_names
 from webhook.cluster.registration import (
     DEFAULT_NAMESPACE,
@@ -30,7 +31,6 @@ from webhook.cluster.registration import (
     render_manifests,
 )
 
-REPO = Path(__file__).resolve().parent.parent
 IMAGE = "registry.io/team/airflow-pod-webhook:0.1.0"
 DEPLOY = REPO / "deploy"
 BASE = ""

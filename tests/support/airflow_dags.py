@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
+
 DAGS = ROOT / "tests" / "fixtures" / "airflow-dags"
 POLICIES = ROOT / "policies"
 VERSIONS = ("2.10.5", "3.3.2")

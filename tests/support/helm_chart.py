@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT as REPO
+
 CHART_DIR = REPO / "deploy" / "helm" / "airflow-pod-webhook"
 IMAGE = "registry.io/team/airflow-pod-webhook"
 IMAGE_VALUES = {"image": {"repository": IMAGE}}
