@@ -42,13 +42,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.report import load_average, percentile
-from bench.servers import process_cpu_seconds
+from bench.servers import CLOCK_TICKS, process_cpu_seconds
 from tests.conftest import airflow_pod
 from tests.e2e.envtest import admin_ssl_context
 from tests.e2e.harness import E2EEnvironment, LocalWebhook, e2e_pod
 from tests.e2e.scenarios import scheduler_username
 from webhook.cluster.certs import ADMISSION_KUBECONFIG, write_apiserver_client
-from webhook.cluster.flowcontrol import flow_control_objects
+from webhook.cluster.flowcontrol import DEFAULT_NAME, NAME_SUFFIX, flow_control_objects
 from webhook.cluster.registration import MUTATING_WEBHOOK
 
 OVERRIDE = "airflow-pod-webhook.io/pod-override"
@@ -65,6 +65,8 @@ class Stream:
     refusals: list[str] = field(default_factory=list)
     names: set[str] = field(default_factory=set)
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per second of phase
+    # APF queue wait during the phase per priority level: (mean seconds, requests)
+    waits: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -234,20 +236,55 @@ def status_kib(pid: int, key: str) -> int:
 
 
 def cpu_of(env: E2EEnvironment) -> dict[str, float]:
-    """CPU seconds so far of kube-apiserver, etcd and the webhook (master and workers)."""
+    """CPU seconds so far of kube-apiserver, etcd, the webhook (master and workers), this
+    process (the legitimate creators' client side), and of the whole machine (every tenant:
+    the host is shared)."""
     plane, webhook = env.control_plane, env.webhook
     assert plane is not None and plane.apiserver is not None and plane.etcd is not None
     assert webhook is not None and webhook.process is not None
     pids = [webhook.process.pid, *webhook.server.worker_pids()]
     return {"kube-apiserver": process_cpu_seconds(plane.apiserver.popen.pid),
             "etcd": process_cpu_seconds(plane.etcd.popen.pid),
-            "webhook": sum(process_cpu_seconds(pid) for pid in pids)}
+            "webhook": sum(process_cpu_seconds(pid) for pid in pids),
+            "legitimate client": process_cpu_seconds(os.getpid()),
+            "attackers": 0.0,
+            "whole machine": machine_busy_seconds()}
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent busy (not idle or waiting for I/O) since boot."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    values = [int(v) for v in fields]
+    return (sum(values[:8]) - values[3] - values[4]) / CLOCK_TICKS
+
+
+def flow_control_waits(env: E2EEnvironment, context: ssl.SSLContext
+                       ) -> dict[str, tuple[float, float]]:
+    """kube-apiserver's API Priority and Fairness queue wait so far per priority level of
+    executed requests: {level: (seconds, requests)}."""
+    assert env.control_plane is not None
+    host, port = env.control_plane.server.removeprefix("https://").split(":")
+    connection = http.client.HTTPSConnection(host, int(port), context=context, timeout=30)
+    connection.request("GET", "/metrics")
+    text = connection.getresponse().read().decode()
+    waits: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        if not line.startswith("apiserver_flowcontrol_request_wait_duration_seconds_"):
+            continue
+        name, _, value = line.rpartition(" ")
+        if 'execute="true"' not in name or not name.split("{")[0].endswith(("_sum", "_count")):
+            continue
+        level = name.split('priority_level="', 1)[1].split('"', 1)[0]
+        slot = waits.setdefault(level, [0.0, 0.0])
+        slot[0 if name.split("{")[0].endswith("_sum") else 1] += float(value)
+    return {level: (total, count) for level, (total, count) in waits.items()}
 
 
 def run_stream(env: E2EEnvironment, context: ssl.SSLContext, namespace: str, seconds: float,
                streams: int, interval: float, attack: Callable[[threading.Event], list]
                ) -> Stream:
     out, stop = Stream(), threading.Event()
+    waits_before = flow_control_waits(env, context)
     cpu_before = cpu_of(env)
     threads = [threading.Thread(target=legit_stream,
                                 args=(env, context, namespace, stop, out, interval))
@@ -261,6 +298,11 @@ def run_stream(env: E2EEnvironment, context: ssl.SSLContext, namespace: str, sec
         thread.join(120)
     cpu_after = cpu_of(env)
     out.cpu = {name: (cpu_after[name] - cpu_before[name]) / seconds for name in cpu_before}
+    for level, (total, count) in flow_control_waits(env, context).items():
+        total_before, count_before = waits_before.get(level, (0.0, 0.0))
+        if count > count_before:
+            out.waits[level] = ((total - total_before) / (count - count_before),
+                                count - count_before)
     return out
 
 
@@ -417,7 +459,7 @@ def attack_phase(env: E2EEnvironment, context: ssl.SSLContext, namespace: str,
         inner.set()
         for thread in threads:
             thread.join(120)
-        results.put((hostile, statuses))
+        results.put((hostile, statuses, time.process_time()))
 
     def attack(stop: threading.Event) -> list[threading.Thread]:
         mp_stop = multiprocessing.get_context("fork").Event()
@@ -434,7 +476,8 @@ def attack_phase(env: E2EEnvironment, context: ssl.SSLContext, namespace: str,
 
     stream = run_stream(env, context, namespace, args.seconds, args.streams, args.interval,
                         attack)
-    hostile, statuses = results.get(timeout=180)
+    hostile, statuses, attackers_cpu = results.get(timeout=180)
+    stream.cpu["attackers"] = attackers_cpu / args.seconds
     return stream, hostile, statuses
 
 
@@ -466,6 +509,13 @@ def print_report(args: argparse.Namespace, quiet: Stream, attacks: list[Attack],
     print("|---|" + "---|" * len(quiet.cpu))
     for name, stream in phases:
         print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in stream.cpu.values()) + " |")
+    levels = ("workload-low", f"{DEFAULT_NAME}{NAME_SUFFIX}")
+    print("\n| APF queue wait, mean (requests) | " + " | ".join(levels) + " |")
+    print("|---|" + "---|" * len(levels))
+    for name, stream in phases:
+        cells = [f"{stream.waits[level][0] * 1000:.1f} ms ({stream.waits[level][1]:.0f})"
+                 if level in stream.waits else "-" for level in levels]
+        print(f"| {name} | " + " | ".join(cells) + " |")
     for attack in attacks:
         name, stream, hostile = phase_name(attack), attack.stream, attack.hostile
         ratio = p(stream.latencies, .99) / p(quiet.latencies, .99)
