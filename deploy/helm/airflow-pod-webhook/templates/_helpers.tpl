@@ -300,3 +300,27 @@ per airflowReleases entry of the Settings the webhook serves, its -worker, -trig
 {{- end -}}
 {{- toJson $subjects -}}
 {{- end -}}
+
+{{/* Mutual TLS on (non-empty) when the values give a client CA; refuses both at once. */}}
+{{- define "apw.clientCA" -}}
+{{- if and .Values.clientCA.crt .Values.clientCA.existingSecret -}}
+{{- fail "clientCA.crt and clientCA.existingSecret both set: give the client CA one way" -}}
+{{- end -}}
+{{- if .Values.clientCA.crt -}}
+{{- if not (contains "-----BEGIN CERTIFICATE-----" .Values.clientCA.crt) -}}
+{{- fail "clientCA.crt is not a PEM certificate (pass the file with --set-file clientCA.crt=certs/client-ca.crt)" -}}
+{{- end -}}
+on
+{{- else if .Values.clientCA.existingSecret -}}
+on
+{{- end -}}
+{{- end -}}
+
+{{/* The file name of the client CA in its volume. */}}
+{{- define "apw.clientCAKey" -}}
+{{- if .Values.clientCA.crt -}}
+ca.crt
+{{- else -}}
+{{- .Values.clientCA.existingSecretKey -}}
+{{- end -}}
+{{- end -}}
