@@ -360,6 +360,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mtls", action="store_true",
                         help="serve --client-ca, kube-apiserver presenting its client cert "
                              "(the direct posters have none)")
+    parser.add_argument("--attacker-nice", type=int, default=0,
+                        help="niceness added to the attackers' process: on a cluster they run "
+                             "on nodes, not on the control plane's CPUs; here they share the "
+                             "machine (19: they get what the rest leaves)")
     parser.add_argument("--apf", choices=("off", "on", "both"), default="both",
                         help="API Priority and Fairness objects of the chart/kustomize base "
                              "for the Airflow task accounts: an attack phase without them "
@@ -445,6 +449,7 @@ def attack_phase(env: E2EEnvironment, context: ssl.SSLContext, namespace: str,
     def attacker(stop: threading.Event) -> None:
         """In its own process: the attackers' CPU (serialising 2.5 MiB pods, TLS) must not
         slow the measuring process's threads through its GIL."""
+        os.nice(args.attacker_nice)
         hostile, statuses, lock, inner = Hostile(), {}, threading.Lock(), threading.Event()
         threads = ([threading.Thread(target=hostile_creator,
                                      args=(env, context, hostile_namespace, inner, hostile,
@@ -495,7 +500,8 @@ def print_report(args: argparse.Namespace, quiet: Stream, attacks: list[Attack],
           f"Load average (1, 5, 15 min) at the end of each phase: quiet {load_quiet}; "
           f"{loads}. {args.seconds:.0f} s per phase, {args.streams} legitimate creators "
           f"({args.interval * 1000:.0f} ms pause each), {args.hostile} hostile creators, "
-          f"{args.direct} direct posters of {body_bytes / 2**20:.2f} MiB. APF: the "
+          f"{args.direct} direct posters of {body_bytes / 2**20:.2f} MiB (their process "
+          f"niced +{args.attacker_nice}). APF: the "
           "FlowSchema and PriorityLevelConfiguration of the chart and deploy/base for the "
           "task accounts (webhook/cluster/flowcontrol.py).\n")
     phases = [("quiet", quiet)] + [(phase_name(a), a.stream) for a in attacks]
