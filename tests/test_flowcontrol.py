@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helm_chart import IMAGE_VALUES, render
+from tests.helm_chart import IMAGE_VALUES, notes, render
 from webhook.cluster.flowcontrol import (
     flow_control_objects,
     settings_releases,
@@ -154,3 +154,17 @@ def test_the_chart_renders_none_when_disabled_or_without_a_release() -> None:
 def test_a_precedence_at_or_after_the_service_accounts_default_is_refused() -> None:
     with pytest.raises(helm_python.HelmError, match="matchingPrecedence"):
         render({**IMAGE_VALUES, "priorityAndFairness": {"matchingPrecedence": 9000}})
+
+
+def test_the_notes_name_the_task_accounts_and_the_flowschema() -> None:
+    text = notes({**IMAGE_VALUES, "airflow": {"releases": [
+        {"release": "prod", "namespace": "prod"}]}})
+    section = text[text.index("API Priority and Fairness"):]
+    assert [line.strip() for line in section.splitlines()
+            if line.strip().startswith("system:serviceaccount:")] == [
+        "system:serviceaccount:prod:prod-airflow-worker",
+        "system:serviceaccount:prod:prod-airflow-triggerer",
+        "system:serviceaccount:prod:prod-airflow-dag-processor"]
+    assert "kubectl get flowschema airflow-pod-webhook-airflow-tasks" in section
+    assert "API Priority and Fairness" not in notes(
+        {**IMAGE_VALUES, "priorityAndFairness": {"enabled": False}})
