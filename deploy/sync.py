@@ -4,6 +4,8 @@
 - deploy/base/policies/*.yaml         <- byte copies of the top-level policies/*.yaml
 - deploy/base/policies/kustomization.yaml <- a configMapGenerator listing exactly those files
 - deploy/helm/airflow-pod-webhook/files/policies/*.yaml <- the same copies, for the chart
+- deploy/components/priority-and-fairness/flowcontrol.yaml <- flow_control_objects() for the
+  bundled Settings' airflowReleases (webhook/cluster/flowcontrol.py)
 - deploy/helm/airflow-pod-webhook/templates/webhooks.yaml <- webhook_configurations() as a Helm
   template (clientConfig, namespace, metadata and Airflow's accounts become template calls:
   the accounts are those the chart's Settings name; the rest is verbatim)
@@ -28,6 +30,7 @@ SOURCE_POLICIES = REPO / "policies"
 BASE = DEPLOY / "base"
 DEPLOY_POLICIES = BASE / "policies"
 WEBHOOKS_YAML = DEPLOY / "components" / "webhook-configurations" / "webhooks.yaml"
+FLOWCONTROL_YAML = DEPLOY / "components" / "priority-and-fairness" / "flowcontrol.yaml"
 CHART = DEPLOY / "helm" / "airflow-pod-webhook"
 CHART_POLICIES = CHART / "files" / "policies"
 CHART_WEBHOOKS = CHART / "templates" / "webhooks.yaml"
@@ -88,6 +91,29 @@ def webhooks_yaml() -> str:
     usernames = loaded.policy_set.settings.airflow_usernames
     return GENERATED + WEBHOOKS_HEADER + dump_yaml(
         webhook_configurations(None, airflow_usernames=usernames))
+
+
+FLOWCONTROL_HEADER = """\
+# API Priority and Fairness for the pods Airflow's task accounts (the bundled Settings'
+# airflowReleases: each release's -worker, -triggerer and -dag-processor ServiceAccounts)
+# create, update or patch: a priority level of their own, 3 seats on a default
+# kube-apiserver, no borrowing, queues. Why and what it costs: webhook/cluster/flowcontrol.py
+# and docs/threat-model.md. Your releases differ? Edit policies/00-settings.yaml and re-run
+# deploy/sync.py, or patch the subjects in an overlay.
+"""
+
+
+def flowcontrol_yaml() -> str:
+    sys.path.insert(0, str(REPO))
+    import yaml
+
+    from webhook.cluster.flowcontrol import flow_control_objects, settings_releases
+    from webhook.cluster.registration import dump_yaml
+
+    documents = [doc for src in policy_files(SOURCE_POLICIES)
+                 for doc in yaml.safe_load_all(src.read_text())]
+    return GENERATED + FLOWCONTROL_HEADER + dump_yaml(
+        flow_control_objects(settings_releases(documents)))
 
 
 _SENTINEL_NAMESPACE = "sentinel-namespace"
@@ -210,6 +236,7 @@ def expected_files() -> dict[Path, bytes]:
         [src.name for src in sources]
     ).encode()
     files[WEBHOOKS_YAML] = webhooks_yaml().encode()
+    files[FLOWCONTROL_YAML] = flowcontrol_yaml().encode()
     files.update({CHART_POLICIES / src.name: src.read_bytes() for src in sources})
     files[CHART_WEBHOOKS] = chart_webhooks_yaml().encode()
     return files

@@ -204,8 +204,9 @@ def test_the_bench_scheduler_is_a_trusted_creator(tmp_path: Path) -> None:
 
 
 def test_adversarial_section_runs_the_attack_through_a_real_api_server() -> None:
-    """Tiny: two seconds a phase, one hostile creator, one direct poster. Shapes and who
-    refused what, never a timing."""
+    """Tiny: two seconds a phase, one hostile creator, one direct poster; an attack phase
+    without and one with the chart's API Priority and Fairness objects. Shapes, who refused
+    what and which FlowSchema classified the hostile creates, never a timing."""
     assets = _assets_or_skip()
     done = subprocess.run([sys.executable, "-m", "bench", "adversarial", "--seconds", "2",
                            "--streams", "1", "--hostile", "1", "--direct", "1"],
@@ -213,13 +214,25 @@ def test_adversarial_section_runs_the_attack_through_a_real_api_server() -> None
                           env={**os.environ, "KUBEBUILDER_ASSETS": assets})
     assert done.returncode == 0, done.stdout + done.stderr
     report = done.stdout.split("## Adversarial load through kube-apiserver (issue 21)", 1)[1]
+    table = report[report.index("| legitimate executor pods | creates |"):].split("\n\n")[0]
     rows = {cells[0]: cells for cells in (
-        [c.strip() for c in line.split("|")[1:-1]] for line in report.splitlines()
-        if line.startswith(("| quiet", "| under attack")) and line.endswith(" ms |"))}
-    assert set(rows) == {"quiet", "under attack"}
-    assert int(rows["quiet"][1]) > 0 and int(rows["quiet"][2]) == 0  # creates, refused
-    hostile = next(line for line in report.splitlines() if line.startswith("Hostile creates"))
-    created, by_webhook = re.match(r"Hostile creates: (\d+), refused by the webhook: (\d+)",
-                                   hostile).groups()
-    assert int(created) > 0 and by_webhook == created  # every hostile pod refused by us
-    assert "Direct 2.86 MiB POSTs to /validate: 200 BadRequest" in report  # refused by caps
+        [c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines()[2:])}
+    assert set(rows) == {"quiet", "under attack", "under attack, APF"}
+    for row in rows.values():
+        assert int(row[1]) > 0 and int(row[2]) == 0  # creates, refused
+    hostile = [line for line in report.splitlines() if line.startswith("Hostile creates")]
+    assert len(hostile) == 2
+    for line in hostile:
+        created, by_webhook = re.match(r"Hostile creates: (\d+), refused by the webhook: "
+                                       r"(\d+)", line).groups()
+        assert int(created) > 0 and by_webhook == created  # every hostile pod refused by us
+    # With the objects applied, kube-apiserver classified every hostile create with them.
+    created, classified, of = re.search(
+        r"Hostile creates: (\d+),.*classified by the task accounts' FlowSchema: (\d+) of "
+        r"(\d+)", hostile[1]).groups()
+    assert created == classified == of
+    assert "FlowSchema" not in hostile[0]
+    assert report.count("Direct 2.86 MiB POSTs to /validate: 200 BadRequest") == 2  # caps
+    ratios = re.findall(r"^RATIO (under attack(?:, APF)?): p99 [\d.]+x quiet, 0 refused$",
+                        report, re.M)
+    assert ratios == ["under attack", "under attack, APF"]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.admission_reviews import pod_review
 from tests.support.helm_chart import (
     CHART_DIR,
     IMAGE,
@@ -22,8 +23,16 @@ from tests.support.helm_chart import (
     notes,
     render,
 )
-from tests.support.server_process import cli_command
-from webhook.cluster.certs import write_certs
+from tests.support.paths import POLICIES
+from tests.support.pods import airflow_pod
+from tests.support.server_process import (
+    SVC_NAME,
+    PinnedHTTPSConnection,
+    cli_command,
+    post,
+    running_server,
+)
+from webhook.cluster.certs import write_apiserver_client, write_certs
 from webhook.cluster.registration import render_manifests, webhook_configurations
 from webhook.policy.load import load_policy_dir
 from webhook.policy.model import PolicySet
@@ -149,7 +158,8 @@ def test_the_release_namespace_is_excluded_and_named_in_the_service_reference() 
     for hook, want in zip(hooks, [w for o in expected for w in o["webhooks"]], strict=True):
         hook["clientConfig"].pop("caBundle")
         assert hook == want
-    cluster_scoped = {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
+    cluster_scoped = {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
+                      "FlowSchema", "PriorityLevelConfiguration"}
     assert {o["metadata"]["namespace"] for o in objects
             if o["kind"] not in cluster_scoped} == {"platform"}
 
@@ -392,3 +402,73 @@ def test_the_readme_helm_install_command_renders_a_working_install(tmp_path: Pat
         "registry.acme.internal/platform/airflow-pod-webhook:0.1.0")
     settings = settings_of(objects, tmp_path)
     assert settings.creator_trusted("airflow", "system:serviceaccount:airflow:airflow-scheduler")
+
+
+def client_ca_of(objects: list[dict], folder: Path) -> tuple[list[str], Path]:
+    """The webhook's args and, as a file in `folder`, the client CA its Deployment mounts
+    (the ConfigMap's ca.crt at the client-ca volume's mount path)."""
+    (deployment,) = by_kind(objects, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "client-ca")
+    volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"]
+                  if v["name"] == "client-ca")
+    (configmap,) = [c for c in by_kind(objects, "ConfigMap")
+                    if c["metadata"]["name"] == volume["configMap"]["name"]]
+    (arg,) = [a for a in container["args"] if a.startswith("--client-ca=")]
+    path = arg.removeprefix("--client-ca=")
+    assert path.startswith(mount["mountPath"] + "/")
+    local = folder / path.removeprefix(mount["mountPath"] + "/")
+    local.write_text(configmap["data"][local.name])
+    return container["args"], local
+
+
+def test_a_client_ca_makes_the_webhook_take_reviews_only_from_the_api_server(
+        tmp_path: Path) -> None:
+    """--set-file clientCA.crt=certs/client-ca.crt: the server the rendered Deployment starts
+    answers the API server's client certificate and refuses a caller without one."""
+    client = write_apiserver_client(tmp_path / "certs", ["airflow-pod-webhook.x.svc"], "/k")
+    objects = render({**IMAGE_VALUES, "clientCA": {"crt": client.client_ca.read_text()}})
+    args, ca_file = client_ca_of(objects, tmp_path)
+    assert args[-1] == "--client-ca=/etc/airflow-pod-webhook/client-ca/ca.crt"
+    (deployment,) = by_kind(objects, "Deployment")
+    assert "checksum/client-ca" in deployment["spec"]["template"]["metadata"]["annotations"]
+    with running_server(tmp_path / "server", POLICIES, workers=1,
+                        extra=("--client-ca", str(ca_file))) as server:
+        pod = pod_review(airflow_pod("airflow3-executor"), uid="no-cert")
+        assert post(server.connect(), "/validate", pod)[0] == 401
+        context = server.tls_context()
+        context.load_cert_chain(client.client_cert, client.client_key)
+        connection = PinnedHTTPSConnection("127.0.0.1", server.port, SVC_NAME, context, 10)
+        status, body, _ = post(connection, "/validate",
+                               pod_review(airflow_pod("airflow3-executor"), uid="cert"))
+        assert (status, body["response"]["uid"]) == (200, "cert")
+
+
+def test_a_client_ca_from_an_existing_secret_is_mounted_from_it() -> None:
+    objects = render({**IMAGE_VALUES, "clientCA": {"existingSecret": "apiserver-client-ca",
+                                                   "existingSecretKey": "tls-ca.crt"}})
+    (deployment,) = by_kind(objects, "Deployment")
+    spec = deployment["spec"]["template"]["spec"]
+    assert spec["containers"][0]["args"][-1] == (
+        "--client-ca=/etc/airflow-pod-webhook/client-ca/tls-ca.crt")
+    assert {"name": "client-ca", "secret": {"secretName": "apiserver-client-ca",
+                                            "defaultMode": 0o440}} in spec["volumes"]
+    assert [c["metadata"]["name"] for c in by_kind(objects, "ConfigMap")] == [
+        "airflow-pod-webhook-policies"]  # no ConfigMap of ours for it
+
+
+def test_without_a_client_ca_there_is_no_mutual_tls() -> None:
+    (deployment,) = by_kind(render(IMAGE_VALUES), "Deployment")
+    spec = deployment["spec"]["template"]["spec"]
+    assert not [a for a in spec["containers"][0]["args"] if "client-ca" in a]
+    assert "client-ca" not in [v["name"] for v in spec["volumes"]]
+
+
+@pytest.mark.parametrize(("client_ca", "problem"), [
+    ({"crt": "not a certificate"}, "clientCA.crt is not a PEM certificate"),
+    ({"crt": "-----BEGIN CERTIFICATE-----\n", "existingSecret": "s"},
+     "clientCA.crt and clientCA.existingSecret both set"),
+], ids=["not-pem", "both"])
+def test_a_client_ca_given_wrong_is_refused_by_name(client_ca: dict, problem: str) -> None:
+    with pytest.raises(helm_python.HelmError, match=problem):
+        render({**IMAGE_VALUES, "clientCA": client_ca})

@@ -43,6 +43,7 @@ from webhook.review import (
     last_resort,
     traced,
 )
+from webhook.rules import known
 from webhook.serving import metrics as m
 from webhook.serving.decision_log import log_decision, log_unauthenticated
 
@@ -218,7 +219,7 @@ class AnswerThenRecord(list):
 
 
 LARGE_BODY_BYTES = 256 * 1024  # a real Airflow pod's review is 5-30 KiB
-BUSY_RULE = "webhook: large reviews"
+BUSY_RULE = known("webhook: large reviews")
 _UID_NEAR_START = re.compile(rb'"uid"\s*:\s*"([^"\\]{1,128})"')
 
 

@@ -167,22 +167,7 @@ come from airflow.releases and airflow.accounts, which must name what that Confi
 name; naming none refuses to render (every unlabelled pod Airflow writes would go unjudged).
 */}}
 {{- define "apw.airflowUsernames" -}}
-{{- $settings := dict -}}
-{{- if .Values.policies.existingConfigMap -}}
-{{- if not (or .Values.airflow.releases .Values.airflow.accounts) -}}
-{{- fail "policies.existingConfigMap is set, so the chart cannot read the Settings the webhook serves: name the Airflow accounts they name with airflow.releases and/or airflow.accounts (the webhook configurations send every pod those accounts write to the webhook, whatever its labels)" -}}
-{{- end -}}
-{{- $settings = include "apw.settings" . | fromYaml -}}
-{{- else -}}
-{{- range $name, $text := (include "apw.policyFiles" . | fromJson) -}}
-{{- range $doc := regexSplit "(?m)^---" $text -1 -}}
-{{- $body := fromYaml $doc -}}
-{{- if and (not $settings) (eq (get $body "kind" | toString) "Settings") -}}
-{{- $settings = $body -}}
-{{- end -}}
-{{- end -}}
-{{- end -}}
-{{- end -}}
+{{- $settings := include "apw.settingsDocument" . | fromJson -}}
 {{- $identity := dig "spec" "identity" dict $settings -}}
 {{- $creators := list -}}
 {{- $accounts := list -}}
@@ -202,6 +187,27 @@ name; naming none refuses to render (every unlabelled pod Airflow writes would g
 {{- end -}}
 {{- end -}}
 {{- toJson $names -}}
+{{- end -}}
+
+{{/* The Settings document the webhook serves (see apw.airflowUsernames), as JSON. */}}
+{{- define "apw.settingsDocument" -}}
+{{- $settings := dict -}}
+{{- if .Values.policies.existingConfigMap -}}
+{{- if not (or .Values.airflow.releases .Values.airflow.accounts) -}}
+{{- fail "policies.existingConfigMap is set, so the chart cannot read the Settings the webhook serves: name the Airflow accounts they name with airflow.releases and/or airflow.accounts (the webhook configurations send every pod those accounts write to the webhook, whatever its labels)" -}}
+{{- end -}}
+{{- $settings = include "apw.settings" . | fromYaml -}}
+{{- else -}}
+{{- range $name, $text := (include "apw.policyFiles" . | fromJson) -}}
+{{- range $doc := regexSplit "(?m)^---" $text -1 -}}
+{{- $body := fromYaml $doc -}}
+{{- if and (not $settings) (eq (get $body "kind" | toString) "Settings") -}}
+{{- $settings = $body -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $settings -}}
 {{- end -}}
 
 {{/* The official Airflow chart's `airflow.fullname` of one airflowReleases entry (compile.py
@@ -274,5 +280,47 @@ true/false, are not names the webhook loads, so they cannot reach here). */}}
 {{- ternary "y" "n" . -}}
 {{- else -}}
 {{- . | toString -}}
+{{- end -}}
+{{- end -}}
+
+{{/* FlowSchema subjects of the task accounts (webhook/cluster/flowcontrol.py task_accounts):
+per airflowReleases entry of the Settings the webhook serves, its -worker, -triggerer and
+-dag-processor ServiceAccounts; duplicates dropped. As JSON. */}}
+{{- define "apw.taskAccounts" -}}
+{{- $settings := include "apw.settingsDocument" . | fromJson -}}
+{{- $subjects := list -}}
+{{- range $release := dig "spec" "identity" "airflowReleases" list $settings -}}
+{{- $fullname := include "apw.airflowFullname" $release -}}
+{{- range $suffix := list "-worker" "-triggerer" "-dag-processor" -}}
+{{- $subject := dict "kind" "ServiceAccount" "serviceAccount" (dict "namespace" (include "apw.yamlString" (dig "namespace" "" $release)) "name" (printf "%s%s" $fullname $suffix)) -}}
+{{- if not (has $subject $subjects) -}}
+{{- $subjects = append $subjects $subject -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $subjects -}}
+{{- end -}}
+
+{{/* Mutual TLS on (non-empty) when the values give a client CA; refuses both at once. */}}
+{{- define "apw.clientCA" -}}
+{{- if and .Values.clientCA.crt .Values.clientCA.existingSecret -}}
+{{- fail "clientCA.crt and clientCA.existingSecret both set: give the client CA one way" -}}
+{{- end -}}
+{{- if .Values.clientCA.crt -}}
+{{- if not (contains "-----BEGIN CERTIFICATE-----" .Values.clientCA.crt) -}}
+{{- fail "clientCA.crt is not a PEM certificate (pass the file with --set-file clientCA.crt=certs/client-ca.crt)" -}}
+{{- end -}}
+on
+{{- else if .Values.clientCA.existingSecret -}}
+on
+{{- end -}}
+{{- end -}}
+
+{{/* The file name of the client CA in its volume. */}}
+{{- define "apw.clientCAKey" -}}
+{{- if .Values.clientCA.crt -}}
+ca.crt
+{{- else -}}
+{{- .Values.clientCA.existingSecretKey -}}
 {{- end -}}
 {{- end -}}
