@@ -234,3 +234,38 @@ def test_settings_limits_are_positive_and_named(tmp_path: Path, limits: str,
         "{tolerations: 50, annotationsBytes: 4096}", limits))
     [error] = load_policy_dir(tmp_path).errors
     assert str(error).startswith(expected), str(error)
+
+
+EXEMPTION = """\
+apiVersion: airflow-pod-webhook.io/v1alpha1
+kind: Exemption
+metadata: {name: legacy-nfs}
+spec:
+  rules: ["baseline: hostPathVolumes"]
+  reason: the NFS export mounts the archive by hostPath until the CSI driver lands
+  expires: EXPIRES
+  match: {namespaces: [airflow-legacy]}
+"""
+
+
+@pytest.mark.parametrize(("expires", "error"), [
+    # An impossible date unquoted: PyYAML would raise inside its timestamp constructor.
+    ("2030-13-01", "bad value '2030-13-01': must be a date, YYYY-MM-DD"),
+    ("2030-02-30", "bad value '2030-02-30': must be a date, YYYY-MM-DD"),
+])
+def test_an_unquoted_impossible_expiry_date_is_a_lint_error_naming_its_line(
+        tmp_path: Path, capsys, expires: str, error: str) -> None:
+    write(tmp_path, "60-exemptions.yaml", EXEMPTION.replace("EXPIRES", expires))
+    assert main(["policy", "lint", str(tmp_path)]) == 1
+    assert capsys.readouterr().out == (
+        f"{tmp_path}/60-exemptions.yaml:7:12: document 1 (Exemption/legacy-nfs): spec.expires: "
+        f"{error}\n1 error(s); the webhook would keep its last good policy set\n")
+
+
+def test_an_unquoted_expiry_date_means_the_same_as_a_quoted_one(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", EXEMPTION.replace("EXPIRES", "2030-12-01"))
+    unquoted = load_policy_dir(tmp_path)
+    write(tmp_path, "a.yaml", EXEMPTION.replace("EXPIRES", '"2030-12-01"'))
+    quoted = load_policy_dir(tmp_path)
+    assert unquoted.errors == quoted.errors == ()
+    assert unquoted.policy_set.exemptions == quoted.policy_set.exemptions
