@@ -180,6 +180,16 @@ def test_an_executor_marker_with_another_value_is_still_an_airflow_pod() -> None
     assert task.pod_type is PodType.KPO and task.identity_problems
 
 
+@pytest.mark.parametrize("value", ["False", "true", ""])
+def test_a_kpo_marker_that_is_not_true_marks_no_airflow_pod(value: str) -> None:
+    # KPO writes kubernetes_pod_operator=True; the hooks select on that exact value, so any
+    # other value is a foreign pod, as Kubernetes' label selector would have it.
+    pod = {"metadata": {"name": "p", "labels": {"kubernetes_pod_operator": value}}}
+    assert not selected_by_hooks(pod)
+    assert identify(pod, "ns") == AirflowTask(PodType.OTHER, "ns", None, None, False,
+                                              labels={"kubernetes_pod_operator": value})
+
+
 def test_executor_ids_that_disagree_with_their_labels_are_denied(bundled) -> None:
     pod = airflow_pod("airflow3-executor")
     pod["metadata"]["annotations"]["dag_id"] = "nfs_export"  # the label still says example_dag
