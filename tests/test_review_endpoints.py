@@ -23,7 +23,7 @@ from webhook.mutation.mutate import mutate_pod
 from webhook.policy.store import PolicyStore
 from webhook.serving.app import create_app
 from webhook.serving.metrics import WebhookMetrics
-from webhook.serving.review_endpoints import LARGE_BODY_BYTES, LargeReviewGate
+from webhook.serving.review_endpoints import LARGE_BODY_BYTES, LargeReviewGate, RefusalHold
 
 REQUESTS = "airflow_pod_webhook_admission_requests_total"
 
@@ -160,3 +160,73 @@ def test_the_api_servers_timeout_sets_the_budget_and_running_out_is_a_denial(
     assert (line["uid"], line["decision"], line["rules"]) == (
         "slow", "deny", ["webhook: time budget"])
     assert counted(metrics, "mutate") == 1
+
+
+def over_the_caps_pod() -> dict:
+    """A stock executor pod with more tolerations than the bundled caps allow (500)."""
+    pod = airflow_pod("airflow3-executor")
+    pod["spec"]["tolerations"] = [{"key": f"k{i}", "operator": "Exists"} for i in range(1001)]
+    return pod
+
+
+def test_a_refusal_over_the_caps_is_held_and_a_real_pod_is_answered_at_once() -> None:
+    store = PolicyStore(POLICIES)
+    store.reload_if_changed()
+    app = create_app(store, WebhookMetrics(), hold_refusals=0.5)
+    started = time.monotonic()
+    status, answer = call(app, "/mutate", review(over_the_caps_pod(), uid="huge"))
+    held = time.monotonic() - started
+    response = json.loads(b"".join(answer))["response"]
+    assert (status, response["allowed"], response["status"]["code"]) == ("200 OK", False, 400)
+    assert "(webhook: limits)" in response["status"]["message"]
+    assert 0.5 <= held < 2.0
+    started = time.monotonic()
+    status, answer = call(app, "/mutate", review(airflow_pod("airflow3-executor"), uid="real"))
+    assert json.loads(b"".join(answer))["response"]["allowed"] is True
+    assert time.monotonic() - started < 0.5
+
+
+def test_at_most_two_refusals_are_held_at_once_in_a_worker() -> None:
+    hold = RefusalHold(0.6, threads=2)
+    started = time.monotonic()
+    held: list[float] = []
+
+    def one() -> None:
+        hold.hold(time.monotonic(), None)
+        held.append(time.monotonic() - started)
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)  # both holding by now
+    one()  # the third is answered at once
+    for thread in threads:
+        thread.join(5)
+    assert held[0] < 0.5 and all(t >= 0.6 for t in held[1:]) and len(held) == 3
+
+
+def test_a_hold_ends_inside_the_api_servers_timeout() -> None:
+    hold = RefusalHold(10.0)
+    started = time.monotonic()
+    hold.hold(started, 0.8)  # kube-apiserver waits 0.8 s: the margin leaves 0.3 s of hold
+    assert 0.3 <= time.monotonic() - started < 0.6
+    started = time.monotonic()
+    RefusalHold(1.3).hold(started - 1.0, None)  # the review came 1 s ago: 0.3 s left to hold
+    assert 0.3 <= time.monotonic() - started < 0.6
+    started = time.monotonic()
+    RefusalHold(0.0).hold(started, 10.0)  # 0 turns the hold off
+    assert time.monotonic() - started < 0.1
+
+
+def test_a_call_without_the_client_certificate_is_refused_after_the_hold() -> None:
+    store = PolicyStore(POLICIES)
+    store.reload_if_changed()
+    metrics = WebhookMetrics()
+    app = create_app(store, metrics, require_client_cert=True, hold_refusals=0.4)
+    started = time.monotonic()
+    status, answer = call(app, "/validate", review(airflow_pod("airflow3-executor"), uid="x"))
+    assert status == "401 Unauthorized"
+    assert json.loads(b"".join(answer)) == {
+        "error": "a client certificate signed by the webhook's client CA is required"}
+    assert 0.4 <= time.monotonic() - started < 2.0
+    assert counted(metrics, "validate") == 0  # never counted as a decision

@@ -15,13 +15,14 @@ from werkzeug.exceptions import HTTPException
 from webhook.policy.store import PolicyStore
 from webhook.review import error_body
 from webhook.serving import metrics as m
-from webhook.serving.review_endpoints import ReviewEndpoints
+from webhook.serving.review_endpoints import HOLD_REFUSALS_SECONDS, ReviewEndpoints
 
 log = logging.getLogger("airflow_pod_webhook.http")
 
 
 def create_app(store: PolicyStore, metrics: m.WebhookMetrics | None = None, *,
-               require_client_cert: bool = False) -> Flask:
+               require_client_cert: bool = False,
+               hold_refusals: float = HOLD_REFUSALS_SECONDS) -> Flask:
     """The WSGI app around `store`; `metrics` defaults to a private registry (tests). With
     `require_client_cert`, reviews come only from a caller whose TLS client certificate
     verified (mutual TLS with kube-apiserver)."""
@@ -29,7 +30,8 @@ def create_app(store: PolicyStore, metrics: m.WebhookMetrics | None = None, *,
     metrics = metrics if metrics is not None else m.WebhookMetrics()
     # The review paths are answered below Flask, on the hot path; Flask serves the rest.
     app.wsgi_app = ReviewEndpoints(  # type: ignore[method-assign]
-        app.wsgi_app, store, metrics, require_client_cert=require_client_cert)
+        app.wsgi_app, store, metrics, require_client_cert=require_client_cert,
+        hold_refusals=hold_refusals)
 
     def reply(status: int, body: dict) -> Response:
         return Response(json.dumps(body, separators=(",", ":")), status=status,

@@ -56,6 +56,16 @@ _STATUS_LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 
 
+# Refusals no real caller gets (a pod over the caps, which sit far above any Airflow pod; a
+# large review while the worker is busy with another; a call without the client certificate)
+# are answered this long after the request arrived. An oversized create then holds its seat
+# of kube-apiserver's API Priority and Fairness level that long, and a caller without a
+# certificate its connection, so what an attacker makes kube-apiserver decode, and the TLS
+# handshakes it makes us do, per second fall with it (docs/benchmarks.md, "Adversarial load").
+HOLD_REFUSALS_SECONDS = 0.7
+HELD_REASONS = frozenset({"over a cap", "busy"})
+
+
 def parse_timeout(text: str | None) -> float | None:
     """kube-apiserver's `?timeout=` is a Go duration such as `10s` or `1m30s`."""
     if not text:
@@ -95,12 +105,17 @@ class ReviewEndpoints:
     """WSGI middleware: answers the review paths itself, passes every other path on."""
 
     def __init__(self, fallback: WSGIApp, store: PolicyStore, metrics: m.WebhookMetrics, *,
-                 require_client_cert: bool = False) -> None:
+                 require_client_cert: bool = False,
+                 hold_refusals: float = HOLD_REFUSALS_SECONDS) -> None:
         self.fallback = fallback
         self.store = store
         self.metrics = metrics
         self.require_client_cert = require_client_cert
         self.large_reviews = LargeReviewGate()
+        self.over_caps = RefusalHold(hold_refusals)
+        # Held apart, so a flood of callers without a certificate cannot take the holds of
+        # oversized pods, nor the other way round.
+        self.unauthenticated_calls = RefusalHold(hold_refusals)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         hook = HOOK_PATHS.get(environ.get("PATH_INFO", ""))
@@ -109,6 +124,7 @@ class ReviewEndpoints:
         if environ.get("REQUEST_METHOD") != "POST":
             return _respond(start_response, 405, error_body("use POST"), [("Allow", "POST")])
         if self.require_client_cert and not client_verified(environ):
+            self.unauthenticated_calls.hold(time.monotonic(), None)
             return self.unauthenticated(hook, environ, start_response)
         status, payload, bookkeeping = self.review(hook, environ)
         answer = _respond(start_response, status, payload)
@@ -140,6 +156,8 @@ class ReviewEndpoints:
         else:
             status, payload, decision, outcome = self.answer_request(
                 hook, environ, data, budget_for(budget), clock_started)
+        if decision.reason in HELD_REASONS:
+            self.over_caps.hold(clock_started, budget)
         elapsed = time.perf_counter() - started
 
         def bookkeeping() -> None:
@@ -249,6 +267,29 @@ class LargeReviewGate:
 
     def leave(self) -> None:
         self._slots.release()
+
+
+class RefusalHold:
+    """Hold at most `threads` refusals at once in a worker, each until `seconds` after its
+    review arrived (and a margin inside kube-apiserver's timeout); one more is answered at
+    once, so holding never takes the threads the small reviews need."""
+
+    MARGIN = 0.5  # seconds left of kube-apiserver's timeout, whatever the hold
+
+    def __init__(self, seconds: float, threads: int = 2) -> None:
+        self.seconds = max(0.0, seconds)
+        self._threads = threading.BoundedSemaphore(threads)
+
+    def hold(self, started: float, budget: float | None) -> None:
+        until = started + self.seconds
+        if budget is not None:
+            until = min(until, started + budget - self.MARGIN)
+        if until <= time.monotonic() or not self._threads.acquire(blocking=False):
+            return
+        try:
+            time.sleep(max(0.0, until - time.monotonic()))
+        finally:
+            self._threads.release()
 
 
 def busy(hook: str, data: bytes) -> tuple[int, dict, Decision, str]:

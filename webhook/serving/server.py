@@ -30,6 +30,7 @@ from webhook.policy.load import LoadResult
 from webhook.policy.store import PolicyStore
 from webhook.serving import metrics as m
 from webhook.serving.app import create_app
+from webhook.serving.review_endpoints import HOLD_REFUSALS_SECONDS
 
 log = logging.getLogger("airflow_pod_webhook.server")
 KEEPALIVE_SECONDS = 120
@@ -50,6 +51,8 @@ class ServeOptions:
     # Mutual TLS: review calls must present a client certificate signed by this CA (the one
     # `certs --apiserver-client` issues kube-apiserver's from); health and metrics need none.
     client_ca: Path | None = None
+    # Seconds a refusal no real caller gets is held (review_endpoints.HOLD_REFUSALS_SECONDS).
+    hold_refusals: float = HOLD_REFUSALS_SECONDS
 
 
 class ReloadingTLSContext:
@@ -188,7 +191,8 @@ class WebhookServer(BaseApplication):
         store.watch()
         self.tls.report_expiry()  # the master may have built the context before the fork
         return create_app(store, metrics,
-                          require_client_cert=self.options.client_ca is not None)
+                          require_client_cert=self.options.client_ca is not None,
+                          hold_refusals=self.options.hold_refusals)
 
 
 def configure_logging(level: str = "info") -> None:
