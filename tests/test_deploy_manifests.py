@@ -269,9 +269,8 @@ def load_sync() -> Any:
 
 def test_deploy_copy_of_policies_is_in_sync() -> None:
     problems = load_sync().differences()
-    assert not problems, "deploy/ drifted from its sources; run: python deploy/sync.py\n" + (
-        "\n".join(problems)
-    )
+    assert not problems, ("deploy/ drifted from its sources; run: "
+                          ".venv/bin/python deploy/sync.py\n" + "\n".join(problems))
 
 
 def test_configmap_holds_exactly_the_policies_folder(base: list[dict]) -> None:
@@ -279,7 +278,7 @@ def test_configmap_holds_exactly_the_policies_folder(base: list[dict]) -> None:
         o for o in base if o["kind"] == "ConfigMap" and "policies" in o["metadata"]["name"]
     )
     expected = {p.name: p.read_text() for p in sorted((REPO / "policies").glob("*.yaml"))}
-    assert (configmap.get("data") or {}) == expected, "run: python deploy/sync.py"
+    assert (configmap.get("data") or {}) == expected, "run: .venv/bin/python deploy/sync.py"
 
 
 # --- least privilege: no RBAC and no token unless the self-patching component is on ---------

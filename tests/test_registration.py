@@ -361,7 +361,7 @@ def comparable(obj: dict) -> dict:
 def test_generated_webhooks_yaml_matches_function() -> None:
     docs = list(yaml.safe_load_all(
         (DEPLOY / "components" / "webhook-configurations" / "webhooks.yaml").read_text()))
-    assert docs == webhook_configurations(None), "run: python deploy/sync.py"
+    assert docs == webhook_configurations(None), "run: .venv/bin/python deploy/sync.py"
 
 
 @pytest.fixture(scope="module")
