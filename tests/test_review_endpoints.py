@@ -230,3 +230,18 @@ def test_a_call_without_the_client_certificate_is_refused_after_the_hold() -> No
         "error": "a client certificate signed by the webhook's client CA is required"}
     assert 0.4 <= time.monotonic() - started < 2.0
     assert counted(metrics, "validate") == 0  # never counted as a decision
+
+
+def test_a_large_review_waits_half_a_second_for_a_slot_not_the_api_servers_timeout() -> None:
+    store = PolicyStore(POLICIES)
+    store.reload_if_changed()
+    app = create_app(store, WebhookMetrics(), hold_refusals=0.0)
+    pod = airflow_pod("airflow3-executor")
+    pod["metadata"]["annotations"]["filler"] = "x" * LARGE_BODY_BYTES
+    assert app.wsgi_app.large_reviews.enter(0.0)  # another large review holds the only slot
+    started = time.monotonic()
+    _status, answer = call(app, "/validate", review(pod, uid="queued"))  # ?timeout=10s
+    waited = time.monotonic() - started
+    app.wsgi_app.large_reviews.leave()
+    assert json.loads(b"".join(answer))["response"]["status"]["reason"] == "TooManyRequests"
+    assert 0.5 <= waited < 1.5

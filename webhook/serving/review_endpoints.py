@@ -185,7 +185,7 @@ class ReviewEndpoints:
             # million dicts): one large review at a time per worker bounds its memory.
             left = (budget_for(None) if seconds is None else seconds) - (
                 time.monotonic() - started if started is not None else 0.0)
-            if not self.large_reviews.enter(left):
+            if not self.large_reviews.enter(min(left, LARGE_REVIEW_WAIT_SECONDS)):
                 return busy(hook, data)
             try:
                 return self.decode_and_answer(hook, data, seconds, started)
@@ -237,6 +237,9 @@ class AnswerThenRecord(list):
 
 
 LARGE_BODY_BYTES = 256 * 1024  # a real Airflow pod's review is 5-30 KiB
+# At most this long in line for a slot: a flood of large reviews gets each refused within a
+# second (the wait, the decode, or the hold), never at kube-apiserver's timeout.
+LARGE_REVIEW_WAIT_SECONDS = 0.5
 BUSY_RULE = known("webhook: large reviews")
 _UID_NEAR_START = re.compile(rb'"uid"\s*:\s*"([^"\\]{1,128})"')
 
