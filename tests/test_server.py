@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import socket
 import ssl
+import time
 from pathlib import Path
 
 import jsonpatch
@@ -281,3 +283,33 @@ def test_the_client_ca_is_optional_at_the_handshake_and_reloaded_when_it_changes
     assert tls.get() is not first and tls.loads == 2
     without = ReloadingTLSContext(paths.tls_crt, paths.tls_key).get()
     assert without.verify_mode == ssl.CERT_NONE
+
+
+@pytest.mark.xfail(strict=True, raises=TimeoutError, reason=(
+    "known gap: gunicorn's gthread worker gives each new connection a pool thread for its TLS "
+    "handshake and request, and blocks there with no deadline; a dozen peers that send three "
+    "bytes each take all 8 threads of a worker, mutual TLS or not"))
+def test_with_mtls_peers_stalling_mid_handshake_do_not_starve_the_api_servers_reviews(
+        mtls_server) -> None:
+    """Any pod that reaches port 8443 (no certificate needed: the handshake is where it
+    stalls) against kube-apiserver's kept-alive connection, which must still be answered."""
+    server, client = mtls_server
+    pooled = with_client_cert(server, client / "apiserver-client.crt",
+                              client / "apiserver-client.key")
+    pooled.timeout = 3.0
+    post(pooled, "/mutate?timeout=5s", review(airflow_pod("airflow3-executor"), uid="before"))
+    stalled = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(12)]
+    try:
+        for sock in stalled:
+            sock.sendall(b"\x16\x03\x01")  # a TLS record header, and nothing after it
+        time.sleep(0.3)
+        started = time.monotonic()
+        status, body, _ = post(pooled, "/mutate?timeout=5s",
+                               review(airflow_pod("airflow3-executor"), uid="during"))
+        assert (status, body["response"]["uid"]) == (200, "during")
+        assert time.monotonic() - started < 1.0
+    finally:
+        for sock in stalled:
+            sock.close()
+        pooled.close()
+        assert server.get("/readyz")[0] == 200  # the threads are back once the peers leave
