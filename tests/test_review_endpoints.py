@@ -245,3 +245,22 @@ def test_a_large_review_waits_half_a_second_for_a_slot_not_the_api_servers_timeo
     app.wsgi_app.large_reviews.leave()
     assert json.loads(b"".join(answer))["response"]["status"]["reason"] == "TooManyRequests"
     assert 0.5 <= waited < 1.5
+
+
+def test_a_review_past_three_mebibytes_is_refused_after_the_hold_too() -> None:
+    """kube-apiserver caps a create's body at 3 MiB, not the review it sends us: a pod of
+    args full of `<`, which Go writes as `\\u003c`, makes a review six times its size. Its
+    413 is a refusal no real caller gets, and answered at once it would hand the hostile
+    create's priority-and-fairness seat straight back."""
+    store = PolicyStore(POLICIES)
+    store.reload_if_changed()
+    app = create_app(store, WebhookMetrics(), hold_refusals=0.4)
+    pod = airflow_pod("airflow3-executor")
+    pod["spec"]["containers"][0]["args"] = ["<" * (3 << 20)]
+    started = time.monotonic()
+    status, answer = call(app, "/validate", review(pod, uid="expanded"))
+    held = time.monotonic() - started
+    assert status == "413 Request Entity Too Large"
+    assert json.loads(b"".join(answer)) == {
+        "error": "request body is larger than 3145728 bytes"}
+    assert 0.4 <= held < 2.0

@@ -57,7 +57,8 @@ WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 
 
 # Refusals no real caller gets (a pod over the caps, which sit far above any Airflow pod; a
-# large review while the worker is busy with another; a call without the client certificate)
+# review past 3 MiB; a large review while the worker is busy with another; a call without
+# the client certificate)
 # are answered this long after the request arrived. An oversized create then holds its seat
 # of kube-apiserver's API Priority and Fairness level that long, and a caller without a
 # certificate its connection, so what an attacker makes kube-apiserver decode, and the TLS
@@ -156,7 +157,9 @@ class ReviewEndpoints:
         else:
             status, payload, decision, outcome = self.answer_request(
                 hook, environ, data, budget_for(budget), clock_started)
-        if decision.reason in HELD_REASONS:
+        # A body past 3 MiB is no real caller's either: kube-apiserver caps the create, not
+        # the review it makes of it (Go writes a `<` in a pod's strings as `\u003c`).
+        if decision.reason in HELD_REASONS or status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
             self.over_caps.hold(clock_started, budget)
         elapsed = time.perf_counter() - started
 
