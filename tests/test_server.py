@@ -285,7 +285,7 @@ def test_the_client_ca_is_optional_at_the_handshake_and_reloaded_when_it_changes
     assert without.verify_mode == ssl.CERT_NONE
 
 
-@pytest.mark.xfail(strict=True, raises=TimeoutError, reason=(
+@pytest.mark.xfail(raises=TimeoutError, reason=(
     "known gap: gunicorn's gthread worker gives each new connection a pool thread for its TLS "
     "handshake and request, and blocks there with no deadline; a dozen peers that send three "
     "bytes each take all 8 threads of a worker, mutual TLS or not"))
