@@ -127,37 +127,21 @@ def check_resource_name(name: Any) -> NameProblem | None:
 # Rule names: every family whose checks report violations as `<family>: <check>`
 
 
-@dataclass(frozen=True)
-class RuleFamily:
-    """A source of violations: its check names, and whether an Exemption may waive them."""
-
-    title: str
-    checks: Callable[[], Iterable[str]]
-    waivable: bool = True
+def policy_families() -> dict[str, Family]:
+    """The families policies name, read from the one rule table (webhook/rules.py)."""
+    return {name: family for name, family in FAMILIES.items() if family.in_policies}
 
 
-def _checks(family: Family) -> Callable[[], Iterable[str]]:
-    # What an Exemption may name: a waivable family's waivable checks (the rest are never
-    # waived, see `check_rule_name`), every check of a family that is never waived.
-    return lambda: checks_of(family.name, waivable_only=family.waivable)
-
-
-# The families policies name, read from the one rule table (webhook/rules.py).
-RULE_FAMILIES: dict[str, RuleFamily] = {
-    family.name: RuleFamily(family.title, _checks(family), waivable=family.waivable)
-    for family in FAMILIES.values() if family.in_policies
-}
-
-
-def register_rule_family(source: str, family: RuleFamily) -> None:
-    """Make a new family of rules (e.g. `envelope`) known to exemption checks."""
-    RULE_FAMILIES[source] = family
+def family_checks(family: Family) -> list[str]:
+    """What an Exemption may name of a family: a waivable family's waivable checks (the rest
+    are never waived, see `check_rule_name`), every check of a family that is never waived."""
+    return checks_of(family.name, waivable_only=family.waivable)
 
 
 def rule_names() -> list[str]:
     """Every `<family>: <check>` a violation can report."""
-    return [f"{source}: {check}" for source, family in RULE_FAMILIES.items()
-            for check in family.checks()]
+    return [f"{name}: {check}" for name, family in policy_families().items()
+            for check in family_checks(family)]
 
 
 def normalise_rule(text: str) -> str:
@@ -172,10 +156,11 @@ def check_rule_name(entry: Any) -> NameProblem | None:
     entry = normalise_rule(entry)
     if entry == "*":
         return None
-    waivable = {s: f for s, f in RULE_FAMILIES.items() if f.waivable}
+    families = policy_families()
+    waivable = {s: f for s, f in families.items() if f.waivable}
     source, colon, check = entry.partition(": ")
-    if source in RULE_FAMILIES and not RULE_FAMILIES[source].waivable:
-        return NameProblem(f"{RULE_FAMILIES[source].title} is never waived by an Exemption")
+    if source in families and not families[source].waivable:
+        return NameProblem(f"{families[source].title} is never waived by an Exemption")
     if entry in RULES and not RULES[entry].waivable:
         return NameProblem(f"is never waived by an Exemption: "
                            f"{RULES[entry].never_waived_because}")
@@ -189,14 +174,14 @@ def check_rule_name(entry: Any) -> NameProblem | None:
         everything = [n for n in rule_names() if n.split(": ", 1)[0] in waivable]
         return NameProblem(f"no rule family {source!r} (families: {', '.join(waivable)})",
                            closest(entry, everything) or closest(source, waivable))
-    checks = list(family.checks())
+    checks = family_checks(family)
     if is_glob(check):
         if any(fnmatchcase(c, check) for c in checks):
             return None
         return NameProblem(f"matches no {family.title} check ({', '.join(checks)})")
     if check in checks:
         return None
-    elsewhere = [f"{s}: {check}" for s, f in waivable.items() if check in f.checks()]
+    elsewhere = [f"{s}: {check}" for s, f in waivable.items() if check in family_checks(f)]
     if elsewhere:
         return NameProblem(f"{check} is not a {family.title} check", tuple(elsewhere))
     return NameProblem(f"no {family.title} check {check!r}",
