@@ -96,6 +96,12 @@ def test_warnings_fit_kube_apiserver_limits() -> None:
     assert fitted[-1].startswith("… and ") and fitted[-1].endswith(" more")
 
 
+def test_a_warning_is_valid_utf8_whatever_text_a_pod_carried() -> None:
+    # The base install decodes reviews with json, which keeps a lone surrogate; orjson (and
+    # kube-apiserver) would refuse to send it.
+    assert fit_warnings(["bad \ud800 value\x07"]) == ["bad ? value"]
+
+
 def test_audit_keys_kube_apiserver_would_drop_are_not_sent() -> None:
     assert audit_annotations({"ok-key": 1, "bad/key": "x", "-bad": "y"}) == {"ok-key": "1"}
 

@@ -38,6 +38,7 @@ MARKER_LABELS: tuple[tuple[str, str | None], ...] = (
     ("airflow-worker", None),
     (KPO_MARKER, "True"),
 )
+MARKER_VALUES: dict[str, str | None] = dict(MARKER_LABELS)
 POD_IDENTITY_RULE = "airflow: podIdentity"
 # Airflow writes these as a label (sanitised) and an annotation (exact) from the same value.
 _PAIRED_IDS = ("dag_id", "task_id", "run_id", "try_number", "map_index")
@@ -134,10 +135,9 @@ def identify(pod: dict, namespace: str = "", *, airflow_writer: bool = False) ->
     labels = _str_map(meta.get("labels"))
     annotations = _str_map(meta.get("annotations"))
     ns = namespace or (meta.get("namespace") if isinstance(meta.get("namespace"), str) else "")
-    executor_markers = [k for k, v in MARKER_LABELS
-                        if k in EXECUTOR_MARKERS and has_label(labels, k, v)]
-    if has_label(labels, KPO_MARKER, "True") or (executor_markers
-                                                 and len(executor_markers) < 2):
+    executor_markers = [k for k in EXECUTOR_MARKERS if has_label(labels, k, MARKER_VALUES[k])]
+    if has_label(labels, KPO_MARKER, MARKER_VALUES[KPO_MARKER]) or (
+            executor_markers and len(executor_markers) < 2):
         return AirflowTask(
             pod_type=PodType.KPO,
             namespace=ns,

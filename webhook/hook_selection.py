@@ -14,7 +14,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from webhook.airflow_accounts import username_matcher
-from webhook.airflow_pods import EXECUTOR_MARKERS, KPO_MARKER, MARKER_LABELS, has_label
+from webhook.airflow_pods import (
+    EXECUTOR_MARKERS,
+    KPO_MARKER,
+    MARKER_LABELS,
+    MARKER_VALUES,
+    has_label,
+)
 
 __all__ = ["DEFAULT_POD_LABELS", "MIRROR_POD_ANNOTATION", "NOT_AIRFLOW", "selected_by_hooks"]
 
@@ -26,8 +32,9 @@ DEFAULT_POD_LABELS: tuple[tuple[str, str | None], ...] = MARKER_LABELS
 # Kubelet-created mirror pods of static pods must never be changed or blocked by us.
 MIRROR_POD_ANNOTATION = "kubernetes.io/config.mirror"
 
+
 def _shown(key: str) -> str:
-    value = dict(MARKER_LABELS)[key]
+    value = MARKER_VALUES[key]
     return key if value is None else f"{key}={value}"
 
 

@@ -16,6 +16,7 @@ from webhook.airflow_pods import AirflowTask
 from webhook.mutation.overrides import APPLIED
 from webhook.policy.model import DEFAULT_ANNOTATION_PREFIX, PolicySet
 from webhook.rules import known
+from webhook.validation.validate import INTERNAL_RULE
 
 MUTATE, VALIDATE = "mutate", "validate"
 # Single-call mode: the mutating call also validates the pod it produces (one round trip per
@@ -27,7 +28,6 @@ OWN_NAMESPACE_RULE = known("airflow: webhookNamespace")
 # A dry run (`kubectl create --dry-run=server`) is answered exactly like the real create: the
 # hooks declare sideEffects None, so kube-apiserver sends it to preview what admission does, and
 # deploy/README.md's install check depends on seeing our patch and our denials there.
-INTERNAL_RULE = known("webhook: internal")
 TIME_RULE = known("webhook: time budget")
 
 

@@ -47,7 +47,7 @@ def fit_warnings(warnings: Iterable[str]) -> list[str]:
     """
     unique: list[str] = []
     for text in warnings:
-        line = CONTROL.sub(" ", str(text)).strip()
+        line = clean(str(text)).strip()
         if len(line) > MAX_WARNING_RUNES:
             line = line[: MAX_WARNING_RUNES - 1] + "…"
         if line and line not in unique:
