@@ -264,3 +264,19 @@ def test_a_review_past_three_mebibytes_is_refused_after_the_hold_too() -> None:
     assert json.loads(b"".join(answer)) == {
         "error": "request body is larger than 3145728 bytes"}
     assert 0.4 <= held < 2.0
+
+
+def test_a_busy_refusal_is_held_like_a_refusal_over_the_caps() -> None:
+    store = PolicyStore(POLICIES)
+    store.reload_if_changed()
+    app = create_app(store, WebhookMetrics(), hold_refusals=0.4)
+    pod = airflow_pod("airflow3-executor")
+    pod["metadata"]["annotations"]["filler"] = "x" * LARGE_BODY_BYTES
+    assert app.wsgi_app.large_reviews.enter(0.0)  # another large review holds the only slot
+    app.wsgi_app.large_reviews.max_waiting = 0  # refused at once, not after the 0.5 s wait
+    started = time.monotonic()
+    _status, answer = call(app, "/validate", review(pod, uid="busy"))
+    held = time.monotonic() - started
+    app.wsgi_app.large_reviews.leave()
+    assert json.loads(b"".join(answer))["response"]["status"]["reason"] == "TooManyRequests"
+    assert 0.4 <= held < 1.5

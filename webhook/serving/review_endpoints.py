@@ -29,6 +29,7 @@ from webhook.admission import (
     deny,
 )
 from webhook.budget import budget_for
+from webhook.caps import CAP_RULE
 from webhook.policy.model import DEFAULT_ANNOTATION_PREFIX
 from webhook.policy.store import PolicyStore
 from webhook.review import (
@@ -64,7 +65,6 @@ WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 # certificate its connection, so what an attacker makes kube-apiserver decode, and the TLS
 # handshakes it makes us do, per second fall with it (docs/benchmarks.md, "Adversarial load").
 HOLD_REFUSALS_SECONDS = 0.7
-HELD_REASONS = frozenset({"over a cap", "busy"})
 
 
 def parse_timeout(text: str | None) -> float | None:
@@ -159,7 +159,8 @@ class ReviewEndpoints:
                 hook, environ, data, budget_for(budget), clock_started)
         # A body past 3 MiB is no real caller's either: kube-apiserver caps the create, not
         # the review it makes of it (Go writes a `<` in a pod's strings as `\u003c`).
-        if decision.reason in HELD_REASONS or status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
+        if HELD_RULES.intersection(decision.rules) or (
+                status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE):
             self.over_caps.hold(clock_started, budget)
         elapsed = time.perf_counter() - started
 
@@ -244,6 +245,7 @@ LARGE_BODY_BYTES = 256 * 1024  # a real Airflow pod's review is 5-30 KiB
 # second (the wait, the decode, or the hold), never at kube-apiserver's timeout.
 LARGE_REVIEW_WAIT_SECONDS = 0.5
 BUSY_RULE = known("webhook: large reviews")
+HELD_RULES = frozenset({CAP_RULE, BUSY_RULE})  # the refusals held, by the rule they name
 _UID_NEAR_START = re.compile(rb'"uid"\s*:\s*"([^"\\]{1,128})"')
 
 
