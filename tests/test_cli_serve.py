@@ -25,3 +25,13 @@ def test_a_missing_client_ca_says_how_to_write_one(cli, tmp_path: Path) -> None:
         "real certs in production",
         f"error: --client-ca {client_ca} is not a file (write one with `airflow-pod-webhook "
         "certs --apiserver-client`)"]
+
+
+def test_the_hold_on_refusals_reaches_the_server(cli, tmp_path: Path, monkeypatch) -> None:
+    # What `serve` hands the server, stopped before it listens.
+    started: list = []
+    monkeypatch.setattr("webhook.serving.server.serve", started.append)
+    common = ["serve", "--policies", str(POLICIES), "--cert-dir", str(tmp_path / "certs")]
+    assert cli([*common, "--hold-refusals", "0"])[0] == 0
+    assert cli(common)[0] == 0
+    assert [options.hold_refusals for options in started] == [0.0, 0.7]

@@ -22,6 +22,15 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 MIN_MARGIN_SECONDS = 0.5
 MARGIN_FRACTION = 0.2  # of the API server's timeout, for queueing, the answer and the network
 
+# Refusals no real caller gets (a pod over the caps, which sit far above any Airflow pod; a
+# review past 3 MiB; a large review while the worker is busy with another; a call without
+# the client certificate) are answered this long after the request arrived. An oversized
+# create then holds its seat of kube-apiserver's API Priority and Fairness level that long,
+# and a caller without a certificate its connection, so what an attacker makes kube-apiserver
+# decode, and the TLS handshakes it makes us do, per second fall with it (docs/benchmarks.md,
+# "Adversarial load"). serving/review_endpoints.py holds them; `serve --hold-refusals` sets it.
+HOLD_REFUSALS_SECONDS = 0.7
+
 _local = threading.local()
 
 

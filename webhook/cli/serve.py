@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from webhook.budget import HOLD_REFUSALS_SECONDS
 from webhook.cli.common import (
     DEFAULT_CERT_DIR,
     DEFAULT_NAMESPACE,
@@ -46,11 +47,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="mutual TLS: review calls must present a client certificate "
                             "signed by this CA (see `certs --apiserver-client`); /healthz, "
                             "/readyz and /metrics need none")
-    serve.add_argument("--hold-refusals", type=float, default=None, metavar="SECONDS",
+    serve.add_argument("--hold-refusals", type=float, default=HOLD_REFUSALS_SECONDS,
+                       metavar="SECONDS",
                        help="answer refusals no real caller gets (a pod over the caps, a call "
                             "without the client certificate) this long after they arrived "
-                            "(default 0.7; 0: at once): fewer oversized creates a second for "
-                            "kube-apiserver to decode, fewer handshakes for us "
+                            "(default %(default)s; 0: at once): fewer oversized creates a "
+                            "second for kube-apiserver to decode, fewer handshakes for us "
                             "(docs/benchmarks.md)")
     serve.set_defaults(func=cmd_serve)
 
@@ -90,7 +92,5 @@ def cmd_serve(args: argparse.Namespace) -> int:
                        keyfile=paths.tls_key, host=args.host, port=args.port,
                        workers=args.workers, threads=args.threads,
                        reload_interval=args.reload_interval, log_level=args.log_level,
-                       client_ca=client_ca,
-                       **({} if args.hold_refusals is None
-                          else {"hold_refusals": args.hold_refusals})))
+                       client_ca=client_ca, hold_refusals=args.hold_refusals))
     return EXIT_OK

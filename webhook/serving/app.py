@@ -12,10 +12,11 @@ from typing import Any
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
+from webhook.budget import HOLD_REFUSALS_SECONDS
 from webhook.policy.store import PolicyStore
 from webhook.review import error_body
 from webhook.serving import metrics as m
-from webhook.serving.review_endpoints import HOLD_REFUSALS_SECONDS, ReviewEndpoints
+from webhook.serving.review_endpoints import ReviewEndpoints
 
 log = logging.getLogger("airflow_pod_webhook.http")
 

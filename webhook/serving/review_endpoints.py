@@ -28,7 +28,7 @@ from webhook.admission import (
     decode_body,
     deny,
 )
-from webhook.budget import budget_for
+from webhook.budget import HOLD_REFUSALS_SECONDS, budget_for
 from webhook.caps import CAP_RULE
 from webhook.policy.model import DEFAULT_ANNOTATION_PREFIX
 from webhook.policy.store import PolicyStore
@@ -56,15 +56,6 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _STATUS_LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 
-
-# Refusals no real caller gets (a pod over the caps, which sit far above any Airflow pod; a
-# review past 3 MiB; a large review while the worker is busy with another; a call without
-# the client certificate)
-# are answered this long after the request arrived. An oversized create then holds its seat
-# of kube-apiserver's API Priority and Fairness level that long, and a caller without a
-# certificate its connection, so what an attacker makes kube-apiserver decode, and the TLS
-# handshakes it makes us do, per second fall with it (docs/benchmarks.md, "Adversarial load").
-HOLD_REFUSALS_SECONDS = 0.7
 
 
 def parse_timeout(text: str | None) -> float | None:

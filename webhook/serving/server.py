@@ -25,12 +25,12 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from webhook.budget import HOLD_REFUSALS_SECONDS
 from webhook.cluster.certs import cert_not_after
 from webhook.policy.load import LoadResult
 from webhook.policy.store import PolicyStore
 from webhook.serving import metrics as m
 from webhook.serving.app import create_app
-from webhook.serving.review_endpoints import HOLD_REFUSALS_SECONDS
 
 log = logging.getLogger("airflow_pod_webhook.server")
 KEEPALIVE_SECONDS = 120
@@ -51,7 +51,7 @@ class ServeOptions:
     # Mutual TLS: review calls must present a client certificate signed by this CA (the one
     # `certs --apiserver-client` issues kube-apiserver's from); health and metrics need none.
     client_ca: Path | None = None
-    # Seconds a refusal no real caller gets is held (review_endpoints.HOLD_REFUSALS_SECONDS).
+    # Seconds a refusal no real caller gets is held (budget.HOLD_REFUSALS_SECONDS).
     hold_refusals: float = HOLD_REFUSALS_SECONDS
 
 
