@@ -108,15 +108,19 @@ def _with_token_volume(pod: dict) -> dict:
     return pod
 
 
+# A template that turns the token off and locks it off.
+NO_TOKEN = policy_set("""
+    apiVersion: airflow-pod-webhook.io/v1alpha1
+    kind: PodTemplate
+    metadata: {name: no-token}
+    spec:
+      template: {spec: {automountServiceAccountToken: false}}
+      lockedFields: [spec.automountServiceAccountToken]
+""")
+
+
 def test_turning_automount_off_takes_back_the_token_the_plugin_mounted() -> None:
-    policies = policy_set("""
-        apiVersion: airflow-pod-webhook.io/v1alpha1
-        kind: PodTemplate
-        metadata: {name: no-token}
-        spec:
-          template: {spec: {automountServiceAccountToken: false}}
-          lockedFields: [spec.automountServiceAccountToken]
-    """)
+    policies = NO_TOKEN
     pod = _with_token_volume(airflow_pod("airflow3-kpo-xcom"))
     spec = mutate_pod(pod, policies, "data-airflow").pod["spec"]
     assert spec["automountServiceAccountToken"] is False
@@ -129,14 +133,7 @@ def test_turning_automount_off_takes_back_the_token_the_plugin_mounted() -> None
 
 
 def test_a_kpo_pod_asking_for_its_token_loses_it_under_a_lock_that_turns_it_off() -> None:
-    policies = policy_set("""
-        apiVersion: airflow-pod-webhook.io/v1alpha1
-        kind: PodTemplate
-        metadata: {name: no-token}
-        spec:
-          template: {spec: {automountServiceAccountToken: false}}
-          lockedFields: [spec.automountServiceAccountToken]
-    """)
+    policies = NO_TOKEN
     pod = _with_token_volume(airflow_pod("airflow3-kpo-xcom"))
     # KubernetesPodOperator(automount_service_account_token=True)
     pod["spec"]["automountServiceAccountToken"] = True
