@@ -88,19 +88,15 @@ def test_pod_creates_by_the_task_accounts_go_to_their_own_level(
     assert flow_schema_of(e2e, user, "create", namespace) == uid
 
 
-def test_the_schedulers_executor_pods_keep_the_default_level(
-        e2e: E2EEnvironment, task_schema: tuple[str, str]) -> None:
+@pytest.mark.parametrize(("account", "verb"), [
+    ("airflow-scheduler", "create"),  # the scheduler's executor pods
+    ("airflow-worker", "list"),  # the workers' reads
+])
+def test_what_is_not_a_tasks_pod_write_keeps_the_default_level(
+        e2e: E2EEnvironment, task_schema: tuple[str, str], account: str, verb: str) -> None:
     namespace, _ = task_schema
-    user = f"system:serviceaccount:{namespace}:airflow-scheduler"
-    classified = flow_schema_of(e2e, user, "create", namespace)
-    assert schema_names(e2e)[classified] == "service-accounts"
-
-
-def test_the_workers_reads_keep_the_default_level(
-        e2e: E2EEnvironment, task_schema: tuple[str, str]) -> None:
-    namespace, _ = task_schema
-    user = f"system:serviceaccount:{namespace}:airflow-worker"
-    classified = flow_schema_of(e2e, user, "list", namespace)
+    user = f"system:serviceaccount:{namespace}:{account}"
+    classified = flow_schema_of(e2e, user, verb, namespace)
     assert schema_names(e2e)[classified] == "service-accounts"
 
 
