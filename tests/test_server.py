@@ -285,10 +285,6 @@ def test_the_client_ca_is_optional_at_the_handshake_and_reloaded_when_it_changes
     assert without.verify_mode == ssl.CERT_NONE
 
 
-@pytest.mark.xfail(strict=True, raises=TimeoutError, reason=(
-    "known gap: gunicorn's gthread worker gives each new connection a pool thread for its TLS "
-    "handshake and request, and blocks there with no deadline; a dozen peers that send three "
-    "bytes each take all 8 threads of a worker, mutual TLS or not"))
 def test_with_mtls_peers_stalling_mid_handshake_do_not_starve_the_api_servers_reviews(
         mtls_server) -> None:
     """Any pod that reaches port 8443 (no certificate needed: the handshake is where it
@@ -302,7 +298,7 @@ def test_with_mtls_peers_stalling_mid_handshake_do_not_starve_the_api_servers_re
     try:
         for sock in stalled:
             sock.sendall(b"\x16\x03\x01")  # a TLS record header, and nothing after it
-        time.sleep(1.0)  # every stalled peer in a thread of the one worker, however busy CI is
+        time.sleep(1.0)  # with gthread's pool, every stalled peer then held a thread
         started = time.monotonic()
         status, body, _ = post(pooled, "/mutate?timeout=5s",
                                review(airflow_pod("airflow3-executor"), uid="during"))

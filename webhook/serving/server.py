@@ -1,7 +1,9 @@
 """Run the Flask app under gunicorn with TLS, the way kube-apiserver calls it.
 
 - `gthread` workers: kube-apiserver keeps HTTP/1.1 connections alive and reuses them; the
-  sync worker closes every connection, so each review would pay a TLS handshake.
+  sync worker closes every connection, so each review would pay a TLS handshake. Ours
+  (serving/worker.py) reads each request whole before a thread gets it, so a peer stalling
+  mid-handshake or mid-request cannot take the threads.
 - keep-alive longer than Go's idle-connection timeout (90 s), so the API server, not we,
   closes idle connections (a server-side close races with a request being sent).
 - one TLS context, reused for every connection and rebuilt when tls.crt/tls.key change on
@@ -31,6 +33,7 @@ from webhook.policy.load import LoadResult
 from webhook.policy.store import PolicyStore
 from webhook.serving import metrics as m
 from webhook.serving.app import create_app
+from webhook.serving.worker import WORKER_CONNECTIONS
 
 log = logging.getLogger("airflow_pod_webhook.server")
 KEEPALIVE_SECONDS = 120
@@ -150,8 +153,9 @@ class WebhookServer(BaseApplication):
         settings: dict[str, Any] = {
             "bind": [f"[{o.host}]:{o.port}" if ":" in o.host else f"{o.host}:{o.port}"],
             "workers": o.workers,
-            "worker_class": "gthread",
+            "worker_class": "webhook.serving.worker.WholeRequestWorker",
             "threads": o.threads,
+            "worker_connections": WORKER_CONNECTIONS,
             "keepalive": KEEPALIVE_SECONDS,
             "graceful_timeout": o.graceful_timeout,
             "timeout": 30,

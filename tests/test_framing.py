@@ -1,0 +1,114 @@
+"""Where a request ends, from the bytes a peer has sent so far: kube-apiserver's review, a
+probe's GET, and what an attacker sends instead."""
+
+from __future__ import annotations
+
+import pytest
+
+from webhook.serving.framing import HEAD_LIMIT_BYTES, Framed, RequestFraming
+
+REVIEW = (b"POST /validate?timeout=10s HTTP/1.1\r\nHost: airflow-pod-webhook.svc:443\r\n"
+          b"Content-Type: application/json\r\nContent-Length: 17\r\n\r\n"
+          b'{"kind":"Review"}')
+PROBE = b"GET /readyz HTTP/1.1\r\nHost: 10.0.0.7:8443\r\nUser-Agent: kube-probe/1.36\r\n\r\n"
+CHUNKED = (b"POST /mutate HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"6\r\n{\"kind\r\nb;ext=1\r\n\":\"Review\"}\r\n0\r\n\r\n")
+
+
+def framing(body_limit: int = 1024, discard_limit: int = 4096) -> RequestFraming:
+    return RequestFraming(body_limit, discard_limit)
+
+
+def fed(data: bytes, *, split: int | None = None, **limits: int) -> tuple[Framed, bytes]:
+    frames = framing(**limits)
+    parts = [data] if split is None else [data[:split], data[split:]]
+    verdict = Framed()
+    for part in parts:
+        verdict = frames.feed(part)
+    return verdict, bytes(frames.kept)
+
+
+@pytest.mark.parametrize("request_bytes", [REVIEW, PROBE, CHUNKED],
+                         ids=["review", "probe", "chunked"])
+def test_a_request_is_whole_at_its_last_byte_however_it_is_split(request_bytes: bytes) -> None:
+    for split in range(len(request_bytes)):
+        frames = framing()
+        assert frames.feed(request_bytes[:split]).more, split
+        assert frames.feed(request_bytes[split:]) == Framed(end=len(request_bytes)), split
+        assert bytes(frames.kept) == request_bytes
+
+
+def test_one_byte_short_is_never_whole() -> None:
+    for request_bytes in (REVIEW, PROBE, CHUNKED):
+        assert framing().feed(request_bytes[:-1]).more
+
+
+def test_bytes_after_a_whole_request_are_kept_for_the_next_one() -> None:
+    frames = framing()
+    assert frames.feed(REVIEW + PROBE[:10]) == Framed(end=len(REVIEW))
+    assert frames.feed(PROBE[10:]) == Framed(end=len(REVIEW))  # the verdict is the first's
+    assert bytes(frames.kept) == REVIEW + PROBE
+
+
+def test_a_body_over_the_limit_is_read_to_its_end_but_only_its_start_kept() -> None:
+    head = b"POST /validate HTTP/1.1\r\nHost: h\r\ncontent-length:  3000 \r\n\r\n"
+    body = b"a" * 1024 + b"b" * 1976
+    frames = framing(body_limit=1024, discard_limit=4096)
+    assert frames.feed(head + body[:1500]).more
+    assert len(frames.kept) == len(head) + 1025  # "3000" became "1025"
+    assert frames.feed(body[1500:2999]).more
+    verdict = frames.feed(body[2999:] + PROBE)
+    rewritten = b"POST /validate HTTP/1.1\r\nHost: h\r\ncontent-length:  1025 \r\n\r\n"
+    assert verdict == Framed(end=len(rewritten) + 1025)
+    assert bytes(frames.kept) == rewritten + b"a" * 1024 + b"b" + PROBE
+
+
+def test_a_body_over_the_discard_limit_is_refused_from_its_head() -> None:
+    head = b"POST /validate HTTP/1.1\r\nContent-Length: 4097\r\n\r\n"
+    assert fed(head)[0] == Framed(status=413, reason="request body too large")
+    assert fed(head.replace(b"4097", b"4096"))[0].more
+
+
+def test_a_chunked_body_is_refused_once_its_chunk_sizes_pass_the_limit() -> None:
+    head = b"POST /mutate HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    at_limit = head + b"400\r\n" + b"x" * 1024 + b"\r\n"
+    assert fed(at_limit + b"0\r\n\r\n")[0] == Framed(end=len(at_limit) + 5)
+    assert fed(at_limit + b"1\r\n")[0] == Framed(status=413, reason="request body too large")
+
+
+def test_a_head_without_an_end_is_refused_past_its_limit() -> None:
+    line = b"X-Padding: " + b"p" * 1000 + b"\r\n"
+    endless = b"GET / HTTP/1.1\r\n" + line * (HEAD_LIMIT_BYTES // len(line))
+    assert fed(endless)[0].more
+    assert fed(endless + line)[0] == Framed(status=431, reason="request head too large")
+    assert fed(endless + line + b"\r\n")[0] == Framed(status=431,
+                                                       reason="request head too large")
+
+
+@pytest.mark.parametrize(("head", "reason"), [
+    (b"Content-Length: 5\r\nContent-Length: 5\r\n", "invalid Content-Length"),
+    (b"Content-Length: -5\r\n", "invalid Content-Length"),
+    (b"Content-Length: 0x10\r\n", "invalid Content-Length"),
+    (b"Transfer-Encoding: gzip, chunked\r\n", "unsupported Transfer-Encoding"),
+    (b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", "unsupported Transfer-Encoding"),
+])
+def test_framing_no_real_caller_sends_is_refused(head: bytes, reason: str) -> None:
+    request_bytes = b"POST /mutate HTTP/1.1\r\nHost: h\r\n" + head + b"\r\nhello"
+    assert fed(request_bytes)[0] == Framed(status=400, reason=reason)
+
+
+@pytest.mark.parametrize(("chunks", "reason"), [
+    (b"zz\r\nhello\r\n", "invalid chunk size line"),
+    (b"5\r\nhelloXX0\r\n\r\n", "chunk not followed by CRLF"),
+    (b"1" * 1100, "invalid chunk size line"),
+])
+def test_bad_chunks_are_refused(chunks: bytes, reason: str) -> None:
+    head = b"POST /mutate HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    assert fed(head + chunks)[0] == Framed(status=400, reason=reason)
+
+
+def test_chunked_trailers_end_the_request() -> None:
+    request_bytes = (b"POST /m HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"2\r\nhi\r\n0\r\nX-Checksum: 1\r\n\r\n")
+    for split in range(len(request_bytes)):
+        assert fed(request_bytes, split=split)[0] == Framed(end=len(request_bytes)), split

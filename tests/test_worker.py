@@ -1,0 +1,214 @@
+"""Peers that stall on port 8443 against kube-apiserver's reviews, on the real server with one
+worker: each request is read whole by the worker's main loop before a thread gets it."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.support.admission_reviews import pod_review as review
+from tests.support.paths import POLICIES
+from tests.support.pods import airflow_pod
+from tests.support.server_process import SVC_NAME, RunningServer, post, running_server
+from webhook.admission import MAX_BODY_BYTES
+from webhook.serving.worker import BUFFER_BUDGET_BYTES, INTAKE_SECONDS, THREAD_IO_SECONDS
+
+PEERS = 12  # more than the worker's 8 threads
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with running_server(tmp_path_factory.mktemp("worker"), POLICIES, workers=1) as running:
+        yield running
+
+
+def tls_peer(server: RunningServer) -> ssl.SSLSocket:
+    """A peer that finished its TLS handshake (no certificate needed for that)."""
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    return server.tls_context().wrap_socket(raw, server_hostname=SVC_NAME)
+
+
+@contextmanager
+def peers(server: RunningServer, first_bytes: bytes, count: int = PEERS) -> Iterator[list]:
+    sockets = [tls_peer(server) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.sendall(first_bytes)
+        time.sleep(0.5)  # each peer where it stalls before the review is sent
+        yield sockets
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def review_answered_at_once(server: RunningServer, uid: str) -> None:
+    """An executor pod's review on a new connection is answered, and within a second."""
+    conn = server.connect(timeout=3.0)
+    started = time.monotonic()
+    status, body, _ = post(conn, "/mutate?timeout=5s", review(airflow_pod("airflow3-executor"),
+                                                             uid=uid))
+    assert (status, body["response"]["uid"], body["response"]["allowed"]) == (200, uid, True)
+    assert time.monotonic() - started < 1.0
+    conn.close()
+
+
+def request_bytes(path: str, body: bytes, extra: str = "") -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: {SVC_NAME}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}\r\n").encode() + body
+
+
+def answers(sock: ssl.SSLSocket, count: int) -> list[tuple[int, bytes]]:
+    """Read `count` answers (status, body) off a connection."""
+    reader = sock.makefile("rb")
+    out = []
+    for _ in range(count):
+        status = int(reader.readline().split()[1])
+        length = 0
+        while (line := reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        out.append((status, reader.read(length)))
+    return out
+
+
+def closed_after(sock: socket.socket) -> float:
+    """Seconds until the server closes the connection (read returns nothing or resets)."""
+    started = time.monotonic()
+    sock.settimeout(INTAKE_SECONDS + 5)
+    try:
+        while sock.recv(4096):
+            pass
+    except (ConnectionResetError, ssl.SSLError):
+        pass
+    return time.monotonic() - started
+
+
+def test_peers_stalling_in_their_headers_do_not_delay_a_review(server: RunningServer) -> None:
+    with peers(server, b"POST /mutate HTTP/1.1\r\nHost: h\r\nContent-Le"):
+        review_answered_at_once(server, "during-headers")
+
+
+def test_peers_stalling_in_their_bodies_do_not_delay_a_review(server: RunningServer) -> None:
+    half = request_bytes("/validate", b"x" * 20000)[:-10000]
+    with peers(server, half):
+        review_answered_at_once(server, "during-bodies")
+
+
+def test_a_stalled_peer_is_closed_after_the_intake_deadline(server: RunningServer) -> None:
+    mid_handshake = socket.create_connection(("127.0.0.1", server.port))
+    mid_handshake.sendall(b"\x16\x03\x01")
+    mid_headers = tls_peer(server)
+    mid_headers.sendall(b"GET /readyz HTTP/1.1\r\n")
+    started = time.monotonic()
+    for sock in (mid_handshake, mid_headers):
+        closed_after(sock)
+        # closed by the deadline (checked once a second), not at once and not never
+        assert INTAKE_SECONDS - 0.5 < time.monotonic() - started < INTAKE_SECONDS + 2.0
+        sock.close()
+
+
+def test_peers_sending_large_bodies_hold_only_the_worker_budget(server: RunningServer) -> None:
+    """30 peers each send 2.9 MiB of a 3 MiB review and stall: what the worker holds for
+    them is its budget, not 87 MiB; small reviews go on meanwhile."""
+    [worker] = server.worker_pids()
+    before = _status_kib(worker, "VmRSS")
+    sockets = []
+    try:
+        for _ in range(30):
+            sock = tls_peer(server)
+            sock.sendall(request_bytes("/validate", b"")[:-2].replace(
+                b"Content-Length: 0", f"Content-Length: {MAX_BODY_BYTES}".encode()) + b"\r\n")
+            sock.setblocking(False)
+            sockets.append((sock, _send_what_fits(sock, MAX_BODY_BYTES - 100 * 1024)))
+        time.sleep(0.5)
+        review_answered_at_once(server, "during-large-bodies")
+        grown_mib = (_status_kib(worker, "VmHWM") - before) / 1024
+        assert grown_mib < (BUFFER_BUDGET_BYTES + 30 * 64 * 1024) / 2**20 + 8
+        assert sum(sent for _, sent in sockets) > 40 * 2**20  # or the test proved nothing
+    finally:
+        for sock, _ in sockets:
+            sock.close()
+
+
+def test_pipelined_requests_are_each_answered(server: RunningServer) -> None:
+    first = request_bytes("/mutate?timeout=5s", json.dumps(
+        review(airflow_pod("airflow3-executor"), uid="first")).encode())
+    second = request_bytes("/validate?timeout=5s", json.dumps(
+        review(airflow_pod("airflow3-executor"), uid="second")).encode())
+    sock = tls_peer(server)
+    sock.sendall(first + second[:100])  # the second's start arrives with the first
+    time.sleep(0.3)
+    sock.sendall(second[100:])
+    [(status1, body1), (status2, body2)] = answers(sock, 2)
+    assert (status1, json.loads(body1)["response"]["uid"]) == (200, "first")
+    assert (status2, json.loads(body2)["response"]["uid"]) == (200, "second")
+    sock.close()
+
+
+def test_a_chunked_review_is_answered(server: RunningServer) -> None:
+    body = json.dumps(review(airflow_pod("airflow3-executor"), uid="chunked")).encode()
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 4000]), body[i:i + 4000])
+                      for i in range(0, len(body), 4000))
+    sock = tls_peer(server)
+    sock.sendall(f"POST /validate HTTP/1.1\r\nHost: {SVC_NAME}\r\nContent-Type: "
+                 "application/json\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+                 + chunks + b"0\r\n\r\n")
+    [(status, answer)] = answers(sock, 1)
+    assert (status, json.loads(answer)["response"]["uid"]) == (200, "chunked")
+    sock.close()
+
+
+@pytest.mark.parametrize(("sent", "status", "message"), [
+    (b"GET /readyz HTTP/1.1\r\n" + b"X-Pad: " + b"p" * 70000 + b"\r\n\r\n", 431,
+     "request head too large"),
+    (b"POST /mutate HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", 413,
+     "request body too large"),
+    (b"POST /mutate HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nab", 400,
+     "invalid Content-Length"),
+])
+def test_what_no_caller_sends_is_refused_before_a_thread_sees_it(
+        server: RunningServer, sent: bytes, status: int, message: str) -> None:
+    sock = tls_peer(server)
+    sock.sendall(sent)
+    [(answered, body)] = answers(sock, 1)
+    assert (answered, json.loads(body)) == (status, {"error": message})
+    assert closed_after(sock) < 1.0
+    sock.close()
+
+
+def test_a_review_of_3_mib_is_still_answered(server: RunningServer, tmp_path: Path) -> None:
+    pod = airflow_pod("airflow3-executor")
+    env = pod["spec"]["containers"][0].setdefault("env", [])
+    env.append({"name": "PADDING", "value": "x" * (MAX_BODY_BYTES - 40 * 1024)})
+    data = json.dumps(review(pod, uid="large")).encode()
+    assert MAX_BODY_BYTES - 64 * 1024 < len(data) <= MAX_BODY_BYTES
+    conn = server.connect(timeout=THREAD_IO_SECONDS)
+    status, body, _ = post(conn, "/validate?timeout=10s", data)
+    assert (status, body["response"]["uid"]) == (200, "large")
+    conn.close()
+
+
+def _send_what_fits(sock: ssl.SSLSocket, size: int) -> int:
+    """Send up to `size` bytes without blocking; how many went."""
+    sent, block = 0, b"y" * 65536
+    while sent < size:
+        try:
+            sent += sock.send(block[:size - sent])
+        except (ssl.SSLWantWriteError, BlockingIOError):
+            break
+    return sent
+
+
+def _status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")

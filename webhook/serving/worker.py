@@ -1,0 +1,273 @@
+"""gunicorn's gthread worker, except that a thread only ever gets a request already whole.
+
+gthread hands a connection to a pool thread at its first byte; the thread then blocks, with
+no deadline, in the TLS handshake and in reading the request. A dozen peers sending three
+bytes each took all 8 threads of a worker, mutual TLS or not, and through kube-apiserver
+every executor pod create then failed. Here the main loop, which already waits on every
+socket, also does the handshake and reads the request without blocking, within
+INTAKE_SECONDS; a stalled peer costs a socket and the bytes it sent, both bounded
+(`worker_connections`, FREE_BYTES a connection, BUFFER_BUDGET_BYTES above that), never a
+thread. The threads keep the work: judging, answering, the held refusals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import selectors
+import ssl
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from functools import partial
+from http import HTTPStatus
+from typing import Any
+
+from gunicorn import http, util
+from gunicorn import sock as gunicorn_sock
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+from webhook.admission import MAX_BODY_BYTES
+from webhook.review import error_body
+from webhook.serving.framing import Framed, RequestFraming
+
+log = logging.getLogger("airflow_pod_webhook.server")
+
+# From a connection's accept (or a kept-alive one's first byte) to its whole request: a
+# review of kube-apiserver's arrives in milliseconds, a stalled peer is closed after this.
+INTAKE_SECONDS = 3.0
+READ_BYTES = 64 * 1024  # one recv
+# A connection's first bytes never wait for memory: every real Airflow pod's review fits.
+FREE_BYTES = 64 * 1024
+# Bytes past FREE_BYTES held at once by a worker, across connections, until a thread takes
+# them; a connection that needs more waits (not read: TCP pushes back) within its deadline.
+BUFFER_BUDGET_BYTES = 4 * MAX_BODY_BYTES
+# A body past this is refused at once; below it one past MAX_BODY_BYTES is read to its end
+# (kube-apiserver's review of a create near its 3 MiB cap can be longer, Go escaping `<` as
+# `\u003c`), so the thread answers it (413, held) on a connection kept alive.
+DISCARD_LIMIT_BYTES = 8 * MAX_BODY_BYTES
+# A thread writing its answer to a peer that stopped reading gives up after this.
+THREAD_IO_SECONDS = 5.0
+WORKER_CONNECTIONS = 256  # per worker: kube-apiserver keeps a few dozen open at most
+
+
+class WholeRequestConn(TConn):
+    """A connection whose TLS socket and parser are made on accept, in the main loop."""
+
+    def __init__(self, cfg: Any, sock: Any, client: Any, server: Any) -> None:
+        super().__init__(cfg, sock, client, server)
+        self.handshaken = not cfg.is_ssl
+        self.held_bytes = 0  # of the worker's budget, given back when a thread takes it
+        self.parser = http.get_parser(cfg, sock, client)
+
+    def init(self) -> None:
+        # In a thread, with the request in memory: only the answer's writes can block.
+        self.initialized = True
+        self.sock.settimeout(THREAD_IO_SECONDS)
+
+
+@dataclass
+class Intake:
+    """A connection whose request is being read by the main loop."""
+
+    deadline: float
+    framing: RequestFraming = field(
+        default_factory=lambda: RequestFraming(MAX_BODY_BYTES, DISCARD_LIMIT_BYTES))
+    framed: Framed = field(default_factory=Framed)
+    events: int = 0  # what the poller waits for on it (0: not registered)
+
+
+class WholeRequestWorker(ThreadWorker):
+    """gthread, with the TLS handshake and the request read in the main loop."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.intakes: dict[WholeRequestConn, Intake] = {}
+        self.waiting_for_memory: deque[WholeRequestConn] = deque()
+        self.held_bytes = 0
+        self._held_lock = threading.Lock()
+
+    # -- the ways in: accept, a kept-alive connection's next request, bytes read ahead --
+
+    def accept(self, listener: Any) -> None:
+        try:
+            raw, client = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        raw.setblocking(False)
+        try:
+            sock = raw
+            if self.cfg.is_ssl:
+                sock = gunicorn_sock.ssl_context(self.cfg).wrap_socket(
+                    raw, server_side=True, do_handshake_on_connect=False,
+                    suppress_ragged_eofs=self.cfg.suppress_ragged_eofs)
+            conn = WholeRequestConn(self.cfg, sock, client, listener.getsockname())
+        except (OSError, ValueError) as exc:
+            log.debug("could not take a connection from %s: %s", client, exc)
+            self.nr_conns -= 1
+            util.close(raw)
+            return
+        self.take_in(conn)
+
+    def on_client_socket_readable(self, conn: WholeRequestConn, client: Any) -> None:
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        self.take_in(conn)
+
+    def enqueue_req(self, conn: WholeRequestConn) -> None:
+        # gthread calls this with bytes read ahead behind an answered request: they may be a
+        # part of the next one only, so they are read on like any request.
+        self.take_in(conn)
+
+    def take_in(self, conn: WholeRequestConn) -> None:
+        conn.sock.setblocking(False)
+        intake = self.intakes[conn] = Intake(deadline=time.monotonic() + INTAKE_SECONDS)
+        ahead = conn.parser.unreader.take_buffered()
+        if ahead:
+            intake.framed = intake.framing.feed(ahead)
+        self.advance(conn)
+
+    # -- reading, in the main loop --
+
+    def advance(self, conn: WholeRequestConn, _fileobj: Any = None) -> None:
+        """Handshake and read as far as the peer's bytes go, then wait, hand over, or refuse."""
+        intake = self.intakes.get(conn)
+        if intake is None:
+            return
+        try:
+            if not conn.handshaken:
+                conn.sock.do_handshake()
+                conn.handshaken = True
+            while intake.framed.more:
+                if not self.reserve(conn, intake):
+                    self.wait_for_memory(conn, intake)
+                    return
+                try:
+                    data = conn.sock.recv(READ_BYTES)
+                finally:
+                    self.settle(conn, intake)
+                if not data:
+                    self.drop(conn)
+                    return
+                intake.framed = intake.framing.feed(data)
+                self.settle(conn, intake)
+        except (ssl.SSLWantReadError, BlockingIOError):
+            self.wait_for(conn, intake, selectors.EVENT_READ)
+            return
+        except ssl.SSLWantWriteError:
+            self.wait_for(conn, intake, selectors.EVENT_WRITE)
+            return
+        except (OSError, ValueError) as exc:  # ssl.SSLError included: a failed handshake
+            log.debug("connection from %s dropped: %s", conn.client, exc)
+            self.drop(conn)
+            return
+        if intake.framed.status is not None:
+            self.refuse(conn, intake.framed)
+        else:
+            self.hand_over(conn, intake)
+
+    def wait_for(self, conn: WholeRequestConn, intake: Intake, events: int) -> None:
+        if intake.events == events:
+            return
+        callback = partial(self.advance, conn)
+        if intake.events:
+            self.poller.modify(conn.sock, events, callback)
+        else:
+            self.poller.register(conn.sock, events, callback)
+        intake.events = events
+
+    def stop_waiting(self, conn: WholeRequestConn, intake: Intake) -> None:
+        if intake.events:
+            intake.events = 0
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self.poller.unregister(conn.sock)
+
+    def hand_over(self, conn: WholeRequestConn, intake: Intake) -> None:
+        self.stop_waiting(conn, intake)
+        del self.intakes[conn]
+        conn.parser.unreader.unread(bytes(intake.framing.kept))
+        conn.data_ready = True
+        ThreadWorker.enqueue_req(self, conn)
+
+    def refuse(self, conn: WholeRequestConn, framed: Framed) -> None:
+        """Answer what needs no thread (a head too large, a body too large to read, framing
+        no real caller sends), then close."""
+        body = json.dumps(error_body(framed.reason)).encode()
+        head = (f"HTTP/1.1 {framed.status} {HTTPStatus(framed.status).phrase}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n").encode()
+        with contextlib.suppress(OSError):
+            conn.sock.send(head + body)  # small: the socket's buffer takes it whole
+        log.info("refused a request from %s before it was read: %s", conn.client[0]
+                 if isinstance(conn.client, tuple) else conn.client, framed.reason)
+        self.drop(conn)
+
+    def drop(self, conn: WholeRequestConn) -> None:
+        intake = self.intakes.pop(conn, None)
+        if intake is not None:
+            self.stop_waiting(conn, intake)
+        with contextlib.suppress(ValueError):
+            self.waiting_for_memory.remove(conn)
+        self.nr_conns -= 1
+        conn.close()
+        if self.give_back(conn):
+            self.resume_waiting()
+
+    def murder_pending(self) -> None:
+        super().murder_pending()
+        now = time.monotonic()
+        for conn in [c for c, intake in self.intakes.items() if intake.deadline <= now]:
+            log.debug("connection from %s closed: no whole request within %ss",
+                      conn.client, INTAKE_SECONDS)
+            self.drop(conn)
+
+    # -- memory: FREE_BYTES a connection, BUFFER_BUDGET_BYTES above that per worker --
+
+    def reserve(self, conn: WholeRequestConn, intake: Intake) -> bool:
+        need = max(0, len(intake.framing.kept) + READ_BYTES - FREE_BYTES) - conn.held_bytes
+        if need <= 0:
+            return True
+        with self._held_lock:
+            if self.held_bytes + need > BUFFER_BUDGET_BYTES:
+                return False
+            self.held_bytes += need
+        conn.held_bytes += need
+        return True
+
+    def settle(self, conn: WholeRequestConn, intake: Intake) -> None:
+        """Hold what the connection's bytes take, no more (a recv returns less than asked)."""
+        excess = conn.held_bytes - max(0, len(intake.framing.kept) - FREE_BYTES)
+        if excess > 0:
+            with self._held_lock:
+                self.held_bytes -= excess
+            conn.held_bytes -= excess
+
+    def give_back(self, conn: WholeRequestConn) -> bool:
+        with self._held_lock:
+            held, conn.held_bytes = conn.held_bytes, 0
+            self.held_bytes -= held
+        return held > 0
+
+    def wait_for_memory(self, conn: WholeRequestConn, intake: Intake) -> None:
+        self.stop_waiting(conn, intake)
+        self.waiting_for_memory.append(conn)
+
+    def resume_waiting(self) -> None:
+        """Read on the connections that waited for memory, oldest first, while there is some."""
+        for _ in range(len(self.waiting_for_memory)):  # one try each: none is re-queued twice
+            if self.held_bytes + READ_BYTES > BUFFER_BUDGET_BYTES:
+                return
+            self.advance(self.waiting_for_memory.popleft())
+
+    # -- in a thread --
+
+    def handle(self, conn: WholeRequestConn) -> Any:
+        if self.give_back(conn):  # the request is this thread's now, its bytes too
+            self.method_queue.defer(self.resume_waiting)
+        return super().handle(conn)
