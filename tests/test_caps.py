@@ -105,6 +105,37 @@ def test_the_walk_stops_at_the_values_cap() -> None:
     assert found[0].message == "<pod>: more than 1000 values in all (Settings limits.values)"
 
 
+def _text_of(value: object) -> int:
+    """Characters of every key and string, counted on their own (the cap's oracle)."""
+    if isinstance(value, dict):
+        return sum(len(k) + _text_of(v) for k, v in value.items())
+    if isinstance(value, list):
+        return sum(_text_of(v) for v in value)
+    return len(value) if isinstance(value, str) else 0
+
+
+def test_a_pod_of_long_strings_is_refused_by_the_text_cap() -> None:
+    """2.9 MiB of args passes every count; etcd would refuse to store it, after both hooks
+    admitted it. The text cap refuses it in the review, naming the cap."""
+    pod = airflow_pod("airflow3-kpo")
+    pod["spec"]["containers"][0]["args"] = ["x" * 1_000_000, "y" * 1_900_000]
+    found = check_caps(pod, Limits())
+    assert found == [CapExceeded("<pod>", "text", 1_048_576, 1_048_577, "characters")]
+    assert found[0].message == ("<pod>: more than 1048576 characters of keys and strings in "
+                                "all (Settings limits.text)")
+
+
+@pytest.mark.parametrize("name", ["airflow3-executor", "airflow3-kpo-xcom"])
+def test_the_text_cap_counts_every_key_and_string_and_is_a_bound(name: str) -> None:
+    pod = airflow_pod(name)
+    pod["spec"]["nodeSelector"] = {"pool": "batch"}
+    pod["spec"]["containers"][0]["command"] = ["python", "-c", "print(1)"]
+    text = _text_of(pod)
+    assert check_caps(pod, Limits(text=text)) == []
+    assert check_caps(pod, Limits(text=text - 1)) == [
+        CapExceeded("<pod>", "text", text - 1, text, "characters")]
+
+
 def test_the_walk_stops_when_the_time_budget_is_spent() -> None:
     pod = airflow_pod("airflow3-kpo")
     pod["spec"]["affinity"] = {"x": [[[0]] * 50] * 100}  # 5,000 lists to walk

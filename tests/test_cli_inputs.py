@@ -49,10 +49,10 @@ def test_a_body_over_3_mib_is_refused_by_both_with_the_same_message(
 
 def test_a_body_just_under_3_mib_is_judged_by_both(tmp_path: Path, webhook_client, cli,
                                                    bundled) -> None:
+    """Read and judged, not refused as too large: its 3 MiB of text is past the caps
+    (Settings limits.text, 1 MiB: etcd could not store such a pod), and both say so."""
     # the mutated pod, as the validating hook receives it
     pod = mutate_pod(airflow_pod("airflow3-executor"), bundled, "data-airflow").pod
-    # Padded in one env value: annotations past 256 KiB are refused by the caps (Settings
-    # limits.annotationsBytes, kube-apiserver's own cap), one long string is not.
     env = pod["spec"]["containers"][0].setdefault("env", [])
     env.append({"name": "PADDING", "value": ""})
     size = len(json.dumps(pod_review(pod)).encode())
@@ -61,8 +61,12 @@ def test_a_body_just_under_3_mib_is_judged_by_both(tmp_path: Path, webhook_clien
     assert MAX_BODY_BYTES - 100 < len(body) <= MAX_BODY_BYTES
     (tmp_path / "near.json").write_bytes(body)
     http = webhook_client.post("/validate", data=body, content_type="application/json")
-    assert http.get_json()["response"]["allowed"] is True
-    assert cli(["validate", str(tmp_path / "near.json")])[0] == 0
+    answer = http.get_json()["response"]
+    cap = "<pod>: more than 1048576 characters of keys and strings in all (Settings limits.text)"
+    assert (http.status_code, answer["allowed"]) == (200, False)
+    assert cap in answer["status"]["message"]
+    code, out, _ = cli(["validate", str(tmp_path / "near.json")])
+    assert code == 1 and cap in out
 
 
 def test_json_nested_past_the_servers_limit_is_refused_with_its_message(

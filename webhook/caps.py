@@ -38,8 +38,9 @@ class CapExceeded:
 
     @property
     def message(self) -> str:
-        if self.unit == "values":  # the walk stops counting at the cap
-            return (f"{self.path}: more than {self.limit} values in all "
+        if self.unit in ("values", "characters"):  # the walk stops counting at the cap
+            what = "values" if self.unit == "values" else "characters of keys and strings"
+            return (f"{self.path}: more than {self.limit} {what} in all "
                     f"(Settings limits.{self.cap})")
         return (f"{self.path}: {self.count} {self.unit}, more than the cap of {self.limit} "
                 f"(Settings limits.{self.cap})")
@@ -124,14 +125,15 @@ def _container_key(container: dict, index: int) -> str:
 
 
 def _walk(pod: dict, limits: Limits) -> list[CapExceeded]:
-    """The catch-all caps: no other list or map longer than listItems, and no more than
-    `values` JSON values in all. Stops at the first excess. One tight loop over the
-    containers (no per-value allocation): the path is found again only for a refusal."""
+    """The catch-all caps: no other list or map longer than listItems, no more than
+    `values` JSON values and `text` characters of keys and strings in all. Stops at the first
+    excess. One tight loop over the containers (no per-value allocation): the path is found
+    again only for a refusal."""
     cap = limits.list_items
     if len(pod) > cap:
         return [CapExceeded("<pod>", "listItems", cap, len(pod), "keys")]
     stack: list[Any] = [pod]
-    seen = popped = 0
+    seen = popped = text = 0
     while stack:
         node = stack.pop()
         popped += 1
@@ -142,16 +144,24 @@ def _walk(pod: dict, limits: Limits) -> list[CapExceeded]:
             return [CapExceeded("<pod>", "values", limits.values, limits.values + 1, "values")]
         if isinstance(node, dict):
             for key, child in node.items():
+                if isinstance(key, str):
+                    text += len(key)
                 if isinstance(child, (dict, list)):
                     if len(child) > cap and key not in _OWN_CAP:
                         return [_too_long(pod, child, cap)]
                     stack.append(child)
+                elif isinstance(child, str):
+                    text += len(child)
         else:
             for child in node:
                 if isinstance(child, (dict, list)):
                     if len(child) > cap:
                         return [_too_long(pod, child, cap)]
                     stack.append(child)
+                elif isinstance(child, str):
+                    text += len(child)
+        if text > limits.text:
+            return [CapExceeded("<pod>", "text", limits.text, limits.text + 1, "characters")]
     return []
 
 

@@ -340,6 +340,10 @@ class Limits:
     annotations_bytes: int = 256 * 1024  # keys and values, as kube-apiserver counts them
     list_items: int = 1000  # any other list or map in the pod
     values: int = 100_000  # every JSON value in the pod, nested ones included
+    # Characters of every key and string in the pod: one stored by etcd (1.5 MiB a request
+    # by default) holds well under this; a 2.9 MiB pod of long args would pass every other
+    # cap, then be refused by storage after both reviews (unheld, so cheap to repeat).
+    text: int = 1024 * 1024
     violations: int = 100  # reported in a decision; past this they are counted
 
 
@@ -348,7 +352,7 @@ LIMIT_KEYS: dict[str, str] = {
     "containers": "containers", "env": "env", "envFrom": "env_from",
     "volumeMounts": "volume_mounts", "ports": "ports", "volumes": "volumes",
     "tolerations": "tolerations", "labels": "labels", "annotationsBytes": "annotations_bytes",
-    "listItems": "list_items", "values": "values", "violations": "violations",
+    "listItems": "list_items", "values": "values", "text": "text", "violations": "violations",
 }
 
 
