@@ -136,6 +136,11 @@ def test_peers_sending_large_bodies_hold_only_the_worker_budget(server: RunningS
     finally:
         for sock, _ in sockets:
             sock.close()
+    # the budget they held is back: a review past the free 64 KiB is read and answered
+    conn = server.connect(timeout=INTAKE_SECONDS + 5)
+    status, body, _ = post(conn, "/validate?timeout=10s", padded_review(900_000, "after"))
+    assert (status, body["response"]["uid"]) == (200, "after")
+    conn.close()
 
 
 def test_pipelined_requests_are_each_answered(server: RunningServer) -> None:
@@ -184,11 +189,15 @@ def test_what_no_caller_sends_is_refused_before_a_thread_sees_it(
     sock.close()
 
 
-def test_a_review_of_3_mib_is_still_answered(server: RunningServer, tmp_path: Path) -> None:
+def padded_review(padding: int, uid: str) -> bytes:
     pod = airflow_pod("airflow3-executor")
-    env = pod["spec"]["containers"][0].setdefault("env", [])
-    env.append({"name": "PADDING", "value": "x" * (MAX_BODY_BYTES - 40 * 1024)})
-    data = json.dumps(review(pod, uid="large")).encode()
+    pod["spec"]["containers"][0].setdefault("env", []).append(
+        {"name": "PADDING", "value": "x" * padding})
+    return json.dumps(review(pod, uid=uid)).encode()
+
+
+def test_a_review_of_3_mib_is_still_answered(server: RunningServer) -> None:
+    data = padded_review(MAX_BODY_BYTES - 40 * 1024, "large")
     assert MAX_BODY_BYTES - 64 * 1024 < len(data) <= MAX_BODY_BYTES
     conn = server.connect(timeout=THREAD_IO_SECONDS)
     status, body, _ = post(conn, "/validate?timeout=10s", data)

@@ -148,23 +148,26 @@ class WholeRequestWorker(ThreadWorker):
                 if not self.reserve(conn, intake):
                     self.wait_for_memory(conn, intake)
                     return
-                try:
-                    data = conn.sock.recv(READ_BYTES)
-                finally:
-                    self.settle(conn, intake)
+                data = conn.sock.recv(READ_BYTES)
                 if not data:
                     self.drop(conn)
                     return
                 intake.framed = intake.framing.feed(data)
                 self.settle(conn, intake)
         except (ssl.SSLWantReadError, BlockingIOError):
+            self.settle(conn, intake)
             self.wait_for(conn, intake, selectors.EVENT_READ)
             return
         except ssl.SSLWantWriteError:
+            self.settle(conn, intake)
             self.wait_for(conn, intake, selectors.EVENT_WRITE)
             return
         except (OSError, ValueError) as exc:  # ssl.SSLError included: a failed handshake
             log.debug("connection from %s dropped: %s", conn.client, exc)
+            self.drop(conn)
+            return
+        except Exception:  # a bug of ours costs this connection, never the worker
+            log.exception("connection from %s dropped", conn.client)
             self.drop(conn)
             return
         if intake.framed.status is not None:
@@ -226,6 +229,7 @@ class WholeRequestWorker(ThreadWorker):
             log.debug("connection from %s closed: no whole request within %ss",
                       conn.client, INTAKE_SECONDS)
             self.drop(conn)
+        self.resume_waiting()  # whatever freed memory since (a body past the limit, trimmed)
 
     # -- memory: FREE_BYTES a connection, BUFFER_BUDGET_BYTES above that per worker --
 
