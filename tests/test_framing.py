@@ -76,13 +76,24 @@ def test_a_chunked_body_is_refused_once_its_chunk_sizes_pass_the_limit() -> None
     assert fed(at_limit + b"1\r\n")[0] == Framed(status=413, reason="request body too large")
 
 
-def test_a_head_without_an_end_is_refused_past_its_limit() -> None:
-    line = b"X-Padding: " + b"p" * 1000 + b"\r\n"
-    endless = b"GET / HTTP/1.1\r\n" + line * (HEAD_LIMIT_BYTES // len(line))
-    assert fed(endless)[0].more
-    assert fed(endless + line)[0] == Framed(status=431, reason="request head too large")
-    assert fed(endless + line + b"\r\n")[0] == Framed(status=431,
-                                                       reason="request head too large")
+def test_a_head_of_the_limit_is_read_one_byte_more_is_refused() -> None:
+    start = b"GET /readyz HTTP/1.1\r\nX-Pad: "
+    at_limit = start + b"p" * (HEAD_LIMIT_BYTES - len(start) - 4) + b"\r\n\r\n"
+    assert len(at_limit) == HEAD_LIMIT_BYTES
+    assert fed(at_limit) == (Framed(end=HEAD_LIMIT_BYTES), at_limit)
+    over = at_limit[:-4] + b"p\r\n\r\n"
+    assert fed(over)[0] == Framed(status=431, reason="request head too large")
+    assert fed(over[:HEAD_LIMIT_BYTES - 1])[0].more  # no end yet, and room for one
+    assert fed(over[:HEAD_LIMIT_BYTES])[0] == Framed(status=431,
+                                                    reason="request head too large")
+
+
+def test_a_body_of_exactly_the_limit_is_kept_as_sent() -> None:
+    head = b"POST /validate HTTP/1.1\r\nContent-Length: 1024\r\n\r\n"
+    request_bytes = head + b"z" * 1024
+    assert fed(request_bytes, body_limit=1024) == (Framed(end=len(request_bytes)),
+                                                    request_bytes)
+    assert fed(request_bytes[:-1], body_limit=1024)[0].more
 
 
 @pytest.mark.parametrize(("head", "reason"), [
@@ -91,6 +102,8 @@ def test_a_head_without_an_end_is_refused_past_its_limit() -> None:
     (b"Content-Length: 0x10\r\n", "invalid Content-Length"),
     (b"Transfer-Encoding: gzip, chunked\r\n", "unsupported Transfer-Encoding"),
     (b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", "unsupported Transfer-Encoding"),
+    (b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+     "unsupported Transfer-Encoding"),
 ])
 def test_framing_no_real_caller_sends_is_refused(head: bytes, reason: str) -> None:
     request_bytes = b"POST /mutate HTTP/1.1\r\nHost: h\r\n" + head + b"\r\nhello"
@@ -100,11 +113,31 @@ def test_framing_no_real_caller_sends_is_refused(head: bytes, reason: str) -> No
 @pytest.mark.parametrize(("chunks", "reason"), [
     (b"zz\r\nhello\r\n", "invalid chunk size line"),
     (b"5\r\nhelloXX0\r\n\r\n", "chunk not followed by CRLF"),
-    (b"1" * 1100, "invalid chunk size line"),
+    (b"1" * 1024, "invalid chunk size line"),  # no CRLF within the line's 1024 bytes
+    (b"1;" + b"e" * 1021 + b"\r\n", "invalid chunk size line"),  # its CRLF past them
 ])
 def test_bad_chunks_are_refused(chunks: bytes, reason: str) -> None:
     head = b"POST /mutate HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
     assert fed(head + chunks)[0] == Framed(status=400, reason=reason)
+
+
+def test_chunks_are_held_to_the_limit_together() -> None:
+    head = b"POST /mutate HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunk = b"258\r\n" + b"x" * 600 + b"\r\n"
+    assert fed(head + chunk + chunk)[0] == Framed(status=413, reason="request body too large")
+    assert fed(head + chunk + b"1a8\r\n")[0].more  # 600 + 424 = 1024
+    small = b"190\r\n" + b"y" * 400 + b"\r\n"
+    assert fed(head + small * 3)[0] == Framed(status=413, reason="request body too large")
+
+
+def test_a_chunked_request_ends_at_its_own_last_chunk_not_the_next_requests() -> None:
+    chunked = b"POST /m HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"
+    assert fed(chunked + PROBE)[0] == Framed(end=len(chunked))
+
+
+def test_a_request_starting_with_an_empty_line_is_refused() -> None:
+    assert fed(b"\r\n" + PROBE)[0] == Framed(status=400, reason="request line missing")
+    assert fed(b"\r")[0].more
 
 
 def test_chunked_trailers_end_the_request() -> None:
@@ -112,3 +145,23 @@ def test_chunked_trailers_end_the_request() -> None:
                      b"2\r\nhi\r\n0\r\nX-Checksum: 1\r\n\r\n")
     for split in range(len(request_bytes)):
         assert fed(request_bytes, split=split)[0] == Framed(end=len(request_bytes)), split
+
+
+def test_a_chunk_size_line_may_carry_extensions_up_to_its_limit() -> None:
+    head = b"POST /m HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    line = b"2;name=a;other=b" + b"e" * (1022 - 16)  # 1022 bytes, then its CRLF: the limit
+    request_bytes = head + line + b"\r\nhi\r\n0\r\n\r\n"
+    assert fed(request_bytes)[0] == Framed(end=len(request_bytes))
+    assert fed(head + line + b"e\r\n")[0] == Framed(status=400,
+                                                     reason="invalid chunk size line")
+    assert fed(head + line[:-1])[0].more
+
+
+def test_trailers_past_the_head_limit_are_refused() -> None:
+    last = b"POST /m HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0"
+    trailer = b"\r\nX-T: " + b"t" * (HEAD_LIMIT_BYTES - 11)  # from the CRLF: the limit - 4
+    assert fed(last + trailer + b"\r\n\r\n")[0] == Framed(end=len(last + trailer) + 4)
+    assert fed(last + trailer + b"ttt")[0].more
+    assert fed(last + trailer + b"tttt")[0] == Framed(status=431, reason="trailers too large")
+    assert fed(last + trailer + b"tt\r\n\r\n")[0] == Framed(status=431,
+                                                            reason="trailers too large")

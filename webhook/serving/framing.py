@@ -63,9 +63,11 @@ class RequestFraming:
 
     def _frame(self) -> Framed:
         if self._head_end is None:
-            end = self.kept.find(b"\r\n\r\n")
-            if end < 0 or end + 4 > HEAD_LIMIT_BYTES:
-                if end >= 0 or len(self.kept) > HEAD_LIMIT_BYTES:
+            if self.kept.startswith(b"\r\n"):  # gunicorn would skip it and read on: refused
+                return Framed(status=400, reason="request line missing")
+            end = self.kept.find(b"\r\n\r\n", 0, HEAD_LIMIT_BYTES)  # a head fits the limit
+            if end < 0:
+                if len(self.kept) >= HEAD_LIMIT_BYTES:
                     return Framed(status=431, reason="request head too large")
                 return MORE
             refused = self._read_head(end + 4)
@@ -100,13 +102,14 @@ class RequestFraming:
 
     def _frame_length(self) -> Framed:
         assert self._head_end is not None and self._length is not None
+        # Body bytes past the limit (none unless it was declared longer) are dropped as they
+        # come, up to the body's end: what follows is the next request's.
+        keep_end = self._head_end + self.body_limit + 1
         body_end = self._head_end + self._length - self._dropped  # where it ends in `kept`
-        if self._length > self.body_limit:
-            keep_end = self._head_end + self.body_limit + 1
-            cut = self.kept[keep_end:body_end]  # past the limit, short of the next request
-            self._dropped += len(cut)
-            del self.kept[keep_end:keep_end + len(cut)]
-            body_end = self._head_end + self._length - self._dropped
+        cut = len(self.kept[keep_end:body_end])
+        del self.kept[keep_end:keep_end + cut]
+        self._dropped += cut
+        body_end -= cut
         if len(self.kept) < body_end:
             return MORE
         return Framed(end=body_end)
@@ -114,32 +117,30 @@ class RequestFraming:
     def _frame_chunks(self) -> Framed:
         assert self._chunk_at is not None
         while True:
-            line_end = self.kept.find(b"\r\n", self._chunk_at)
+            at = self._chunk_at
+            line_end = self.kept.find(b"\r\n", at, at + CHUNK_LINE_LIMIT_BYTES)
             if line_end < 0:
-                if len(self.kept) - self._chunk_at > CHUNK_LINE_LIMIT_BYTES:
+                if len(self.kept) - at >= CHUNK_LINE_LIMIT_BYTES:
                     return Framed(status=400, reason="invalid chunk size line")
                 return MORE
-            size_text = bytes(self.kept[self._chunk_at:line_end]).split(b";", 1)[0].strip()
+            size_text = bytes(self.kept[at:line_end]).partition(b";")[0].strip()
             if not _HEX.fullmatch(size_text):
                 return Framed(status=400, reason="invalid chunk size line")
             size = int(size_text, 16)
             if size == 0:
                 # The last chunk, then trailer lines (none from a real caller) and a CRLF.
-                trailers_end = self.kept.find(b"\r\n\r\n", line_end)
-                if self.kept[line_end:line_end + 4] == b"\r\n\r\n":
-                    return Framed(end=line_end + 4)
-                if trailers_end < 0:
-                    if len(self.kept) - line_end > HEAD_LIMIT_BYTES:
-                        return Framed(status=431, reason="trailers too large")
-                    return MORE
-                return Framed(end=trailers_end + 4)
-            self._body_size += size
-            if self._body_size > self.body_limit:
+                end = self.kept.find(b"\r\n\r\n", line_end, line_end + HEAD_LIMIT_BYTES)
+                if end >= 0:
+                    return Framed(end=end + 4)
+                if len(self.kept) - line_end >= HEAD_LIMIT_BYTES:
+                    return Framed(status=431, reason="trailers too large")
+                return MORE
+            if self._body_size + size > self.body_limit:
                 return Framed(status=413, reason="request body too large")
             next_at = line_end + 2 + size + 2
             if len(self.kept) < next_at:
-                self._body_size -= size  # counted again when the whole chunk is in
                 return MORE
             if self.kept[next_at - 2:next_at] != b"\r\n":
                 return Framed(status=400, reason="chunk not followed by CRLF")
+            self._body_size += size
             self._chunk_at = next_at
