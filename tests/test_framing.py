@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from webhook.serving.framing import HEAD_LIMIT_BYTES, Framed, RequestFraming
+from webhook.serving.framing import CHUNKS_LIMIT, HEAD_LIMIT_BYTES, Framed, RequestFraming
 
 REVIEW = (b"POST /validate?timeout=10s HTTP/1.1\r\nHost: airflow-pod-webhook.svc:443\r\n"
           b"Content-Type: application/json\r\nContent-Length: 17\r\n\r\n"
@@ -13,14 +13,19 @@ REVIEW = (b"POST /validate?timeout=10s HTTP/1.1\r\nHost: airflow-pod-webhook.svc
 PROBE = b"GET /readyz HTTP/1.1\r\nHost: 10.0.0.7:8443\r\nUser-Agent: kube-probe/1.36\r\n\r\n"
 CHUNKED = (b"POST /mutate HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
            b"6\r\n{\"kind\r\nb;ext=1\r\n\":\"Review\"}\r\n0\r\n\r\n")
+# ... as handed on: de-chunked, with a Content-Length
+DECHUNKED = (b"POST /mutate HTTP/1.1\r\nHost: h\r\nContent-Length: 17\r\n\r\n"
+             b'{"kind":"Review"}')
+CHUNKED_HEAD = b"POST /m HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
-def framing(body_limit: int = 1024, discard_limit: int = 4096) -> RequestFraming:
-    return RequestFraming(body_limit, discard_limit)
+def framing(body_limit: int = 1024, discard_limit: int = 4096, read_body: bool = True
+            ) -> RequestFraming:
+    return RequestFraming(body_limit, discard_limit, read_body=read_body)
 
 
-def fed(data: bytes, *, split: int | None = None, **limits: int) -> tuple[Framed, bytes]:
-    frames = framing(**limits)
+def fed(data: bytes, *, split: int | None = None, **options: int) -> tuple[Framed, bytes]:
+    frames = framing(**options)
     parts = [data] if split is None else [data[:split], data[split:]]
     verdict = Framed()
     for part in parts:
@@ -28,14 +33,16 @@ def fed(data: bytes, *, split: int | None = None, **limits: int) -> tuple[Framed
     return verdict, bytes(frames.kept)
 
 
-@pytest.mark.parametrize("request_bytes", [REVIEW, PROBE, CHUNKED],
+@pytest.mark.parametrize(("request_bytes", "handed_on"),
+                         [(REVIEW, REVIEW), (PROBE, PROBE), (CHUNKED, DECHUNKED)],
                          ids=["review", "probe", "chunked"])
-def test_a_request_is_whole_at_its_last_byte_however_it_is_split(request_bytes: bytes) -> None:
+def test_a_request_is_whole_at_its_last_byte_however_it_is_split(request_bytes: bytes,
+                                                                 handed_on: bytes) -> None:
     for split in range(len(request_bytes)):
         frames = framing()
         assert frames.feed(request_bytes[:split]).more, split
-        assert frames.feed(request_bytes[split:]) == Framed(end=len(request_bytes)), split
-        assert bytes(frames.kept) == request_bytes
+        assert frames.feed(request_bytes[split:]) == Framed(end=len(handed_on)), split
+        assert bytes(frames.kept) == handed_on
 
 
 def test_one_byte_short_is_never_whole() -> None:
@@ -54,11 +61,11 @@ def test_a_body_over_the_limit_is_read_to_its_end_but_only_its_start_kept() -> N
     head = b"POST /validate HTTP/1.1\r\nHost: h\r\ncontent-length:  3000 \r\n\r\n"
     body = b"a" * 1024 + b"b" * 1976
     frames = framing(body_limit=1024, discard_limit=4096)
+    rewritten = b"POST /validate HTTP/1.1\r\nHost: h\r\nContent-Length: 1025\r\n\r\n"
     assert frames.feed(head + body[:1500]).more
-    assert len(frames.kept) == len(head) + 1025  # "3000" became "1025"
+    assert len(frames.kept) == len(rewritten) + 1025
     assert frames.feed(body[1500:2999]).more
     verdict = frames.feed(body[2999:] + PROBE)
-    rewritten = b"POST /validate HTTP/1.1\r\nHost: h\r\ncontent-length:  1025 \r\n\r\n"
     assert verdict == Framed(end=len(rewritten) + 1025)
     assert bytes(frames.kept) == rewritten + b"a" * 1024 + b"b" + PROBE
 
@@ -70,9 +77,9 @@ def test_a_body_over_the_discard_limit_is_refused_from_its_head() -> None:
 
 
 def test_a_chunked_body_is_refused_once_its_chunk_sizes_pass_the_limit() -> None:
-    head = b"POST /mutate HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-    at_limit = head + b"400\r\n" + b"x" * 1024 + b"\r\n"
-    assert fed(at_limit + b"0\r\n\r\n")[0] == Framed(end=len(at_limit) + 5)
+    at_limit = CHUNKED_HEAD + b"400\r\n" + b"x" * 1024 + b"\r\n"
+    handed_on = b"POST /m HTTP/1.1\r\nContent-Length: 1024\r\n\r\n" + b"x" * 1024
+    assert fed(at_limit + b"0\r\n\r\n") == (Framed(end=len(handed_on)), handed_on)
     assert fed(at_limit + b"1\r\n")[0] == Framed(status=413, reason="request body too large")
 
 
@@ -131,8 +138,9 @@ def test_chunks_are_held_to_the_limit_together() -> None:
 
 
 def test_a_chunked_request_ends_at_its_own_last_chunk_not_the_next_requests() -> None:
-    chunked = b"POST /m HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"
-    assert fed(chunked + PROBE)[0] == Framed(end=len(chunked))
+    handed_on = b"POST /m HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"
+    assert fed(CHUNKED_HEAD + b"2\r\nhi\r\n0\r\n\r\n" + PROBE) == (
+        Framed(end=len(handed_on)), handed_on + PROBE)
 
 
 def test_a_request_starting_with_an_empty_line_is_refused() -> None:
@@ -141,27 +149,72 @@ def test_a_request_starting_with_an_empty_line_is_refused() -> None:
 
 
 def test_chunked_trailers_end_the_request() -> None:
-    request_bytes = (b"POST /m HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-                     b"2\r\nhi\r\n0\r\nX-Checksum: 1\r\n\r\n")
+    request_bytes = CHUNKED_HEAD + b"2\r\nhi\r\n0\r\nX-Checksum: 1\r\n\r\n"
+    handed_on = b"POST /m HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"  # trailers not passed on
     for split in range(len(request_bytes)):
-        assert fed(request_bytes, split=split)[0] == Framed(end=len(request_bytes)), split
+        assert fed(request_bytes, split=split) == (Framed(end=len(handed_on)), handed_on), split
 
 
 def test_a_chunk_size_line_may_carry_extensions_up_to_its_limit() -> None:
-    head = b"POST /m HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    head = CHUNKED_HEAD
     line = b"2;name=a;other=b" + b"e" * (1022 - 16)  # 1022 bytes, then its CRLF: the limit
-    request_bytes = head + line + b"\r\nhi\r\n0\r\n\r\n"
-    assert fed(request_bytes)[0] == Framed(end=len(request_bytes))
+    assert fed(head + line + b"\r\nhi\r\n0\r\n\r\n")[1].endswith(b"Content-Length: 2\r\n\r\nhi")
     assert fed(head + line + b"e\r\n")[0] == Framed(status=400,
                                                      reason="invalid chunk size line")
     assert fed(head + line[:-1])[0].more
 
 
 def test_trailers_past_the_head_limit_are_refused() -> None:
-    last = b"POST /m HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0"
+    last = CHUNKED_HEAD + b"0"
     trailer = b"\r\nX-T: " + b"t" * (HEAD_LIMIT_BYTES - 11)  # from the CRLF: the limit - 4
-    assert fed(last + trailer + b"\r\n\r\n")[0] == Framed(end=len(last + trailer) + 4)
+    assert not fed(last + trailer + b"\r\n\r\n")[0].more
     assert fed(last + trailer + b"ttt")[0].more
     assert fed(last + trailer + b"tttt")[0] == Framed(status=431, reason="trailers too large")
     assert fed(last + trailer + b"tt\r\n\r\n")[0] == Framed(status=431,
                                                             reason="trailers too large")
+
+
+@pytest.mark.parametrize("sent", [
+    REVIEW, CHUNKED, REVIEW.replace(b"Content-Length: 17", b"Content-Length: 99999999"),
+    PROBE.replace(b"\r\n\r\n", b"\r\nConnection: keep-alive\r\n\r\n"),
+], ids=["review", "chunked", "over the discard limit", "probe kept alive"])
+def test_without_read_body_a_request_is_whole_at_its_head_and_closes(sent: bytes) -> None:
+    """A caller without the client certificate: its body is never read, the answer (a 401
+    for a review, the page for a probe) closes the connection."""
+    verdict, kept = fed(sent[:sent.index(b"\r\n\r\n") + 6] + b"and more", read_body=False)
+    first_line = sent[:sent.index(b"\r\n") + 2]
+    assert kept.startswith(first_line)
+    assert kept.endswith(b"Connection: close\r\nContent-Length: 0\r\n\r\n")
+    assert verdict == Framed(end=len(kept))
+    assert b"keep-alive" not in kept and b"chunked" not in kept and b"9999" not in kept
+
+
+def test_a_content_length_of_more_digits_than_any_body_is_refused_as_too_large() -> None:
+    head = b"POST /validate HTTP/1.1\r\nContent-Length: " + b"1" * 5000 + b"\r\n\r\n"
+    assert fed(head)[0] == Framed(status=413, reason="request body too large")
+    assert fed(head.replace(b"1" * 5000, b"0" * 15))[0] == Framed(end=len(head) - 4985)
+
+
+def test_one_chunk_more_than_the_limit_is_refused() -> None:
+    chunks = b"1\r\nx\r\n" * CHUNKS_LIMIT
+    handed_on = b"POST /m HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % CHUNKS_LIMIT
+    assert fed(CHUNKED_HEAD + chunks + b"0\r\n\r\n", body_limit=10_000) == (
+        Framed(end=len(handed_on) + CHUNKS_LIMIT), handed_on + b"x" * CHUNKS_LIMIT)
+    assert fed(CHUNKED_HEAD + chunks + b"1\r\n", body_limit=10_000)[0] == Framed(
+        status=400, reason=f"more than {CHUNKS_LIMIT} chunks")
+
+
+@pytest.mark.parametrize(("sent", "expected"), [
+    (REVIEW.replace(b"Content-Length", b"Expect: 100-continue\r\nContent-Length"), True),
+    (CHUNKED.replace(b"Transfer", b"expect:100-Continue\r\nTransfer"), True),
+    (PROBE.replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n"), False),  # no body
+    (REVIEW.replace(b"Content-Length: 17", b"Expect: 100-continue\r\nContent-Length: 000")
+     .removesuffix(b'{"kind":"Review"}'), False),
+])
+def test_a_body_awaiting_100_continue_is_asked_for_once(sent: bytes, expected: bool) -> None:
+    frames = framing()
+    verdict = frames.feed(sent[:sent.index(b"\r\n\r\n") + 4])
+    assert frames.continue_expected is expected
+    verdict = frames.feed(sent[sent.index(b"\r\n\r\n") + 4:])
+    assert verdict.end is not None
+    assert (b"100-continue" in bytes(frames.kept).lower()) is not expected

@@ -260,6 +260,25 @@ def test_with_mtls_a_review_without_a_client_cert_is_refused_and_not_a_decision(
     assert server.get("/readyz")[0] == 200  # probes present no certificate
 
 
+def test_with_mtls_a_caller_without_a_cert_is_answered_before_it_sends_its_body(
+        mtls_server) -> None:
+    """Its body is never read, so it holds none of the worker's memory for bodies: the 401
+    comes from the head alone, and the connection closes after it."""
+    server, _ = mtls_server
+    sock = server.tls_context().wrap_socket(
+        socket.create_connection(("127.0.0.1", server.port), timeout=5),
+        server_hostname=SVC_NAME)
+    sock.sendall(b"POST /validate HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\n"
+                 b"Connection: keep-alive\r\nContent-Length: 3000000\r\n\r\n{")
+    answer = b""
+    while chunk := sock.recv(65536):  # ends when the server closes the connection
+        answer += chunk
+    assert answer.startswith(b"HTTP/1.1 401 ")
+    assert answer.endswith(b'{"error":"a client certificate signed by the webhook\'s client CA '
+                           b'is required"}')
+    sock.close()
+
+
 def test_with_mtls_a_cert_from_another_ca_fails_the_handshake(mtls_server,
                                                               tmp_path: Path) -> None:
     server, _ = mtls_server

@@ -18,7 +18,13 @@ from tests.support.paths import POLICIES
 from tests.support.pods import airflow_pod
 from tests.support.server_process import SVC_NAME, RunningServer, post, running_server
 from webhook.admission import MAX_BODY_BYTES
-from webhook.serving.worker import BUFFER_BUDGET_BYTES, INTAKE_SECONDS, THREAD_IO_SECONDS
+from webhook.serving.framing import CHUNKS_LIMIT
+from webhook.serving.worker import (
+    BUFFER_BUDGET_BYTES,
+    INTAKE_SECONDS,
+    STALLED_SECONDS,
+    THREAD_IO_SECONDS,
+)
 
 PEERS = 12  # more than the worker's 8 threads
 
@@ -136,11 +142,113 @@ def test_peers_sending_large_bodies_hold_only_the_worker_budget(server: RunningS
     finally:
         for sock, _ in sockets:
             sock.close()
-    # the budget they held is back: a review past the free 64 KiB is read and answered
+    # the memory they held is a legitimate review's at once (not at their deadline)
     conn = server.connect(timeout=INTAKE_SECONDS + 5)
+    started = time.monotonic()
     status, body, _ = post(conn, "/validate?timeout=10s", padded_review(900_000, "after"))
     assert (status, body["response"]["uid"]) == (200, "after")
+    assert time.monotonic() - started < 1.0
     conn.close()
+
+
+def test_a_large_review_takes_the_memory_of_stalled_peers(server: RunningServer) -> None:
+    """Peers that sent 2.9 MiB of a body and stopped hold all the worker's memory for
+    bodies: a 900 KB review arriving then is read at once, the stalled peers closed."""
+    with large_stalled_bodies(server, 6):
+        time.sleep(STALLED_SECONDS + 0.1)
+        conn = server.connect(timeout=INTAKE_SECONDS + 5)
+        started = time.monotonic()
+        status, body, _ = post(conn, "/validate?timeout=10s", padded_review(900_000, "large"))
+        assert (status, body["response"]["uid"]) == (200, "large")
+        assert time.monotonic() - started < 1.0
+        conn.close()
+
+
+def test_peers_closing_while_waiting_for_memory_do_not_stop_the_worker(
+        server: RunningServer) -> None:
+    """Memory given back while resuming the connections that waited for it (one of them at
+    its end) once crashed the worker from its main loop."""
+    [worker] = server.worker_pids()
+    with large_stalled_bodies(server, 5) as fillers:
+        time.sleep(0.4)
+        ended = tls_peer(server)
+        ended.sendall(request_bytes("/validate", b"a" * MAX_BODY_BYTES)[:200 * 1024])
+        time.sleep(0.2)
+        ended.close()
+        stalled = tls_peer(server)
+        stalled.sendall(request_bytes("/validate", b"b" * MAX_BODY_BYTES)[:100 * 1024])
+        time.sleep(0.3)
+        fillers[0].close()
+        time.sleep(1.0)
+        stalled.close()
+    review_answered_at_once(server, "after-resume")
+    assert server.worker_pids() == {worker}
+    assert server.crash_marks() == []
+
+
+def test_peers_that_keep_a_closed_connection_open_do_not_stall_the_worker(
+        server: RunningServer) -> None:
+    """An HTTP/1.0 request is answered and its connection closed; the peer then neither
+    reads nor closes. gunicorn's own graceful close waits 2 s for each in the main loop."""
+    with peers(server, b"GET /healthz HTTP/1.0\r\n\r\n", count=20):
+        review_answered_at_once(server, "during-closes")
+
+
+def test_one_byte_chunks_are_refused_past_the_chunk_limit_without_a_thread(
+        server: RunningServer) -> None:
+    sockets = []
+    for _ in range(4):
+        sock = tls_peer(server)
+        sock.sendall(b"POST /validate HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     + b"1\r\nx\r\n" * (CHUNKS_LIMIT + 10))
+        sockets.append(sock)
+    review_answered_at_once(server, "during-chunks")
+    for sock in sockets:
+        [(status, body)] = answers(sock, 1)
+        assert (status, json.loads(body)) == (400, {"error": f"more than {CHUNKS_LIMIT} chunks"})
+        sock.close()
+
+
+def test_a_body_awaiting_100_continue_is_asked_for(server: RunningServer) -> None:
+    data = json.dumps(review(airflow_pod("airflow3-executor"), uid="continued")).encode()
+    sock = tls_peer(server)
+    sock.sendall(request_bytes("/validate", data, "Expect: 100-continue\r\n")[:-len(data)])
+    sock.settimeout(1.0)
+    assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"  # at once, not after 1 s
+    sock.settimeout(10)
+    sock.sendall(data)
+    [(status, answer)] = answers(sock, 1)
+    assert (status, json.loads(answer)["response"]["uid"]) == (200, "continued")
+    sock.close()
+
+
+def test_a_request_after_a_pipelined_one_with_an_absurd_length_is_refused(
+        server: RunningServer) -> None:
+    sock = tls_peer(server)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n"
+                 b"POST /validate HTTP/1.1\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n")
+    [(first, _), (second, body)] = answers(sock, 2)
+    assert (first, second, json.loads(body)) == (200, 413, {"error": "request body too large"})
+    sock.close()
+    assert server.crash_marks() == []
+
+
+@contextmanager
+def large_stalled_bodies(server: RunningServer, count: int) -> Iterator[list]:
+    """`count` peers that each sent what their socket takes of a 3 MiB review, then stopped."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = tls_peer(server)
+            sock.sendall(request_bytes("/validate", b"y" * MAX_BODY_BYTES)[:-MAX_BODY_BYTES])
+            sock.setblocking(False)
+            _send_what_fits(sock, MAX_BODY_BYTES - 100 * 1024)
+            sock.setblocking(True)
+            sockets.append(sock)
+        yield sockets
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def test_pipelined_requests_are_each_answered(server: RunningServer) -> None:

@@ -17,6 +17,7 @@ import errno
 import json
 import logging
 import selectors
+import socket
 import ssl
 import threading
 import time
@@ -40,6 +41,9 @@ log = logging.getLogger("airflow_pod_webhook.server")
 # review of kube-apiserver's arrives in milliseconds, a stalled peer is closed after this.
 INTAKE_SECONDS = 3.0
 READ_BYTES = 64 * 1024  # one recv
+# recv calls for one connection before the main loop turns to the others (each returns one
+# TLS record, 16 KiB at most): a 3 MiB body cannot hold up the reviews behind it.
+READS_A_TURN = 16
 # A connection's first bytes never wait for memory: every real Airflow pod's review fits.
 FREE_BYTES = 64 * 1024
 # Bytes past FREE_BYTES held at once by a worker, across connections, until a thread takes
@@ -49,8 +53,15 @@ BUFFER_BUDGET_BYTES = 4 * MAX_BODY_BYTES
 # (kube-apiserver's review of a create near its 3 MiB cap can be longer, Go escaping `<` as
 # `\u003c`), so the thread answers it (413, held) on a connection kept alive.
 DISCARD_LIMIT_BYTES = 8 * MAX_BODY_BYTES
+# A connection holding memory that has received nothing for this long gives it up to one
+# that needs memory to read on (a stalled peer loses its place, not a sending one).
+STALLED_SECONDS = 0.25
 # A thread writing its answer to a peer that stopped reading gives up after this.
 THREAD_IO_SECONDS = 5.0
+# A closed connection's peer gets this long to read the answer and close its side
+# (gunicorn's close_graceful: 2 s and 64 KiB, but there in the main loop, blocking it).
+LINGER_SECONDS = 2.0
+LINGER_DRAIN_BYTES = 64 * 1024
 WORKER_CONNECTIONS = 256  # per worker: kube-apiserver keeps a few dozen open at most
 
 
@@ -60,6 +71,7 @@ class WholeRequestConn(TConn):
     def __init__(self, cfg: Any, sock: Any, client: Any, server: Any) -> None:
         super().__init__(cfg, sock, client, server)
         self.handshaken = not cfg.is_ssl
+        self.read_bodies = True  # False: a client certificate is required and it sent none
         self.held_bytes = 0  # of the worker's budget, given back when a thread takes it
         self.parser = http.get_parser(cfg, sock, client)
 
@@ -74,10 +86,36 @@ class Intake:
     """A connection whose request is being read by the main loop."""
 
     deadline: float
-    framing: RequestFraming = field(
-        default_factory=lambda: RequestFraming(MAX_BODY_BYTES, DISCARD_LIMIT_BYTES))
+    framing: RequestFraming
+    ahead: bytes = b""  # read ahead behind the previous request, not yet framed
     framed: Framed = field(default_factory=Framed)
     events: int = 0  # what the poller waits for on it (0: not registered)
+    continued: bool = False  # `100 Continue` sent
+    received_at: float = field(default_factory=time.monotonic)  # its last bytes
+
+
+@dataclass
+class Lingering:
+    """A connection closing: FIN sent, what the peer still sends drained until `until`."""
+
+    until: float
+    drained: int = 0
+
+
+def pending_bytes(sock: Any) -> int:
+    """Bytes TLS has decrypted and not yet handed out: the poller cannot see them."""
+    return sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
+
+
+def may_send_bodies(sock: Any) -> bool:
+    """False for a peer that sent no client certificate where one is asked for (mutual TLS):
+    its reviews are refused from their head, so no body of its is read or held."""
+    if not isinstance(sock, ssl.SSLSocket) or sock.context.verify_mode == ssl.CERT_NONE:
+        return True
+    try:
+        return bool(sock.getpeercert())
+    except (OSError, ValueError):
+        return False
 
 
 class WholeRequestWorker(ThreadWorker):
@@ -87,8 +125,10 @@ class WholeRequestWorker(ThreadWorker):
         super().__init__(*args, **kwargs)
         self.intakes: dict[WholeRequestConn, Intake] = {}
         self.waiting_for_memory: deque[WholeRequestConn] = deque()
+        self.lingering: dict[WholeRequestConn, Lingering] = {}
         self.held_bytes = 0
         self._held_lock = threading.Lock()
+        self._resuming = False
 
     # -- the ways in: accept, a kept-alive connection's next request, bytes read ahead --
 
@@ -127,10 +167,11 @@ class WholeRequestWorker(ThreadWorker):
 
     def take_in(self, conn: WholeRequestConn) -> None:
         conn.sock.setblocking(False)
-        intake = self.intakes[conn] = Intake(deadline=time.monotonic() + INTAKE_SECONDS)
-        ahead = conn.parser.unreader.take_buffered()
-        if ahead:
-            intake.framed = intake.framing.feed(ahead)
+        self.intakes[conn] = Intake(
+            deadline=time.monotonic() + INTAKE_SECONDS,
+            framing=RequestFraming(MAX_BODY_BYTES, DISCARD_LIMIT_BYTES,
+                                   read_body=conn.read_bodies),
+            ahead=conn.parser.unreader.take_buffered())
         self.advance(conn)
 
     # -- reading, in the main loop --
@@ -144,14 +185,28 @@ class WholeRequestWorker(ThreadWorker):
             if not conn.handshaken:
                 conn.sock.do_handshake()
                 conn.handshaken = True
+                conn.read_bodies = intake.framing.read_body = may_send_bodies(conn.sock)
+            if intake.ahead:
+                ahead, intake.ahead = intake.ahead, b""
+                intake.framed = intake.framing.feed(ahead)
+                self.settle(conn, intake)
+            reads = 0
             while intake.framed.more:
+                if intake.framing.continue_expected and not intake.continued:
+                    intake.continued = True
+                    conn.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")  # fits the buffer
+                if reads == READS_A_TURN and not pending_bytes(conn.sock):
+                    self.wait_for(conn, intake, selectors.EVENT_READ)  # its turn again soon
+                    return
                 if not self.reserve(conn, intake):
                     self.wait_for_memory(conn, intake)
                     return
                 data = conn.sock.recv(READ_BYTES)
+                reads += 1
                 if not data:
                     self.drop(conn)
                     return
+                intake.received_at = time.monotonic()
                 intake.framed = intake.framing.feed(data)
                 self.settle(conn, intake)
         except (ssl.SSLWantReadError, BlockingIOError):
@@ -209,18 +264,27 @@ class WholeRequestWorker(ThreadWorker):
             conn.sock.send(head + body)  # small: the socket's buffer takes it whole
         log.info("refused a request from %s before it was read: %s", conn.client[0]
                  if isinstance(conn.client, tuple) else conn.client, framed.reason)
-        self.drop(conn)
+        self.forget(conn)
+        self.linger(conn)  # the peer may still be sending: let it read the answer first
 
-    def drop(self, conn: WholeRequestConn) -> None:
+    def drop(self, conn: WholeRequestConn, *, resume: bool = True) -> None:
+        if self.forget(conn, resume=resume):
+            self.nr_conns -= 1
+            conn.close()
+
+    def forget(self, conn: WholeRequestConn, *, resume: bool = True) -> bool:
+        """Stop reading `conn` and give its memory back (and, if `resume`, to the connections
+        waiting for it); False if it was not being read (dropped already, or handed over:
+        its count is settled)."""
         intake = self.intakes.pop(conn, None)
-        if intake is not None:
-            self.stop_waiting(conn, intake)
+        if intake is None:
+            return False
+        self.stop_waiting(conn, intake)
         with contextlib.suppress(ValueError):
             self.waiting_for_memory.remove(conn)
-        self.nr_conns -= 1
-        conn.close()
-        if self.give_back(conn):
+        if self.give_back(conn) and resume:
             self.resume_waiting()
+        return True
 
     def murder_pending(self) -> None:
         super().murder_pending()
@@ -229,24 +293,95 @@ class WholeRequestWorker(ThreadWorker):
             log.debug("connection from %s closed: no whole request within %ss",
                       conn.client, INTAKE_SECONDS)
             self.drop(conn)
+        for conn in [c for c, lingering in self.lingering.items() if lingering.until <= now]:
+            self.stop_lingering(conn)
         self.resume_waiting()  # whatever freed memory since (a body past the limit, trimmed)
+
+    # -- closing, in the main loop: gthread's close_graceful blocks it up to 2 s a peer --
+
+    def finish_request(self, conn: WholeRequestConn, fs: Any) -> None:
+        try:
+            keep_alive = bool(fs.result()) if not fs.cancelled() else False
+        except Exception:
+            keep_alive = False
+        if keep_alive:
+            super().finish_request(conn, fs)  # back to the poller, or read ahead: take_in
+        else:
+            self.linger(conn)
+
+    def linger(self, conn: WholeRequestConn) -> None:
+        """Close as RFC 9112 9.6 asks (FIN, then drain what the peer still sends, so unread
+        bytes do not turn the close into a reset that truncates the answer), without
+        blocking: the drain waits in the poller, LINGER_SECONDS at most."""
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+            conn.sock.setblocking(False)
+            self.poller.register(conn.sock, selectors.EVENT_READ,
+                                 partial(self.drain_lingering, conn))
+        except (OSError, ValueError):
+            self.nr_conns -= 1
+            util.close(conn.sock)
+            return
+        self.lingering[conn] = Lingering(until=time.monotonic() + LINGER_SECONDS)
+
+    def drain_lingering(self, conn: WholeRequestConn, _fileobj: Any = None) -> None:
+        lingering = self.lingering.get(conn)
+        if lingering is None:
+            return
+        try:
+            data = conn.sock.recv(READ_BYTES)
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return
+        except (OSError, ValueError):
+            data = b""
+        lingering.drained += len(data)
+        if not data or lingering.drained >= LINGER_DRAIN_BYTES:
+            self.stop_lingering(conn)
+
+    def stop_lingering(self, conn: WholeRequestConn) -> None:
+        if self.lingering.pop(conn, None) is None:
+            return
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.poller.unregister(conn.sock)
+        self.nr_conns -= 1
+        util.close(conn.sock)
 
     # -- memory: FREE_BYTES a connection, BUFFER_BUDGET_BYTES above that per worker --
 
     def reserve(self, conn: WholeRequestConn, intake: Intake) -> bool:
-        need = max(0, len(intake.framing.kept) + READ_BYTES - FREE_BYTES) - conn.held_bytes
+        """Memory for one more read; a stalled connection's is taken for it if need be."""
+        need = max(0, intake.framing.size + READ_BYTES - FREE_BYTES) - conn.held_bytes
         if need <= 0:
             return True
-        with self._held_lock:
-            if self.held_bytes + need > BUFFER_BUDGET_BYTES:
+        while True:
+            with self._held_lock:
+                if self.held_bytes + need <= BUFFER_BUDGET_BYTES:
+                    self.held_bytes += need
+                    conn.held_bytes += need
+                    return True
+            stalled = self.stalled_holder(conn)
+            if stalled is None:
                 return False
-            self.held_bytes += need
-        conn.held_bytes += need
-        return True
+            log.info("connection from %s dropped: it held %d KiB and sent nothing for %ss "
+                     "while another needed memory", stalled.client, stalled.held_bytes // 1024,
+                     STALLED_SECONDS)
+            self.drop(stalled, resume=False)  # the memory is for `conn`, not the queue
+
+    def stalled_holder(self, conn: WholeRequestConn) -> WholeRequestConn | None:
+        """The connection other than `conn` holding the most memory among those that have
+        received nothing for STALLED_SECONDS (waiting for memory counts: it is not sending
+        into a request that could finish)."""
+        now, found = time.monotonic(), None
+        for other, intake in self.intakes.items():
+            if (other is not conn and other.held_bytes
+                    and now - intake.received_at >= STALLED_SECONDS
+                    and (found is None or other.held_bytes > found.held_bytes)):
+                found = other
+        return found
 
     def settle(self, conn: WholeRequestConn, intake: Intake) -> None:
         """Hold what the connection's bytes take, no more (a recv returns less than asked)."""
-        excess = conn.held_bytes - max(0, len(intake.framing.kept) - FREE_BYTES)
+        excess = conn.held_bytes - max(0, intake.framing.size - FREE_BYTES)
         if excess > 0:
             with self._held_lock:
                 self.held_bytes -= excess
@@ -263,11 +398,20 @@ class WholeRequestWorker(ThreadWorker):
         self.waiting_for_memory.append(conn)
 
     def resume_waiting(self) -> None:
-        """Read on the connections that waited for memory, oldest first, while there is some."""
-        for _ in range(len(self.waiting_for_memory)):  # one try each: none is re-queued twice
-            if self.held_bytes + READ_BYTES > BUFFER_BUDGET_BYTES:
-                return
-            self.advance(self.waiting_for_memory.popleft())
+        """Read on the connections that waited for memory, oldest first, while there is some.
+        Not re-entered: a connection it resumes may be dropped, which frees memory and would
+        call it again."""
+        if self._resuming:
+            return
+        self._resuming = True
+        try:
+            for _ in range(len(self.waiting_for_memory)):  # one try each, none twice
+                if (not self.waiting_for_memory
+                        or self.held_bytes + READ_BYTES > BUFFER_BUDGET_BYTES):
+                    return
+                self.advance(self.waiting_for_memory.popleft())
+        finally:
+            self._resuming = False
 
     # -- in a thread --
 
