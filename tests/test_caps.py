@@ -162,3 +162,101 @@ def test_without_the_walk_only_the_named_caps_are_checked() -> None:
     pod["spec"]["tolerations"] = [{"key": "a"}] * 3
     assert check_caps(pod, Limits(list_items=20, tolerations=2), walk=False) == [
         CapExceeded("spec.tolerations", "tolerations", 2, 3)]
+
+
+def _values_of(value: object) -> int:
+    """JSON values inside every list and map, counted on their own (the values cap's oracle)."""
+    if isinstance(value, dict):
+        return len(value) + sum(_values_of(v) for v in value.values())
+    if isinstance(value, list):
+        return len(value) + sum(_values_of(v) for v in value)
+    return 0
+
+
+def test_the_values_cap_is_a_bound_not_a_fence_post() -> None:
+    pod = airflow_pod("airflow3-executor")
+    values = _values_of(pod)
+    assert check_caps(pod, Limits(values=values)) == []
+    assert check_caps(pod, Limits(values=values - 1)) == [
+        CapExceeded("<pod>", "values", values - 1, values, "values")]
+
+
+@pytest.mark.parametrize(("limits", "grow"), [
+    (Limits(labels=3), lambda pod: pod["metadata"].__setitem__(
+        "labels", {f"l{i}": "v" for i in range(3)})),
+    (Limits(annotations_bytes=12), lambda pod: pod["metadata"].__setitem__(
+        "annotations", {"ab": "c" * 10})),
+    (Limits(containers=2), lambda pod: pod["spec"].__setitem__(
+        "containers", [{"name": f"c{i}"} for i in range(2)])),
+    (Limits(env=2), lambda pod: pod["spec"]["containers"][0].__setitem__(
+        "env", [{"name": f"E{i}"} for i in range(2)])),
+    (Limits(list_items=2), lambda pod: pod["spec"]["containers"][0].__setitem__(
+        "args", ["a", "b"])),
+])
+def test_each_named_cap_admits_exactly_its_limit(limits: Limits, grow) -> None:
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "base"}]}}
+    grow(pod)
+    assert check_caps(pod, limits) == []
+
+
+def test_a_pod_with_more_top_level_keys_than_list_items_is_named_as_the_pod() -> None:
+    pod = {f"k{i}": i for i in range(3)}
+    assert check_caps(pod, Limits(list_items=3)) == []
+    assert check_caps({**pod, "k3": 3}, Limits(list_items=3)) == [
+        CapExceeded("<pod>", "listItems", 3, 4, "keys")]
+
+
+@pytest.mark.parametrize(("name", "key"), [
+    ("n" * 63, "n" * 63), ("n" * 64, "1"), ("", "1"), (7, "1"), (None, "1")])
+def test_a_container_is_named_by_its_name_when_it_is_one(name: object, key: str) -> None:
+    pod = {"spec": {"containers": [{"name": "base"}, {"name": name, "env": [{}, {}]}]}}
+    assert check_caps(pod, Limits(env=1)) == [
+        CapExceeded(f"spec.containers[{key}].env", "env", 1, 2)]
+
+
+def test_malformed_parts_of_a_pod_are_skipped_not_a_crash() -> None:
+    """The caps run before anything checks the pod's shape: odd parts are passed over, and
+    what follows them still counted."""
+    assert check_caps({"metadata": "x", "spec": ["y"]}, Limits()) == []
+    pod = {"spec": {"containers": "not a list", "initContainers": [
+        "not a container", {"name": "late", "ports": [{}, {}]}],
+        "ephemeralContainers": [{}, {}, {}]}}
+    assert check_caps(pod, Limits(ports=1, containers=2)) == [
+        CapExceeded("spec.ephemeralContainers", "containers", 2, 3),
+        CapExceeded("spec.initContainers[late].ports", "ports", 1, 2)]
+
+
+def test_annotations_are_counted_until_past_the_cap_and_odd_values_by_their_text() -> None:
+    assert annotations_bytes({"a": "x" * 49, "b": "y"}, stop_after=50) == 52
+    assert annotations_bytes({"a": 12345}) == 1 + 5
+    pod = {"metadata": {"annotations": {"a": "x" * 100, "b": "y" * 100}}}
+    assert check_caps(pod, Limits(annotations_bytes=50)) == [
+        CapExceeded("metadata.annotations", "annotationsBytes", 50, 101, "bytes")]
+
+
+def test_a_denial_counts_what_it_does_not_list() -> None:
+    found = [CapExceeded(f"spec.volumes{i}", "volumes", 1, 2) for i in range(3)]
+    assert describe(found, 2).endswith("; … and 1 more")
+    assert describe(found, 3) == "; ".join(f.message for f in found)
+
+
+def test_the_walk_looks_at_the_clock_once_every_4096_lists_and_maps(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    looks = []
+    monkeypatch.setattr(budget, "check", lambda: looks.append(1))
+    pod = {"spec": {"x": [[0]] * 990 + [[[0]] * 999] * 9}}  # 1 + 1 + 1 + 990 + 9 + 8,991
+    assert check_caps(pod, Limits(list_items=1000, values=100_000)) == []
+    assert len(looks) == (3 + 990 + 9 + 8991) // 4096 == 2
+
+
+def test_a_list_inside_a_list_is_held_to_list_items_naming_its_path() -> None:
+    pod = {"spec": {"affinity": {"x": [[0] * 3, [0] * 4]}}}
+    assert check_caps(pod, Limits(list_items=3)) == [
+        CapExceeded("spec.affinity.x[1]", "listItems", 3, 4)]
+
+
+def test_every_container_list_is_checked_after_one_over_its_cap() -> None:
+    pod = {"spec": {"initContainers": [{}, {}, {}], "containers": [{"name": "c", "env": [{}, {}]}]}}
+    assert check_caps(pod, Limits(containers=2, env=1)) == [
+        CapExceeded("spec.containers[c].env", "env", 1, 2),
+        CapExceeded("spec.initContainers", "containers", 2, 3)]

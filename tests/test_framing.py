@@ -176,7 +176,7 @@ def test_trailers_past_the_head_limit_are_refused() -> None:
 
 @pytest.mark.parametrize("sent", [
     REVIEW, CHUNKED, REVIEW.replace(b"Content-Length: 17", b"Content-Length: 99999999"),
-    PROBE.replace(b"\r\n\r\n", b"\r\nConnection: keep-alive\r\n\r\n"),
+    PROBE.replace(b"Host", b"Connection: keep-alive\r\nHost"),
 ], ids=["review", "chunked", "over the discard limit", "probe kept alive"])
 def test_without_read_body_a_request_is_whole_at_its_head_and_closes(sent: bytes) -> None:
     """A caller without the client certificate: its body is never read, the answer (a 401
@@ -187,6 +187,8 @@ def test_without_read_body_a_request_is_whole_at_its_head_and_closes(sent: bytes
     assert kept.endswith(b"Connection: close\r\nContent-Length: 0\r\n\r\n")
     assert verdict == Framed(end=len(kept))
     assert b"keep-alive" not in kept and b"chunked" not in kept and b"9999" not in kept
+    if sent.startswith(b"GET"):
+        assert kept == PROBE[:-2] + b"Connection: close\r\nContent-Length: 0\r\n\r\n"
 
 
 def test_a_content_length_of_more_digits_than_any_body_is_refused_as_too_large() -> None:
@@ -218,3 +220,13 @@ def test_a_body_awaiting_100_continue_is_asked_for_once(sent: bytes, expected: b
     verdict = frames.feed(sent[sent.index(b"\r\n\r\n") + 4:])
     assert verdict.end is not None
     assert (b"100-continue" in bytes(frames.kept).lower()) is not expected
+    assert frames.size == len(frames.kept)
+
+
+def test_a_body_over_the_limit_awaiting_100_continue_is_asked_for_and_cut() -> None:
+    head = b"POST /v HTTP/1.1\r\nExpect: 100-continue\r\nHost: h\r\nContent-Length: 2000\r\n\r\n"
+    frames = framing()
+    assert frames.feed(head).more and frames.continue_expected
+    assert frames.feed(b"q" * 2000) == Framed(end=len(head) - 22 + 1025)
+    assert bytes(frames.kept) == (b"POST /v HTTP/1.1\r\nHost: h\r\nContent-Length: 1025\r\n\r\n"
+                                  + b"q" * 1025)

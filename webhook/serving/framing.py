@@ -68,7 +68,7 @@ class RequestFraming:
       end of its head, kept with an empty body and `Connection: close`.
     """
 
-    def __init__(self, body_limit: int, discard_limit: int, *, read_body: bool = True) -> None:
+    def __init__(self, body_limit: int, discard_limit: int, *, read_body: bool) -> None:
         self.body_limit = body_limit
         self.discard_limit = discard_limit
         self.read_body = read_body
@@ -127,8 +127,9 @@ class RequestFraming:
         if expect and (encodings or (lengths and lengths[0].strip(b"0"))):
             self.continue_expected = True
             del self.kept[expect.start():expect.end()]
-            head = bytes(self.kept[:head_end - len(expect.group())])
-            head_end = self._head_end = len(head)
+            head_end -= expect.end() - expect.start()
+            self._head_end = head_end
+            head = bytes(self.kept[:head_end])
         if encodings:
             self._chunk_at = head_end
             return None
