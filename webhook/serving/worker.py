@@ -53,9 +53,13 @@ BUFFER_BUDGET_BYTES = 4 * MAX_BODY_BYTES
 # (kube-apiserver's review of a create near its 3 MiB cap can be longer, Go escaping `<` as
 # `\u003c`), so the thread answers it (413, held) on a connection kept alive.
 DISCARD_LIMIT_BYTES = 8 * MAX_BODY_BYTES
-# A connection holding memory that has received nothing for this long gives it up to one
-# that needs memory to read on (a stalled peer loses its place, not a sending one).
+# A connection holding memory that has not received READ_BYTES more for this long gives it
+# up to one that needs memory to read on: a stalled or trickling peer loses its place, not
+# one sending at 256 KiB/s or more (kube-apiserver sends a 3 MiB review in milliseconds),
+# and not one waiting for memory (its peer is waiting on us) until WAITING_SECONDS: what it
+# holds is then taken too, or connections whose peers left could hold it all while waiting.
 STALLED_SECONDS = 0.25
+WAITING_SECONDS = 1.0
 # A thread writing its answer to a peer that stopped reading gives up after this.
 THREAD_IO_SECONDS = 5.0
 # A closed connection's peer gets this long to read the answer and close its side
@@ -91,7 +95,9 @@ class Intake:
     framed: Framed = field(default_factory=Framed)
     events: int = 0  # what the poller waits for on it (0: not registered)
     continued: bool = False  # `100 Continue` sent
-    received_at: float = field(default_factory=time.monotonic)  # its last bytes
+    received: int = 0
+    received_at: float = field(default_factory=time.monotonic)  # its last READ_BYTES more
+    waiting_since: float | None = None  # for memory
 
 
 @dataclass
@@ -193,8 +199,8 @@ class WholeRequestWorker(ThreadWorker):
             reads = 0
             while intake.framed.more:
                 if intake.framing.continue_expected and not intake.continued:
+                    conn.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")  # small: sent whole
                     intake.continued = True
-                    conn.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")  # fits the buffer
                 if reads == READS_A_TURN and not pending_bytes(conn.sock):
                     self.wait_for(conn, intake, selectors.EVENT_READ)  # its turn again soon
                     return
@@ -206,7 +212,9 @@ class WholeRequestWorker(ThreadWorker):
                 if not data:
                     self.drop(conn)
                     return
-                intake.received_at = time.monotonic()
+                intake.received += len(data)
+                if intake.received // READ_BYTES > (intake.received - len(data)) // READ_BYTES:
+                    intake.received_at = time.monotonic()
                 intake.framed = intake.framing.feed(data)
                 self.settle(conn, intake)
         except (ssl.SSLWantReadError, BlockingIOError):
@@ -369,13 +377,17 @@ class WholeRequestWorker(ThreadWorker):
 
     def stalled_holder(self, conn: WholeRequestConn) -> WholeRequestConn | None:
         """The connection other than `conn` holding the most memory among those that have
-        received nothing for STALLED_SECONDS (waiting for memory counts: it is not sending
-        into a request that could finish)."""
+        not received READ_BYTES more for STALLED_SECONDS (waiting for memory: that have
+        waited WAITING_SECONDS)."""
         now, found = time.monotonic(), None
         for other, intake in self.intakes.items():
-            if (other is not conn and other.held_bytes
-                    and now - intake.received_at >= STALLED_SECONDS
-                    and (found is None or other.held_bytes > found.held_bytes)):
+            if other is conn or not other.held_bytes:
+                continue
+            if intake.waiting_since is None:
+                stalled = now - intake.received_at >= STALLED_SECONDS
+            else:
+                stalled = now - intake.waiting_since >= WAITING_SECONDS
+            if stalled and (found is None or other.held_bytes > found.held_bytes):
                 found = other
         return found
 
@@ -395,6 +407,7 @@ class WholeRequestWorker(ThreadWorker):
 
     def wait_for_memory(self, conn: WholeRequestConn, intake: Intake) -> None:
         self.stop_waiting(conn, intake)
+        intake.waiting_since = time.monotonic()
         self.waiting_for_memory.append(conn)
 
     def resume_waiting(self) -> None:
@@ -406,10 +419,16 @@ class WholeRequestWorker(ThreadWorker):
         self._resuming = True
         try:
             for _ in range(len(self.waiting_for_memory)):  # one try each, none twice
-                if (not self.waiting_for_memory
-                        or self.held_bytes + READ_BYTES > BUFFER_BUDGET_BYTES):
+                if not self.waiting_for_memory:
                     return
-                self.advance(self.waiting_for_memory.popleft())
+                first = self.waiting_for_memory[0]
+                if (self.held_bytes + READ_BYTES > BUFFER_BUDGET_BYTES
+                        and self.stalled_holder(first) is None):
+                    return  # no memory, and none to take: the first in line waits on
+                self.waiting_for_memory.popleft()
+                intake = self.intakes[first]
+                intake.waiting_since, intake.received_at = None, time.monotonic()
+                self.advance(first)
         finally:
             self._resuming = False
 
