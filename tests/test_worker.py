@@ -288,6 +288,26 @@ def large_stalled_bodies(server: RunningServer, count: int) -> Iterator[list]:
             sock.close()
 
 
+def test_idle_sockets_filling_every_place_delay_a_new_connection_about_a_second(
+        server: RunningServer) -> None:
+    """300 TCP connections that never start TLS take the worker's 256 places; those still
+    without a handshake half a second on give theirs up, so a new connection's review waits
+    for the poller's next turn, not for their 3 s deadline."""
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(300)]
+    try:
+        time.sleep(0.2)
+        conn = server.connect(timeout=10)
+        started = time.monotonic()
+        status, body, _ = post(conn, "/mutate?timeout=5s",
+                               review(airflow_pod("airflow3-executor"), uid="past-idle"))
+        assert (status, body["response"]["uid"]) == (200, "past-idle")
+        assert time.monotonic() - started < 2.0  # 2.7 s when they held their places 3 s
+        conn.close()
+    finally:
+        for sock in idle:
+            sock.close()
+
+
 def test_pipelined_requests_are_each_answered(server: RunningServer) -> None:
     first = request_bytes("/mutate?timeout=5s", json.dumps(
         review(airflow_pod("airflow3-executor"), uid="first")).encode())

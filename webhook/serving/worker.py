@@ -67,6 +67,10 @@ THREAD_IO_SECONDS = 5.0
 LINGER_SECONDS = 2.0
 LINGER_DRAIN_BYTES = 64 * 1024
 WORKER_CONNECTIONS = 256  # per worker: kube-apiserver keeps a few dozen open at most
+# With every place taken, a connection that has not finished its TLS handshake this long
+# after it connected gives its place up (kube-apiserver's takes milliseconds): idle sockets
+# then delay a new connection by about a second (the poller's wake-up), not INTAKE_SECONDS.
+HANDSHAKE_SECONDS_WHEN_FULL = 0.5
 
 
 class WholeRequestConn(TConn):
@@ -303,6 +307,11 @@ class WholeRequestWorker(ThreadWorker):
             self.drop(conn)
         for conn in [c for c, lingering in self.lingering.items() if lingering.until <= now]:
             self.stop_lingering(conn)
+        if self.nr_conns >= self.worker_connections:
+            connected_before = now - HANDSHAKE_SECONDS_WHEN_FULL
+            for conn in [c for c, intake in self.intakes.items() if not c.handshaken
+                         and intake.deadline - INTAKE_SECONDS <= connected_before]:
+                self.drop(conn)
         self.resume_waiting()  # whatever freed memory since (a body past the limit, trimmed)
 
     # -- closing, in the main loop: gthread's close_graceful blocks it up to 2 s a peer --
