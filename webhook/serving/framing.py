@@ -79,6 +79,9 @@ class RequestFraming:
         self._length: int | None = None  # the declared body length (Content-Length)
         self._chunk_at: int | None = None  # where the next chunk-size line starts (chunked)
         self._chunks = 0
+        # Where the search for a blank line (the head's end, the trailers') goes on from: a
+        # head trickled a byte at a time is scanned once, not once a byte.
+        self._scanned = 0
         # The head asked for `100 Continue` before its body (curl does, past 1 MiB); the
         # Expect line is taken out of what is handed on, so it is answered once, by the reader.
         self.continue_expected = False
@@ -99,7 +102,7 @@ class RequestFraming:
         if self._head_end is None:
             if self.kept.startswith(b"\r\n"):  # gunicorn would skip it and read on: refused
                 return Framed(status=400, reason="request line missing")
-            end = self.kept.find(b"\r\n\r\n", 0, HEAD_LIMIT_BYTES)  # a head fits the limit
+            end = self._blank_line(0, HEAD_LIMIT_BYTES)  # a head fits the limit
             if end < 0:
                 if len(self.kept) >= HEAD_LIMIT_BYTES:
                     return Framed(status=431, reason="request head too large")
@@ -110,6 +113,13 @@ class RequestFraming:
         if self._chunk_at is not None:
             return self._frame_chunks()
         return self._frame_length()
+
+    def _blank_line(self, start: int, stop: int) -> int:
+        """Where the first CRLF CRLF at or after `start` begins (within `stop`), or -1."""
+        found = self.kept.find(b"\r\n\r\n", max(start, self._scanned - 3), stop)
+        if found < 0:
+            self._scanned = len(self.kept)
+        return found
 
     def _read_head(self, head_end: int) -> Framed | None:
         """A refusal, a whole request, or None to read its body."""
@@ -155,10 +165,11 @@ class RequestFraming:
         # come, up to the body's end: what follows is the next request's.
         keep_end = self._head_end + self.body_limit + 1
         body_end = self._head_end + self._length - self._dropped  # where it ends in `kept`
-        cut = len(self.kept[keep_end:body_end])
-        del self.kept[keep_end:keep_end + cut]
-        self._dropped += cut
-        body_end -= cut
+        cut = max(0, min(len(self.kept), body_end) - keep_end)
+        if cut:
+            del self.kept[keep_end:keep_end + cut]
+            self._dropped += cut
+            body_end -= cut
         if len(self.kept) < body_end:
             return MORE
         return Framed(end=body_end)
@@ -179,7 +190,7 @@ class RequestFraming:
             if size == 0:
                 # The last chunk, then trailer lines (none from a real caller, and not passed
                 # on) and a CRLF.
-                end = self.kept.find(b"\r\n\r\n", line_end, line_end + HEAD_LIMIT_BYTES)
+                end = self._blank_line(line_end, line_end + HEAD_LIMIT_BYTES)
                 if end >= 0:
                     head = with_length(bytes(self.kept[:self._head_end]), len(self._body))
                     return self._whole(head, self._body, self.kept[end + 4:])
