@@ -128,7 +128,8 @@ class ReviewEndpoints:
         judged, logged as such, and counted apart from admission decisions."""
         self.metrics.unauthenticated_call(hook)
         log_unauthenticated(hook, environ.get("REMOTE_ADDR", ""))
-        # The body is never read: gunicorn closes the connection rather than drain past 64 KiB.
+        # The body is never read: our worker hands such a caller's request on without it
+        # (serving/worker.py, `Connection: close`), so none of its bytes are held either.
         return _respond(start_response, 401, error_body(
             "a client certificate signed by the webhook's client CA is required"))
 

@@ -93,7 +93,7 @@ class WholeRequestConn(TConn):
 class Intake:
     """A connection whose request is being read by the main loop."""
 
-    deadline: float
+    since: float  # when it was taken in: accepted, or a kept-alive one's next bytes
     framing: RequestFraming
     ahead: bytes = b""  # read ahead behind the previous request, not yet framed
     framed: Framed = field(default_factory=Framed)
@@ -178,7 +178,7 @@ class WholeRequestWorker(ThreadWorker):
     def take_in(self, conn: WholeRequestConn) -> None:
         conn.sock.setblocking(False)
         self.intakes[conn] = Intake(
-            deadline=time.monotonic() + INTAKE_SECONDS,
+            since=time.monotonic(),
             framing=RequestFraming(MAX_BODY_BYTES, DISCARD_LIMIT_BYTES,
                                    read_body=conn.read_bodies),
             ahead=conn.parser.unreader.take_buffered())
@@ -274,8 +274,8 @@ class WholeRequestWorker(ThreadWorker):
                 "Connection: close\r\n\r\n").encode()
         with contextlib.suppress(OSError):
             conn.sock.send(head + body)  # small: the socket's buffer takes it whole
-        log.info("refused a request from %s before it was read: %s", conn.client[0]
-                 if isinstance(conn.client, tuple) else conn.client, framed.reason)
+        log.info("refused a request from %s before it was read: %s", conn.client,
+                 framed.reason)
         self.forget(conn)
         self.linger(conn)  # the peer may still be sending: let it read the answer first
 
@@ -301,16 +301,16 @@ class WholeRequestWorker(ThreadWorker):
     def murder_pending(self) -> None:
         super().murder_pending()
         now = time.monotonic()
-        for conn in [c for c, intake in self.intakes.items() if intake.deadline <= now]:
+        for conn in [c for c, intake in self.intakes.items()
+                     if now - intake.since >= INTAKE_SECONDS]:
             log.debug("connection from %s closed: no whole request within %ss",
                       conn.client, INTAKE_SECONDS)
             self.drop(conn)
         for conn in [c for c, lingering in self.lingering.items() if lingering.until <= now]:
             self.stop_lingering(conn)
         if self.nr_conns >= self.worker_connections:
-            connected_before = now - HANDSHAKE_SECONDS_WHEN_FULL
             for conn in [c for c, intake in self.intakes.items() if not c.handshaken
-                         and intake.deadline - INTAKE_SECONDS <= connected_before]:
+                         and now - intake.since >= HANDSHAKE_SECONDS_WHEN_FULL]:
                 self.drop(conn)
         self.resume_waiting()  # whatever freed memory since (a body past the limit, trimmed)
 
@@ -379,9 +379,8 @@ class WholeRequestWorker(ThreadWorker):
             stalled = self.stalled_holder(conn)
             if stalled is None:
                 return False
-            log.info("connection from %s dropped: it held %d KiB and sent nothing for %ss "
-                     "while another needed memory", stalled.client, stalled.held_bytes // 1024,
-                     STALLED_SECONDS)
+            log.info("connection from %s dropped: it held %d KiB and was not sending while "
+                     "another needed memory", stalled.client, stalled.held_bytes // 1024)
             self.drop(stalled, resume=False)  # the memory is for `conn`, not the queue
 
     def stalled_holder(self, conn: WholeRequestConn) -> WholeRequestConn | None:
