@@ -232,18 +232,28 @@ def test_a_call_without_the_client_certificate_is_refused_after_the_hold() -> No
     assert counted(metrics, "validate") == 0  # never counted as a decision
 
 
-def test_a_large_review_waits_half_a_second_for_a_slot_not_the_api_servers_timeout() -> None:
+def large_review_while_the_slot_is_taken(hold_refusals: float, waiting: int | None = None
+                                         ) -> tuple[str, float]:
+    """(the refusal's reason, seconds to it) for a large review made while another large
+    review holds the worker's only slot; `waiting`: how many may wait for it."""
     store = PolicyStore(POLICIES)
     store.reload_if_changed()
-    app = create_app(store, WebhookMetrics(), hold_refusals=0.0)
+    app = create_app(store, WebhookMetrics(), hold_refusals=hold_refusals)
     pod = airflow_pod("airflow3-executor")
     pod["metadata"]["annotations"]["filler"] = "x" * LARGE_BODY_BYTES
     assert app.wsgi_app.large_reviews.enter(0.0)  # another large review holds the only slot
+    if waiting is not None:
+        app.wsgi_app.large_reviews.max_waiting = waiting
     started = time.monotonic()
     _status, answer = call(app, "/validate", review(pod, uid="queued"))  # ?timeout=10s
-    waited = time.monotonic() - started
+    seconds = time.monotonic() - started
     app.wsgi_app.large_reviews.leave()
-    assert json.loads(b"".join(answer))["response"]["status"]["reason"] == "TooManyRequests"
+    return json.loads(b"".join(answer))["response"]["status"]["reason"], seconds
+
+
+def test_a_large_review_waits_half_a_second_for_a_slot_not_the_api_servers_timeout() -> None:
+    reason, waited = large_review_while_the_slot_is_taken(hold_refusals=0.0)
+    assert reason == "TooManyRequests"
     assert 0.5 <= waited < 1.5
 
 
@@ -267,16 +277,7 @@ def test_a_review_past_three_mebibytes_is_refused_after_the_hold_too() -> None:
 
 
 def test_a_busy_refusal_is_held_like_a_refusal_over_the_caps() -> None:
-    store = PolicyStore(POLICIES)
-    store.reload_if_changed()
-    app = create_app(store, WebhookMetrics(), hold_refusals=0.4)
-    pod = airflow_pod("airflow3-executor")
-    pod["metadata"]["annotations"]["filler"] = "x" * LARGE_BODY_BYTES
-    assert app.wsgi_app.large_reviews.enter(0.0)  # another large review holds the only slot
-    app.wsgi_app.large_reviews.max_waiting = 0  # refused at once, not after the 0.5 s wait
-    started = time.monotonic()
-    _status, answer = call(app, "/validate", review(pod, uid="busy"))
-    held = time.monotonic() - started
-    app.wsgi_app.large_reviews.leave()
-    assert json.loads(b"".join(answer))["response"]["status"]["reason"] == "TooManyRequests"
+    # refused at once (none may wait for the slot), answered after the hold
+    reason, held = large_review_while_the_slot_is_taken(hold_refusals=0.4, waiting=0)
+    assert reason == "TooManyRequests"
     assert 0.4 <= held < 1.5
