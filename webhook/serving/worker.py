@@ -261,7 +261,7 @@ class WholeRequestWorker(ThreadWorker):
     def hand_over(self, conn: WholeRequestConn, intake: Intake) -> None:
         self.stop_waiting(conn, intake)
         del self.intakes[conn]
-        conn.parser.unreader.unread(bytes(intake.framing.kept))
+        conn.parser.unreader.unread(intake.framing.kept)  # BytesIO copies it; no bytes() first
         conn.data_ready = True
         ThreadWorker.enqueue_req(self, conn)
 
